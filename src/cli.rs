@@ -1,0 +1,191 @@
+//! The command line: a contract, since scripts and other tools call it exactly so.
+
+use crate::config::{self, Config};
+use crate::directory_csv;
+use crate::pipeline::{self, Mode};
+use crate::store::journal;
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "postroom", version, about = "An email request desk for shared mailboxes")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "POSTROOM_CONFIG", default_value = "config/postroom.toml")]
+    pub config: PathBuf,
+
+    /// Log lines for people (`human`) or for log collectors (`json`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update the database schema (every command also does this on start).
+    Migrate {
+        /// Only list the migrations that would be applied.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Import or export the directory of organisations, mailboxes, accounts and memberships.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+    /// Run request emails (.eml files) through the pipeline; prints one JSON line per file.
+    Process {
+        /// Run every step, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the audit trail as JSON lines, oldest first.
+    Audit {
+        /// Only events since this time: `2026-11-26`, an RFC 3339 time, or a duration ago (`24h`).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100_000)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Import a CSV file (header organisation,mailbox,account,name,role[,status]); all or nothing.
+    Import { file: PathBuf },
+    /// Write the directory as CSV to standard output.
+    Export,
+}
+
+/// Run one command to completion.
+pub async fn run(cli: Cli) -> Result<()> {
+    let cfg = Config::load(&cli.config)?;
+    let store = match &cli.command {
+        Command::Migrate { dry_run: true } => Store::connect(&cfg.database).await?,
+        _ => Store::open(&cfg.database).await?,
+    };
+    let result = dispatch(cli.command, &cfg, &store).await;
+    store.close().await;
+    result
+}
+
+async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
+    match command {
+        Command::Migrate { dry_run } => migrate(store, dry_run).await,
+        Command::Directory { command } => match command {
+            DirectoryCommand::Import { file } => {
+                let f = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+                let summary = directory_csv::import(store, f, &file.display().to_string())
+                    .await
+                    .with_context(|| format!("{}: nothing was imported", file.display()))?;
+                println!("{}", serde_json::to_string(&summary)?);
+                Ok(())
+            }
+            DirectoryCommand::Export => {
+                let stdout = std::io::stdout();
+                directory_csv::export(store, stdout.lock()).await?;
+                Ok(())
+            }
+        },
+        Command::Process { dry_run, files } => process(store, cfg, &files, dry_run).await,
+        Command::Audit { since, limit } => audit(store, since.as_deref(), limit).await,
+    }
+}
+
+async fn migrate(store: &Store, dry_run: bool) -> Result<()> {
+    if dry_run {
+        let pending = store.pending_migrations().await?;
+        if pending.is_empty() {
+            println!("no pending migrations");
+        }
+        for m in pending {
+            println!("pending: {m}");
+        }
+        return Ok(());
+    }
+    store.migrate().await?;
+    println!("database is up to date");
+    Ok(())
+}
+
+async fn process(store: &Store, cfg: &Config, files: &[PathBuf], dry_run: bool) -> Result<()> {
+    let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+    let stdout = std::io::stdout();
+    let mut failed = 0usize;
+    for file in files {
+        let name = file.display().to_string();
+        let line = match std::fs::read(file) {
+            Err(e) => {
+                failed += 1;
+                json!({ "file": name, "error": format!("cannot read: {e}") })
+            }
+            Ok(raw) => match pipeline::process(store, cfg, &raw, &format!("file:{name}"), mode).await {
+                Ok(p) => {
+                    let mut v = serde_json::to_value(&p)?;
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.insert("file".into(), json!(name));
+                    }
+                    v
+                }
+                Err(e) => {
+                    failed += 1;
+                    json!({ "file": name, "error": e.to_string() })
+                }
+            },
+        };
+        let mut out = stdout.lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {} files could not be processed", files.len());
+    }
+    Ok(())
+}
+
+async fn audit(store: &Store, since: Option<&str>, limit: i64) -> Result<()> {
+    let since_ms = match since {
+        None => 0,
+        Some(s) => parse_since(s)?,
+    };
+    let mut conn = store.read().await?;
+    let events = journal::list_audit(&mut conn, since_ms, limit).await?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for e in events {
+        writeln!(out, "{}", serde_json::to_string(&e)?)?;
+    }
+    Ok(())
+}
+
+/// `2026-11-26`, `2026-11-26T10:00:00Z`, or a duration ago (`24h`, `7d`).
+pub fn parse_since(s: &str) -> Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp_millis());
+    }
+    if let Ok(d) = config::parse_duration(s) {
+        let ago = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        return Ok(crate::store::now_ms().saturating_sub(ago));
+    }
+    bail!("--since `{s}`: expected a date (2026-11-26), an RFC 3339 time, or a duration like 24h")
+}

@@ -1,0 +1,261 @@
+//! `directory import` and `directory export`: the directory as CSV.
+//!
+//! Import is all or nothing: every row is checked first, and a bad row names its line; the
+//! rows are then applied in one transaction, so a file either lands whole or not at all.
+//! Importing the same file twice changes nothing the second time.
+
+use crate::config::looks_like_address;
+use crate::request::Role;
+use crate::store::directory::{self, AccountStatus, NewAccount};
+use crate::store::journal::{self, NewAuditEvent};
+use crate::store::{Conn, Store, StoreError};
+use serde::Serialize;
+use serde_json::json;
+use std::io::{Read, Write};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("line {line}: {message}")]
+    Row { line: u64, message: String },
+    #[error("{0}")]
+    File(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an import changed.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub rows: usize,
+    pub organisations: usize,
+    pub mailboxes: usize,
+    pub accounts: usize,
+    pub accounts_updated: usize,
+    pub memberships: usize,
+    pub memberships_updated: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    line: u64,
+    organisation: String,
+    mailbox: Option<String>,
+    account: Option<String>,
+    name: String,
+    role: Option<Role>,
+    status: AccountStatus,
+}
+
+const COLUMNS: [&str; 6] = ["organisation", "mailbox", "account", "name", "role", "status"];
+
+fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| ImportError::File(format!("cannot read the header line: {e}")))?
+        .clone();
+    let mut index = [None; 6];
+    for (i, h) in headers.iter().enumerate() {
+        let h = h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
+        match COLUMNS.iter().position(|c| *c == h) {
+            Some(p) => index[p] = Some(i),
+            None => {
+                return Err(ImportError::Row {
+                    line: 1,
+                    message: format!("unknown column `{h}` (expected {})", COLUMNS.join(",")),
+                });
+            }
+        }
+    }
+    for (p, col) in COLUMNS.iter().enumerate().take(5) {
+        if index[p].is_none() {
+            return Err(ImportError::Row {
+                line: 1,
+                message: format!("missing column `{col}` (header must be organisation,mailbox,account,name,role[,status])"),
+            });
+        }
+    }
+
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| ImportError::Row {
+            line: e.position().map_or(0, |p| p.line()),
+            message: e.to_string(),
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let get = |p: usize| index[p].and_then(|i| record.get(i)).unwrap_or("").trim().to_owned();
+        let bad = |message: String| ImportError::Row { line, message };
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let organisation = get(0);
+        if organisation.is_empty() {
+            return Err(bad("`organisation` is empty".into()));
+        }
+        let address = |p: usize, what: &str| -> Result<Option<String>, ImportError> {
+            let v = get(p).to_ascii_lowercase();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            if !looks_like_address(&v) {
+                return Err(bad(format!("{what} `{v}` is not an email address")));
+            }
+            Ok(Some(v))
+        };
+        let mailbox = address(1, "mailbox")?;
+        let account = address(2, "account")?;
+        let role_text = get(4);
+        let role = if role_text.is_empty() {
+            None
+        } else {
+            Some(role_text.parse::<Role>().map_err(bad)?)
+        };
+        if role.is_some() && (mailbox.is_none() || account.is_none()) {
+            return Err(bad("`role` is given, but a membership needs both `mailbox` and `account`".into()));
+        }
+        if mailbox.is_some() && account.is_some() && role.is_none() {
+            return Err(bad("a row with both `mailbox` and `account` is a membership: `role` must be owner or member".into()));
+        }
+        if mailbox.is_some() && mailbox == account {
+            return Err(bad("`mailbox` and `account` are the same address".into()));
+        }
+        let status = get(5).parse::<AccountStatus>().map_err(bad)?;
+        rows.push(Row {
+            line,
+            organisation,
+            mailbox,
+            account,
+            name: get(3),
+            role,
+            status,
+        });
+    }
+    Ok(rows)
+}
+
+/// Import a CSV file: all rows or none.
+pub async fn import(store: &Store, input: impl Read, source: &str) -> Result<ImportSummary, ImportError> {
+    let rows = read_rows(input)?;
+    let mut tx = store.begin().await?;
+    let summary = apply_rows(&mut tx, &rows).await;
+    match summary {
+        Ok(summary) => {
+            journal::insert_audit(
+                &mut tx,
+                &NewAuditEvent {
+                    actor: "import",
+                    on_behalf_of: None,
+                    action: "directory.import",
+                    subject: None,
+                    detail: json!({ "source": source, "summary": summary }),
+                    request_id: None,
+                    message_id: None,
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok(summary)
+        }
+        Err(e) => {
+            tx.rollback().await.map_err(StoreError::from)?;
+            Err(e)
+        }
+    }
+}
+
+async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, ImportError> {
+    let mut s = ImportSummary {
+        rows: rows.len(),
+        ..Default::default()
+    };
+    for row in rows {
+        let bad = |message: String| ImportError::Row { line: row.line, message };
+        let org_before: Option<i64> = sqlx::query_scalar("SELECT id FROM organisations WHERE name = $1")
+            .bind(&row.organisation)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+        let org_id = match org_before {
+            Some(id) => id,
+            None => {
+                s.organisations += 1;
+                directory::ensure_organisation(conn, &row.organisation).await?
+            }
+        };
+
+        let mailbox_id = match &row.mailbox {
+            None => None,
+            Some(address) => Some(match directory::find_mailbox(conn, address).await? {
+                Some(m) if m.organisation_id != org_id => {
+                    return Err(bad(format!("mailbox {address} already belongs to {}", m.organisation)));
+                }
+                Some(m) => m.id,
+                None => {
+                    if directory::find_account(conn, address).await?.is_some() {
+                        return Err(bad(format!("{address} is already a personal account, not a mailbox")));
+                    }
+                    s.mailboxes += 1;
+                    directory::ensure_mailbox(conn, org_id, address).await?
+                }
+            }),
+        };
+
+        let account_id = match &row.account {
+            None => None,
+            Some(address) => Some(match directory::find_account(conn, address).await? {
+                Some(a) if a.organisation_id != org_id => {
+                    return Err(bad(format!("account {address} already belongs to {}", a.organisation)));
+                }
+                Some(a) => {
+                    if directory::update_account_from_import(conn, a.id, &row.name, row.status).await? {
+                        s.accounts_updated += 1;
+                    }
+                    a.id
+                }
+                None => {
+                    if directory::find_mailbox(conn, address).await?.is_some() {
+                        return Err(bad(format!("{address} is already a shared mailbox, not a personal account")));
+                    }
+                    s.accounts += 1;
+                    directory::insert_account(
+                        conn,
+                        &NewAccount {
+                            organisation_id: org_id,
+                            address,
+                            name: &row.name,
+                            job_title: None,
+                            status: row.status,
+                            password_hash: None,
+                            must_change: false,
+                        },
+                    )
+                    .await?
+                }
+            }),
+        };
+
+        if let (Some(mailbox_id), Some(account_id), Some(role)) = (mailbox_id, account_id, row.role) {
+            match directory::upsert_membership(conn, mailbox_id, account_id, role).await? {
+                None => s.memberships += 1,
+                Some(previous) if previous != role => s.memberships_updated += 1,
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// Write the directory as CSV, sorted.
+pub async fn export(store: &Store, out: impl Write) -> Result<(), ImportError> {
+    let mut conn = store.read().await?;
+    let rows = directory::export_rows(&mut conn).await?;
+    let mut w = csv::Writer::from_writer(out);
+    let io = |e: csv::Error| ImportError::File(format!("cannot write CSV: {e}"));
+    w.write_record(COLUMNS).map_err(io)?;
+    for r in rows {
+        w.write_record([&r.organisation, &r.mailbox, &r.account, &r.name, &r.role, &r.status])
+            .map_err(io)?;
+    }
+    w.flush().map_err(|e| ImportError::File(format!("cannot write CSV: {e}")))?;
+    Ok(())
+}

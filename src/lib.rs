@@ -1,0 +1,21 @@
+//! postroom: an email request desk for shared mailboxes.
+//!
+//! One path for every message (see `docs/architecture.md`):
+//! parse → screen → extract → authorise → decide → one transaction → reply.
+
+pub mod cli;
+pub mod config;
+pub mod directory_csv;
+pub mod message;
+pub mod outcome;
+pub mod password;
+pub mod pipeline;
+pub mod policy;
+pub mod reason;
+pub mod reply;
+pub mod request;
+pub mod screen;
+pub mod store;
+
+pub use outcome::Outcome;
+pub use request::{RequestKind, Role};

@@ -1,0 +1,437 @@
+//! Raw bytes → [`Message`]: what postroom needs from an email, nothing more.
+//!
+//! Built on `mail-parser`, which never fails on broken MIME; everything here must hold for any
+//! byte string (fuzzed): no panics, no indexing on data from the network.
+
+use mail_parser::decoders::html::html_to_text;
+use mail_parser::{Address, HeaderName, HeaderValue, MessageParser, MimeHeaders, PartType};
+use regex::Regex;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+/// One email, reduced to what screening, trust, extraction and the store need.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    /// `Message-ID` without angle brackets (Exchange's `X-Microsoft-Original-Message-ID` is
+    /// preferred when present, because Exchange can rewrite `Message-ID`).
+    pub message_id: Option<String>,
+    /// The `From:` address, lower-cased; `None` when missing or unparsable.
+    pub from: Option<String>,
+    /// The display name of `From:`, if any.
+    pub from_name: Option<String>,
+    /// The `Sender:` address, lower-cased (Exchange "send on behalf of").
+    pub sender: Option<String>,
+    /// `Reply-To:` (never used to answer; kept for the audit and the staff page).
+    pub reply_to: Option<String>,
+    /// `Return-Path:`: `None` when the header is absent, `Some("")` for the null sender `<>`.
+    pub return_path: Option<String>,
+    /// Decoded subject, `""` when missing.
+    pub subject: String,
+    /// `In-Reply-To` and `References` IDs, without angle brackets.
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// Every header as (lower-case name, decoded/unfolded value), in message order.
+    pub headers: Vec<(String, String)>,
+    /// The body as plain text: the first text/plain part, else the HTML part rendered as text.
+    /// Line endings normalised to `\n`.
+    pub text: String,
+    /// Top-level MIME type, lower-case, e.g. `multipart/report`.
+    pub content_type: String,
+    /// Hex SHA-256 of the raw bytes.
+    pub sha256: String,
+    /// Size of the raw bytes.
+    pub size: usize,
+    /// True when mail-parser could not find any header at all (not an email).
+    pub unparsable: bool,
+}
+
+impl Message {
+    /// All values of a header (name compared case-insensitively), in message order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parse raw bytes. Never fails: anything unreadable is reported through `unparsable`.
+pub fn parse(raw: &[u8]) -> Message {
+    let mut msg = Message {
+        sha256: hex::encode(Sha256::digest(raw)),
+        size: raw.len(),
+        ..Message::default()
+    };
+    let raw = &*with_line_feeds(raw);
+    // mail-parser returns `None` only when it finds no header at all (empty input, text
+    // without a colon); it returns `Some` for random binary, with the bytes as one header name.
+    let Some(parsed) = MessageParser::default().parse(raw) else {
+        msg.unparsable = true;
+        return msg;
+    };
+    let Some(root) = parsed.parts.first() else {
+        msg.unparsable = true;
+        return msg;
+    };
+
+    for header in &root.headers {
+        let name = header.name();
+        if !is_field_name(name) {
+            continue;
+        }
+        // Subject is the one header a person reads: decode RFC 2047 encoded-words. Every other
+        // header keeps its raw text (unfolded) so screening and the audit see what was sent.
+        let value = match (&header.name, header.value.as_text()) {
+            (HeaderName::Subject, Some(decoded)) => decoded.trim().to_string(),
+            _ => raw_header_value(raw, header.offset_start, header.offset_end),
+        };
+        msg.headers.push((name.to_ascii_lowercase(), value));
+    }
+    // Random binary yields "headers" whose names are not RFC 5322 field names: not an email.
+    if msg.headers.is_empty() {
+        msg.unparsable = true;
+        return msg;
+    }
+
+    // Exchange can rewrite `Message-ID`; the original survives in its own header.
+    let message_id = msg
+        .header("x-microsoft-original-message-id")
+        .or_else(|| msg.header("message-id"))
+        .map(strip_angle_brackets)
+        .filter(|id| !id.is_empty());
+    msg.message_id = message_id;
+    if let Some(from) = parsed.from().and_then(|a| a.first()) {
+        msg.from = from.address().and_then(normalise_address);
+        msg.from_name = from
+            .name()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+    }
+    msg.sender = first_address(parsed.sender());
+    msg.reply_to = first_address(parsed.reply_to());
+    // mail-parser reads the null sender `<>` as an empty value, indistinguishable from a broken
+    // header, so the raw text decides (RFC 5321 §4.4: `Return-Path: <>` marks a bounce).
+    let return_path = msg
+        .header("return-path")
+        .map(|v| strip_angle_brackets(v).to_lowercase());
+    msg.return_path = return_path;
+    msg.subject = parsed.subject().unwrap_or_default().trim().to_string();
+    msg.in_reply_to = id_list(parsed.in_reply_to());
+    msg.references = id_list(parsed.references());
+    msg.content_type = root
+        .content_type()
+        .map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_string(),
+        })
+        // RFC 2045 §5.2: no Content-Type means text/plain.
+        .unwrap_or_else(|| "text/plain".to_string())
+        .to_ascii_lowercase();
+    msg.text = body_text(&parsed);
+    msg
+}
+
+/// mail-parser ends lines at LF only, so a message with bare-CR line ends (classic Mac OS
+/// clients; several in the shared corpus) would read as one endless header. Such a message is
+/// parsed as if it had CRLF line ends (the hash and size stay those of the raw bytes).
+fn with_line_feeds(raw: &[u8]) -> Cow<'_, [u8]> {
+    if !raw.contains(&b'\r') || raw.contains(&b'\n') {
+        return Cow::Borrowed(raw);
+    }
+    let mut crlf = Vec::with_capacity(raw.len() * 2);
+    for &byte in raw {
+        crlf.push(byte);
+        if byte == b'\r' {
+            crlf.push(b'\n');
+        }
+    }
+    Cow::Owned(crlf)
+}
+
+/// RFC 5322 §3.6.8: a field name is printable US-ASCII except the colon.
+fn is_field_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+}
+
+/// The raw text of a header value, unfolded (RFC 5322 §2.2.3) and trimmed.
+fn raw_header_value(raw: &[u8], start: u32, end: u32) -> String {
+    let bytes = usize::try_from(start)
+        .ok()
+        .zip(usize::try_from(end).ok())
+        .and_then(|(start, end)| raw.get(start..end))
+        .unwrap_or_default();
+    // Inside one header value every line break is followed by whitespace (otherwise it would
+    // start a new header), so removing CR and LF is exactly unfolding.
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|c| *c != '\r' && *c != '\n')
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// `<id@host> (comment)` → `id@host`; a value without brackets is only trimmed.
+fn strip_angle_brackets(value: &str) -> String {
+    let value = value.trim();
+    value
+        .split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map_or(value, |(inside, _)| inside)
+        .trim()
+        .to_string()
+}
+
+fn normalise_address(address: &str) -> Option<String> {
+    let address = address.trim();
+    (!address.is_empty()).then(|| address.to_lowercase())
+}
+
+fn first_address(address: Option<&Address<'_>>) -> Option<String> {
+    address
+        .and_then(Address::first)
+        .and_then(|a| a.address())
+        .and_then(normalise_address)
+}
+
+fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
+    value
+        .as_text_list()
+        .unwrap_or_default()
+        .iter()
+        .map(|id| strip_angle_brackets(id))
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+/// Block elements after which a browser starts a new line.
+static HTML_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)<(/?)(div|p|tr|li|h[1-6]|table|blockquote|hr|ul|ol|pre|dt|dd)\b")
+        .expect("static regex")
+});
+/// Table cells: a form laid out as `<td>Account:</td><td>x</td>` must read `Account: x`.
+static HTML_CELL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)<(td|th)\b").expect("static regex"));
+
+/// The first text body (mail-parser lists an HTML part there when a message has no plain
+/// alternative), with line endings normalised to `\n`.
+fn body_text(parsed: &mail_parser::Message<'_>) -> String {
+    let text = match parsed.text_part(0).map(|part| &part.body) {
+        Some(PartType::Text(text)) => text.to_string(),
+        Some(PartType::Html(html)) => {
+            // mail-parser's renderer breaks lines only at `<br>` and `</p>`, so the `<div>`
+            // lines of Outlook on the web and Gmail would run together ("Account: xRequested
+            // by: y"): mark the other block elements as line breaks first.
+            let html = HTML_BLOCK.replace_all(html, "<br><$1$2");
+            let html = HTML_CELL.replace_all(&html, " <$1");
+            html_to_text(&html)
+        }
+        _ => String::new(),
+    };
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crlf(text: &str) -> Vec<u8> {
+        text.replace('\n', "\r\n").into_bytes()
+    }
+
+    #[test]
+    fn reads_the_envelope_of_an_ordinary_message() {
+        let raw = crlf(
+            "Return-Path: <Rosehill.Care@NHS.example>\n\
+             From: \"Rosehill Care\" <Rosehill.Care@NHS.example>\n\
+             Sender: Jane Doe <JANE.DOE@nhs.example>\n\
+             Reply-To: <office@nhs.example>\n\
+             To: helpdesk@nhs.example\n\
+             Subject: =?utf-8?q?Password_reset_=E2=80=93?=\n =?utf-8?q?_Tom?=\n\
+             Message-ID: <abc.123@nhs.example>\n\
+             In-Reply-To: <first@nhs.example>\n\
+             References: <first@nhs.example>\n <second@nhs.example>\n\
+             X-Custom: one\n two\n\
+             \n\
+             Hello\n",
+        );
+        let msg = parse(&raw);
+        assert!(!msg.unparsable);
+        assert_eq!(msg.from.as_deref(), Some("rosehill.care@nhs.example"));
+        assert_eq!(msg.from_name.as_deref(), Some("Rosehill Care"));
+        assert_eq!(msg.sender.as_deref(), Some("jane.doe@nhs.example"));
+        assert_eq!(msg.reply_to.as_deref(), Some("office@nhs.example"));
+        assert_eq!(
+            msg.return_path.as_deref(),
+            Some("rosehill.care@nhs.example")
+        );
+        assert_eq!(msg.subject, "Password reset – Tom");
+        assert_eq!(msg.message_id.as_deref(), Some("abc.123@nhs.example"));
+        assert_eq!(msg.in_reply_to, ["first@nhs.example"]);
+        assert_eq!(msg.references, ["first@nhs.example", "second@nhs.example"]);
+        assert_eq!(msg.content_type, "text/plain");
+        assert_eq!(msg.text, "Hello\n");
+        assert_eq!(msg.size, raw.len());
+        assert_eq!(msg.sha256, hex::encode(Sha256::digest(&raw)));
+        // Headers keep message order, lower-case names, unfolded raw values; Subject decoded.
+        assert_eq!(msg.header("x-custom"), Some("one two"));
+        assert_eq!(msg.header("X-CUSTOM"), Some("one two"));
+        assert_eq!(msg.header("subject"), Some("Password reset – Tom"));
+        assert_eq!(msg.header("message-id"), Some("<abc.123@nhs.example>"));
+        assert_eq!(msg.headers.first().map(|(n, _)| n.as_str()), Some("return-path"));
+        assert_eq!(msg.header_values("references").count(), 1);
+    }
+
+    #[test]
+    fn exchange_original_message_id_is_preferred() {
+        let msg = parse(b"Message-ID: <rewritten@exchange>\r\nX-Microsoft-Original-Message-ID: <original@outlook>\r\n\r\nx");
+        assert_eq!(msg.message_id.as_deref(), Some("original@outlook"));
+        let msg = parse(b"Message-Id: bare-id@host\r\n\r\nx");
+        assert_eq!(msg.message_id.as_deref(), Some("bare-id@host"));
+        let msg = parse(b"Subject: no id\r\n\r\nx");
+        assert_eq!(msg.message_id, None);
+    }
+
+    #[test]
+    fn null_return_path_is_distinguished_from_a_missing_one() {
+        assert_eq!(
+            parse(b"Return-Path: <>\r\nFrom: a@b.example\r\n\r\nx")
+                .return_path
+                .as_deref(),
+            Some("")
+        );
+        assert_eq!(parse(b"From: a@b.example\r\n\r\nx").return_path, None);
+    }
+
+    #[test]
+    fn missing_and_broken_addresses_are_none() {
+        let msg = parse(b"From: just a name\r\nSubject: x\r\n\r\nbody");
+        assert_eq!(msg.from, None);
+        assert_eq!(msg.sender, None);
+        assert_eq!(msg.subject, "x");
+        let msg = parse(b"Subject: only\r\n\r\nbody");
+        assert_eq!((msg.from, msg.from_name, msg.reply_to), (None, None, None));
+    }
+
+    #[test]
+    fn unparsable_input_is_reported_not_panicked_on() {
+        for raw in [
+            &b""[..],
+            b"\r\n\r\n",
+            b"hello world with no header at all\n",
+            &[0xff, 0xfe, 0x00, 0x9c, 0x80, 0x0a, 0x0d, 0xc3, 0x28][..],
+            include_bytes!("../tests/fixtures/requests/garbage.eml"),
+        ] {
+            let msg = parse(raw);
+            assert!(msg.unparsable, "{raw:?}");
+            assert!(msg.headers.is_empty());
+            assert_eq!(msg.size, raw.len());
+            assert_eq!(msg.sha256.len(), 64);
+        }
+        // Headers without a body are still an email.
+        assert!(!parse(b"Subject: hi\r\n").unparsable);
+    }
+
+    #[test]
+    fn html_only_body_is_rendered_as_lines() {
+        let raw = crlf(
+            "From: a@b.example\n\
+             Content-Type: text/html; charset=utf-8\n\
+             \n\
+             <html><head><style>p {color:red}</style></head><body>\
+             <div>Hello,</div><div><b>Account:</b> tom.smith@nhs.example</div>\
+             <div>Requested by:&nbsp;jane.doe@nhs.example</div>\
+             <table><tr><td>Role:</td><td>member</td></tr></table>\
+             <p>Thanks &amp; regards</p></body></html>\n",
+        );
+        let msg = parse(&raw);
+        assert_eq!(msg.content_type, "text/html");
+        let lines: Vec<&str> = msg
+            .text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "Hello,",
+                "Account: tom.smith@nhs.example",
+                "Requested by:\u{a0}jane.doe@nhs.example",
+                "Role: member",
+                "Thanks & regards"
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_alternative_is_preferred_over_html() {
+        let raw = crlf(
+            "From: a@b.example\n\
+             Content-Type: multipart/alternative; boundary=\"b1\"\n\
+             \n\
+             --b1\n\
+             Content-Type: text/plain; charset=utf-8\n\
+             \n\
+             plain version\n\
+             --b1\n\
+             Content-Type: text/html; charset=utf-8\n\
+             \n\
+             <p>html version</p>\n\
+             --b1--\n",
+        );
+        let msg = parse(&raw);
+        assert_eq!(msg.content_type, "multipart/alternative");
+        assert_eq!(msg.text.trim(), "plain version");
+    }
+
+    #[test]
+    fn transfer_encodings_and_charsets_are_decoded() {
+        let qp = parse(&crlf(
+            "From: a@b.example\nContent-Type: text/plain; charset=utf-8\n\
+             Content-Transfer-Encoding: quoted-printable\n\nName: Zo=C3=AB =\n=C3=85ngstr=C3=B6m\n",
+        ));
+        assert_eq!(qp.text.trim(), "Name: Zoë Ångström");
+        let b64 = parse(&crlf(
+            "From: a@b.example\nContent-Type: text/plain; charset=utf-8\n\
+             Content-Transfer-Encoding: base64\n\nQWNjb3VudDogdG9tLnNtaXRoQG5ocy5leGFtcGxl\n",
+        ));
+        assert_eq!(b64.text.trim(), "Account: tom.smith@nhs.example");
+        let mut cp1252 = crlf(
+            "From: a@b.example\nContent-Type: text/plain; charset=windows-1252\n\
+             Content-Transfer-Encoding: 8bit\n\nName: Ren",
+        );
+        cp1252.extend_from_slice(b"\xe9e \x96 nights\r\n");
+        assert_eq!(parse(&cp1252).text.trim(), "Name: Renée – nights");
+        let mut latin1 = crlf("From: a@b.example\nContent-Type: text/plain; charset=iso-8859-1\n\n");
+        latin1.extend_from_slice(b"Forename: Fran\xe7oise\r\n");
+        assert_eq!(parse(&latin1).text.trim(), "Forename: Françoise");
+    }
+
+    #[test]
+    fn line_endings_are_normalised() {
+        assert_eq!(parse(b"From: a@b.example\r\n\r\none\r\ntwo\r\n").text, "one\ntwo\n");
+        assert_eq!(parse(b"From: a@b.example\r\rone\rtwo\r").text, "one\ntwo\n");
+        assert_eq!(parse(b"From: a@b.example\n\none\ntwo\n").text, "one\ntwo\n");
+    }
+
+    #[test]
+    fn multipart_report_is_the_top_level_type() {
+        let msg = parse(include_bytes!(
+            "../tests/fixtures/requests/bounce_multipart_report.eml"
+        ));
+        assert_eq!(msg.content_type, "multipart/report");
+        assert_eq!(msg.from.as_deref(), Some("mailer-daemon@mail.nhs.example"));
+        assert_eq!(msg.return_path.as_deref(), Some(""));
+        assert!(msg.text.contains("could not"));
+    }
+}

@@ -1,0 +1,167 @@
+//! Every reason postroom gives for not doing (or not yet doing) what was asked. Written once,
+//! used in the reply, the audit trail, the `process` output and the staff page: each has a
+//! stable code and a sentence that tells the site what to do next.
+
+use crate::request::{RequestKind, Role};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    // --- why a message is not a request at all
+    /// Screened out (auto-reply, bounce, list, our own mail); the sentence says which rule.
+    NotARequest(String),
+    /// No header could be read.
+    Unparsable,
+    /// Over `max_message_bytes`: not downloaded whole.
+    TooLarge { size: u64, limit: u64 },
+    /// A reply in the thread of an existing request: attached to it.
+    CommentAdded(String),
+
+    // --- who is asking
+    NoFrom,
+    NotSharedMailbox(String),
+    RequesterMissing,
+    RequesterNotFound(String),
+    RequesterInactive(String),
+    RequesterNotMember { requester: String, mailbox: String },
+    RequesterRoleTooLow { requester: String, needed: Role, kind: RequestKind },
+    OtherMailbox { named: String, mailbox: String },
+
+    // --- what is asked
+    UnknownKind,
+    AmbiguousKind(Vec<RequestKind>),
+    AccountMissing,
+    AmbiguousAccount(Vec<String>),
+    UnknownAccount(String),
+    TargetIsMailbox(String),
+    OtherOrganisation { account: String },
+    NameMissing,
+    BadRole(String),
+    RoleMissing,
+
+    // --- the state of the directory
+    AccountDisabled(String),
+    AlreadyActive(String),
+    AlreadyMember { account: String, role: Role },
+    NotMember(String),
+    AlreadyRole { account: String, role: Role },
+    AlreadyDisabled(String),
+    LastOwner { account: String, mailbox: String },
+}
+
+impl Reason {
+    /// Stable code for scripts, the `process` output and filters on the staff page.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::NotARequest(_) => "not_a_request",
+            Reason::Unparsable => "unparsable",
+            Reason::CommentAdded(_) => "comment_added",
+            Reason::TooLarge { .. } => "too_large",
+            Reason::NoFrom => "no_from",
+            Reason::NotSharedMailbox(_) => "not_shared_mailbox",
+            Reason::RequesterMissing => "requester_missing",
+            Reason::RequesterNotFound(_) => "requester_unknown",
+            Reason::RequesterInactive(_) => "requester_inactive",
+            Reason::RequesterNotMember { .. } => "requester_not_member",
+            Reason::RequesterRoleTooLow { .. } => "requester_not_owner",
+            Reason::OtherMailbox { .. } => "other_mailbox",
+            Reason::UnknownKind => "unknown_kind",
+            Reason::AmbiguousKind(_) => "ambiguous_kind",
+            Reason::AccountMissing => "account_missing",
+            Reason::AmbiguousAccount(_) => "ambiguous_account",
+            Reason::UnknownAccount(_) => "unknown_account",
+            Reason::TargetIsMailbox(_) => "target_is_mailbox",
+            Reason::OtherOrganisation { .. } => "other_organisation",
+            Reason::NameMissing => "name_missing",
+            Reason::BadRole(_) => "bad_role",
+            Reason::RoleMissing => "role_missing",
+            Reason::AccountDisabled(_) => "account_disabled",
+            Reason::AlreadyActive(_) => "already_active",
+            Reason::AlreadyMember { .. } => "already_member",
+            Reason::NotMember(_) => "not_member",
+            Reason::AlreadyRole { .. } => "already_role",
+            Reason::AlreadyDisabled(_) => "already_disabled",
+            Reason::LastOwner { .. } => "last_owner",
+        }
+    }
+
+    /// What happened and what to do next, for a person.
+    pub fn explain(&self) -> String {
+        match self {
+            Reason::NotARequest(why) => format!("This message is not a request ({why}); it gets no answer."),
+            Reason::Unparsable => "The message could not be read as an email; a person on the helpdesk will look at it.".into(),
+            Reason::CommentAdded(r) => format!("Added to request {r} as a comment."),
+            Reason::TooLarge { size, limit } => format!(
+                "The message is {size} bytes, over the limit of {limit} bytes for automatic handling; a person on the helpdesk will look at it. Large attachments are not needed for account requests."
+            ),
+            Reason::NoFrom => "The message has no readable From: address, so we cannot tell which shared mailbox sent it.".into(),
+            Reason::NotSharedMailbox(a) => format!(
+                "{a} is not a registered shared mailbox. Requests must be sent from your site's shared mailbox."
+            ),
+            Reason::RequesterMissing => "We could not tell who is asking. Send the request again from the shared mailbox with a line \"Requested by: your.name@…\" (your own account address).".into(),
+            Reason::RequesterNotFound(a) => format!(
+                "{a}, named as the person asking, has no account with us. The request must be made by a member of the shared mailbox, named with \"Requested by: your.name@…\"."
+            ),
+            Reason::RequesterInactive(a) => format!(
+                "{a}, the person asking, does not have an active account, so cannot make requests. Another owner of the mailbox can."
+            ),
+            Reason::RequesterNotMember { requester, mailbox } => format!(
+                "{requester} is not a member of {mailbox}, so cannot make requests for it. Ask one of its owners to send the request."
+            ),
+            Reason::RequesterRoleTooLow { requester, needed, kind } => format!(
+                "{requester} is not an {needed} of the mailbox; a request of this kind ({}) must come from an {needed}. Ask one of the mailbox's owners to send it.",
+                kind.title().to_lowercase()
+            ),
+            Reason::OtherMailbox { named, mailbox } => format!(
+                "The request names the mailbox {named}, but was sent from {mailbox}. A shared mailbox can only change its own membership: send the request from {named}."
+            ),
+            Reason::UnknownKind => "We could not tell what is being asked for. A person on the helpdesk will read it; next time, a subject such as \"Password reset\" or \"New starter\" lets us act at once.".into(),
+            Reason::AmbiguousKind(kinds) => format!(
+                "The message seems to ask for more than one thing ({}). A person on the helpdesk will read it; please send one request per email.",
+                kinds.iter().map(|k| k.title().to_lowercase()).collect::<Vec<_>>().join(", ")
+            ),
+            Reason::AccountMissing => "We could not tell which account this is about. A person on the helpdesk will read it; next time, add a line \"Account: name@…\".".into(),
+            Reason::AmbiguousAccount(list) => format!(
+                "The message names several accounts ({}). A person on the helpdesk will read it; next time, add a line \"Account: name@…\" naming one account.",
+                list.join(", ")
+            ),
+            Reason::UnknownAccount(a) => format!(
+                "We have no account {a}. A person on the helpdesk will check it; please check the spelling of the address."
+            ),
+            Reason::TargetIsMailbox(a) => format!("{a} is a shared mailbox, not a personal account; name the person's own account."),
+            Reason::OtherOrganisation { account } => format!(
+                "{account} belongs to another organisation; a shared mailbox can only ask for changes to its own organisation's accounts."
+            ),
+            Reason::NameMissing => "A new account needs the person's name: add a line \"Name: First Last\" (or \"First name:\" and \"Last name:\") and send the request again.".into(),
+            Reason::BadRole(r) => format!("\"{r}\" is not a role we know: use \"Role: member\" or \"Role: owner\"."),
+            Reason::RoleMissing => "Say which role the account should have: add a line \"Role: owner\" or \"Role: member\".".into(),
+            Reason::AccountDisabled(a) => format!(
+                "{a} is disabled. Ask for it to be restored first (subject \"Unlock account\"), then for a password reset if needed."
+            ),
+            Reason::AlreadyActive(a) => format!("{a} is already active: nothing was changed."),
+            Reason::AlreadyMember { account, role } => format!(
+                "{account} is already an {role} of this mailbox: nothing was changed. To change the role, ask for a role change."
+            ),
+            Reason::NotMember(a) => format!("{a} is not a member of this mailbox: nothing was changed."),
+            Reason::AlreadyRole { account, role } => format!("{account} is already an {role} of this mailbox: nothing was changed."),
+            Reason::AlreadyDisabled(a) => format!("{a} is already disabled: nothing was changed."),
+            Reason::LastOwner { account, mailbox } => format!(
+                "{account} is the last owner of {mailbox}; a mailbox must always keep an owner. Make another member an owner first (a role change), then send this request again."
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_says_what_to_do() {
+        let r = Reason::LastOwner {
+            account: "jane.doe@nhs.example".into(),
+            mailbox: "rosehill.care@nhs.example".into(),
+        };
+        assert_eq!(r.code(), "last_owner");
+        assert!(r.explain().contains("Make another member an owner first"));
+    }
+}

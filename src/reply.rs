@@ -1,0 +1,156 @@
+//! The answer a site gets: subject, headers and a plain-text body that says what was done, or
+//! exactly why not and what to do next. Never quotes the original (no backscatter payload).
+
+use crate::config::HelpdeskConfig;
+use crate::outcome::Outcome;
+use crate::policy::Decision;
+use serde::Serialize;
+
+/// A reply ready for the outbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// Our own Message-ID (without `<>`), on the helpdesk's domain.
+    #[serde(skip)]
+    pub message_id: String,
+    #[serde(skip)]
+    pub in_reply_to: Option<String>,
+    /// Space-separated IDs, without `<>` (lettre adds them).
+    #[serde(skip)]
+    pub references: Option<String>,
+    /// Text to blank out of the stored body once sent (a temporary password).
+    #[serde(skip)]
+    pub secret: Option<String>,
+}
+
+/// What applying a plan produced that the reply must tell.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// A sentence per change made.
+    pub done: Vec<String>,
+    /// A temporary password, shown once.
+    pub temporary_password: Option<String>,
+}
+
+/// Strip leading `Re:`/`Fwd:` and an earlier `[HD-…]` tag so subjects do not grow.
+fn base_subject(original: &str, prefix: &str) -> String {
+    let mut s = original.trim();
+    loop {
+        let lower = s.to_ascii_lowercase();
+        let cut = ["re:", "fw:", "fwd:", "aw:", "sv:"]
+            .iter()
+            .find(|p| lower.starts_with(**p))
+            .map(|p| p.len());
+        if let Some(n) = cut {
+            s = s.get(n..).unwrap_or("").trim_start();
+            continue;
+        }
+        if s.starts_with('[')
+            && let Some(end) = s.find(']')
+            && s.get(1..end).is_some_and(|tag| tag.starts_with(prefix))
+        {
+            s = s.get(end + 1..).unwrap_or("").trim_start();
+            continue;
+        }
+        break;
+    }
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+pub struct ReplyInput<'a> {
+    pub decision: &'a Decision,
+    pub reference: &'a str,
+    pub original_subject: &'a str,
+    pub original_message_id: Option<&'a str>,
+    pub original_references: &'a [String],
+    pub applied: Option<&'a Applied>,
+    /// A random token for our Message-ID.
+    pub unique: &'a str,
+}
+
+/// Build the reply, or `None` when this decision must not be answered.
+pub fn build(helpdesk: &HelpdeskConfig, input: &ReplyInput<'_>) -> Option<Reply> {
+    let d = input.decision;
+    if !d.answers() {
+        return None;
+    }
+    let to = d.mailbox.clone()?;
+    let base = base_subject(input.original_subject, &helpdesk.reference_prefix);
+    let base = if base.is_empty() { d.kind.title().to_owned() } else { base };
+    let subject = format!("[{}] {}: {}", input.reference, d.outcome.title(), base);
+
+    let mut body = String::from("Hello,\n\n");
+    match d.outcome {
+        Outcome::Applied => {
+            body.push_str(&format!("Your request {} ({}) has been done.\n\n", input.reference, d.kind.title().to_lowercase()));
+            if let Some(applied) = input.applied {
+                for line in &applied.done {
+                    body.push_str(&format!("- {line}\n"));
+                }
+                if let Some(pw) = &applied.temporary_password {
+                    body.push_str(&format!(
+                        "\nTemporary password: {pw}\n\
+                         It must be changed at the next sign-in. It is shown only in this email and is not kept by the helpdesk: please pass it on to the person directly and delete this email.\n"
+                    ));
+                }
+            }
+            for w in &d.warnings {
+                body.push_str(&format!("\nPlease note: {w}\n"));
+            }
+        }
+        Outcome::Rejected => {
+            body.push_str(&format!("Your request {} has not been done.\n\n", input.reference));
+            if let Some(r) = &d.reason {
+                body.push_str(&format!("Why: {}\n", r.explain()));
+            }
+        }
+        Outcome::NeedsReview => {
+            body.push_str(&format!(
+                "We have received your request and given it the reference {}. A person on the helpdesk will look at it and reply.\n",
+                input.reference
+            ));
+            if let Some(r) = &d.reason {
+                body.push_str(&format!("\n{}\n", r.explain()));
+            }
+        }
+        _ => {}
+    }
+    if let Some(req) = &d.requester {
+        body.push_str(&format!("\nRequested by {req} from {to}.\n"));
+    }
+    body.push_str(&format!(
+        "\nIf you reply, keep [{}] in the subject so that your answer joins this request.\n\n-- \n{} (automatic reply from {})\n",
+        input.reference, helpdesk.name, helpdesk.address
+    ));
+
+    let mut references: Vec<String> = input.original_references.to_vec();
+    if let Some(id) = input.original_message_id
+        && !references.iter().any(|r| r == id)
+    {
+        references.push(id.to_owned());
+    }
+    Some(Reply {
+        to,
+        subject,
+        body,
+        message_id: format!("{}.{}@{}", input.reference, input.unique, helpdesk.domain()),
+        in_reply_to: input.original_message_id.map(str::to_owned),
+        references: (!references.is_empty()).then(|| references.join(" ")),
+        secret: input.applied.and_then(|a| a.temporary_password.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_do_not_grow() {
+        assert_eq!(base_subject("Re: [HD-000001] Done: Password reset", "HD"), "Done: Password reset");
+        assert_eq!(base_subject("FW: RE: New starter", "HD"), "New starter");
+        assert_eq!(base_subject("[Other] x", "HD"), "[Other] x");
+        assert_eq!(base_subject("Injected\r\nBcc: x@y", "HD"), "InjectedBcc: x@y");
+    }
+}

@@ -1,0 +1,397 @@
+//! Organisations, shared mailboxes, accounts and who is a member or owner of what.
+
+use super::{Conn, StoreError, now_ms};
+use crate::request::Role;
+use serde::Serialize;
+use sqlx::Row;
+use std::str::FromStr;
+
+/// An account's state. Requests may only come from `Active` accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    Locked,
+    Disabled,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Locked => "locked",
+            AccountStatus::Disabled => "disabled",
+        }
+    }
+}
+
+impl FromStr for AccountStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "active" | "" => Ok(AccountStatus::Active),
+            "locked" => Ok(AccountStatus::Locked),
+            "disabled" => Ok(AccountStatus::Disabled),
+            other => Err(format!("unknown status `{other}` (expected active, locked or disabled)")),
+        }
+    }
+}
+
+impl std::fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: i64,
+    pub organisation_id: i64,
+    pub organisation: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub organisation_id: i64,
+    pub organisation: String,
+    pub address: String,
+    pub name: String,
+    pub status: AccountStatus,
+}
+
+/// One account's place in one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub mailbox_id: i64,
+    pub mailbox: String,
+    pub account_id: i64,
+    pub account: String,
+    pub account_status: AccountStatus,
+    pub role: Role,
+}
+
+fn decode_err(what: &str, e: String) -> StoreError {
+    StoreError::Invalid(format!("stored {what} is invalid: {e}"))
+}
+
+fn mailbox_from_row(row: &sqlx::any::AnyRow) -> Result<Mailbox, StoreError> {
+    Ok(Mailbox {
+        id: row.try_get("id")?,
+        organisation_id: row.try_get("organisation_id")?,
+        organisation: row.try_get("organisation")?,
+        address: row.try_get("address")?,
+    })
+}
+
+fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(Account {
+        id: row.try_get("id")?,
+        organisation_id: row.try_get("organisation_id")?,
+        organisation: row.try_get("organisation")?,
+        address: row.try_get("address")?,
+        name: row.try_get("name")?,
+        status: status.parse().map_err(|e| decode_err("account status", e))?,
+    })
+}
+
+fn membership_from_row(row: &sqlx::any::AnyRow) -> Result<Membership, StoreError> {
+    let role: String = row.try_get("role")?;
+    let status: String = row.try_get("account_status")?;
+    Ok(Membership {
+        mailbox_id: row.try_get("mailbox_id")?,
+        mailbox: row.try_get("mailbox")?,
+        account_id: row.try_get("account_id")?,
+        account: row.try_get("account")?,
+        account_status: status.parse().map_err(|e| decode_err("account status", e))?,
+        role: role.parse().map_err(|e| decode_err("role", e))?,
+    })
+}
+
+pub async fn find_mailbox(conn: &mut Conn, address: &str) -> Result<Option<Mailbox>, StoreError> {
+    let row = sqlx::query(
+        "SELECT m.id, m.organisation_id, o.name AS organisation, m.address \
+         FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id WHERE m.address = $1",
+    )
+    .bind(address)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(mailbox_from_row).transpose()
+}
+
+pub async fn list_mailboxes(conn: &mut Conn) -> Result<Vec<Mailbox>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT m.id, m.organisation_id, o.name AS organisation, m.address \
+         FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id ORDER BY o.name, m.address",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(mailbox_from_row).collect()
+}
+
+pub async fn find_account(conn: &mut Conn, address: &str) -> Result<Option<Account>, StoreError> {
+    let row = sqlx::query(
+        "SELECT a.id, a.organisation_id, o.name AS organisation, a.address, a.name, a.status \
+         FROM accounts a JOIN organisations o ON o.id = a.organisation_id WHERE a.address = $1",
+    )
+    .bind(address)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(account_from_row).transpose()
+}
+
+const MEMBERSHIP_SELECT_BY_MAILBOX: &str = "SELECT ms.mailbox_id, m.address AS mailbox, ms.account_id, \
+     a.address AS account, a.status AS account_status, ms.role \
+     FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id JOIN accounts a ON a.id = ms.account_id \
+     WHERE ms.mailbox_id = $1 ORDER BY a.address";
+
+/// Members and owners of one mailbox.
+pub async fn mailbox_members(conn: &mut Conn, mailbox_id: i64) -> Result<Vec<Membership>, StoreError> {
+    let rows = sqlx::query(MEMBERSHIP_SELECT_BY_MAILBOX)
+        .bind(mailbox_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(membership_from_row).collect()
+}
+
+/// Every mailbox an account belongs to.
+pub async fn account_memberships(conn: &mut Conn, account_id: i64) -> Result<Vec<Membership>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT ms.mailbox_id, m.address AS mailbox, ms.account_id, a.address AS account, \
+         a.status AS account_status, ms.role \
+         FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id JOIN accounts a ON a.id = ms.account_id \
+         WHERE ms.account_id = $1 ORDER BY m.address",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(membership_from_row).collect()
+}
+
+/// True when the address is already used by an account or a mailbox.
+pub async fn address_taken(conn: &mut Conn, address: &str) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM accounts WHERE address = $1) + (SELECT COUNT(*) FROM mailboxes WHERE address = $1)",
+    )
+    .bind(address)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n > 0)
+}
+
+pub async fn count_accounts_in_organisation(conn: &mut Conn, organisation_id: i64) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE organisation_id = $1 AND status <> 'disabled'")
+        .bind(organisation_id)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes used by the import and by applied requests.
+
+pub async fn ensure_organisation(conn: &mut Conn, name: &str) -> Result<i64, StoreError> {
+    if let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM organisations WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+    {
+        return Ok(id);
+    }
+    Ok(
+        sqlx::query_scalar("INSERT INTO organisations (name, created_at) VALUES ($1, $2) RETURNING id")
+            .bind(name)
+            .bind(now_ms())
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+pub async fn ensure_mailbox(conn: &mut Conn, organisation_id: i64, address: &str) -> Result<i64, StoreError> {
+    if let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM mailboxes WHERE address = $1")
+        .bind(address)
+        .fetch_optional(&mut *conn)
+        .await?
+    {
+        return Ok(id);
+    }
+    Ok(sqlx::query_scalar(
+        "INSERT INTO mailboxes (organisation_id, address, created_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(organisation_id)
+    .bind(address)
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// New account fields.
+pub struct NewAccount<'a> {
+    pub organisation_id: i64,
+    pub address: &'a str,
+    pub name: &'a str,
+    pub job_title: Option<&'a str>,
+    pub status: AccountStatus,
+    pub password_hash: Option<&'a str>,
+    pub must_change: bool,
+}
+
+pub async fn insert_account(conn: &mut Conn, a: &NewAccount<'_>) -> Result<i64, StoreError> {
+    let now = now_ms();
+    Ok(sqlx::query_scalar(
+        "INSERT INTO accounts (organisation_id, address, name, job_title, status, password_hash, must_change, \
+         status_changed_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+    )
+    .bind(a.organisation_id)
+    .bind(a.address)
+    .bind(a.name)
+    .bind(a.job_title)
+    .bind(a.status.as_str())
+    .bind(a.password_hash)
+    .bind(i64::from(a.must_change))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Update name and status of an existing account (import); returns true when anything changed.
+pub async fn update_account_from_import(
+    conn: &mut Conn,
+    account_id: i64,
+    name: &str,
+    status: AccountStatus,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE accounts SET name = CASE WHEN $2 = '' THEN name ELSE $2 END, \
+         status_changed_at = CASE WHEN status <> $3 THEN $4 ELSE status_changed_at END, status = $3 \
+         WHERE id = $1 AND ((name <> $2 AND $2 <> '') OR status <> $3)",
+    )
+    .bind(account_id)
+    .bind(name)
+    .bind(status.as_str())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn set_status(conn: &mut Conn, account_id: i64, status: AccountStatus) -> Result<(), StoreError> {
+    sqlx::query("UPDATE accounts SET status = $2, status_changed_at = $3 WHERE id = $1")
+        .bind(account_id)
+        .bind(status.as_str())
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A new temporary password: the account must change it at next sign-in, and it is unlocked.
+pub async fn set_temporary_password(conn: &mut Conn, account_id: i64, hash: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE accounts SET password_hash = $2, must_change = 1, \
+         status_changed_at = CASE WHEN status <> 'active' THEN $3 ELSE status_changed_at END, status = 'active' \
+         WHERE id = $1",
+    )
+    .bind(account_id)
+    .bind(hash)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Add a membership or change its role. Returns the previous role, if there was one.
+pub async fn upsert_membership(
+    conn: &mut Conn,
+    mailbox_id: i64,
+    account_id: i64,
+    role: Role,
+) -> Result<Option<Role>, StoreError> {
+    let previous: Option<String> =
+        sqlx::query_scalar("SELECT role FROM memberships WHERE mailbox_id = $1 AND account_id = $2")
+            .bind(mailbox_id)
+            .bind(account_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match &previous {
+        Some(_) => {
+            sqlx::query("UPDATE memberships SET role = $3 WHERE mailbox_id = $1 AND account_id = $2")
+                .bind(mailbox_id)
+                .bind(account_id)
+                .bind(role.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        None => {
+            sqlx::query("INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(mailbox_id)
+                .bind(account_id)
+                .bind(role.as_str())
+                .bind(now_ms())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    previous
+        .map(|r| r.parse().map_err(|e| decode_err("role", e)))
+        .transpose()
+}
+
+pub async fn remove_membership(conn: &mut Conn, mailbox_id: i64, account_id: i64) -> Result<bool, StoreError> {
+    let r = sqlx::query("DELETE FROM memberships WHERE mailbox_id = $1 AND account_id = $2")
+        .bind(mailbox_id)
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// One row of `directory export`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ExportRow {
+    pub organisation: String,
+    pub mailbox: String,
+    pub account: String,
+    pub name: String,
+    pub role: String,
+    pub status: String,
+}
+
+/// The whole directory as rows: one per membership, one per account without any, one per
+/// mailbox without any, sorted — so that `import` of an `export` changes nothing.
+pub async fn export_rows(conn: &mut Conn) -> Result<Vec<ExportRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT o.name AS organisation, m.address AS mailbox, a.address AS account, a.name AS name, \
+                ms.role AS role, a.status AS status \
+         FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id JOIN accounts a ON a.id = ms.account_id \
+              JOIN organisations o ON o.id = m.organisation_id \
+         UNION ALL \
+         SELECT o.name, '', a.address, a.name, '', a.status FROM accounts a JOIN organisations o ON o.id = a.organisation_id \
+         WHERE NOT EXISTS (SELECT 1 FROM memberships ms WHERE ms.account_id = a.id) \
+         UNION ALL \
+         SELECT o.name, m.address, '', '', '', '' FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
+         WHERE NOT EXISTS (SELECT 1 FROM memberships ms WHERE ms.mailbox_id = m.id) \
+         UNION ALL \
+         SELECT o.name, '', '', '', '', '' FROM organisations o \
+         WHERE NOT EXISTS (SELECT 1 FROM mailboxes m WHERE m.organisation_id = o.id) \
+           AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.organisation_id = o.id)",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = rows
+        .iter()
+        .map(|r| {
+            Ok(ExportRow {
+                organisation: r.try_get(0)?,
+                mailbox: r.try_get(1)?,
+                account: r.try_get(2)?,
+                name: r.try_get(3)?,
+                role: r.try_get(4)?,
+                status: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,283 @@
+//! What happened: stored messages, requests, comments, the append-only audit trail, and the
+//! outbox of replies waiting for the SMTP sender.
+
+use super::{Conn, StoreError, format_ms, now_ms};
+use serde::Serialize;
+use sqlx::Row;
+
+/// A message already stored, found by Message-ID or by the SHA-256 of its bytes.
+#[derive(Debug, Clone)]
+pub struct SeenMessage {
+    pub id: i64,
+    pub reference: Option<String>,
+    pub outcome: Option<String>,
+}
+
+pub async fn find_seen_message(
+    conn: &mut Conn,
+    message_id: Option<&str>,
+    sha256: &str,
+) -> Result<Option<SeenMessage>, StoreError> {
+    let row = sqlx::query(
+        "SELECT m.id, r.reference, r.outcome FROM messages m LEFT JOIN requests r ON r.message_id = m.id \
+         WHERE m.sha256 = $1 OR ($2 IS NOT NULL AND m.message_id = $2) ORDER BY m.id LIMIT 1",
+    )
+    .bind(sha256)
+    .bind(message_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(SeenMessage {
+            id: r.try_get(0)?,
+            reference: r.try_get(1)?,
+            outcome: r.try_get(2)?,
+        })
+    })
+    .transpose()
+}
+
+pub struct NewMessage<'a> {
+    pub message_id: Option<&'a str>,
+    pub sha256: &'a str,
+    pub raw: &'a [u8],
+    pub from_address: Option<&'a str>,
+    pub subject: &'a str,
+    /// Where it came from: `file:NAME` or `imap:MAILBOX/FOLDER/UID`.
+    pub source: &'a str,
+}
+
+pub async fn insert_message(conn: &mut Conn, m: &NewMessage<'_>) -> Result<i64, StoreError> {
+    let size = i64::try_from(m.raw.len()).unwrap_or(i64::MAX);
+    Ok(sqlx::query_scalar(
+        "INSERT INTO messages (message_id, sha256, raw, size, from_address, subject, source, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(m.message_id)
+    .bind(m.sha256)
+    .bind(m.raw.to_vec())
+    .bind(size)
+    .bind(m.from_address)
+    .bind(m.subject)
+    .bind(m.source)
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+pub struct NewRequest<'a> {
+    pub message_id: i64,
+    pub kind: &'a str,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub mailbox: Option<&'a str>,
+    pub requester: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub fields_json: &'a str,
+}
+
+/// Insert a request and give it its reference (`HD-000042` from its row id).
+pub async fn insert_request(
+    conn: &mut Conn,
+    r: &NewRequest<'_>,
+    reference_prefix: &str,
+) -> Result<(i64, String), StoreError> {
+    let now = now_ms();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO requests (message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+    )
+    .bind(r.message_id)
+    .bind(r.kind)
+    .bind(r.outcome)
+    .bind(r.reason)
+    .bind(r.mailbox)
+    .bind(r.requester)
+    .bind(r.target)
+    .bind(r.fields_json)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let reference = format!("{reference_prefix}-{id:06}");
+    sqlx::query("UPDATE requests SET reference = $2 WHERE id = $1")
+        .bind(id)
+        .bind(&reference)
+        .execute(&mut *conn)
+        .await?;
+    Ok((id, reference))
+}
+
+/// A stored request, as the CLI, the staff page and thread replies need it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRow {
+    pub id: i64,
+    pub reference: String,
+    pub message_id: i64,
+    pub kind: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub mailbox: Option<String>,
+    pub requester: Option<String>,
+    pub target: Option<String>,
+    pub fields: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn request_from_row(r: &sqlx::any::AnyRow) -> Result<RequestRow, StoreError> {
+    Ok(RequestRow {
+        id: r.try_get("id")?,
+        reference: r.try_get::<Option<String>, _>("reference")?.unwrap_or_default(),
+        message_id: r.try_get("message_id")?,
+        kind: r.try_get("kind")?,
+        outcome: r.try_get("outcome")?,
+        reason: r.try_get("reason")?,
+        mailbox: r.try_get("mailbox")?,
+        requester: r.try_get("requester")?,
+        target: r.try_get("target")?,
+        fields: r.try_get("fields")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub async fn find_request(conn: &mut Conn, reference: &str) -> Result<Option<RequestRow>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, reference, message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at \
+         FROM requests WHERE reference = $1",
+    )
+    .bind(reference)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(request_from_row).transpose()
+}
+
+pub async fn insert_comment(
+    conn: &mut Conn,
+    request_id: i64,
+    message_id: Option<i64>,
+    author: &str,
+    body: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO comments (request_id, message_id, author, body, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(request_id)
+    .bind(message_id)
+    .bind(author)
+    .bind(body)
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit trail.
+
+/// One audit event: who did what, on whose behalf, to what, because of which message.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The person (account address), `staff:NAME`, or `postroom` for automatic acts.
+    pub actor: String,
+    /// The shared mailbox the request came from.
+    pub on_behalf_of: Option<String>,
+    pub action: String,
+    /// The account or mailbox acted on.
+    pub subject: Option<String>,
+    pub detail: serde_json::Value,
+    pub reference: Option<String>,
+    pub message_id: Option<i64>,
+}
+
+pub struct NewAuditEvent<'a> {
+    pub actor: &'a str,
+    pub on_behalf_of: Option<&'a str>,
+    pub action: &'a str,
+    pub subject: Option<&'a str>,
+    pub detail: serde_json::Value,
+    pub request_id: Option<i64>,
+    pub message_id: Option<i64>,
+}
+
+pub async fn insert_audit(conn: &mut Conn, e: &NewAuditEvent<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_events (at, actor, on_behalf_of, action, subject, detail, request_id, message_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(now_ms())
+    .bind(e.actor)
+    .bind(e.on_behalf_of)
+    .bind(e.action)
+    .bind(e.subject)
+    .bind(e.detail.to_string())
+    .bind(e.request_id)
+    .bind(e.message_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Audit events at or after `since_ms`, oldest first.
+pub async fn list_audit(conn: &mut Conn, since_ms: i64, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.id, e.at, e.actor, e.on_behalf_of, e.action, e.subject, e.detail, r.reference, e.message_id \
+         FROM audit_events e LEFT JOIN requests r ON r.id = e.request_id \
+         WHERE e.at >= $1 ORDER BY e.id LIMIT $2",
+    )
+    .bind(since_ms)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let detail: String = r.try_get(6)?;
+            Ok(AuditEvent {
+                id: r.try_get(0)?,
+                at: format_ms(r.try_get(1)?),
+                actor: r.try_get(2)?,
+                on_behalf_of: r.try_get(3)?,
+                action: r.try_get(4)?,
+                subject: r.try_get(5)?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                reference: r.try_get(7)?,
+                message_id: r.try_get(8)?,
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbox.
+
+pub struct NewOutboxItem<'a> {
+    pub request_id: Option<i64>,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub message_id: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub references: Option<&'a str>,
+    pub secret: Option<&'a str>,
+}
+
+pub async fn enqueue_reply(conn: &mut Conn, o: &NewOutboxItem<'_>) -> Result<i64, StoreError> {
+    let now = now_ms();
+    Ok(sqlx::query_scalar(
+        "INSERT INTO outbox (request_id, to_address, subject, body, message_id, in_reply_to, references_ids, secret, \
+         status, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9) \
+         RETURNING id",
+    )
+    .bind(o.request_id)
+    .bind(o.to)
+    .bind(o.subject)
+    .bind(o.body)
+    .bind(o.message_id)
+    .bind(o.in_reply_to)
+    .bind(o.references)
+    .bind(o.secret)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?)
+}

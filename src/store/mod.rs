@@ -1,0 +1,158 @@
+//! The database: one interface over SQLite (the default) and PostgreSQL.
+//!
+//! Queries are written once, with `$1` placeholders that both backends accept, through sqlx's
+//! `Any` driver; times are Unix milliseconds and flags integers because `Any` has no time or
+//! bool mapping that both backends share. Where the SQL must differ (migrations, how a write
+//! transaction starts) the [`Backend`] chooses.
+
+pub mod directory;
+pub mod journal;
+
+use crate::config::DatabaseConfig;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Transaction};
+use std::str::FromStr;
+use std::sync::Once;
+
+pub use sqlx::Error as DbError;
+
+/// A transaction on either backend; every write postroom makes happens inside one.
+pub type Tx = Transaction<'static, Any>;
+/// What query functions take: a transaction or a pooled connection both deref to it.
+pub type Conn = AnyConnection;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connect (creating a SQLite file when missing) and bring the schema up to date.
+    pub async fn open(cfg: &DatabaseConfig) -> Result<Store, StoreError> {
+        let store = Store::connect(cfg).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connect without migrating.
+    pub async fn connect(cfg: &DatabaseConfig) -> Result<Store, StoreError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let backend = if cfg.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let url = match backend {
+            // sqlx does not create a missing SQLite file unless asked (field notes).
+            Backend::Sqlite if !cfg.url.contains("mode=") && !cfg.url.contains(":memory:") => {
+                let sep = if cfg.url.contains('?') { '&' } else { '?' };
+                format!("{}{sep}mode=rwc", cfg.url)
+            }
+            _ => cfg.url.clone(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(cfg.max_connections)
+            .acquire_timeout(cfg.acquire_timeout);
+        if backend == Backend::Sqlite && url.contains(":memory:") {
+            // Every connection to `:memory:` is a different database: keep exactly one.
+            pool_options = pool_options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+        }
+        let pool = pool_options.connect_with(options).await?;
+        if backend == Backend::Sqlite && !url.contains(":memory:") {
+            // WAL lets the web page read while the pipeline writes; it is a property of the
+            // file, so setting it once is enough.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Migrations known to this build that the database has not applied yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap_or_default();
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
+    }
+
+    /// Start a write transaction. SQLite takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// so two writers queue instead of failing with "database is locked" when a read
+    /// transaction upgrades; PostgreSQL runs serialisable so the last-owner guard holds
+    /// under concurrency.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let statement = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        };
+        Ok(self.pool.begin_with(statement).await?)
+    }
+
+    /// A connection for reads.
+    pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Now, as stored: Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Unix milliseconds → RFC 3339 for people and JSON.
+pub fn format_ms(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}

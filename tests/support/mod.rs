@@ -1,0 +1,107 @@
+//! Shared by the integration tests: a throw-away postroom (config + SQLite file in a temp dir)
+//! driven through the real binary, exactly as scripts call it.
+
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub const HELPDESK: &str = "helpdesk@nhs.example";
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    fixtures().join("requests").join(name)
+}
+
+pub struct Instance {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Instance {
+    /// A fresh instance; `extra` is appended to the config file.
+    pub fn new(extra: &str) -> Instance {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("postroom.toml");
+        let db = dir.path().join("postroom.db");
+        std::fs::write(
+            &config,
+            format!(
+                "[database]\nurl = \"sqlite://{}\"\n\n[helpdesk]\naddress = \"{HELPDESK}\"\nname = \"Test Helpdesk\"\nreference_prefix = \"HD\"\n{extra}\n",
+                db.display()
+            ),
+        )
+        .unwrap();
+        Instance { dir, config }
+    }
+
+    /// An instance with the fixture directory imported.
+    pub fn with_directory(extra: &str) -> Instance {
+        let i = Instance::new(extra);
+        let out = i.ok(&["directory", "import", fixtures().join("directory.csv").to_str().unwrap()]);
+        assert!(out.contains("\"accounts\""), "{out}");
+        i
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("postroom").unwrap();
+        c.arg("--config").arg(&self.config).env_remove("POSTROOM_CONFIG").env_remove("POSTROOM_DATABASE_URL");
+        c
+    }
+
+    /// Run, expect success, return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "postroom {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `process` files; one JSON value per line.
+    pub fn process(&self, files: &[&Path], dry_run: bool) -> Vec<Value> {
+        let mut args: Vec<String> = vec!["process".into()];
+        if dry_run {
+            args.push("--dry-run".into());
+        }
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ok(&args)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+            .collect()
+    }
+
+    pub fn process_fixture(&self, name: &str) -> Value {
+        let f = fixture(name);
+        let mut v = self.process(&[f.as_path()], false);
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    }
+
+    pub fn export(&self) -> String {
+        self.ok(&["directory", "export"])
+    }
+
+    pub fn audit(&self) -> Vec<Value> {
+        self.ok(&["audit"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// The export line for an account in a mailbox, if any (`mailbox` empty: no membership).
+    pub fn export_row(&self, mailbox: &str, account: &str) -> Option<String> {
+        self.export()
+            .lines()
+            .find(|l| {
+                let cols: Vec<&str> = l.split(',').collect();
+                cols.get(1) == Some(&mailbox) && cols.get(2) == Some(&account)
+            })
+            .map(str::to_owned)
+    }
+}
