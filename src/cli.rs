@@ -62,6 +62,12 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         limit: i64,
     },
+    /// Run the daemon: watch the IMAP folder, process each new request, send the replies;
+    /// until SIGTERM or SIGINT. Needs [imap] and [smtp] in the config.
+    Run,
+    /// Check the IMAP and SMTP settings (connect, TLS, login, capabilities, folder); one line
+    /// per check, exit status 0 only when all pass.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +110,8 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
         },
         Command::Process { dry_run, files } => process(store, cfg, &files, dry_run).await,
         Command::Audit { since, limit } => audit(store, since.as_deref(), limit).await,
+        Command::Run => crate::daemon::run(cfg, store).await,
+        Command::Check => crate::check::run(cfg, store).await,
     }
 }
 

@@ -41,6 +41,62 @@ struct RawConfig {
     policy: BTreeMap<String, String>,
     imap: Option<RawImap>,
     smtp: Option<RawSmtp>,
+    #[serde(default)]
+    trust: RawTrust,
+    #[serde(default)]
+    confirmation: RawConfirmation,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+/// A key that takes one value or a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrust {
+    mode: Option<OneOrMany<String>>,
+    authserv_id: Option<OneOrMany<String>>,
+    accept: Option<Vec<String>>,
+    /// Pinned DKIM keys: DNS name → TXT record, answered before DNS.
+    dkim_keys: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfirmation {
+    enabled: Option<bool>,
+    kinds: Option<Vec<String>>,
+    ttl: Option<String>,
+    max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_accounts_per_organisation: Option<u32>,
+    max_members_per_mailbox: Option<u32>,
+    max_owners_per_mailbox: Option<u32>,
+    max_replies_per_mailbox_per_day: Option<u32>,
+    max_headers: Option<u32>,
+    max_header_bytes: Option<u32>,
+    max_parts: Option<u32>,
+    max_mime_depth: Option<u32>,
+    max_text_bytes: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +167,41 @@ pub struct Config {
     /// `None` when the file has no `[imap]` section (`run` then refuses to start).
     pub imap: Option<ImapConfig>,
     pub smtp: Option<SmtpConfig>,
+    pub trust: crate::trust::TrustConfig,
+    pub confirmation: ConfirmationConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Which risky changes are held until the requester confirms with a one-time code.
+#[derive(Debug, Clone)]
+pub struct ConfirmationConfig {
+    pub enabled: bool,
+    /// Request kinds whose risky cases need a code (default: all of them).
+    pub kinds: Vec<RequestKind>,
+    /// How long a code stays valid.
+    pub ttl: Duration,
+    /// Wrong codes tolerated before the confirmation is void.
+    pub max_attempts: u32,
+}
+
+impl ConfirmationConfig {
+    pub fn applies_to(&self, kind: RequestKind) -> bool {
+        self.enabled && self.kinds.contains(&kind)
+    }
+}
+
+/// Guards against runaway growth and hostile input. `None`: no limit.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub max_accounts_per_organisation: Option<u32>,
+    pub max_members_per_mailbox: Option<u32>,
+    pub max_owners_per_mailbox: Option<u32>,
+    pub max_replies_per_mailbox_per_day: u32,
+    pub max_headers: u32,
+    pub max_header_bytes: u32,
+    pub max_parts: u32,
+    pub max_mime_depth: u32,
+    pub max_text_bytes: u32,
 }
 
 /// How a mail connection is protected. `none` is for loopback tests only.
@@ -334,7 +425,25 @@ impl Config {
         let imap = raw.imap.map(check_imap).transpose()?;
         let smtp = raw.smtp.map(|r| check_smtp(r, &address)).transpose()?;
 
+        let trust = check_trust(raw.trust)?;
+        let confirmation = check_confirmation(raw.confirmation)?;
+        let l = raw.limits;
+        let limits = LimitsConfig {
+            max_accounts_per_organisation: l.max_accounts_per_organisation,
+            max_members_per_mailbox: l.max_members_per_mailbox,
+            max_owners_per_mailbox: l.max_owners_per_mailbox,
+            max_replies_per_mailbox_per_day: l.max_replies_per_mailbox_per_day.unwrap_or(20),
+            max_headers: l.max_headers.unwrap_or(500),
+            max_header_bytes: l.max_header_bytes.unwrap_or(256 * 1024),
+            max_parts: l.max_parts.unwrap_or(100),
+            max_mime_depth: l.max_mime_depth.unwrap_or(20),
+            max_text_bytes: l.max_text_bytes.unwrap_or(1024 * 1024),
+        };
+
         Ok(Config {
+            trust,
+            confirmation,
+            limits,
             imap,
             smtp,
             database: DatabaseConfig {
@@ -378,6 +487,65 @@ fn secret_key(key: &str, inline: Option<String>, file: Option<PathBuf>) -> Resul
         }
         (None, None) => Ok(None),
     }
+}
+
+fn check_trust(r: RawTrust) -> Result<crate::trust::TrustConfig, ConfigError> {
+    use crate::trust::{Method, TrustConfig, TrustMode};
+    let mut cfg = TrustConfig::default();
+    if let Some(modes) = r.mode {
+        cfg.modes = modes
+            .into_vec()
+            .iter()
+            .map(|m| match m.trim().to_ascii_lowercase().as_str() {
+                "authentication_results" => Ok(TrustMode::AuthenticationResults),
+                "dkim" => Ok(TrustMode::Dkim),
+                "exchange_internal" => Ok(TrustMode::ExchangeInternal),
+                "none" => Ok(TrustMode::None),
+                other => Err(key_err(
+                    "trust.mode",
+                    format!("`{other}` is not one of authentication_results, dkim, exchange_internal, none"),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        if cfg.modes.is_empty() {
+            return Err(key_err("trust.mode", "name at least one mode"));
+        }
+    }
+    if let Some(ids) = r.authserv_id {
+        cfg.authserv_ids = ids.into_vec().into_iter().map(|s| s.trim().to_ascii_lowercase()).collect();
+    }
+    if let Some(accept) = r.accept {
+        cfg.accept = accept
+            .iter()
+            .map(|m| match m.trim().to_ascii_lowercase().as_str() {
+                "dmarc" => Ok(Method::Dmarc),
+                "dkim" => Ok(Method::Dkim),
+                "spf" => Ok(Method::Spf),
+                other => Err(key_err("trust.accept", format!("`{other}` is not one of dmarc, dkim, spf"))),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    cfg.dkim_keys = r.dkim_keys.unwrap_or_default();
+    Ok(cfg)
+}
+
+fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigError> {
+    let kinds = match r.kinds {
+        None => RequestKind::ALL.to_vec(),
+        Some(list) => list
+            .iter()
+            .map(|k| match k.parse::<RequestKind>() {
+                Ok(RequestKind::Unknown) | Err(_) => Err(key_err("confirmation.kinds", format!("`{k}` is not a request kind"))),
+                Ok(kind) => Ok(kind),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(ConfirmationConfig {
+        enabled: r.enabled.unwrap_or(true),
+        kinds,
+        ttl: duration_key("confirmation.ttl", r.ttl, Duration::from_secs(3 * 24 * 3600))?,
+        max_attempts: r.max_attempts.unwrap_or(5).max(1),
+    })
 }
 
 fn check_imap(r: RawImap) -> Result<ImapConfig, ConfigError> {

@@ -3,9 +3,15 @@
 //! One path for every message (see `docs/architecture.md`):
 //! parse → screen → extract → authorise → decide → one transaction → reply.
 
+pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod config;
+pub mod confirm;
+pub mod daemon;
 pub mod directory_csv;
+pub mod dkim;
+pub mod imap;
 pub mod message;
 pub mod outcome;
 pub mod password;
@@ -16,6 +22,7 @@ pub mod reply;
 pub mod request;
 pub mod screen;
 pub mod store;
+pub mod trust;
 
 pub use outcome::Outcome;
 pub use request::{RequestKind, Role};

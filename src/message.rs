@@ -44,6 +44,13 @@ pub struct Message {
     pub size: usize,
     /// True when mail-parser could not find any header at all (not an email).
     pub unparsable: bool,
+    /// Shape of the message, for the limits against hostile input: header fields of the
+    /// top-level header section, bytes of that section, MIME parts (nested messages included)
+    /// and levels of MIME nesting (0 for a single-part message).
+    pub header_count: usize,
+    pub header_bytes: usize,
+    pub part_count: usize,
+    pub mime_depth: usize,
 }
 
 impl Message {
@@ -71,7 +78,8 @@ pub fn parse(raw: &[u8]) -> Message {
         size: raw.len(),
         ..Message::default()
     };
-    let raw = &*with_line_feeds(raw);
+    let with_lf = with_line_feeds(raw);
+    let raw = without_leading_blank_lines(&with_lf);
     // mail-parser returns `None` only when it finds no header at all (empty input, text
     // without a colon); it returns `Some` for random binary, with the bytes as one header name.
     let Some(parsed) = MessageParser::default().parse(raw) else {
@@ -82,6 +90,9 @@ pub fn parse(raw: &[u8]) -> Message {
         msg.unparsable = true;
         return msg;
     };
+    msg.header_count = root.headers.len();
+    msg.header_bytes = root.offset_body.saturating_sub(root.offset_header) as usize;
+    (msg.part_count, msg.mime_depth) = mime_shape(&parsed);
 
     for header in &root.headers {
         let name = header.name();
@@ -103,11 +114,12 @@ pub fn parse(raw: &[u8]) -> Message {
     }
 
     // Exchange can rewrite `Message-ID`; the original survives in its own header.
-    let message_id = msg
-        .header("x-microsoft-original-message-id")
-        .or_else(|| msg.header("message-id"))
-        .map(strip_angle_brackets)
-        .filter(|id| !id.is_empty());
+    let id = |name| {
+        msg.header(name)
+            .map(strip_angle_brackets)
+            .filter(|id| !id.is_empty())
+    };
+    let message_id = id("x-microsoft-original-message-id").or_else(|| id("message-id"));
     msg.message_id = message_id;
     if let Some(from) = parsed.from().and_then(|a| a.first()) {
         msg.from = from.address().and_then(normalise_address);
@@ -158,6 +170,20 @@ fn with_line_feeds(raw: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(crlf)
 }
 
+/// mail-parser reads a blank first line as the end of an empty header section, which would make
+/// a message saved with a stray blank line on top (several in the shared corpus) headerless.
+fn without_leading_blank_lines(raw: &[u8]) -> &[u8] {
+    let mut rest = raw;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        let (line, after) = rest.split_at(end + 1);
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+        rest = after;
+    }
+    rest
+}
+
 /// RFC 5322 §3.6.8: a field name is printable US-ASCII except the colon.
 fn is_field_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
@@ -165,11 +191,7 @@ fn is_field_name(name: &str) -> bool {
 
 /// The raw text of a header value, unfolded (RFC 5322 §2.2.3) and trimmed.
 fn raw_header_value(raw: &[u8], start: u32, end: u32) -> String {
-    let bytes = usize::try_from(start)
-        .ok()
-        .zip(usize::try_from(end).ok())
-        .and_then(|(start, end)| raw.get(start..end))
-        .unwrap_or_default();
+    let bytes = raw.get(start as usize..end as usize).unwrap_or_default();
     // Inside one header value every line break is followed by whitespace (otherwise it would
     // start a new header), so removing CR and LF is exactly unfolding.
     String::from_utf8_lossy(bytes)
@@ -211,6 +233,32 @@ fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
         .map(|id| strip_angle_brackets(id))
         .filter(|id| !id.is_empty())
         .collect()
+}
+
+/// The number of MIME parts and the deepest nesting level, walked without recursion: hostile
+/// input can nest thousands of levels. A child always comes after its parent in mail-parser's
+/// part list, so following only higher ids ends even on a corrupt tree.
+fn mime_shape(parsed: &mail_parser::Message<'_>) -> (usize, usize) {
+    let (mut parts, mut depth) = (0, 0);
+    let mut stack = vec![(parsed, 0u32, 0usize)];
+    while let Some((message, id, level)) = stack.pop() {
+        let Some(part) = message.parts.get(id as usize) else {
+            continue;
+        };
+        parts += 1;
+        depth = depth.max(level);
+        match &part.body {
+            PartType::Multipart(children) => stack.extend(
+                children
+                    .iter()
+                    .filter(|&&child| child > id)
+                    .map(|&child| (message, child, level + 1)),
+            ),
+            PartType::Message(nested) => stack.push((nested, 0, level + 1)),
+            _ => {}
+        }
+    }
+    (parts, depth)
 }
 
 /// Block elements after which a browser starts a new line.
@@ -287,15 +335,21 @@ mod tests {
         assert_eq!(msg.header("X-CUSTOM"), Some("one two"));
         assert_eq!(msg.header("subject"), Some("Password reset – Tom"));
         assert_eq!(msg.header("message-id"), Some("<abc.123@nhs.example>"));
-        assert_eq!(msg.headers.first().map(|(n, _)| n.as_str()), Some("return-path"));
+        assert_eq!(
+            msg.headers.first().map(|(n, _)| n.as_str()),
+            Some("return-path")
+        );
         assert_eq!(msg.header_values("references").count(), 1);
     }
 
     #[test]
     fn exchange_original_message_id_is_preferred() {
-        let msg = parse(b"Message-ID: <rewritten@exchange>\r\nX-Microsoft-Original-Message-ID: <original@outlook>\r\n\r\nx");
+        let msg = parse(
+            b"Message-ID: <rewritten@exchange>\r\nX-Microsoft-Original-Message-ID: <original@outlook>\r\n\r\nx",
+        );
         assert_eq!(msg.message_id.as_deref(), Some("original@outlook"));
-        let msg = parse(b"Message-Id: bare-id@host\r\n\r\nx");
+        let msg =
+            parse(b"X-Microsoft-Original-Message-ID: <>\r\nMessage-Id: bare-id@host\r\n\r\nx");
         assert_eq!(msg.message_id.as_deref(), Some("bare-id@host"));
         let msg = parse(b"Subject: no id\r\n\r\nx");
         assert_eq!(msg.message_id, None);
@@ -412,16 +466,80 @@ mod tests {
         );
         cp1252.extend_from_slice(b"\xe9e \x96 nights\r\n");
         assert_eq!(parse(&cp1252).text.trim(), "Name: Renée – nights");
-        let mut latin1 = crlf("From: a@b.example\nContent-Type: text/plain; charset=iso-8859-1\n\n");
+        let mut latin1 =
+            crlf("From: a@b.example\nContent-Type: text/plain; charset=iso-8859-1\n\n");
         latin1.extend_from_slice(b"Forename: Fran\xe7oise\r\n");
         assert_eq!(parse(&latin1).text.trim(), "Forename: Françoise");
     }
 
     #[test]
+    fn shape_is_measured() {
+        // The header section includes the blank line that ends it.
+        let header = "From: a@b.example\r\nSubject: x\r\n\r\n";
+        let single = parse(format!("{header}body").as_bytes());
+        assert_eq!(
+            (
+                single.header_count,
+                single.header_bytes,
+                single.part_count,
+                single.mime_depth
+            ),
+            (2, header.len(), 1, 0)
+        );
+        let nested = parse(&crlf(
+            "From: a@b.example\n\
+             Content-Type: multipart/mixed; boundary=\"outer\"\n\
+             \n\
+             --outer\n\
+             Content-Type: multipart/alternative; boundary=\"inner\"\n\
+             \n\
+             --inner\n\
+             Content-Type: text/plain\n\
+             \n\
+             plain\n\
+             --inner\n\
+             Content-Type: text/html\n\
+             \n\
+             <p>html</p>\n\
+             --inner--\n\
+             --outer\n\
+             Content-Type: message/rfc822\n\
+             \n\
+             From: b@c.example\n\
+             Subject: attached\n\
+             \n\
+             attached body\n\
+             --outer--\n",
+        ));
+        assert_eq!(nested.header_count, 2);
+        // mixed, alternative, plain, html, the message/rfc822 part and its root.
+        assert_eq!(nested.part_count, 6);
+        assert_eq!(nested.mime_depth, 2);
+        assert_eq!(nested.text.trim(), "plain");
+        let none = parse(b"");
+        assert_eq!(
+            (none.header_count, none.part_count, none.mime_depth),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
     fn line_endings_are_normalised() {
-        assert_eq!(parse(b"From: a@b.example\r\n\r\none\r\ntwo\r\n").text, "one\ntwo\n");
+        assert_eq!(
+            parse(b"From: a@b.example\r\n\r\none\r\ntwo\r\n").text,
+            "one\ntwo\n"
+        );
         assert_eq!(parse(b"From: a@b.example\r\rone\rtwo\r").text, "one\ntwo\n");
         assert_eq!(parse(b"From: a@b.example\n\none\ntwo\n").text, "one\ntwo\n");
+    }
+
+    #[test]
+    fn stray_blank_lines_before_the_headers_are_skipped() {
+        let msg = parse(b"   \r\n\r\nFrom: a@b.example\r\nSubject: x\r\n\r\nbody");
+        assert!(!msg.unparsable);
+        assert_eq!(msg.from.as_deref(), Some("a@b.example"));
+        assert_eq!(msg.text, "body");
+        assert!(parse(b" \r\n\t\r\n").unparsable);
     }
 
     #[test]

@@ -1,22 +1,27 @@
 //! The one path every message takes, whoever hands it over (`process`, the IMAP watcher, the
-//! staff page): parse → screen → extract → authorise → decide, then ONE transaction that
-//! stores the message, the request, the directory change, the audit events and the reply.
+//! staff page): parse → screen → trust → extract → authorise → decide, then ONE transaction
+//! that stores the message, the request, the directory change, the audit events and the
+//! replies.
 //!
-//! Everything before the transaction is pure; the transaction itself waits on no network.
+//! Everything before the transaction is pure or read-only; the transaction waits on no
+//! network (DKIM keys are looked up before it starts).
 
+use crate::apply;
 use crate::config::Config;
+use crate::confirm;
 use crate::message::{self, Message};
 use crate::outcome::Outcome;
 use crate::password;
-use crate::policy::{self, Decision, MailboxView, Plan, Snapshot};
+use crate::policy::{self, Decision, MailboxView, Snapshot};
 use crate::reason::Reason;
-use crate::reply::{self, Applied, Reply};
+use crate::reply::{self, Reply};
 use crate::request::RequestKind;
 use crate::request::extract::{self, ExtractContext, Extracted};
 use crate::screen;
-use crate::store::directory::{self, AccountStatus, NewAccount};
+use crate::store::directory;
 use crate::store::journal::{self, NewAuditEvent, NewMessage, NewOutboxItem, NewRequest};
-use crate::store::{Conn, Store, StoreError};
+use crate::store::{Conn, Store, StoreError, now_ms};
+use crate::trust::{self, Evidence};
 use serde::Serialize;
 use serde_json::json;
 
@@ -38,6 +43,7 @@ pub struct Processed {
     pub reason: Option<String>,
     /// The reason as a sentence for a person.
     pub explanation: Option<String>,
+    /// The answer to the site's mailbox, if one is sent.
     pub reply: Option<Reply>,
     #[serde(skip)]
     pub request_id: Option<i64>,
@@ -45,6 +51,21 @@ pub struct Processed {
     /// in that outcome's folder).
     #[serde(skip)]
     pub previous_outcome: Option<Outcome>,
+}
+
+impl Processed {
+    pub(crate) fn new(outcome: Outcome, kind: RequestKind, reference: Option<String>, reason: Option<&Reason>) -> Processed {
+        Processed {
+            outcome,
+            kind,
+            reference,
+            reason: reason.map(|r| r.code().to_owned()),
+            explanation: reason.map(Reason::explain),
+            reply: None,
+            request_id: None,
+            previous_outcome: None,
+        }
+    }
 }
 
 /// How many addresses named in one message are looked up: more than a few candidate
@@ -77,8 +98,18 @@ async fn run(
     hold: Option<Reason>,
 ) -> Result<Processed, StoreError> {
     let msg = message::parse(raw);
+    let dkim_domains = crate::dkim::verified_domains(raw, &cfg.trust).await;
+    let evidence = trust::assess(&msg, &cfg.trust, &dkim_domains);
     let mut tx = store.begin().await?;
-    let result = process_in(&mut tx, cfg, raw, &msg, source, mode, hold).await;
+    let input = Input {
+        cfg,
+        raw,
+        msg: &msg,
+        evidence: &evidence,
+        source,
+        mode,
+    };
+    let result = process_in(&mut tx, &input, hold).await;
     match (&result, mode) {
         (Ok(_), Mode::Apply) => tx.commit().await?,
         _ => tx.rollback().await?,
@@ -86,30 +117,28 @@ async fn run(
     result
 }
 
-async fn process_in(
-    conn: &mut Conn,
-    cfg: &Config,
-    raw: &[u8],
-    msg: &Message,
-    source: &str,
-    mode: Mode,
-    hold: Option<Reason>,
-) -> Result<Processed, StoreError> {
+/// What every step may look at.
+pub(crate) struct Input<'a> {
+    pub cfg: &'a Config,
+    pub raw: &'a [u8],
+    pub msg: &'a Message,
+    pub evidence: &'a Evidence,
+    pub source: &'a str,
+    pub mode: Mode,
+}
+
+async fn process_in(conn: &mut Conn, input: &Input<'_>, hold: Option<Reason>) -> Result<Processed, StoreError> {
+    let msg = input.msg;
     // Seen before (same Message-ID, or the same bytes): change nothing.
     if let Some(seen) = journal::find_seen_message(conn, msg.message_id.as_deref(), &msg.sha256).await? {
-        return Ok(Processed {
-            outcome: Outcome::Duplicate,
-            kind: RequestKind::Unknown,
-            reference: seen.reference,
-            reason: Some("duplicate".into()),
-            explanation: Some(format!(
-                "This message was processed before{}: nothing was changed again.",
-                seen.outcome.as_ref().map(|o| format!(" (outcome: {o})")).unwrap_or_default()
-            )),
-            reply: None,
-            request_id: None,
-            previous_outcome: seen.outcome.as_deref().and_then(|o| o.parse().ok()),
-        });
+        let mut p = Processed::new(Outcome::Duplicate, RequestKind::Unknown, seen.reference, None);
+        p.reason = Some("duplicate".into());
+        p.explanation = Some(format!(
+            "This message was processed before{}: nothing was changed again.",
+            seen.outcome.as_ref().map(|o| format!(" (outcome: {o})")).unwrap_or_default()
+        ));
+        p.previous_outcome = seen.outcome.as_deref().and_then(|o| o.parse().ok());
+        return Ok(p);
     }
 
     let message_db_id = journal::insert_message(
@@ -117,41 +146,109 @@ async fn process_in(
         &NewMessage {
             message_id: msg.message_id.as_deref(),
             sha256: &msg.sha256,
-            raw,
+            raw: input.raw,
             from_address: msg.from.as_deref(),
             subject: &msg.subject,
-            source,
+            source: input.source,
         },
     )
     .await?;
 
+    let decision = match classify(conn, input, hold, message_db_id).await? {
+        Step::Done(p) => return Ok(p),
+        Step::Decided(d) => d,
+    };
+    record(conn, input, decision, message_db_id).await
+}
+
+enum Step {
+    /// Handled without a new request (a comment, a confirmation).
+    Done(Processed),
+    Decided(Decision),
+}
+
+/// Everything up to the decision, in the order that fails closed.
+async fn classify(conn: &mut Conn, input: &Input<'_>, hold: Option<Reason>, message_db_id: i64) -> Result<Step, StoreError> {
+    let (msg, cfg) = (input.msg, input.cfg);
     let helpdesk = &cfg.helpdesk;
-    let decision = if let Some(reason) = hold {
+    let unknown = |outcome, reason| Step::Decided(Decision::new(outcome, RequestKind::Unknown, Some(reason)));
+
+    if msg.unparsable {
+        return Ok(unknown(Outcome::NeedsReview, Reason::Unparsable));
+    }
+    if let Some(why) = screen::screen(msg, &helpdesk.address) {
+        return Ok(unknown(Outcome::Ignored, Reason::NotARequest(why.describe())));
+    }
+    // Our own loop marker: one of our replies came back (RFC 3834 §2 loop prevention).
+    if msg.header("x-postroom-loop").is_some() {
+        return Ok(unknown(Outcome::Ignored, Reason::Loop));
+    }
+    // Unproven mail is never applied and never answered: answering a forged From: is
+    // backscatter.
+    if !input.evidence.proven {
+        return Ok(unknown(Outcome::Rejected, Reason::Unauthenticated(input.evidence.summary.clone())));
+    }
+    if let Some(reason) = hold {
         let mut d = Decision::new(Outcome::NeedsReview, RequestKind::Unknown, Some(reason));
-        if let Some(from) = &msg.from
-            && screen::screen(msg, &helpdesk.address).is_none()
-        {
+        if let Some(from) = &msg.from {
             d.mailbox = directory::find_mailbox(conn, from).await?.map(|m| m.address);
         }
-        d
-    } else if msg.unparsable {
-        Decision::new(Outcome::NeedsReview, RequestKind::Unknown, Some(Reason::Unparsable))
-    } else if let Some(why) = screen::screen(msg, &helpdesk.address) {
-        Decision::new(Outcome::Ignored, RequestKind::Unknown, Some(Reason::NotARequest(why.describe())))
-    } else {
-        let ctx = ExtractContext {
-            mailbox: msg.from.as_deref(),
-            helpdesk: &helpdesk.address,
-            reference_prefix: &helpdesk.reference_prefix,
-        };
-        let ex = extract::extract(msg, &ctx);
-        if let Some(done) = attach_to_thread(conn, msg, &ex, message_db_id).await? {
-            return Ok(done);
-        }
-        let snapshot = load_snapshot(conn, msg, &ex).await?;
-        policy::decide(msg, &ex, &snapshot, cfg)
-    };
+        return Ok(Step::Decided(d));
+    }
+    if let Some(what) = too_complex(msg, cfg) {
+        return Ok(unknown(Outcome::NeedsReview, Reason::TooComplex(what)));
+    }
 
+    let ctx = ExtractContext {
+        mailbox: msg.from.as_deref(),
+        helpdesk: &helpdesk.address,
+        reference_prefix: &helpdesk.reference_prefix,
+    };
+    let ex = extract::extract(msg, &ctx);
+    if let Some(p) = confirm::handle(conn, input, &ex, message_db_id).await? {
+        return Ok(Step::Done(p));
+    }
+    if let Some(p) = attach_to_thread(conn, msg, &ex, message_db_id).await? {
+        return Ok(Step::Done(p));
+    }
+    // Answers one of our own messages but names no request of ours: an autoresponder that
+    // does not say so. Not answered again.
+    if msg.in_reply_to.iter().chain(&msg.references).any(|id| reply::is_our_message_id(helpdesk, id)) {
+        return Ok(unknown(Outcome::Ignored, Reason::Loop));
+    }
+
+    let snapshot = load_snapshot(conn, msg, &ex).await?;
+    let mut d = policy::decide(msg, &ex, &snapshot, cfg);
+    if policy::needs_confirmation(&d, &snapshot, cfg) {
+        d.outcome = Outcome::AwaitingConfirmation;
+        d.reason = Some(Reason::ConfirmationNeeded {
+            requester: d.requester.clone().unwrap_or_default(),
+        });
+        d.warnings.clear();
+    }
+    Ok(Step::Decided(d))
+}
+
+/// Structural limits against hostile input; `None` when within them.
+fn too_complex(msg: &Message, cfg: &Config) -> Option<String> {
+    let l = &cfg.limits;
+    let checks = [
+        (msg.header_count, l.max_headers, "headers"),
+        (msg.header_bytes, l.max_header_bytes, "bytes of header"),
+        (msg.part_count, l.max_parts, "MIME parts"),
+        (msg.mime_depth, l.max_mime_depth, "levels of MIME nesting"),
+        (msg.text.len(), l.max_text_bytes, "bytes of text"),
+    ];
+    checks
+        .iter()
+        .find(|(n, max, _)| *n > *max as usize)
+        .map(|(n, max, what)| format!("{n} {what}, limit {max}"))
+}
+
+/// Store the request and its audit event, make the change, queue the answers.
+async fn record(conn: &mut Conn, input: &Input<'_>, decision: Decision, message_db_id: i64) -> Result<Processed, StoreError> {
+    let (msg, cfg) = (input.msg, input.cfg);
+    let helpdesk = &cfg.helpdesk;
     let (request_id, reference) = journal::insert_request(
         conn,
         &NewRequest {
@@ -186,9 +283,11 @@ async fn process_in(
                 "fields": decision.fields,
                 "from": msg.from,
                 "sender": msg.sender,
+                "reply_to": msg.reply_to,
                 "message_id": msg.message_id,
                 "sha256": msg.sha256,
-                "source": source,
+                "source": input.source,
+                "trust": input.evidence,
             }),
             request_id: Some(request_id),
             message_id: Some(message_db_id),
@@ -198,13 +297,18 @@ async fn process_in(
 
     let applied = match &decision.plan {
         Some(plan) if decision.outcome == Outcome::Applied => {
-            Some(apply(conn, plan, &decision, &actor, request_id, message_db_id, mode).await?)
+            Some(apply::apply(conn, plan, &decision, &actor, request_id, message_db_id, input.mode).await?)
         }
         _ => None,
     };
 
-    let unique = password::token(12);
-    let reply = reply::build(
+    if decision.outcome == Outcome::AwaitingConfirmation
+        && let Some(requester) = &decision.requester
+    {
+        confirm::issue(conn, input, &decision, requester, request_id, &reference).await?;
+    }
+
+    let built = reply::build(
         helpdesk,
         &reply::ReplyInput {
             decision: &decision,
@@ -213,36 +317,62 @@ async fn process_in(
             original_message_id: msg.message_id.as_deref(),
             original_references: &msg.references,
             applied: applied.as_ref(),
-            unique: &unique,
+            unique: &password::token(12),
         },
     );
-    if let Some(r) = &reply {
-        journal::enqueue_reply(
+    let reply = match built {
+        Some(r) => enqueue(conn, cfg, r, Some(request_id)).await?,
+        None => None,
+    };
+
+    let mut p = Processed::new(decision.outcome, decision.kind, Some(reference), decision.reason.as_ref());
+    p.reply = reply;
+    p.request_id = Some(request_id);
+    Ok(p)
+}
+
+/// Queue a reply, under the daily cap of answers per address: the last one allowed says so,
+/// and later ones are not sent (the requests are still processed and visible to staff).
+pub(crate) async fn enqueue(conn: &mut Conn, cfg: &Config, mut r: Reply, request_id: Option<i64>) -> Result<Option<Reply>, StoreError> {
+    let cap = i64::from(cfg.limits.max_replies_per_mailbox_per_day);
+    let sent_today = journal::replies_to_since(conn, &r.to, now_ms() - 24 * 3600 * 1000).await?;
+    if sent_today >= cap {
+        journal::insert_audit(
             conn,
-            &NewOutboxItem {
-                request_id: Some(request_id),
-                to: &r.to,
-                subject: &r.subject,
-                body: &r.body,
-                message_id: &r.message_id,
-                in_reply_to: r.in_reply_to.as_deref(),
-                references: r.references.as_deref(),
-                secret: r.secret.as_deref(),
+            &NewAuditEvent {
+                actor: "postroom",
+                on_behalf_of: None,
+                action: "reply.suppressed",
+                subject: Some(&r.to),
+                detail: json!({ "subject": r.subject, "cap_per_day": cap }),
+                request_id,
+                message_id: None,
             },
         )
         .await?;
+        return Ok(None);
     }
-
-    Ok(Processed {
-        outcome: decision.outcome,
-        kind: decision.kind,
-        reference: Some(reference),
-        reason: decision.reason.as_ref().map(|r| r.code().to_owned()),
-        explanation: decision.reason.as_ref().map(Reason::explain),
-        reply,
-        request_id: Some(request_id),
-        previous_outcome: None,
-    })
+    if sent_today + 1 == cap {
+        r.body.push_str(&format!(
+            "\nThis is the last automatic answer to {} today ({cap} a day at most). Requests sent later today are still handled, but not answered by email until tomorrow.\n",
+            r.to
+        ));
+    }
+    journal::enqueue_reply(
+        conn,
+        &NewOutboxItem {
+            request_id,
+            to: &r.to,
+            subject: &r.subject,
+            body: &r.body,
+            message_id: &r.message_id,
+            in_reply_to: r.in_reply_to.as_deref(),
+            references: r.references.as_deref(),
+            secret: r.secret.as_deref(),
+        },
+    )
+    .await?;
+    Ok(Some(r))
 }
 
 /// A reply in the thread of a known request (`[HD-000042]` in the subject) is a comment on
@@ -275,25 +405,24 @@ async fn attach_to_thread(
     )
     .await?;
     let reason = Reason::CommentAdded(reference.clone());
-    Ok(Some(Processed {
-        outcome: Outcome::Ignored,
-        kind: request.kind.parse().unwrap_or(RequestKind::Unknown),
-        reference: Some(reference.clone()),
-        reason: Some(reason.code().to_owned()),
-        explanation: Some(reason.explain()),
-        reply: None,
-        request_id: Some(request.id),
-        previous_outcome: None,
-    }))
+    let mut p = Processed::new(
+        Outcome::Ignored,
+        request.kind.parse().unwrap_or(RequestKind::Unknown),
+        Some(reference.clone()),
+        Some(&reason),
+    );
+    p.request_id = Some(request.id);
+    Ok(Some(p))
 }
 
 /// Read the part of the directory this message can touch.
-async fn load_snapshot(conn: &mut Conn, msg: &Message, ex: &Extracted) -> Result<Snapshot, StoreError> {
+pub(crate) async fn load_snapshot(conn: &mut Conn, msg: &Message, ex: &Extracted) -> Result<Snapshot, StoreError> {
     let mut snap = Snapshot::default();
     if let Some(from) = &msg.from
         && let Some(mailbox) = directory::find_mailbox(conn, from).await?
     {
         let members = directory::mailbox_members(conn, mailbox.id).await?;
+        snap.organisation_accounts = directory::count_accounts_in_organisation(conn, mailbox.organisation_id).await?;
         snap.mailbox = Some(MailboxView { mailbox, members });
     }
     for address in policy::addresses_to_load(msg, ex).into_iter().take(MAX_LOOKUPS) {
@@ -312,157 +441,4 @@ async fn load_snapshot(conn: &mut Conn, msg: &Message, ex: &Extracted) -> Result
         }
     }
     Ok(snap)
-}
-
-/// Make the change, with an audit event for each part of it.
-async fn apply(
-    conn: &mut Conn,
-    plan: &Plan,
-    d: &Decision,
-    actor: &str,
-    request_id: i64,
-    message_db_id: i64,
-    mode: Mode,
-) -> Result<Applied, StoreError> {
-    let mut out = Applied::default();
-    let mut events: Vec<(&'static str, String, serde_json::Value)> = Vec::new();
-    let target = d.target.clone().unwrap_or_default();
-    let mailbox = d.mailbox.clone().unwrap_or_default();
-
-    match plan {
-        Plan::NewAccount {
-            organisation_id,
-            mailbox_id,
-            domain,
-            first,
-            last,
-            name,
-            job_title,
-            role,
-        } => {
-            let address = allocate_address(conn, first, last, domain).await?;
-            let (pw, hash) = new_password(mode).await?;
-            let account_id = directory::insert_account(
-                conn,
-                &NewAccount {
-                    organisation_id: *organisation_id,
-                    address: &address,
-                    name,
-                    job_title: job_title.as_deref(),
-                    status: AccountStatus::Active,
-                    password_hash: Some(&hash),
-                    must_change: true,
-                },
-            )
-            .await?;
-            directory::upsert_membership(conn, *mailbox_id, account_id, *role).await?;
-            out.done.push(format!("Created the account {address} for {name}."));
-            out.done.push(format!("Added {address} to {mailbox} as {role}."));
-            out.temporary_password = Some(pw);
-            events.push(("account.created", address.clone(), json!({ "name": name, "job_title": job_title })));
-            events.push(("membership.added", address, json!({ "mailbox": mailbox, "role": role })));
-        }
-        Plan::PasswordReset { account_id } => {
-            let (pw, hash) = new_password(mode).await?;
-            directory::set_temporary_password(conn, *account_id, &hash).await?;
-            out.done.push(format!("Reset the password of {target}; the account is unlocked."));
-            out.temporary_password = Some(pw);
-            events.push(("password.reset", target.clone(), json!({ "must_change": true })));
-        }
-        Plan::Unlock { account_id, from } => {
-            directory::set_status(conn, *account_id, AccountStatus::Active).await?;
-            out.done.push(format!("{target} was {from} and is now active. The password is unchanged."));
-            events.push(("account.unlocked", target.clone(), json!({ "from": from })));
-        }
-        Plan::AddMember {
-            mailbox_id,
-            account_id,
-            role,
-        } => {
-            directory::upsert_membership(conn, *mailbox_id, *account_id, *role).await?;
-            out.done.push(format!("Added {target} to {mailbox} as {role}."));
-            events.push(("membership.added", target.clone(), json!({ "mailbox": mailbox, "role": role })));
-        }
-        Plan::RemoveMember { mailbox_id, account_id } => {
-            directory::remove_membership(conn, *mailbox_id, *account_id).await?;
-            out.done.push(format!("Removed {target} from {mailbox}."));
-            events.push(("membership.removed", target.clone(), json!({ "mailbox": mailbox })));
-        }
-        Plan::ChangeRole {
-            mailbox_id,
-            account_id,
-            from,
-            to,
-        } => {
-            directory::upsert_membership(conn, *mailbox_id, *account_id, *to).await?;
-            out.done.push(format!("{target} is now {to} of {mailbox} (was {from})."));
-            events.push((
-                "membership.role_changed",
-                target.clone(),
-                json!({ "mailbox": mailbox, "from": from, "to": to }),
-            ));
-        }
-        Plan::Leaver {
-            account_id,
-            mailbox_ids,
-        } => {
-            let memberships = directory::account_memberships(conn, *account_id).await?;
-            for m in memberships.iter().filter(|m| mailbox_ids.contains(&m.mailbox_id)) {
-                directory::remove_membership(conn, m.mailbox_id, *account_id).await?;
-                out.done.push(format!("Removed {target} from {}.", m.mailbox));
-                events.push(("membership.removed", target.clone(), json!({ "mailbox": m.mailbox })));
-            }
-            directory::set_status(conn, *account_id, AccountStatus::Disabled).await?;
-            out.done.push(format!("Disabled the account {target}."));
-            events.push(("account.disabled", target.clone(), json!({ "leaver": true })));
-        }
-    }
-
-    for (action, subject, detail) in events {
-        journal::insert_audit(
-            conn,
-            &NewAuditEvent {
-                actor,
-                on_behalf_of: Some(&mailbox),
-                action,
-                subject: Some(&subject),
-                detail,
-                request_id: Some(request_id),
-                message_id: Some(message_db_id),
-            },
-        )
-        .await?;
-    }
-    Ok(out)
-}
-
-/// `first.last@domain`, then `first.last2@domain`… when taken.
-async fn allocate_address(conn: &mut Conn, first: &str, last: &str, domain: &str) -> Result<String, StoreError> {
-    let base = format!("{}.{}", policy::address_part(first), policy::address_part(last));
-    for n in 1..=10_000u32 {
-        let candidate = if n == 1 {
-            format!("{base}@{domain}")
-        } else {
-            format!("{base}{n}@{domain}")
-        };
-        if !directory::address_taken(conn, &candidate).await? {
-            return Ok(candidate);
-        }
-    }
-    Err(StoreError::Invalid(format!("no free address for {base}@{domain}")))
-}
-
-/// A temporary password and its Argon2 hash. A dry run makes neither.
-async fn new_password(mode: Mode) -> Result<(String, String), StoreError> {
-    if mode == Mode::DryRun {
-        return Ok(("(generated when applied)".into(), String::new()));
-    }
-    let pw = password::temporary();
-    let for_hash = pw.clone();
-    // Argon2 is deliberately slow: keep it off the async worker threads.
-    let hash = tokio::task::spawn_blocking(move || password::hash(&for_hash))
-        .await
-        .map_err(|e| StoreError::Invalid(format!("password hashing task failed: {e}")))?
-        .map_err(StoreError::Invalid)?;
-    Ok((pw, hash))
 }

@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub mailboxes_named: HashMap<String, Mailbox>,
     /// For each account in `accounts`: every mailbox it belongs to, with its members.
     pub account_mailboxes: HashMap<i64, Vec<MailboxView>>,
+    /// Accounts (not disabled) of the sending mailbox's organisation.
+    pub organisation_accounts: i64,
 }
 
 /// What to change, with the ids read from the snapshot.
@@ -61,7 +63,20 @@ pub enum Plan {
     AddMember { mailbox_id: i64, account_id: i64, role: Role },
     RemoveMember { mailbox_id: i64, account_id: i64 },
     ChangeRole { mailbox_id: i64, account_id: i64, from: Role, to: Role },
-    Leaver { account_id: i64, mailbox_ids: Vec<i64> },
+    Leaver {
+        account_id: i64,
+        mailbox_ids: Vec<i64>,
+        /// The account that becomes owner of every mailbox the leaver owned.
+        replacement: Option<Replacement>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub account_id: i64,
+    pub address: String,
+    /// Mailboxes the leaver owned, each with the replacement's current role there.
+    pub mailboxes: Vec<(i64, String, Option<Role>)>,
 }
 
 /// What postroom decided about one message.
@@ -99,7 +114,11 @@ impl Decision {
     /// Whether the site gets an answer: only a registered mailbox is ever answered, and
     /// never for mail that is not a request.
     pub fn answers(&self) -> bool {
-        self.mailbox.is_some() && matches!(self.outcome, Outcome::Applied | Outcome::Rejected | Outcome::NeedsReview)
+        self.mailbox.is_some()
+            && matches!(
+                self.outcome,
+                Outcome::Applied | Outcome::Rejected | Outcome::NeedsReview | Outcome::AwaitingConfirmation
+            )
     }
 }
 
@@ -228,7 +247,19 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
     }
 
     if kind == RequestKind::NewAccount {
-        return plan_new_account(ex, mbox, d);
+        if let Some(limit) = cfg.limits.max_accounts_per_organisation
+            && snap.organisation_accounts >= i64::from(limit)
+        {
+            return Err(reject(Reason::AccountLimit {
+                organisation: mbox.mailbox.organisation.clone(),
+                limit,
+            }));
+        }
+        plan_new_account(ex, mbox, d)?;
+        if let Some(Plan::NewAccount { role, .. }) = &d.plan {
+            check_room(cfg, mbox, *role)?;
+        }
+        return Ok(());
     }
 
     // 6. To whom.
@@ -270,6 +301,7 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
             if target.status == AccountStatus::Disabled {
                 return Err(reject(Reason::AccountDisabled(target.address.clone())));
             }
+            check_room(cfg, mbox, role)?;
             d.plan = Some(Plan::AddMember {
                 mailbox_id: mbox.mailbox.id,
                 account_id: target.id,
@@ -302,6 +334,15 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
             if from == Role::Owner && mbox.owners() <= 1 {
                 return Err(reject(last_owner(target, &mbox.mailbox)));
             }
+            if to == Role::Owner
+                && let Some(limit) = cfg.limits.max_owners_per_mailbox
+                && mbox.owners() >= limit as usize
+            {
+                return Err(reject(Reason::OwnerLimit {
+                    mailbox: mbox.mailbox.address.clone(),
+                    limit,
+                }));
+            }
             d.plan = Some(Plan::ChangeRole {
                 mailbox_id: mbox.mailbox.id,
                 account_id: target.id,
@@ -313,25 +354,102 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
             if target.status == AccountStatus::Disabled {
                 return Err(reject(Reason::AlreadyDisabled(target.address.clone())));
             }
-            // Leaving every mailbox of the organisation: refused if it would orphan any.
-            let mut mailbox_ids = Vec::new();
-            for v in views.iter().filter(|v| v.mailbox.organisation_id == target.organisation_id) {
-                if v.role_of(target.id) == Some(Role::Owner) && v.owners() <= 1 {
-                    return Err(reject(last_owner(target, &v.mailbox)));
-                }
-                mailbox_ids.push(v.mailbox.id);
-            }
-            for v in views.iter().filter(|v| mailbox_ids.contains(&v.mailbox.id)) {
-                warn_if_thin(d, &v.mailbox.address, v.members.len().saturating_sub(1));
+            // Leaving every mailbox of the organisation. An owner must hand over to a named
+            // replacement, who becomes owner wherever the leaver was.
+            let in_org: Vec<&MailboxView> = views
+                .iter()
+                .filter(|v| v.mailbox.organisation_id == target.organisation_id)
+                .collect();
+            let owned: Vec<&MailboxView> = in_org
+                .iter()
+                .copied()
+                .filter(|v| v.role_of(target.id) == Some(Role::Owner))
+                .collect();
+            let replacement = if owned.is_empty() {
+                None
+            } else {
+                let named = ex.fields.get(&Field::Replacement).ok_or_else(|| {
+                    reject(Reason::ReplacementMissing {
+                        account: target.address.clone(),
+                    })
+                })?;
+                let r = snap
+                    .accounts
+                    .get(named.as_str())
+                    .filter(|r| {
+                        r.organisation_id == target.organisation_id && r.status == AccountStatus::Active && r.id != target.id
+                    })
+                    .ok_or_else(|| reject(Reason::BadReplacement(named.clone())))?;
+                Some(Replacement {
+                    account_id: r.id,
+                    address: r.address.clone(),
+                    mailboxes: owned
+                        .iter()
+                        .map(|v| (v.mailbox.id, v.mailbox.address.clone(), v.role_of(r.id)))
+                        .collect(),
+                })
+            };
+            for v in &in_org {
+                let gains = replacement
+                    .as_ref()
+                    .is_some_and(|r| r.mailboxes.iter().any(|(id, _, role)| *id == v.mailbox.id && role.is_none()));
+                let after = v.members.len().saturating_sub(1) + usize::from(gains);
+                warn_if_thin(d, &v.mailbox.address, after);
             }
             d.plan = Some(Plan::Leaver {
                 account_id: target.id,
-                mailbox_ids,
+                mailbox_ids: in_org.iter().map(|v| v.mailbox.id).collect(),
+                replacement,
             });
         }
         RequestKind::NewAccount | RequestKind::Unknown => return Err(review(Reason::UnknownKind)),
     }
     Ok(())
+}
+
+/// Room for one more member (and owner) under the configured limits.
+fn check_room(cfg: &Config, mbox: &MailboxView, role: Role) -> Result<(), Stop> {
+    if let Some(limit) = cfg.limits.max_members_per_mailbox
+        && mbox.members.len() >= limit as usize
+    {
+        return Err(reject(Reason::MemberLimit {
+            mailbox: mbox.mailbox.address.clone(),
+            limit,
+        }));
+    }
+    if role == Role::Owner
+        && let Some(limit) = cfg.limits.max_owners_per_mailbox
+        && mbox.owners() >= limit as usize
+    {
+        return Err(reject(Reason::OwnerLimit {
+            mailbox: mbox.mailbox.address.clone(),
+            limit,
+        }));
+    }
+    Ok(())
+}
+
+/// Changes that hand over control must be confirmed by the requester with a one-time code:
+/// making or removing an owner, an owner leaving, restoring a disabled account.
+pub fn needs_confirmation(d: &Decision, snap: &Snapshot, cfg: &Config) -> bool {
+    if d.outcome != Outcome::Applied || !cfg.confirmation.applies_to(d.kind) {
+        return false;
+    }
+    let owner_in = |mailbox_id: i64, account_id: i64| {
+        snap.account_mailboxes
+            .get(&account_id)
+            .into_iter()
+            .flatten()
+            .any(|v| v.mailbox.id == mailbox_id && v.role_of(account_id) == Some(Role::Owner))
+    };
+    match &d.plan {
+        Some(Plan::ChangeRole { .. }) => true,
+        Some(Plan::AddMember { role, .. }) | Some(Plan::NewAccount { role, .. }) => *role == Role::Owner,
+        Some(Plan::RemoveMember { mailbox_id, account_id }) => owner_in(*mailbox_id, *account_id),
+        Some(Plan::Leaver { replacement, .. }) => replacement.is_some(),
+        Some(Plan::Unlock { from, .. }) => *from == AccountStatus::Disabled,
+        Some(Plan::PasswordReset { .. }) | None => false,
+    }
 }
 
 fn last_owner(account: &Account, mailbox: &Mailbox) -> Reason {

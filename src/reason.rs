@@ -16,6 +16,14 @@ pub enum Reason {
     /// A reply in the thread of an existing request: attached to it.
     CommentAdded(String),
 
+    // --- whether the mail is genuine
+    /// The trust evidence failed: never applied, never answered.
+    Unauthenticated(String),
+    /// Carries our own loop marker, or answers one of our messages without a human reply.
+    Loop,
+    /// A structural limit (headers, parts, MIME depth, text size) was hit.
+    TooComplex(String),
+
     // --- who is asking
     NoFrom,
     NotSharedMailbox(String),
@@ -46,6 +54,19 @@ pub enum Reason {
     AlreadyRole { account: String, role: Role },
     AlreadyDisabled(String),
     LastOwner { account: String, mailbox: String },
+    ReplacementMissing { account: String },
+    BadReplacement(String),
+    AccountLimit { organisation: String, limit: u32 },
+    MemberLimit { mailbox: String, limit: u32 },
+    OwnerLimit { mailbox: String, limit: u32 },
+
+    // --- confirmation with a one-time code
+    ConfirmationNeeded { requester: String },
+    BadCode,
+    CodeExpired,
+    CodeUsed,
+    CodeVoid,
+    WrongConfirmer,
 }
 
 impl Reason {
@@ -56,6 +77,9 @@ impl Reason {
             Reason::Unparsable => "unparsable",
             Reason::CommentAdded(_) => "comment_added",
             Reason::TooLarge { .. } => "too_large",
+            Reason::Unauthenticated(_) => "unauthenticated",
+            Reason::Loop => "loop",
+            Reason::TooComplex(_) => "too_complex",
             Reason::NoFrom => "no_from",
             Reason::NotSharedMailbox(_) => "not_shared_mailbox",
             Reason::RequesterMissing => "requester_missing",
@@ -81,6 +105,17 @@ impl Reason {
             Reason::AlreadyRole { .. } => "already_role",
             Reason::AlreadyDisabled(_) => "already_disabled",
             Reason::LastOwner { .. } => "last_owner",
+            Reason::ReplacementMissing { .. } => "replacement_missing",
+            Reason::BadReplacement(_) => "bad_replacement",
+            Reason::AccountLimit { .. } => "account_limit",
+            Reason::MemberLimit { .. } => "member_limit",
+            Reason::OwnerLimit { .. } => "owner_limit",
+            Reason::ConfirmationNeeded { .. } => "confirmation_needed",
+            Reason::BadCode => "bad_code",
+            Reason::CodeExpired => "code_expired",
+            Reason::CodeUsed => "code_used",
+            Reason::CodeVoid => "code_void",
+            Reason::WrongConfirmer => "wrong_confirmer",
         }
     }
 
@@ -92,6 +127,13 @@ impl Reason {
             Reason::CommentAdded(r) => format!("Added to request {r} as a comment."),
             Reason::TooLarge { size, limit } => format!(
                 "The message is {size} bytes, over the limit of {limit} bytes for automatic handling; a person on the helpdesk will look at it. Large attachments are not needed for account requests."
+            ),
+            Reason::Unauthenticated(why) => format!(
+                "We could not prove that this message comes from its sender ({why}); it was not acted on and gets no answer. A person on the helpdesk can see it."
+            ),
+            Reason::Loop => "This message answers one of our own automatic replies; it is not answered again, so that no mail loop starts.".into(),
+            Reason::TooComplex(what) => format!(
+                "The message is too complex to read automatically ({what}); a person on the helpdesk will look at it."
             ),
             Reason::NoFrom => "The message has no readable From: address, so we cannot tell which shared mailbox sent it.".into(),
             Reason::NotSharedMailbox(a) => format!(
@@ -147,6 +189,25 @@ impl Reason {
             Reason::LastOwner { account, mailbox } => format!(
                 "{account} is the last owner of {mailbox}; a mailbox must always keep an owner. Make another member an owner first (a role change), then send this request again."
             ),
+            Reason::ReplacementMissing { account } => format!(
+                "{account} is an owner. An owner who leaves must hand over: add a line \"Replacement: name@…\" naming the account that becomes owner in their place, and send the request again."
+            ),
+            Reason::BadReplacement(a) => format!(
+                "{a}, named as the replacement owner, must be an active account of your organisation other than the person leaving."
+            ),
+            Reason::AccountLimit { organisation, limit } => format!(
+                "{organisation} already has {limit} accounts, the most allowed. Ask for a leaver to be disabled first, or contact the helpdesk to raise the limit."
+            ),
+            Reason::MemberLimit { mailbox, limit } => format!("{mailbox} already has {limit} members, the most allowed."),
+            Reason::OwnerLimit { mailbox, limit } => format!("{mailbox} already has {limit} owners, the most allowed."),
+            Reason::ConfirmationNeeded { requester } => format!(
+                "This change hands over control, so {requester} must confirm it: we have emailed a one-time code to {requester}'s own address. Reply to that email with the code to go ahead."
+            ),
+            Reason::BadCode => "That confirmation code is not right. Reply to the confirmation email with the code exactly as it was sent.".into(),
+            Reason::CodeExpired => "That confirmation code has expired. Send the request again to get a new code.".into(),
+            Reason::CodeUsed => "That confirmation code has already been used; nothing more was changed.".into(),
+            Reason::CodeVoid => "Too many wrong codes were tried, so this confirmation is void. Send the request again to get a new code.".into(),
+            Reason::WrongConfirmer => "Only the person who made the request can confirm it, from their own account.".into(),
         }
     }
 }

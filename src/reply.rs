@@ -106,6 +106,16 @@ pub fn build(helpdesk: &HelpdeskConfig, input: &ReplyInput<'_>) -> Option<Reply>
                 body.push_str(&format!("Why: {}\n", r.explain()));
             }
         }
+        Outcome::AwaitingConfirmation => {
+            body.push_str(&format!(
+                "Your request {} ({}) is waiting for confirmation.\n\n",
+                input.reference,
+                d.kind.title().to_lowercase()
+            ));
+            if let Some(r) = &d.reason {
+                body.push_str(&format!("{}\nNothing changes until then.\n", r.explain()));
+            }
+        }
         Outcome::NeedsReview => {
             body.push_str(&format!(
                 "We have received your request and given it the reference {}. A person on the helpdesk will look at it and reply.\n",
@@ -142,9 +152,74 @@ pub fn build(helpdesk: &HelpdeskConfig, input: &ReplyInput<'_>) -> Option<Reply>
     })
 }
 
+/// Whether a Message-ID is one postroom made (`HD-000042.<token>@<helpdesk domain>`). Sites
+/// often share the helpdesk's domain, so the domain alone proves nothing.
+pub fn is_our_message_id(helpdesk: &HelpdeskConfig, id: &str) -> bool {
+    let Some((local, domain)) = id.trim().trim_matches(['<', '>']).rsplit_once('@') else {
+        return false;
+    };
+    let Some((reference, token)) = local.split_once('.') else {
+        return false;
+    };
+    let Some(number) = reference
+        .strip_prefix(helpdesk.reference_prefix.as_str())
+        .and_then(|r| r.strip_prefix('-'))
+    else {
+        return false;
+    };
+    domain.eq_ignore_ascii_case(helpdesk.domain())
+        && !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+        && !token.is_empty()
+        && token.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// A message to one person's own account (a confirmation code, or why a code did not work).
+pub struct Notice<'a> {
+    pub to: &'a str,
+    pub reference: &'a str,
+    /// Subject after the reference tag, e.g. `Confirm: Change role`.
+    pub title: &'a str,
+    pub body: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub unique: &'a str,
+}
+
+pub fn notice(helpdesk: &HelpdeskConfig, n: &Notice<'_>) -> Reply {
+    let title: String = n.title.chars().filter(|c| !c.is_control()).collect();
+    Reply {
+        to: n.to.to_owned(),
+        subject: format!("[{}] {title}", n.reference),
+        body: format!(
+            "Hello,\n\n{}\n\n-- \n{} (automatic message from {})\n",
+            n.body.trim_end(),
+            helpdesk.name,
+            helpdesk.address
+        ),
+        message_id: format!("{}.{}@{}", n.reference, n.unique, helpdesk.domain()),
+        in_reply_to: n.in_reply_to.map(str::to_owned),
+        references: n.in_reply_to.map(str::to_owned),
+        secret: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_message_ids_are_recognised() {
+        let h = HelpdeskConfig {
+            address: "helpdesk@nhs.example".into(),
+            name: "H".into(),
+            reference_prefix: "HD".into(),
+        };
+        assert!(is_our_message_id(&h, "HD-000042.Ab3xYz@nhs.example"));
+        assert!(is_our_message_id(&h, "<HD-000042.Ab3xYz@NHS.example>"));
+        assert!(!is_our_message_id(&h, "CAFE1234.5678@nhs.example"));
+        assert!(!is_our_message_id(&h, "HD-000042.Ab3xYz@evil.example"));
+        assert!(!is_our_message_id(&h, "HD-x.y@nhs.example"));
+    }
 
     #[test]
     fn subjects_do_not_grow() {

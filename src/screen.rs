@@ -71,7 +71,9 @@ pub fn screen(msg: &Message, helpdesk_address: &str) -> Option<ScreenReason> {
     }
     for name in AUTORESPONDER_HEADERS {
         if let Some(value) = msg.header(name) {
-            return Some(ScreenReason::AutoresponderHeader(format!("{name}: {value}")));
+            return Some(ScreenReason::AutoresponderHeader(format!(
+                "{name}: {value}"
+            )));
         }
     }
     // `Precedence` was never standardised (RFC 2076 §3.9 lists it) but is how lists, bulk
@@ -90,7 +92,9 @@ pub fn screen(msg: &Message, helpdesk_address: &str) -> Option<ScreenReason> {
         return Some(ScreenReason::DeliveryReport);
     }
     if let Some(from) = &msg.from {
-        let local = from.rsplit_once('@').map_or(from.as_str(), |(local, _)| local);
+        let local = from
+            .rsplit_once('@')
+            .map_or(from.as_str(), |(local, _)| local);
         if DAEMON_LOCAL_PARTS
             .iter()
             .any(|d| local.eq_ignore_ascii_case(d))
@@ -189,12 +193,12 @@ mod tests {
 
     #[test]
     fn daemons_null_sender_reports_and_loops() {
-        let from = |addr: &str| {
-            parse(format!("From: {addr}\r\nSubject: x\r\n\r\nbody").as_bytes())
-        };
+        let from = |addr: &str| parse(format!("From: {addr}\r\nSubject: x\r\n\r\nbody").as_bytes());
         assert_eq!(
             screen(&from("MAILER-DAEMON@mx.example"), HELPDESK),
-            Some(ScreenReason::DaemonSender("mailer-daemon@mx.example".into()))
+            Some(ScreenReason::DaemonSender(
+                "mailer-daemon@mx.example".into()
+            ))
         );
         assert_eq!(
             screen(&from("Postmaster <POSTMASTER@nhs.example>"), HELPDESK),
@@ -259,10 +263,16 @@ mod tests {
             ScreenReason::AutoresponderHeader("X-Autoreply: yes".into()).describe(),
             "auto-reply (X-Autoreply: yes)"
         );
-        assert!(ScreenReason::DeliveryReport.describe().contains("multipart/report"));
-        assert!(ScreenReason::DaemonSender("postmaster@x".into())
-            .describe()
-            .contains("postmaster@x"));
+        assert!(
+            ScreenReason::DeliveryReport
+                .describe()
+                .contains("multipart/report")
+        );
+        assert!(
+            ScreenReason::DaemonSender("postmaster@x".into())
+                .describe()
+                .contains("postmaster@x")
+        );
         assert!(ScreenReason::NullReturnPath.describe().contains("<>"));
         assert!(ScreenReason::OwnAddress.describe().contains("loop"));
     }

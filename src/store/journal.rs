@@ -281,3 +281,150 @@ pub async fn enqueue_reply(conn: &mut Conn, o: &NewOutboxItem<'_>) -> Result<i64
     .fetch_one(&mut *conn)
     .await?)
 }
+
+/// Replies queued to one address since `since_ms` (the daily cap on answers).
+pub async fn replies_to_since(conn: &mut Conn, to: &str, since_ms: i64) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE to_address = $1 AND created_at >= $2")
+        .bind(to)
+        .bind(since_ms)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// A request's outcome changed after the fact (confirmed, decided by staff).
+pub async fn update_request_outcome(
+    conn: &mut Conn,
+    request_id: i64,
+    outcome: &str,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE requests SET outcome = $2, reason = $3, updated_at = $4 WHERE id = $1")
+        .bind(request_id)
+        .bind(outcome)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find_request_by_id(conn: &mut Conn, id: i64) -> Result<Option<RequestRow>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, reference, message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at \
+         FROM requests WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(request_from_row).transpose()
+}
+
+/// The raw bytes of a stored message.
+pub async fn message_raw(conn: &mut Conn, message_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT raw FROM messages WHERE id = $1")
+        .bind(message_id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Confirmation codes.
+
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    pub id: i64,
+    pub request_id: i64,
+    pub account: String,
+    pub expires_at: i64,
+    pub attempts: i64,
+    pub used_at: Option<i64>,
+    pub void_at: Option<i64>,
+}
+
+fn confirmation_from_row(r: &sqlx::any::AnyRow) -> Result<Confirmation, StoreError> {
+    Ok(Confirmation {
+        id: r.try_get("id")?,
+        request_id: r.try_get("request_id")?,
+        account: r.try_get("account")?,
+        expires_at: r.try_get("expires_at")?,
+        attempts: r.try_get("attempts")?,
+        used_at: r.try_get("used_at")?,
+        void_at: r.try_get("void_at")?,
+    })
+}
+
+pub async fn insert_confirmation(
+    conn: &mut Conn,
+    request_id: i64,
+    account: &str,
+    code_sha256: &str,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    // A new step issues a new code: earlier unused codes of the request stop working.
+    sqlx::query("UPDATE confirmations SET void_at = $2 WHERE request_id = $1 AND used_at IS NULL AND void_at IS NULL")
+        .bind(request_id)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO confirmations (request_id, account, code_sha256, expires_at, attempts, created_at) \
+         VALUES ($1, $2, $3, $4, 0, $5)",
+    )
+    .bind(request_id)
+    .bind(account)
+    .bind(code_sha256)
+    .bind(expires_at)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn find_confirmation_by_code(conn: &mut Conn, code_sha256: &str) -> Result<Option<Confirmation>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, request_id, account, expires_at, attempts, used_at, void_at FROM confirmations WHERE code_sha256 = $1",
+    )
+    .bind(code_sha256)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(confirmation_from_row).transpose()
+}
+
+/// The confirmation currently open for a request, if any.
+pub async fn open_confirmation(conn: &mut Conn, request_id: i64) -> Result<Option<Confirmation>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, request_id, account, expires_at, attempts, used_at, void_at FROM confirmations \
+         WHERE request_id = $1 AND used_at IS NULL AND void_at IS NULL ORDER BY id DESC LIMIT 1",
+    )
+    .bind(request_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(confirmation_from_row).transpose()
+}
+
+pub async fn use_confirmation(conn: &mut Conn, id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE confirmations SET used_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Count a wrong code; the confirmation is void once `max_attempts` is reached. Returns
+/// true when it is now void.
+pub async fn fail_confirmation(conn: &mut Conn, id: i64, max_attempts: u32) -> Result<bool, StoreError> {
+    let attempts: i64 = sqlx::query_scalar("UPDATE confirmations SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let void = attempts >= i64::from(max_attempts);
+    if void {
+        sqlx::query("UPDATE confirmations SET void_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(void)
+}

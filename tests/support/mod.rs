@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 
 pub const HELPDESK: &str = "helpdesk@nhs.example";
 
+/// The fixtures carry `Authentication-Results: mail.nhs.example; … dmarc=pass`: trust that
+/// boundary unless a test says otherwise (a later `[trust]` in `extra` would clash, so tests
+/// of trust itself use `Instance::with_config`).
+pub const TRUST: &str = "[trust]\nauthserv_id = \"mail.nhs.example\"\n";
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -23,15 +28,20 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// A fresh instance; `extra` is appended to the config file.
+    /// A fresh instance trusting the fixtures' boundary; `extra` is appended to the config.
     pub fn new(extra: &str) -> Instance {
+        Instance::configured(TRUST, extra)
+    }
+
+    /// A fresh instance with its own `[trust]` section (`trust` may be empty: the default).
+    pub fn configured(trust: &str, extra: &str) -> Instance {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("postroom.toml");
         let db = dir.path().join("postroom.db");
         std::fs::write(
             &config,
             format!(
-                "[database]\nurl = \"sqlite://{}\"\n\n[helpdesk]\naddress = \"{HELPDESK}\"\nname = \"Test Helpdesk\"\nreference_prefix = \"HD\"\n{extra}\n",
+                "[database]\nurl = \"sqlite://{}\"\n\n[helpdesk]\naddress = \"{HELPDESK}\"\nname = \"Test Helpdesk\"\nreference_prefix = \"HD\"\n{trust}{extra}\n",
                 db.display()
             ),
         )
@@ -41,7 +51,10 @@ impl Instance {
 
     /// An instance with the fixture directory imported.
     pub fn with_directory(extra: &str) -> Instance {
-        let i = Instance::new(extra);
+        Instance::import_fixture_directory(Instance::new(extra))
+    }
+
+    pub fn import_fixture_directory(i: Instance) -> Instance {
         let out = i.ok(&["directory", "import", fixtures().join("directory.csv").to_str().unwrap()]);
         assert!(out.contains("\"accounts\""), "{out}");
         i
