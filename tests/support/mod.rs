@@ -55,14 +55,21 @@ impl Instance {
     }
 
     pub fn import_fixture_directory(i: Instance) -> Instance {
-        let out = i.ok(&["directory", "import", fixtures().join("directory.csv").to_str().unwrap()]);
+        let out = i.ok(&[
+            "directory",
+            "import",
+            fixtures().join("directory.csv").to_str().unwrap(),
+        ]);
         assert!(out.contains("\"accounts\""), "{out}");
         i
     }
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("postroom").unwrap();
-        c.arg("--config").arg(&self.config).env_remove("POSTROOM_CONFIG").env_remove("POSTROOM_DATABASE_URL");
+        c.arg("--config")
+            .arg(&self.config)
+            .env_remove("POSTROOM_CONFIG")
+            .env_remove("POSTROOM_DATABASE_URL");
         c
     }
 
@@ -104,7 +111,10 @@ impl Instance {
     }
 
     pub fn audit(&self) -> Vec<Value> {
-        self.ok(&["audit"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        self.ok(&["audit"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// The export line for an account in a mailbox, if any (`mailbox` empty: no membership).
