@@ -53,22 +53,40 @@ pub async fn apply(
             )
             .await?;
             directory::upsert_membership(conn, *mailbox_id, account_id, *role).await?;
-            out.done.push(format!("Created the account {address} for {name}."));
-            out.done.push(format!("Added {address} to {mailbox} as {role}."));
+            out.done
+                .push(format!("Created the account {address} for {name}."));
+            out.done
+                .push(format!("Added {address} to {mailbox} as {role}."));
             out.temporary_password = Some(pw);
-            events.push(("account.created", address.clone(), json!({ "name": name, "job_title": job_title })));
-            events.push(("membership.added", address, json!({ "mailbox": mailbox, "role": role })));
+            events.push((
+                "account.created",
+                address.clone(),
+                json!({ "name": name, "job_title": job_title }),
+            ));
+            events.push((
+                "membership.added",
+                address,
+                json!({ "mailbox": mailbox, "role": role }),
+            ));
         }
         Plan::PasswordReset { account_id } => {
             let (pw, hash) = new_password(mode).await?;
             directory::set_temporary_password(conn, *account_id, &hash).await?;
-            out.done.push(format!("Reset the password of {target}; the account is unlocked."));
+            out.done.push(format!(
+                "Reset the password of {target}; the account is unlocked."
+            ));
             out.temporary_password = Some(pw);
-            events.push(("password.reset", target.clone(), json!({ "must_change": true })));
+            events.push((
+                "password.reset",
+                target.clone(),
+                json!({ "must_change": true }),
+            ));
         }
         Plan::Unlock { account_id, from } => {
             directory::set_status(conn, *account_id, AccountStatus::Active).await?;
-            out.done.push(format!("{target} was {from} and is now active. The password is unchanged."));
+            out.done.push(format!(
+                "{target} was {from} and is now active. The password is unchanged."
+            ));
             events.push(("account.unlocked", target.clone(), json!({ "from": from })));
         }
         Plan::AddMember {
@@ -77,13 +95,25 @@ pub async fn apply(
             role,
         } => {
             directory::upsert_membership(conn, *mailbox_id, *account_id, *role).await?;
-            out.done.push(format!("Added {target} to {mailbox} as {role}."));
-            events.push(("membership.added", target.clone(), json!({ "mailbox": mailbox, "role": role })));
+            out.done
+                .push(format!("Added {target} to {mailbox} as {role}."));
+            events.push((
+                "membership.added",
+                target.clone(),
+                json!({ "mailbox": mailbox, "role": role }),
+            ));
         }
-        Plan::RemoveMember { mailbox_id, account_id } => {
+        Plan::RemoveMember {
+            mailbox_id,
+            account_id,
+        } => {
             directory::remove_membership(conn, *mailbox_id, *account_id).await?;
             out.done.push(format!("Removed {target} from {mailbox}."));
-            events.push(("membership.removed", target.clone(), json!({ "mailbox": mailbox })));
+            events.push((
+                "membership.removed",
+                target.clone(),
+                json!({ "mailbox": mailbox }),
+            ));
         }
         Plan::ChangeRole {
             mailbox_id,
@@ -92,7 +122,8 @@ pub async fn apply(
             to,
         } => {
             directory::upsert_membership(conn, *mailbox_id, *account_id, *to).await?;
-            out.done.push(format!("{target} is now {to} of {mailbox} (was {from})."));
+            out.done
+                .push(format!("{target} is now {to} of {mailbox} (was {from})."));
             events.push((
                 "membership.role_changed",
                 target.clone(),
@@ -107,9 +138,17 @@ pub async fn apply(
             // The replacement takes over first, so no mailbox is ever without an owner.
             if let Some(r) = replacement {
                 for (mailbox_id, mailbox_address, previous) in &r.mailboxes {
-                    directory::upsert_membership(conn, *mailbox_id, r.account_id, Role::Owner).await?;
-                    out.done.push(format!("{} is now owner of {mailbox_address} in place of {target}.", r.address));
-                    let action = if previous.is_some() { "membership.role_changed" } else { "membership.added" };
+                    directory::upsert_membership(conn, *mailbox_id, r.account_id, Role::Owner)
+                        .await?;
+                    out.done.push(format!(
+                        "{} is now owner of {mailbox_address} in place of {target}.",
+                        r.address
+                    ));
+                    let action = if previous.is_some() {
+                        "membership.role_changed"
+                    } else {
+                        "membership.added"
+                    };
                     events.push((
                         action,
                         r.address.clone(),
@@ -118,14 +157,26 @@ pub async fn apply(
                 }
             }
             let memberships = directory::account_memberships(conn, *account_id).await?;
-            for m in memberships.iter().filter(|m| mailbox_ids.contains(&m.mailbox_id)) {
+            for m in memberships
+                .iter()
+                .filter(|m| mailbox_ids.contains(&m.mailbox_id))
+            {
                 directory::remove_membership(conn, m.mailbox_id, *account_id).await?;
-                out.done.push(format!("Removed {target} from {}.", m.mailbox));
-                events.push(("membership.removed", target.clone(), json!({ "mailbox": m.mailbox })));
+                out.done
+                    .push(format!("Removed {target} from {}.", m.mailbox));
+                events.push((
+                    "membership.removed",
+                    target.clone(),
+                    json!({ "mailbox": m.mailbox }),
+                ));
             }
             directory::set_status(conn, *account_id, AccountStatus::Disabled).await?;
             out.done.push(format!("Disabled the account {target}."));
-            events.push(("account.disabled", target.clone(), json!({ "leaver": true })));
+            events.push((
+                "account.disabled",
+                target.clone(),
+                json!({ "leaver": true }),
+            ));
         }
     }
 
@@ -148,8 +199,17 @@ pub async fn apply(
 }
 
 /// `first.last@domain`, then `first.last2@domain`… when taken.
-async fn allocate_address(conn: &mut Conn, first: &str, last: &str, domain: &str) -> Result<String, StoreError> {
-    let base = format!("{}.{}", policy::address_part(first), policy::address_part(last));
+async fn allocate_address(
+    conn: &mut Conn,
+    first: &str,
+    last: &str,
+    domain: &str,
+) -> Result<String, StoreError> {
+    let base = format!(
+        "{}.{}",
+        policy::address_part(first),
+        policy::address_part(last)
+    );
     for n in 1..=10_000u32 {
         let candidate = if n == 1 {
             format!("{base}@{domain}")
@@ -160,7 +220,9 @@ async fn allocate_address(conn: &mut Conn, first: &str, last: &str, domain: &str
             return Ok(candidate);
         }
     }
-    Err(StoreError::Invalid(format!("no free address for {base}@{domain}")))
+    Err(StoreError::Invalid(format!(
+        "no free address for {base}@{domain}"
+    )))
 }
 
 /// A temporary password and its Argon2 hash. A dry run makes neither.

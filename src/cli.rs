@@ -3,8 +3,8 @@
 use crate::config::{self, Config};
 use crate::directory_csv;
 use crate::pipeline::{self, Mode};
-use crate::store::journal;
 use crate::store::Store;
+use crate::store::journal;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -12,10 +12,19 @@ use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "postroom", version, about = "An email request desk for shared mailboxes")]
+#[command(
+    name = "postroom",
+    version,
+    about = "An email request desk for shared mailboxes"
+)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, env = "POSTROOM_CONFIG", default_value = "config/postroom.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "POSTROOM_CONFIG",
+        default_value = "config/postroom.toml"
+    )]
     pub config: PathBuf,
 
     /// Log lines for people (`human`) or for log collectors (`json`).
@@ -95,7 +104,8 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
         Command::Migrate { dry_run } => migrate(store, dry_run).await,
         Command::Directory { command } => match command {
             DirectoryCommand::Import { file } => {
-                let f = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?;
                 let summary = directory_csv::import(store, f, &file.display().to_string())
                     .await
                     .with_context(|| format!("{}: nothing was imported", file.display()))?;
@@ -142,19 +152,21 @@ async fn process(store: &Store, cfg: &Config, files: &[PathBuf], dry_run: bool) 
                 failed += 1;
                 json!({ "file": name, "error": format!("cannot read: {e}") })
             }
-            Ok(raw) => match pipeline::process(store, cfg, &raw, &format!("file:{name}"), mode).await {
-                Ok(p) => {
-                    let mut v = serde_json::to_value(&p)?;
-                    if let Some(obj) = v.as_object_mut() {
-                        obj.insert("file".into(), json!(name));
+            Ok(raw) => {
+                match pipeline::process(store, cfg, &raw, &format!("file:{name}"), mode).await {
+                    Ok(p) => {
+                        let mut v = serde_json::to_value(&p)?;
+                        if let Some(obj) = v.as_object_mut() {
+                            obj.insert("file".into(), json!(name));
+                        }
+                        v
                     }
-                    v
+                    Err(e) => {
+                        failed += 1;
+                        json!({ "file": name, "error": e.to_string() })
+                    }
                 }
-                Err(e) => {
-                    failed += 1;
-                    json!({ "file": name, "error": e.to_string() })
-                }
-            },
+            }
         };
         let mut out = stdout.lock();
         writeln!(out, "{line}")?;

@@ -271,7 +271,9 @@ impl ImapConfig {
     pub fn folder_for(&self, outcome: crate::outcome::Outcome) -> &str {
         use crate::outcome::Outcome;
         match outcome {
-            Outcome::Applied | Outcome::AwaitingConfirmation | Outcome::Duplicate => &self.processed,
+            Outcome::Applied | Outcome::AwaitingConfirmation | Outcome::Duplicate => {
+                &self.processed
+            }
             Outcome::Rejected => &self.rejected,
             Outcome::NeedsReview => &self.review,
             Outcome::Ignored => &self.ignored,
@@ -317,7 +319,9 @@ pub struct HelpdeskConfig {
 impl HelpdeskConfig {
     /// The domain of the helpdesk address: our Message-IDs live there.
     pub fn domain(&self) -> &str {
-        self.address.rsplit_once('@').map_or("localhost", |(_, d)| d)
+        self.address
+            .rsplit_once('@')
+            .map_or("localhost", |(_, d)| d)
     }
 }
 
@@ -368,7 +372,9 @@ impl Config {
             path: PathBuf::from("(text)"),
             message,
         };
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
         apply_env_overrides(&mut table, env);
         let raw: RawConfig = toml::Value::Table(table)
             .try_into()
@@ -381,12 +387,18 @@ impl Config {
             key: key.to_owned(),
             message,
         };
-        let helpdesk = raw
-            .helpdesk
-            .ok_or_else(|| key("helpdesk.address", "missing: the helpdesk's own address is required".into()))?;
+        let helpdesk = raw.helpdesk.ok_or_else(|| {
+            key(
+                "helpdesk.address",
+                "missing: the helpdesk's own address is required".into(),
+            )
+        })?;
         let address = helpdesk.address.trim().to_ascii_lowercase();
         if !looks_like_address(&address) {
-            return Err(key("helpdesk.address", format!("`{address}` is not an email address")));
+            return Err(key(
+                "helpdesk.address",
+                format!("`{address}` is not an email address"),
+            ));
         }
         let reference_prefix = helpdesk.reference_prefix.unwrap_or_else(|| "HD".to_owned());
         if reference_prefix.is_empty()
@@ -404,7 +416,10 @@ impl Config {
             let full = format!("policy.{kind_name}");
             let kind: RequestKind = kind_name.parse().map_err(|e: String| key(&full, e))?;
             if kind == RequestKind::Unknown {
-                return Err(key(&full, "`unknown` is not a request kind that can be applied".into()));
+                return Err(key(
+                    &full,
+                    "`unknown` is not a request kind that can be applied".into(),
+                ));
             }
             let role: Role = role_name.parse().map_err(|e: String| key(&full, e))?;
             required.insert(kind, role);
@@ -414,8 +429,14 @@ impl Config {
             .database
             .url
             .unwrap_or_else(|| "sqlite://postroom.db".to_owned());
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-            return Err(key("database.url", format!("`{url}` must start with sqlite: or postgres:")));
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(key(
+                "database.url",
+                format!("`{url}` must start with sqlite: or postgres:"),
+            ));
         }
         let acquire_timeout = match raw.database.acquire_timeout {
             Some(s) => parse_duration(&s).map_err(|e| key("database.acquire_timeout", e))?,
@@ -468,7 +489,11 @@ fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn duration_key(key: &str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+fn duration_key(
+    key: &str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match value {
         Some(s) => parse_duration(&s).map_err(|e| key_err(key, e)),
         None => Ok(default),
@@ -476,13 +501,21 @@ fn duration_key(key: &str, value: Option<String>, default: Duration) -> Result<D
 }
 
 /// A password given inline, or read from a file (first line, trailing newline dropped).
-fn secret_key(key: &str, inline: Option<String>, file: Option<PathBuf>) -> Result<Option<Secret>, ConfigError> {
+fn secret_key(
+    key: &str,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<Secret>, ConfigError> {
     match (inline, file) {
         (Some(_), Some(_)) => Err(key_err(key, "give `password` or `password_file`, not both")),
         (Some(p), None) => Ok(Some(Secret(p))),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| key_err(&format!("{key}_file"), format!("cannot read {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                key_err(
+                    &format!("{key}_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
             Ok(Some(Secret(text.trim_end_matches(['\r', '\n']).to_owned())))
         }
         (None, None) => Ok(None),
@@ -512,7 +545,11 @@ fn check_trust(r: RawTrust) -> Result<crate::trust::TrustConfig, ConfigError> {
         }
     }
     if let Some(ids) = r.authserv_id {
-        cfg.authserv_ids = ids.into_vec().into_iter().map(|s| s.trim().to_ascii_lowercase()).collect();
+        cfg.authserv_ids = ids
+            .into_vec()
+            .into_iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
     }
     if let Some(accept) = r.accept {
         cfg.accept = accept
@@ -521,7 +558,10 @@ fn check_trust(r: RawTrust) -> Result<crate::trust::TrustConfig, ConfigError> {
                 "dmarc" => Ok(Method::Dmarc),
                 "dkim" => Ok(Method::Dkim),
                 "spf" => Ok(Method::Spf),
-                other => Err(key_err("trust.accept", format!("`{other}` is not one of dmarc, dkim, spf"))),
+                other => Err(key_err(
+                    "trust.accept",
+                    format!("`{other}` is not one of dmarc, dkim, spf"),
+                )),
             })
             .collect::<Result<_, _>>()?;
     }
@@ -535,7 +575,10 @@ fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigEr
         Some(list) => list
             .iter()
             .map(|k| match k.parse::<RequestKind>() {
-                Ok(RequestKind::Unknown) | Err(_) => Err(key_err("confirmation.kinds", format!("`{k}` is not a request kind"))),
+                Ok(RequestKind::Unknown) | Err(_) => Err(key_err(
+                    "confirmation.kinds",
+                    format!("`{k}` is not a request kind"),
+                )),
                 Ok(kind) => Ok(kind),
             })
             .collect::<Result<_, _>>()?,
@@ -543,25 +586,42 @@ fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigEr
     Ok(ConfirmationConfig {
         enabled: r.enabled.unwrap_or(true),
         kinds,
-        ttl: duration_key("confirmation.ttl", r.ttl, Duration::from_secs(3 * 24 * 3600))?,
+        ttl: duration_key(
+            "confirmation.ttl",
+            r.ttl,
+            Duration::from_secs(3 * 24 * 3600),
+        )?,
         max_attempts: r.max_attempts.unwrap_or(5).max(1),
     })
 }
 
 fn check_imap(r: RawImap) -> Result<ImapConfig, ConfigError> {
     let tls = r.tls.unwrap_or(TlsMode::Tls);
-    let password = secret_key("imap.password", r.password, r.password_file)?
-        .ok_or_else(|| key_err("imap.password", "missing: give `password`, `password_file`, or POSTROOM_IMAP_PASSWORD"))?;
-    let idle_timeout = duration_key("imap.idle_timeout", r.idle_timeout, Duration::from_secs(25 * 60))?;
+    let password = secret_key("imap.password", r.password, r.password_file)?.ok_or_else(|| {
+        key_err(
+            "imap.password",
+            "missing: give `password`, `password_file`, or POSTROOM_IMAP_PASSWORD",
+        )
+    })?;
+    let idle_timeout = duration_key(
+        "imap.idle_timeout",
+        r.idle_timeout,
+        Duration::from_secs(25 * 60),
+    )?;
     if idle_timeout >= Duration::from_secs(29 * 60) {
-        return Err(key_err("imap.idle_timeout", "must be under 29 minutes (RFC 2177)"));
+        return Err(key_err(
+            "imap.idle_timeout",
+            "must be under 29 minutes (RFC 2177)",
+        ));
     }
     let batch_size = r.batch_size.unwrap_or(50);
     if batch_size == 0 {
         return Err(key_err("imap.batch_size", "must be at least 1"));
     }
     Ok(ImapConfig {
-        port: r.port.unwrap_or(if tls == TlsMode::Tls { 993 } else { 143 }),
+        port: r
+            .port
+            .unwrap_or(if tls == TlsMode::Tls { 993 } else { 143 }),
         host: r.host,
         tls,
         username: r.username,
@@ -574,11 +634,19 @@ fn check_imap(r: RawImap) -> Result<ImapConfig, ConfigError> {
         ignored: r.ignored.unwrap_or_else(|| "postroom/ignored".into()),
         idle: r.idle.unwrap_or(true),
         idle_timeout,
-        poll_interval: duration_key("imap.poll_interval", r.poll_interval, Duration::from_secs(60))?,
+        poll_interval: duration_key(
+            "imap.poll_interval",
+            r.poll_interval,
+            Duration::from_secs(60),
+        )?,
         batch_size,
         max_message_bytes: r.max_message_bytes.unwrap_or(25 * 1024 * 1024),
         timeout: duration_key("imap.timeout", r.timeout, Duration::from_secs(60))?,
-        reconnect_max: duration_key("imap.reconnect_max", r.reconnect_max, Duration::from_secs(300))?,
+        reconnect_max: duration_key(
+            "imap.reconnect_max",
+            r.reconnect_max,
+            Duration::from_secs(300),
+        )?,
     })
 }
 
@@ -586,11 +654,20 @@ fn check_smtp(r: RawSmtp, helpdesk: &str) -> Result<SmtpConfig, ConfigError> {
     let tls = r.tls.unwrap_or(TlsMode::Starttls);
     let password = secret_key("smtp.password", r.password, r.password_file)?;
     if password.is_some() != r.username.is_some() {
-        return Err(key_err("smtp.username", "give both `username` and a password, or neither"));
+        return Err(key_err(
+            "smtp.username",
+            "give both `username` and a password, or neither",
+        ));
     }
-    let from = r.from.map(|f| f.trim().to_ascii_lowercase()).unwrap_or_else(|| helpdesk.to_owned());
+    let from = r
+        .from
+        .map(|f| f.trim().to_ascii_lowercase())
+        .unwrap_or_else(|| helpdesk.to_owned());
     if !looks_like_address(&from) {
-        return Err(key_err("smtp.from", format!("`{from}` is not an email address")));
+        return Err(key_err(
+            "smtp.from",
+            format!("`{from}` is not an email address"),
+        ));
     }
     Ok(SmtpConfig {
         port: r.port.unwrap_or(match tls {
@@ -605,15 +682,24 @@ fn check_smtp(r: RawSmtp, helpdesk: &str) -> Result<SmtpConfig, ConfigError> {
         ca_file: r.ca_file,
         from,
         timeout: duration_key("smtp.timeout", r.timeout, Duration::from_secs(30))?,
-        retry_initial: duration_key("smtp.retry_initial", r.retry_initial, Duration::from_secs(30))?,
+        retry_initial: duration_key(
+            "smtp.retry_initial",
+            r.retry_initial,
+            Duration::from_secs(30),
+        )?,
         retry_max: duration_key("smtp.retry_max", r.retry_max, Duration::from_secs(3600))?,
-        give_up_after: duration_key("smtp.give_up_after", r.give_up_after, Duration::from_secs(3 * 24 * 3600))?,
+        give_up_after: duration_key(
+            "smtp.give_up_after",
+            r.give_up_after,
+            Duration::from_secs(3 * 24 * 3600),
+        )?,
     })
 }
 
 /// `"30s"`, `"5m"`, `"1h 30m"`, `"3d"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration like \"30s\" or \"5m\": {e}"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration like \"30s\" or \"5m\": {e}"))
 }
 
 /// A cheap syntactic check, enough to catch a typo in a config or CSV file.
@@ -624,7 +710,9 @@ pub fn looks_like_address(s: &str) -> bool {
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+                && !s
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
                 && !domain.contains('@')
         }
         None => false,
@@ -635,13 +723,25 @@ pub fn looks_like_address(s: &str) -> bool {
 /// known config (single words), so the split between section and key is unambiguous.
 fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
     const SECTIONS: &[&str] = &[
-        "database", "helpdesk", "policy", "imap", "smtp", "trust", "confirmation", "limits", "web", "retention",
+        "database",
+        "helpdesk",
+        "policy",
+        "imap",
+        "smtp",
+        "trust",
+        "confirmation",
+        "limits",
+        "web",
+        "retention",
     ];
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix("POSTROOM_") else { continue };
+        let Some(rest) = name.strip_prefix("POSTROOM_") else {
+            continue;
+        };
         let rest = rest.to_ascii_lowercase();
         let Some(section) = SECTIONS.iter().find(|s| {
-            rest.strip_prefix(*s).is_some_and(|r| r.starts_with('_') && r.len() > 1)
+            rest.strip_prefix(*s)
+                .is_some_and(|r| r.starts_with('_') && r.len() > 1)
         }) else {
             continue;
         };
@@ -678,8 +778,14 @@ mod tests {
     #[test]
     fn env_overrides_a_key() {
         let env = vec![
-            ("POSTROOM_DATABASE_URL".to_owned(), "sqlite://other.db".to_owned()),
-            ("POSTROOM_HELPDESK_REFERENCE_PREFIX".to_owned(), "REQ".to_owned()),
+            (
+                "POSTROOM_DATABASE_URL".to_owned(),
+                "sqlite://other.db".to_owned(),
+            ),
+            (
+                "POSTROOM_HELPDESK_REFERENCE_PREFIX".to_owned(),
+                "REQ".to_owned(),
+            ),
             ("POSTROOM_CONFIG".to_owned(), "ignored.toml".to_owned()),
         ];
         let c = Config::from_toml_with_env(MINIMAL, &env).unwrap();
@@ -691,18 +797,25 @@ mod tests {
     fn policy_per_kind() {
         let text = format!("{MINIMAL}[policy]\npassword_reset = \"member\"\n");
         let c = Config::from_toml_with_env(&text, &[]).unwrap();
-        assert_eq!(c.policy.required_role(RequestKind::PasswordReset), Role::Member);
+        assert_eq!(
+            c.policy.required_role(RequestKind::PasswordReset),
+            Role::Member
+        );
         assert_eq!(c.policy.required_role(RequestKind::Unlock), Role::Owner);
     }
 
     #[test]
     fn bad_config_names_the_key() {
         let text = format!("{MINIMAL}[policy]\npassword_reset = \"boss\"\n");
-        let err = Config::from_toml_with_env(&text, &[]).unwrap_err().to_string();
+        let err = Config::from_toml_with_env(&text, &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("policy.password_reset"), "{err}");
 
         let text = format!("{MINIMAL}[policy]\nreset = \"owner\"\n");
-        let err = Config::from_toml_with_env(&text, &[]).unwrap_err().to_string();
+        let err = Config::from_toml_with_env(&text, &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("policy.reset"), "{err}");
 
         let err = Config::from_toml_with_env("[helpdesk]\naddres = \"x@y.z\"\n", &[])
@@ -720,21 +833,34 @@ mod tests {
             "{MINIMAL}[imap]\nhost = \"127.0.0.1\"\nport = 1143\ntls = \"none\"\nusername = \"helpdesk\"\npassword = \"pw\"\npoll_interval = \"5s\"\n\
              [smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\n"
         );
-        let c = Config::from_toml_with_env(&text, &[("POSTROOM_IMAP_PASSWORD".into(), "from-env".into())]).unwrap();
+        let c = Config::from_toml_with_env(
+            &text,
+            &[("POSTROOM_IMAP_PASSWORD".into(), "from-env".into())],
+        )
+        .unwrap();
         let imap = c.imap.unwrap();
         assert_eq!(imap.password.expose(), "from-env");
         assert_eq!(imap.poll_interval, Duration::from_secs(5));
         assert_eq!(imap.folder, "INBOX");
-        assert!(!format!("{imap:?}").contains("from-env"), "secrets are never printed");
+        assert!(
+            !format!("{imap:?}").contains("from-env"),
+            "secrets are never printed"
+        );
         let smtp = c.smtp.unwrap();
         assert_eq!(smtp.from, "helpdesk@nhs.example");
         assert_eq!(smtp.port, 2525);
 
-        let bad = format!("{MINIMAL}[imap]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\nidle_timeout = \"30m\"\n");
-        let err = Config::from_toml_with_env(&bad, &[]).unwrap_err().to_string();
+        let bad = format!(
+            "{MINIMAL}[imap]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\nidle_timeout = \"30m\"\n"
+        );
+        let err = Config::from_toml_with_env(&bad, &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("imap.idle_timeout"), "{err}");
         let bad = format!("{MINIMAL}[imap]\nhost = \"h\"\nusername = \"u\"\n");
-        let err = Config::from_toml_with_env(&bad, &[]).unwrap_err().to_string();
+        let err = Config::from_toml_with_env(&bad, &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("imap.password"), "{err}");
     }
 

@@ -8,6 +8,7 @@
 //! after `[confirmation] ttl`, and a few wrong tries void them.
 
 use crate::apply;
+use crate::message;
 use crate::outcome::Outcome;
 use crate::password;
 use crate::pipeline::{self, Input, Processed};
@@ -18,7 +19,6 @@ use crate::request::RequestKind;
 use crate::request::extract::{self, ExtractContext, Extracted};
 use crate::store::journal::{self, Confirmation, NewAuditEvent, RequestRow};
 use crate::store::{Conn, StoreError, now_ms};
-use crate::message;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -30,7 +30,14 @@ fn new_code() -> String {
     use rand::Rng;
     let mut rng = rand::rngs::OsRng;
     (0..CODE_LEN)
-        .map(|_| char::from(CODE_ALPHABET.get(rng.gen_range(0..CODE_ALPHABET.len())).copied().unwrap_or(b'X')))
+        .map(|_| {
+            char::from(
+                CODE_ALPHABET
+                    .get(rng.gen_range(0..CODE_ALPHABET.len()))
+                    .copied()
+                    .unwrap_or(b'X'),
+            )
+        })
         .collect()
 }
 
@@ -50,7 +57,14 @@ pub(crate) async fn issue(
     let cfg = input.cfg;
     let code = new_code();
     let ttl_ms = i64::try_from(cfg.confirmation.ttl.as_millis()).unwrap_or(i64::MAX);
-    journal::insert_confirmation(conn, request_id, requester, &code_hash(&code), now_ms().saturating_add(ttl_ms)).await?;
+    journal::insert_confirmation(
+        conn,
+        request_id,
+        requester,
+        &code_hash(&code),
+        now_ms().saturating_add(ttl_ms),
+    )
+    .await?;
     let mailbox = d.mailbox.as_deref().unwrap_or("your shared mailbox");
     let what = describe(d);
     let body = format!(
@@ -86,18 +100,27 @@ fn describe(d: &Decision) -> String {
     match d.kind {
         RequestKind::ChangeRole => format!(
             "change the role of {target} to {}",
-            d.fields.get("role").map(String::as_str).unwrap_or("the role asked for")
+            d.fields
+                .get("role")
+                .map(String::as_str)
+                .unwrap_or("the role asked for")
         ),
         RequestKind::Leaver => format!(
             "{target} leaves; {} becomes owner in their place",
-            d.fields.get("replacement").map(String::as_str).unwrap_or("the replacement")
+            d.fields
+                .get("replacement")
+                .map(String::as_str)
+                .unwrap_or("the replacement")
         ),
         RequestKind::Unlock => format!("restore the disabled account {target}"),
         RequestKind::RemoveMember => format!("remove the owner {target} from the mailbox"),
         RequestKind::AddMember => format!("add {target} as an owner"),
         RequestKind::NewAccount => format!(
             "create an account for {} as an owner",
-            d.fields.get("name").map(String::as_str).unwrap_or("a new person")
+            d.fields
+                .get("name")
+                .map(String::as_str)
+                .unwrap_or("a new person")
         ),
         _ => d.kind.title().to_owned(),
     }
@@ -122,15 +145,28 @@ pub(crate) async fn handle(
         if ex.confirmation_code.is_none() {
             return Ok(None);
         }
-        let Some(reference) = &ex.thread_reference else { return Ok(None) };
-        let Some(request) = journal::find_request(conn, reference).await? else { return Ok(None) };
-        let Some(open) = journal::open_confirmation(conn, request.id).await? else { return Ok(None) };
+        let Some(reference) = &ex.thread_reference else {
+            return Ok(None);
+        };
+        let Some(request) = journal::find_request(conn, reference).await? else {
+            return Ok(None);
+        };
+        let Some(open) = journal::open_confirmation(conn, request.id).await? else {
+            return Ok(None);
+        };
         if open.account != from || request.outcome != Outcome::AwaitingConfirmation.as_str() {
             return Ok(None);
         }
-        let void = journal::fail_confirmation(conn, open.id, input.cfg.confirmation.max_attempts).await?;
-        let reason = if void { Reason::CodeVoid } else { Reason::BadCode };
-        return refuse(conn, input, &request, &open, reason, message_db_id).await.map(Some);
+        let void =
+            journal::fail_confirmation(conn, open.id, input.cfg.confirmation.max_attempts).await?;
+        let reason = if void {
+            Reason::CodeVoid
+        } else {
+            Reason::BadCode
+        };
+        return refuse(conn, input, &request, &open, reason, message_db_id)
+            .await
+            .map(Some);
     };
     let Some(request) = journal::find_request_by_id(conn, c.request_id).await? else {
         return Ok(None);
@@ -138,22 +174,37 @@ pub(crate) async fn handle(
     if c.account != from {
         // Someone else holds a valid code: do not tell them anything, do not count it against
         // the real requester. Staff see it in the audit.
-        audit(conn, from, &request, "confirmation.wrong_person", message_db_id).await?;
-        let mut p = Processed::new(Outcome::Rejected, kind_of(&request), Some(request.reference.clone()), Some(&Reason::WrongConfirmer));
+        audit(
+            conn,
+            from,
+            &request,
+            "confirmation.wrong_person",
+            message_db_id,
+        )
+        .await?;
+        let mut p = Processed::new(
+            Outcome::Rejected,
+            kind_of(&request),
+            Some(request.reference.clone()),
+            Some(&Reason::WrongConfirmer),
+        );
         p.request_id = Some(request.id);
         return Ok(Some(p));
     }
-    let refusal = if c.used_at.is_some() || request.outcome != Outcome::AwaitingConfirmation.as_str() {
-        Some(Reason::CodeUsed)
-    } else if c.void_at.is_some() {
-        Some(Reason::CodeVoid)
-    } else if c.expires_at < now_ms() {
-        Some(Reason::CodeExpired)
-    } else {
-        None
-    };
+    let refusal =
+        if c.used_at.is_some() || request.outcome != Outcome::AwaitingConfirmation.as_str() {
+            Some(Reason::CodeUsed)
+        } else if c.void_at.is_some() {
+            Some(Reason::CodeVoid)
+        } else if c.expires_at < now_ms() {
+            Some(Reason::CodeExpired)
+        } else {
+            None
+        };
     if let Some(reason) = refusal {
-        return refuse(conn, input, &request, &c, reason, message_db_id).await.map(Some);
+        return refuse(conn, input, &request, &c, reason, message_db_id)
+            .await
+            .map(Some);
     }
     journal::use_confirmation(conn, c.id).await?;
     audit(conn, from, &request, "confirmation.accepted", message_db_id).await?;
@@ -164,7 +215,13 @@ fn kind_of(r: &RequestRow) -> RequestKind {
     r.kind.parse().unwrap_or(RequestKind::Unknown)
 }
 
-async fn audit(conn: &mut Conn, actor: &str, request: &RequestRow, action: &str, message_db_id: i64) -> Result<(), StoreError> {
+async fn audit(
+    conn: &mut Conn,
+    actor: &str,
+    request: &RequestRow,
+    action: &str,
+    message_db_id: i64,
+) -> Result<(), StoreError> {
     journal::insert_audit(
         conn,
         &NewAuditEvent {
@@ -189,7 +246,14 @@ async fn refuse(
     reason: Reason,
     message_db_id: i64,
 ) -> Result<Processed, StoreError> {
-    audit(conn, &c.account, request, &format!("confirmation.{}", reason.code()), message_db_id).await?;
+    audit(
+        conn,
+        &c.account,
+        request,
+        &format!("confirmation.{}", reason.code()),
+        message_db_id,
+    )
+    .await?;
     let notice = reply::notice(
         &input.cfg.helpdesk,
         &Notice {
@@ -202,7 +266,12 @@ async fn refuse(
         },
     );
     let reply = pipeline::enqueue(conn, input.cfg, notice, Some(request.id)).await?;
-    let mut p = Processed::new(Outcome::Rejected, kind_of(request), Some(request.reference.clone()), Some(&reason));
+    let mut p = Processed::new(
+        Outcome::Rejected,
+        kind_of(request),
+        Some(request.reference.clone()),
+        Some(&reason),
+    );
     p.reply = reply;
     p.request_id = Some(request.id);
     Ok(p)
@@ -210,9 +279,15 @@ async fn refuse(
 
 /// The code is right: decide again on the original message and today's directory, apply,
 /// and answer the shared mailbox.
-async fn confirmed(conn: &mut Conn, input: &Input<'_>, request: &RequestRow) -> Result<Processed, StoreError> {
+async fn confirmed(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    request: &RequestRow,
+) -> Result<Processed, StoreError> {
     let cfg = input.cfg;
-    let raw = journal::message_raw(conn, request.message_id).await?.unwrap_or_default();
+    let raw = journal::message_raw(conn, request.message_id)
+        .await?
+        .unwrap_or_default();
     let original = message::parse(&raw);
     let ctx = ExtractContext {
         mailbox: original.from.as_deref(),
@@ -222,12 +297,27 @@ async fn confirmed(conn: &mut Conn, input: &Input<'_>, request: &RequestRow) -> 
     let ex = extract::extract(&original, &ctx);
     let snapshot = pipeline::load_snapshot(conn, &original, &ex).await?;
     let d = policy::decide(&original, &ex, &snapshot, cfg);
-    journal::update_request_outcome(conn, request.id, d.outcome.as_str(), d.reason.as_ref().map(Reason::code)).await?;
+    journal::update_request_outcome(
+        conn,
+        request.id,
+        d.outcome.as_str(),
+        d.reason.as_ref().map(Reason::code),
+    )
+    .await?;
     let actor = d.requester.clone().unwrap_or_default();
     let applied = match &d.plan {
-        Some(plan) if d.outcome == Outcome::Applied => {
-            Some(apply::apply(conn, plan, &d, &actor, request.id, request.message_id, input.mode).await?)
-        }
+        Some(plan) if d.outcome == Outcome::Applied => Some(
+            apply::apply(
+                conn,
+                plan,
+                &d,
+                &actor,
+                request.id,
+                request.message_id,
+                input.mode,
+            )
+            .await?,
+        ),
         _ => None,
     };
     let built = reply::build(
@@ -246,7 +336,12 @@ async fn confirmed(conn: &mut Conn, input: &Input<'_>, request: &RequestRow) -> 
         Some(r) => pipeline::enqueue(conn, cfg, r, Some(request.id)).await?,
         None => None,
     };
-    let mut p = Processed::new(d.outcome, d.kind, Some(request.reference.clone()), d.reason.as_ref());
+    let mut p = Processed::new(
+        d.outcome,
+        d.kind,
+        Some(request.reference.clone()),
+        d.reason.as_ref(),
+    );
     p.reply = reply;
     p.request_id = Some(request.id);
     Ok(p)

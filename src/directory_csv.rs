@@ -46,10 +46,20 @@ struct Row {
     status: AccountStatus,
 }
 
-const COLUMNS: [&str; 6] = ["organisation", "mailbox", "account", "name", "role", "status"];
+const COLUMNS: [&str; 6] = [
+    "organisation",
+    "mailbox",
+    "account",
+    "name",
+    "role",
+    "status",
+];
 
 fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(input);
     let headers = reader
         .headers()
         .map_err(|e| ImportError::File(format!("cannot read the header line: {e}")))?
@@ -71,7 +81,9 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
         if index[p].is_none() {
             return Err(ImportError::Row {
                 line: 1,
-                message: format!("missing column `{col}` (header must be organisation,mailbox,account,name,role[,status])"),
+                message: format!(
+                    "missing column `{col}` (header must be organisation,mailbox,account,name,role[,status])"
+                ),
             });
         }
     }
@@ -83,7 +95,13 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
             message: e.to_string(),
         })?;
         let line = record.position().map_or(0, |p| p.line());
-        let get = |p: usize| index[p].and_then(|i| record.get(i)).unwrap_or("").trim().to_owned();
+        let get = |p: usize| {
+            index[p]
+                .and_then(|i| record.get(i))
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        };
         let bad = |message: String| ImportError::Row { line, message };
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
@@ -111,7 +129,9 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
             Some(role_text.parse::<Role>().map_err(bad)?)
         };
         if role.is_some() && (mailbox.is_none() || account.is_none()) {
-            return Err(bad("`role` is given, but a membership needs both `mailbox` and `account`".into()));
+            return Err(bad(
+                "`role` is given, but a membership needs both `mailbox` and `account`".into(),
+            ));
         }
         if mailbox.is_some() && account.is_some() && role.is_none() {
             return Err(bad("a row with both `mailbox` and `account` is a membership: `role` must be owner or member".into()));
@@ -134,7 +154,11 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
 }
 
 /// Import a CSV file: all rows or none.
-pub async fn import(store: &Store, input: impl Read, source: &str) -> Result<ImportSummary, ImportError> {
+pub async fn import(
+    store: &Store,
+    input: impl Read,
+    source: &str,
+) -> Result<ImportSummary, ImportError> {
     let rows = read_rows(input)?;
     let mut tx = store.begin().await?;
     let summary = apply_rows(&mut tx, &rows).await;
@@ -169,12 +193,16 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
         ..Default::default()
     };
     for row in rows {
-        let bad = |message: String| ImportError::Row { line: row.line, message };
-        let org_before: Option<i64> = sqlx::query_scalar("SELECT id FROM organisations WHERE name = $1")
-            .bind(&row.organisation)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StoreError::from)?;
+        let bad = |message: String| ImportError::Row {
+            line: row.line,
+            message,
+        };
+        let org_before: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM organisations WHERE name = $1")
+                .bind(&row.organisation)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::from)?;
         let org_id = match org_before {
             Some(id) => id,
             None => {
@@ -187,12 +215,17 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
             None => None,
             Some(address) => Some(match directory::find_mailbox(conn, address).await? {
                 Some(m) if m.organisation_id != org_id => {
-                    return Err(bad(format!("mailbox {address} already belongs to {}", m.organisation)));
+                    return Err(bad(format!(
+                        "mailbox {address} already belongs to {}",
+                        m.organisation
+                    )));
                 }
                 Some(m) => m.id,
                 None => {
                     if directory::find_account(conn, address).await?.is_some() {
-                        return Err(bad(format!("{address} is already a personal account, not a mailbox")));
+                        return Err(bad(format!(
+                            "{address} is already a personal account, not a mailbox"
+                        )));
                     }
                     s.mailboxes += 1;
                     directory::ensure_mailbox(conn, org_id, address).await?
@@ -204,17 +237,24 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
             None => None,
             Some(address) => Some(match directory::find_account(conn, address).await? {
                 Some(a) if a.organisation_id != org_id => {
-                    return Err(bad(format!("account {address} already belongs to {}", a.organisation)));
+                    return Err(bad(format!(
+                        "account {address} already belongs to {}",
+                        a.organisation
+                    )));
                 }
                 Some(a) => {
-                    if directory::update_account_from_import(conn, a.id, &row.name, row.status).await? {
+                    if directory::update_account_from_import(conn, a.id, &row.name, row.status)
+                        .await?
+                    {
                         s.accounts_updated += 1;
                     }
                     a.id
                 }
                 None => {
                     if directory::find_mailbox(conn, address).await?.is_some() {
-                        return Err(bad(format!("{address} is already a shared mailbox, not a personal account")));
+                        return Err(bad(format!(
+                            "{address} is already a shared mailbox, not a personal account"
+                        )));
                     }
                     s.accounts += 1;
                     directory::insert_account(
@@ -234,7 +274,8 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
             }),
         };
 
-        if let (Some(mailbox_id), Some(account_id), Some(role)) = (mailbox_id, account_id, row.role) {
+        if let (Some(mailbox_id), Some(account_id), Some(role)) = (mailbox_id, account_id, row.role)
+        {
             match directory::upsert_membership(conn, mailbox_id, account_id, role).await? {
                 None => s.memberships += 1,
                 Some(previous) if previous != role => s.memberships_updated += 1,
@@ -253,9 +294,17 @@ pub async fn export(store: &Store, out: impl Write) -> Result<(), ImportError> {
     let io = |e: csv::Error| ImportError::File(format!("cannot write CSV: {e}"));
     w.write_record(COLUMNS).map_err(io)?;
     for r in rows {
-        w.write_record([&r.organisation, &r.mailbox, &r.account, &r.name, &r.role, &r.status])
-            .map_err(io)?;
+        w.write_record([
+            &r.organisation,
+            &r.mailbox,
+            &r.account,
+            &r.name,
+            &r.role,
+            &r.status,
+        ])
+        .map_err(io)?;
     }
-    w.flush().map_err(|e| ImportError::File(format!("cannot write CSV: {e}")))?;
+    w.flush()
+        .map_err(|e| ImportError::File(format!("cannot write CSV: {e}")))?;
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod reason;
 pub mod reply;
 pub mod request;
 pub mod screen;
+pub mod smtp;
 pub mod store;
 pub mod trust;
 

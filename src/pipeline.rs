@@ -54,7 +54,12 @@ pub struct Processed {
 }
 
 impl Processed {
-    pub(crate) fn new(outcome: Outcome, kind: RequestKind, reference: Option<String>, reason: Option<&Reason>) -> Processed {
+    pub(crate) fn new(
+        outcome: Outcome,
+        kind: RequestKind,
+        reference: Option<String>,
+        reason: Option<&Reason>,
+    ) -> Processed {
         Processed {
             outcome,
             kind,
@@ -72,7 +77,13 @@ impl Processed {
 /// accounts is ambiguous anyway, and a hostile message must not cost thousands of queries.
 const MAX_LOOKUPS: usize = 12;
 
-pub async fn process(store: &Store, cfg: &Config, raw: &[u8], source: &str, mode: Mode) -> Result<Processed, StoreError> {
+pub async fn process(
+    store: &Store,
+    cfg: &Config,
+    raw: &[u8],
+    source: &str,
+    mode: Mode,
+) -> Result<Processed, StoreError> {
     run(store, cfg, raw, source, mode, None).await
 }
 
@@ -86,7 +97,15 @@ pub async fn process_oversized(
     limit: u64,
     source: &str,
 ) -> Result<Processed, StoreError> {
-    run(store, cfg, header, source, Mode::Apply, Some(Reason::TooLarge { size, limit })).await
+    run(
+        store,
+        cfg,
+        header,
+        source,
+        Mode::Apply,
+        Some(Reason::TooLarge { size, limit }),
+    )
+    .await
 }
 
 async fn run(
@@ -127,15 +146,29 @@ pub(crate) struct Input<'a> {
     pub mode: Mode,
 }
 
-async fn process_in(conn: &mut Conn, input: &Input<'_>, hold: Option<Reason>) -> Result<Processed, StoreError> {
+async fn process_in(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    hold: Option<Reason>,
+) -> Result<Processed, StoreError> {
     let msg = input.msg;
     // Seen before (same Message-ID, or the same bytes): change nothing.
-    if let Some(seen) = journal::find_seen_message(conn, msg.message_id.as_deref(), &msg.sha256).await? {
-        let mut p = Processed::new(Outcome::Duplicate, RequestKind::Unknown, seen.reference, None);
+    if let Some(seen) =
+        journal::find_seen_message(conn, msg.message_id.as_deref(), &msg.sha256).await?
+    {
+        let mut p = Processed::new(
+            Outcome::Duplicate,
+            RequestKind::Unknown,
+            seen.reference,
+            None,
+        );
         p.reason = Some("duplicate".into());
         p.explanation = Some(format!(
             "This message was processed before{}: nothing was changed again.",
-            seen.outcome.as_ref().map(|o| format!(" (outcome: {o})")).unwrap_or_default()
+            seen.outcome
+                .as_ref()
+                .map(|o| format!(" (outcome: {o})"))
+                .unwrap_or_default()
         ));
         p.previous_outcome = seen.outcome.as_deref().and_then(|o| o.parse().ok());
         return Ok(p);
@@ -168,16 +201,25 @@ enum Step {
 }
 
 /// Everything up to the decision, in the order that fails closed.
-async fn classify(conn: &mut Conn, input: &Input<'_>, hold: Option<Reason>, message_db_id: i64) -> Result<Step, StoreError> {
+async fn classify(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    hold: Option<Reason>,
+    message_db_id: i64,
+) -> Result<Step, StoreError> {
     let (msg, cfg) = (input.msg, input.cfg);
     let helpdesk = &cfg.helpdesk;
-    let unknown = |outcome, reason| Step::Decided(Decision::new(outcome, RequestKind::Unknown, Some(reason)));
+    let unknown =
+        |outcome, reason| Step::Decided(Decision::new(outcome, RequestKind::Unknown, Some(reason)));
 
     if msg.unparsable {
         return Ok(unknown(Outcome::NeedsReview, Reason::Unparsable));
     }
     if let Some(why) = screen::screen(msg, &helpdesk.address) {
-        return Ok(unknown(Outcome::Ignored, Reason::NotARequest(why.describe())));
+        return Ok(unknown(
+            Outcome::Ignored,
+            Reason::NotARequest(why.describe()),
+        ));
     }
     // Our own loop marker: one of our replies came back (RFC 3834 §2 loop prevention).
     if msg.header("x-postroom-loop").is_some() {
@@ -186,12 +228,17 @@ async fn classify(conn: &mut Conn, input: &Input<'_>, hold: Option<Reason>, mess
     // Unproven mail is never applied and never answered: answering a forged From: is
     // backscatter.
     if !input.evidence.proven {
-        return Ok(unknown(Outcome::Rejected, Reason::Unauthenticated(input.evidence.summary.clone())));
+        return Ok(unknown(
+            Outcome::Rejected,
+            Reason::Unauthenticated(input.evidence.summary.clone()),
+        ));
     }
     if let Some(reason) = hold {
         let mut d = Decision::new(Outcome::NeedsReview, RequestKind::Unknown, Some(reason));
         if let Some(from) = &msg.from {
-            d.mailbox = directory::find_mailbox(conn, from).await?.map(|m| m.address);
+            d.mailbox = directory::find_mailbox(conn, from)
+                .await?
+                .map(|m| m.address);
         }
         return Ok(Step::Decided(d));
     }
@@ -213,7 +260,12 @@ async fn classify(conn: &mut Conn, input: &Input<'_>, hold: Option<Reason>, mess
     }
     // Answers one of our own messages but names no request of ours: an autoresponder that
     // does not say so. Not answered again.
-    if msg.in_reply_to.iter().chain(&msg.references).any(|id| reply::is_our_message_id(helpdesk, id)) {
+    if msg
+        .in_reply_to
+        .iter()
+        .chain(&msg.references)
+        .any(|id| reply::is_our_message_id(helpdesk, id))
+    {
         return Ok(unknown(Outcome::Ignored, Reason::Loop));
     }
 
@@ -246,7 +298,12 @@ fn too_complex(msg: &Message, cfg: &Config) -> Option<String> {
 }
 
 /// Store the request and its audit event, make the change, queue the answers.
-async fn record(conn: &mut Conn, input: &Input<'_>, decision: Decision, message_db_id: i64) -> Result<Processed, StoreError> {
+async fn record(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    decision: Decision,
+    message_db_id: i64,
+) -> Result<Processed, StoreError> {
     let (msg, cfg) = (input.msg, input.cfg);
     let helpdesk = &cfg.helpdesk;
     let (request_id, reference) = journal::insert_request(
@@ -296,9 +353,18 @@ async fn record(conn: &mut Conn, input: &Input<'_>, decision: Decision, message_
     .await?;
 
     let applied = match &decision.plan {
-        Some(plan) if decision.outcome == Outcome::Applied => {
-            Some(apply::apply(conn, plan, &decision, &actor, request_id, message_db_id, input.mode).await?)
-        }
+        Some(plan) if decision.outcome == Outcome::Applied => Some(
+            apply::apply(
+                conn,
+                plan,
+                &decision,
+                &actor,
+                request_id,
+                message_db_id,
+                input.mode,
+            )
+            .await?,
+        ),
         _ => None,
     };
 
@@ -325,7 +391,12 @@ async fn record(conn: &mut Conn, input: &Input<'_>, decision: Decision, message_
         None => None,
     };
 
-    let mut p = Processed::new(decision.outcome, decision.kind, Some(reference), decision.reason.as_ref());
+    let mut p = Processed::new(
+        decision.outcome,
+        decision.kind,
+        Some(reference),
+        decision.reason.as_ref(),
+    );
     p.reply = reply;
     p.request_id = Some(request_id);
     Ok(p)
@@ -333,7 +404,12 @@ async fn record(conn: &mut Conn, input: &Input<'_>, decision: Decision, message_
 
 /// Queue a reply, under the daily cap of answers per address: the last one allowed says so,
 /// and later ones are not sent (the requests are still processed and visible to staff).
-pub(crate) async fn enqueue(conn: &mut Conn, cfg: &Config, mut r: Reply, request_id: Option<i64>) -> Result<Option<Reply>, StoreError> {
+pub(crate) async fn enqueue(
+    conn: &mut Conn,
+    cfg: &Config,
+    mut r: Reply,
+    request_id: Option<i64>,
+) -> Result<Option<Reply>, StoreError> {
     let cap = i64::from(cfg.limits.max_replies_per_mailbox_per_day);
     let sent_today = journal::replies_to_since(conn, &r.to, now_ms() - 24 * 3600 * 1000).await?;
     if sent_today >= cap {
@@ -416,16 +492,24 @@ async fn attach_to_thread(
 }
 
 /// Read the part of the directory this message can touch.
-pub(crate) async fn load_snapshot(conn: &mut Conn, msg: &Message, ex: &Extracted) -> Result<Snapshot, StoreError> {
+pub(crate) async fn load_snapshot(
+    conn: &mut Conn,
+    msg: &Message,
+    ex: &Extracted,
+) -> Result<Snapshot, StoreError> {
     let mut snap = Snapshot::default();
     if let Some(from) = &msg.from
         && let Some(mailbox) = directory::find_mailbox(conn, from).await?
     {
         let members = directory::mailbox_members(conn, mailbox.id).await?;
-        snap.organisation_accounts = directory::count_accounts_in_organisation(conn, mailbox.organisation_id).await?;
+        snap.organisation_accounts =
+            directory::count_accounts_in_organisation(conn, mailbox.organisation_id).await?;
         snap.mailbox = Some(MailboxView { mailbox, members });
     }
-    for address in policy::addresses_to_load(msg, ex).into_iter().take(MAX_LOOKUPS) {
+    for address in policy::addresses_to_load(msg, ex)
+        .into_iter()
+        .take(MAX_LOOKUPS)
+    {
         if let Some(account) = directory::find_account(conn, &address).await? {
             let mut views = Vec::new();
             for m in directory::account_memberships(conn, account.id).await? {

@@ -23,10 +23,16 @@ pub struct MailboxView {
 
 impl MailboxView {
     pub fn role_of(&self, account_id: i64) -> Option<Role> {
-        self.members.iter().find(|m| m.account_id == account_id).map(|m| m.role)
+        self.members
+            .iter()
+            .find(|m| m.account_id == account_id)
+            .map(|m| m.role)
     }
     fn owners(&self) -> usize {
-        self.members.iter().filter(|m| m.role == Role::Owner).count()
+        self.members
+            .iter()
+            .filter(|m| m.role == Role::Owner)
+            .count()
     }
 }
 
@@ -58,11 +64,28 @@ pub enum Plan {
         job_title: Option<String>,
         role: Role,
     },
-    PasswordReset { account_id: i64 },
-    Unlock { account_id: i64, from: AccountStatus },
-    AddMember { mailbox_id: i64, account_id: i64, role: Role },
-    RemoveMember { mailbox_id: i64, account_id: i64 },
-    ChangeRole { mailbox_id: i64, account_id: i64, from: Role, to: Role },
+    PasswordReset {
+        account_id: i64,
+    },
+    Unlock {
+        account_id: i64,
+        from: AccountStatus,
+    },
+    AddMember {
+        mailbox_id: i64,
+        account_id: i64,
+        role: Role,
+    },
+    RemoveMember {
+        mailbox_id: i64,
+        account_id: i64,
+    },
+    ChangeRole {
+        mailbox_id: i64,
+        account_id: i64,
+        from: Role,
+        to: Role,
+    },
     Leaver {
         account_id: i64,
         mailbox_ids: Vec<i64>,
@@ -117,7 +140,10 @@ impl Decision {
         self.mailbox.is_some()
             && matches!(
                 self.outcome,
-                Outcome::Applied | Outcome::Rejected | Outcome::NeedsReview | Outcome::AwaitingConfirmation
+                Outcome::Applied
+                    | Outcome::Rejected
+                    | Outcome::NeedsReview
+                    | Outcome::AwaitingConfirmation
             )
     }
 }
@@ -134,7 +160,12 @@ pub fn addresses_to_load(msg: &Message, ex: &Extracted) -> Vec<String> {
     if let Some(s) = &msg.sender {
         push(s);
     }
-    for f in [Field::RequestedBy, Field::Account, Field::Mailbox, Field::Replacement] {
+    for f in [
+        Field::RequestedBy,
+        Field::Account,
+        Field::Mailbox,
+        Field::Replacement,
+    ] {
         if let Some(v) = ex.fields.get(&f) {
             push(v);
         }
@@ -167,7 +198,11 @@ pub fn decide(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config) -> D
         _ => RequestKind::Unknown,
     };
     let mut d = Decision::new(Outcome::Rejected, kind, None);
-    d.fields = ex.fields.iter().map(|(k, v)| (field_name(*k).to_owned(), v.clone())).collect();
+    d.fields = ex
+        .fields
+        .iter()
+        .map(|(k, v)| (field_name(*k).to_owned(), v.clone()))
+        .collect();
     match decide_inner(msg, ex, snap, cfg, &mut d) {
         Ok(()) => d.outcome = Outcome::Applied,
         Err((outcome, reason)) => {
@@ -189,7 +224,13 @@ fn review(r: Reason) -> Stop {
     (Outcome::NeedsReview, r)
 }
 
-fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d: &mut Decision) -> Result<(), Stop> {
+fn decide_inner(
+    msg: &Message,
+    ex: &Extracted,
+    snap: &Snapshot,
+    cfg: &Config,
+    d: &mut Decision,
+) -> Result<(), Stop> {
     // 1. The sender must be a registered shared mailbox.
     let from = msg.from.as_deref().ok_or_else(|| reject(Reason::NoFrom))?;
     let mbox = snap
@@ -215,7 +256,9 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
         KindMatch::One(k) => *k,
         other => {
             // Name the person for the staff page when we can tell.
-            d.requester = identify_requester(msg, ex, snap, mbox).ok().map(|a| a.address.clone());
+            d.requester = identify_requester(msg, ex, snap, mbox)
+                .ok()
+                .map(|a| a.address.clone());
             return Err(review(match other {
                 KindMatch::Ambiguous(ks) => Reason::AmbiguousKind(ks.clone()),
                 _ => Reason::UnknownKind,
@@ -271,7 +314,11 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
         }));
     }
     let target_role = mbox.role_of(target.id);
-    let views = snap.account_mailboxes.get(&target.id).map(Vec::as_slice).unwrap_or(&[]);
+    let views = snap
+        .account_mailboxes
+        .get(&target.id)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
 
     // 7. What the directory must keep true.
     match kind {
@@ -279,7 +326,9 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
             if target.status == AccountStatus::Disabled {
                 return Err(reject(Reason::AccountDisabled(target.address.clone())));
             }
-            d.plan = Some(Plan::PasswordReset { account_id: target.id });
+            d.plan = Some(Plan::PasswordReset {
+                account_id: target.id,
+            });
         }
         RequestKind::Unlock => {
             if target.status == AccountStatus::Active {
@@ -309,21 +358,28 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
             });
         }
         RequestKind::RemoveMember => {
-            let role = target_role.ok_or_else(|| reject(Reason::NotMember(target.address.clone())))?;
+            let role =
+                target_role.ok_or_else(|| reject(Reason::NotMember(target.address.clone())))?;
             if role == Role::Owner && mbox.owners() <= 1 {
                 return Err(reject(last_owner(target, &mbox.mailbox)));
             }
-            warn_if_thin(d, &mbox.mailbox.address, mbox.members.len().saturating_sub(1));
+            warn_if_thin(
+                d,
+                &mbox.mailbox.address,
+                mbox.members.len().saturating_sub(1),
+            );
             d.plan = Some(Plan::RemoveMember {
                 mailbox_id: mbox.mailbox.id,
                 account_id: target.id,
             });
         }
         RequestKind::ChangeRole => {
-            let from = target_role.ok_or_else(|| reject(Reason::NotMember(target.address.clone())))?;
+            let from =
+                target_role.ok_or_else(|| reject(Reason::NotMember(target.address.clone())))?;
             let to = match role_field(ex)? {
                 Some(r) => r,
-                None => infer_role(&ex.new_text, &msg.subject).ok_or_else(|| reject(Reason::RoleMissing))?,
+                None => infer_role(&ex.new_text, &msg.subject)
+                    .ok_or_else(|| reject(Reason::RoleMissing))?,
             };
             if from == to {
                 return Err(reject(Reason::AlreadyRole {
@@ -377,7 +433,9 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
                     .accounts
                     .get(named.as_str())
                     .filter(|r| {
-                        r.organisation_id == target.organisation_id && r.status == AccountStatus::Active && r.id != target.id
+                        r.organisation_id == target.organisation_id
+                            && r.status == AccountStatus::Active
+                            && r.id != target.id
                     })
                     .ok_or_else(|| reject(Reason::BadReplacement(named.clone())))?;
                 Some(Replacement {
@@ -390,9 +448,11 @@ fn decide_inner(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config, d:
                 })
             };
             for v in &in_org {
-                let gains = replacement
-                    .as_ref()
-                    .is_some_and(|r| r.mailboxes.iter().any(|(id, _, role)| *id == v.mailbox.id && role.is_none()));
+                let gains = replacement.as_ref().is_some_and(|r| {
+                    r.mailboxes
+                        .iter()
+                        .any(|(id, _, role)| *id == v.mailbox.id && role.is_none())
+                });
                 let after = v.members.len().saturating_sub(1) + usize::from(gains);
                 warn_if_thin(d, &v.mailbox.address, after);
             }
@@ -444,8 +504,13 @@ pub fn needs_confirmation(d: &Decision, snap: &Snapshot, cfg: &Config) -> bool {
     };
     match &d.plan {
         Some(Plan::ChangeRole { .. }) => true,
-        Some(Plan::AddMember { role, .. }) | Some(Plan::NewAccount { role, .. }) => *role == Role::Owner,
-        Some(Plan::RemoveMember { mailbox_id, account_id }) => owner_in(*mailbox_id, *account_id),
+        Some(Plan::AddMember { role, .. }) | Some(Plan::NewAccount { role, .. }) => {
+            *role == Role::Owner
+        }
+        Some(Plan::RemoveMember {
+            mailbox_id,
+            account_id,
+        }) => owner_in(*mailbox_id, *account_id),
         Some(Plan::Leaver { replacement, .. }) => replacement.is_some(),
         Some(Plan::Unlock { from, .. }) => *from == AccountStatus::Disabled,
         Some(Plan::PasswordReset { .. }) | None => false,
@@ -513,7 +578,10 @@ fn identify_target<'a>(ex: &Extracted, snap: &'a Snapshot) -> Result<&'a Account
 fn role_field(ex: &Extracted) -> Result<Option<Role>, Stop> {
     ex.fields
         .get(&Field::Role)
-        .map(|r| r.parse::<Role>().map_err(|_| reject(Reason::BadRole(r.clone()))))
+        .map(|r| {
+            r.parse::<Role>()
+                .map_err(|_| reject(Reason::BadRole(r.clone())))
+        })
         .transpose()
 }
 
@@ -521,7 +589,10 @@ fn role_field(ex: &Extracted) -> Result<Option<Role>, Stop> {
 fn infer_role(text: &str, subject: &str) -> Option<Role> {
     let all = format!("{subject}\n{text}").to_lowercase();
     let owner = all.contains("owner") || all.contains("promote");
-    let member = all.contains("demote") || all.contains("to member") || all.contains("a member") || all.contains("as member");
+    let member = all.contains("demote")
+        || all.contains("to member")
+        || all.contains("a member")
+        || all.contains("as member");
     match (owner, member) {
         (true, false) => Some(Role::Owner),
         (false, true) => Some(Role::Member),
@@ -530,13 +601,23 @@ fn infer_role(text: &str, subject: &str) -> Option<Role> {
 }
 
 fn plan_new_account(ex: &Extracted, mbox: &MailboxView, d: &mut Decision) -> Result<(), Stop> {
-    let (first, last) = match (ex.fields.get(&Field::FirstName), ex.fields.get(&Field::LastName)) {
-        (Some(f), Some(l)) if !f.trim().is_empty() && !l.trim().is_empty() => (f.trim().to_owned(), l.trim().to_owned()),
+    let (first, last) = match (
+        ex.fields.get(&Field::FirstName),
+        ex.fields.get(&Field::LastName),
+    ) {
+        (Some(f), Some(l)) if !f.trim().is_empty() && !l.trim().is_empty() => {
+            (f.trim().to_owned(), l.trim().to_owned())
+        }
         _ => {
-            let name = ex.fields.get(&Field::Name).ok_or_else(|| reject(Reason::NameMissing))?;
+            let name = ex
+                .fields
+                .get(&Field::Name)
+                .ok_or_else(|| reject(Reason::NameMissing))?;
             let words: Vec<&str> = name.split_whitespace().collect();
             match words.split_last() {
-                Some((last, firsts)) if !firsts.is_empty() => (firsts.join(" "), (*last).to_owned()),
+                Some((last, firsts)) if !firsts.is_empty() => {
+                    (firsts.join(" "), (*last).to_owned())
+                }
                 _ => return Err(reject(Reason::NameMissing)),
             }
         }
@@ -594,7 +675,10 @@ mod tests {
 
     #[test]
     fn role_inferred_from_words() {
-        assert_eq!(infer_role("Please make tom an owner", ""), Some(Role::Owner));
+        assert_eq!(
+            infer_role("Please make tom an owner", ""),
+            Some(Role::Owner)
+        );
         assert_eq!(infer_role("Please demote tom", ""), Some(Role::Member));
         assert_eq!(infer_role("change tom", "Change role"), None);
     }

@@ -12,7 +12,10 @@ pub enum Reason {
     /// No header could be read.
     Unparsable,
     /// Over `max_message_bytes`: not downloaded whole.
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
     /// A reply in the thread of an existing request: attached to it.
     CommentAdded(String),
 
@@ -30,9 +33,19 @@ pub enum Reason {
     RequesterMissing,
     RequesterNotFound(String),
     RequesterInactive(String),
-    RequesterNotMember { requester: String, mailbox: String },
-    RequesterRoleTooLow { requester: String, needed: Role, kind: RequestKind },
-    OtherMailbox { named: String, mailbox: String },
+    RequesterNotMember {
+        requester: String,
+        mailbox: String,
+    },
+    RequesterRoleTooLow {
+        requester: String,
+        needed: Role,
+        kind: RequestKind,
+    },
+    OtherMailbox {
+        named: String,
+        mailbox: String,
+    },
 
     // --- what is asked
     UnknownKind,
@@ -41,7 +54,9 @@ pub enum Reason {
     AmbiguousAccount(Vec<String>),
     UnknownAccount(String),
     TargetIsMailbox(String),
-    OtherOrganisation { account: String },
+    OtherOrganisation {
+        account: String,
+    },
     NameMissing,
     BadRole(String),
     RoleMissing,
@@ -49,19 +64,41 @@ pub enum Reason {
     // --- the state of the directory
     AccountDisabled(String),
     AlreadyActive(String),
-    AlreadyMember { account: String, role: Role },
+    AlreadyMember {
+        account: String,
+        role: Role,
+    },
     NotMember(String),
-    AlreadyRole { account: String, role: Role },
+    AlreadyRole {
+        account: String,
+        role: Role,
+    },
     AlreadyDisabled(String),
-    LastOwner { account: String, mailbox: String },
-    ReplacementMissing { account: String },
+    LastOwner {
+        account: String,
+        mailbox: String,
+    },
+    ReplacementMissing {
+        account: String,
+    },
     BadReplacement(String),
-    AccountLimit { organisation: String, limit: u32 },
-    MemberLimit { mailbox: String, limit: u32 },
-    OwnerLimit { mailbox: String, limit: u32 },
+    AccountLimit {
+        organisation: String,
+        limit: u32,
+    },
+    MemberLimit {
+        mailbox: String,
+        limit: u32,
+    },
+    OwnerLimit {
+        mailbox: String,
+        limit: u32,
+    },
 
     // --- confirmation with a one-time code
-    ConfirmationNeeded { requester: String },
+    ConfirmationNeeded {
+        requester: String,
+    },
     BadCode,
     CodeExpired,
     CodeUsed,

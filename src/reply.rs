@@ -78,13 +78,21 @@ pub fn build(helpdesk: &HelpdeskConfig, input: &ReplyInput<'_>) -> Option<Reply>
     }
     let to = d.mailbox.clone()?;
     let base = base_subject(input.original_subject, &helpdesk.reference_prefix);
-    let base = if base.is_empty() { d.kind.title().to_owned() } else { base };
+    let base = if base.is_empty() {
+        d.kind.title().to_owned()
+    } else {
+        base
+    };
     let subject = format!("[{}] {}: {}", input.reference, d.outcome.title(), base);
 
     let mut body = String::from("Hello,\n\n");
     match d.outcome {
         Outcome::Applied => {
-            body.push_str(&format!("Your request {} ({}) has been done.\n\n", input.reference, d.kind.title().to_lowercase()));
+            body.push_str(&format!(
+                "Your request {} ({}) has been done.\n\n",
+                input.reference,
+                d.kind.title().to_lowercase()
+            ));
             if let Some(applied) = input.applied {
                 for line in &applied.done {
                     body.push_str(&format!("- {line}\n"));
@@ -101,7 +109,10 @@ pub fn build(helpdesk: &HelpdeskConfig, input: &ReplyInput<'_>) -> Option<Reply>
             }
         }
         Outcome::Rejected => {
-            body.push_str(&format!("Your request {} has not been done.\n\n", input.reference));
+            body.push_str(&format!(
+                "Your request {} has not been done.\n\n",
+                input.reference
+            ));
             if let Some(r) = &d.reason {
                 body.push_str(&format!("Why: {}\n", r.explain()));
             }
@@ -223,9 +234,15 @@ mod tests {
 
     #[test]
     fn subjects_do_not_grow() {
-        assert_eq!(base_subject("Re: [HD-000001] Done: Password reset", "HD"), "Done: Password reset");
+        assert_eq!(
+            base_subject("Re: [HD-000001] Done: Password reset", "HD"),
+            "Done: Password reset"
+        );
         assert_eq!(base_subject("FW: RE: New starter", "HD"), "New starter");
         assert_eq!(base_subject("[Other] x", "HD"), "[Other] x");
-        assert_eq!(base_subject("Injected\r\nBcc: x@y", "HD"), "InjectedBcc: x@y");
+        assert_eq!(
+            base_subject("Injected\r\nBcc: x@y", "HD"),
+            "InjectedBcc: x@y"
+        );
     }
 }

@@ -104,7 +104,10 @@ pub fn assess(msg: &Message, cfg: &TrustConfig, dkim_pass_domains: &[String]) ->
                     if dkim_pass_domains.is_empty() {
                         "no valid DKIM signature".to_owned()
                     } else {
-                        format!("DKIM signatures of {} do not align with {from_domain}", dkim_pass_domains.join(", "))
+                        format!(
+                            "DKIM signatures of {} do not align with {from_domain}",
+                            dkim_pass_domains.join(", ")
+                        )
                     }
                 }),
         };
@@ -127,15 +130,27 @@ pub fn assess(msg: &Message, cfg: &TrustConfig, dkim_pass_domains: &[String]) ->
 
 fn exchange_internal(msg: &Message) -> Result<String, String> {
     match msg.header("x-ms-exchange-organization-authas") {
-        Some(v) if v.trim().eq_ignore_ascii_case("internal") => Ok("X-MS-Exchange-Organization-AuthAs: Internal".into()),
-        Some(v) => Err(format!("X-MS-Exchange-Organization-AuthAs is `{}`", v.trim())),
+        Some(v) if v.trim().eq_ignore_ascii_case("internal") => {
+            Ok("X-MS-Exchange-Organization-AuthAs: Internal".into())
+        }
+        Some(v) => Err(format!(
+            "X-MS-Exchange-Organization-AuthAs is `{}`",
+            v.trim()
+        )),
         None => Err("no X-MS-Exchange-Organization-AuthAs header".into()),
     }
 }
 
-fn authentication_results(msg: &Message, cfg: &TrustConfig, from_domain: &str) -> Result<String, String> {
+fn authentication_results(
+    msg: &Message,
+    cfg: &TrustConfig,
+    from_domain: &str,
+) -> Result<String, String> {
     if cfg.authserv_ids.is_empty() {
-        return Err("no [trust] authserv_id configured, so no Authentication-Results header is trusted".into());
+        return Err(
+            "no [trust] authserv_id configured, so no Authentication-Results header is trusted"
+                .into(),
+        );
     }
     // Headers are in message order: the first one of ours is the topmost, the one our own
     // boundary added last. Any other claiming our id below it was there before: forged.
@@ -143,7 +158,12 @@ fn authentication_results(msg: &Message, cfg: &TrustConfig, from_domain: &str) -
         .header_values("authentication-results")
         .map(parse_authentication_results)
         .find(|ar| cfg.authserv_ids.contains(&ar.authserv_id))
-        .ok_or_else(|| format!("no Authentication-Results header from {}", cfg.authserv_ids.join(", ")))?;
+        .ok_or_else(|| {
+            format!(
+                "no Authentication-Results header from {}",
+                cfg.authserv_ids.join(", ")
+            )
+        })?;
     let mut seen = Vec::new();
     for r in &ours.results {
         seen.push(format!("{}={}", r.method, r.result));
@@ -153,7 +173,8 @@ fn authentication_results(msg: &Message, cfg: &TrustConfig, from_domain: &str) -
         let ok = match r.method.as_str() {
             "dmarc" if cfg.accept.contains(&Method::Dmarc) => {
                 // DMARC evaluates the From: domain itself; check it names ours when present.
-                r.property("header.from").is_none_or(|d| d.eq_ignore_ascii_case(from_domain))
+                r.property("header.from")
+                    .is_none_or(|d| d.eq_ignore_ascii_case(from_domain))
             }
             "dkim" if cfg.accept.contains(&Method::Dkim) => r
                 .property("header.d")
@@ -178,7 +199,11 @@ fn authentication_results(msg: &Message, cfg: &TrustConfig, from_domain: &str) -
     Err(format!(
         "Authentication-Results from {} proves nothing aligned with {from_domain}: {}",
         ours.authserv_id,
-        if seen.is_empty() { "none".to_owned() } else { seen.join(" ") }
+        if seen.is_empty() {
+            "none".to_owned()
+        } else {
+            seen.join(" ")
+        }
     ))
 }
 
@@ -221,7 +246,10 @@ pub fn aligned(d: &str, from: &str) -> bool {
 }
 
 fn domain_of(address: &str) -> Option<&str> {
-    address.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>')).filter(|d| !d.is_empty())
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>'))
+        .filter(|d| !d.is_empty())
 }
 
 /// One `method=result` with its properties.
@@ -234,7 +262,10 @@ pub struct AuthResult {
 
 impl AuthResult {
     pub fn property(&self, name: &str) -> Option<&str> {
-        self.properties.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.properties
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -255,10 +286,16 @@ pub fn parse_authentication_results(value: &str) -> AuthenticationResults {
         .unwrap_or_default();
     let mut results = Vec::new();
     for part in parts {
-        let mut tokens = split_outside_quotes(part.trim(), ' ').into_iter().filter(|t| !t.is_empty());
+        let mut tokens = split_outside_quotes(part.trim(), ' ')
+            .into_iter()
+            .filter(|t| !t.is_empty());
         let Some((method, result)) = tokens.next().and_then(|t| {
-            t.split_once('=')
-                .map(|(m, r)| (m.trim().to_ascii_lowercase(), unquote(r).to_ascii_lowercase()))
+            t.split_once('=').map(|(m, r)| {
+                (
+                    m.trim().to_ascii_lowercase(),
+                    unquote(r).to_ascii_lowercase(),
+                )
+            })
         }) else {
             continue;
         };
@@ -275,12 +312,17 @@ pub fn parse_authentication_results(value: &str) -> AuthenticationResults {
             properties,
         });
     }
-    AuthenticationResults { authserv_id, results }
+    AuthenticationResults {
+        authserv_id,
+        results,
+    }
 }
 
 fn unquote(s: &str) -> &str {
     let s = s.trim();
-    s.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(s)
+    s.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(s)
 }
 
 /// Remove RFC 5322 comments `( … )`, nested, outside quoted strings.
@@ -308,7 +350,11 @@ fn strip_comments(s: &str) -> String {
             }
             '(' if !quoted => depth += 1,
             ')' if !quoted && depth > 0 => depth -= 1,
-            _ if depth == 0 => out.push(if c == '\t' || c == '\r' || c == '\n' { ' ' } else { c }),
+            _ if depth == 0 => out.push(if c == '\t' || c == '\r' || c == '\n' {
+                ' '
+            } else {
+                c
+            }),
             _ => {}
         }
     }
@@ -338,7 +384,10 @@ mod tests {
     fn msg(headers: &[(&str, &str)], from: &str) -> Message {
         Message {
             from: Some(from.to_owned()),
-            headers: headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned())).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned()))
+                .collect(),
             ..Default::default()
         }
     }
@@ -360,12 +409,23 @@ mod tests {
         assert_eq!(ar.results[0].property("header.d"), Some("nhs.example"));
         assert_eq!(ar.results[0].property("header.b"), Some("abc;def"));
         assert_eq!(ar.results[2].method, "dmarc");
-        assert_eq!(parse_authentication_results("example.org 1; none").results.len(), 0);
+        assert_eq!(
+            parse_authentication_results("example.org 1; none")
+                .results
+                .len(),
+            0
+        );
     }
 
     #[test]
     fn default_trusts_nothing() {
-        let m = msg(&[("Authentication-Results", "mx.nhs.example; dmarc=pass header.from=nhs.example")], "site@nhs.example");
+        let m = msg(
+            &[(
+                "Authentication-Results",
+                "mx.nhs.example; dmarc=pass header.from=nhs.example",
+            )],
+            "site@nhs.example",
+        );
         let ev = assess(&m, &TrustConfig::default(), &[]);
         assert!(!ev.proven);
         assert!(ev.summary.contains("authserv_id"), "{}", ev.summary);
@@ -373,16 +433,38 @@ mod tests {
 
     #[test]
     fn dmarc_pass_from_our_boundary_proves() {
-        let m = msg(&[("Authentication-Results", "mx.nhs.example; dmarc=pass header.from=nhs.example")], "site@nhs.example");
+        let m = msg(
+            &[(
+                "Authentication-Results",
+                "mx.nhs.example; dmarc=pass header.from=nhs.example",
+            )],
+            "site@nhs.example",
+        );
         assert!(assess(&m, &cfg(), &[]).proven);
     }
 
     #[test]
     fn a_signature_of_another_domain_proves_nothing() {
-        let m = msg(&[("Authentication-Results", "mx.nhs.example; dkim=pass header.d=evil.example; dmarc=fail")], "site@nhs.example");
+        let m = msg(
+            &[(
+                "Authentication-Results",
+                "mx.nhs.example; dkim=pass header.d=evil.example; dmarc=fail",
+            )],
+            "site@nhs.example",
+        );
         let ev = assess(&m, &cfg(), &[]);
         assert!(!ev.proven, "{}", ev.summary);
-        assert!(!assess(&m, &TrustConfig { modes: vec![TrustMode::Dkim], ..cfg() }, &["evil.example".into()]).proven);
+        assert!(
+            !assess(
+                &m,
+                &TrustConfig {
+                    modes: vec![TrustMode::Dkim],
+                    ..cfg()
+                },
+                &["evil.example".into()]
+            )
+            .proven
+        );
     }
 
     #[test]
@@ -390,9 +472,15 @@ mod tests {
         // Our boundary said fail; the sender had planted a "pass" under our name further down.
         let m = msg(
             &[
-                ("Authentication-Results", "mx.nhs.example; dmarc=fail header.from=nhs.example"),
+                (
+                    "Authentication-Results",
+                    "mx.nhs.example; dmarc=fail header.from=nhs.example",
+                ),
                 ("Received", "from evil"),
-                ("Authentication-Results", "mx.nhs.example; dmarc=pass header.from=nhs.example"),
+                (
+                    "Authentication-Results",
+                    "mx.nhs.example; dmarc=pass header.from=nhs.example",
+                ),
                 ("X-Postroom-Trusted", "yes"),
             ],
             "site@nhs.example",
@@ -404,13 +492,25 @@ mod tests {
 
     #[test]
     fn someone_elses_authserv_id_is_ignored() {
-        let m = msg(&[("Authentication-Results", "mx.evil.example; dmarc=pass header.from=nhs.example")], "site@nhs.example");
+        let m = msg(
+            &[(
+                "Authentication-Results",
+                "mx.evil.example; dmarc=pass header.from=nhs.example",
+            )],
+            "site@nhs.example",
+        );
         assert!(!assess(&m, &cfg(), &[]).proven);
     }
 
     #[test]
     fn spf_only_when_accepted() {
-        let m = msg(&[("Authentication-Results", "mx.nhs.example; spf=pass smtp.mailfrom=site@nhs.example")], "site@nhs.example");
+        let m = msg(
+            &[(
+                "Authentication-Results",
+                "mx.nhs.example; spf=pass smtp.mailfrom=site@nhs.example",
+            )],
+            "site@nhs.example",
+        );
         assert!(!assess(&m, &cfg(), &[]).proven);
         let c = TrustConfig {
             accept: vec![Method::Spf],
@@ -425,8 +525,28 @@ mod tests {
             modes: vec![TrustMode::ExchangeInternal],
             ..Default::default()
         };
-        assert!(assess(&msg(&[("X-MS-Exchange-Organization-AuthAs", "Internal")], "a@b.example"), &c, &[]).proven);
-        assert!(!assess(&msg(&[("X-MS-Exchange-Organization-AuthAs", "Anonymous")], "a@b.example"), &c, &[]).proven);
+        assert!(
+            assess(
+                &msg(
+                    &[("X-MS-Exchange-Organization-AuthAs", "Internal")],
+                    "a@b.example"
+                ),
+                &c,
+                &[]
+            )
+            .proven
+        );
+        assert!(
+            !assess(
+                &msg(
+                    &[("X-MS-Exchange-Organization-AuthAs", "Anonymous")],
+                    "a@b.example"
+                ),
+                &c,
+                &[]
+            )
+            .proven
+        );
     }
 
     #[test]

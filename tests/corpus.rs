@@ -11,7 +11,9 @@ fn corpus_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -22,7 +24,12 @@ fn corpus_files() -> Vec<PathBuf> {
         }
     }
     out.sort();
-    assert!(out.len() > 500, "the shared corpus was not found at {} ({} files)", root.display(), out.len());
+    assert!(
+        out.len() > 500,
+        "the shared corpus was not found at {} ({} files)",
+        root.display(),
+        out.len()
+    );
     out
 }
 
@@ -46,9 +53,18 @@ fn every_corpus_message_gets_an_outcome() {
         let out = i.process(&refs, true);
         assert_eq!(out.len(), chunk.len());
         for v in out {
-            let o = v["outcome"].as_str().unwrap_or_else(|| panic!("no outcome: {v}"));
+            let o = v["outcome"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no outcome: {v}"));
             assert!(
-                ["applied", "rejected", "needs_review", "ignored", "duplicate"].contains(&o),
+                [
+                    "applied",
+                    "rejected",
+                    "needs_review",
+                    "ignored",
+                    "duplicate"
+                ]
+                .contains(&o),
                 "{v}"
             );
             // Nothing from outside our directory can be applied.

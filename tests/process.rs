@@ -13,14 +13,29 @@ fn outcome(v: &Value) -> &str {
 /// Each fixture, processed alone on a fresh copy of the fixture directory, with the outcome,
 /// kind and reason code it must get.
 const CASES: &[(&str, &str, &str, Option<&str>)] = &[
-    ("password_reset_fields.eml", "applied", "password_reset", None),
-    ("password_reset_free_text.eml", "applied", "password_reset", None),
+    (
+        "password_reset_fields.eml",
+        "applied",
+        "password_reset",
+        None,
+    ),
+    (
+        "password_reset_free_text.eml",
+        "applied",
+        "password_reset",
+        None,
+    ),
     ("new_account_fields.eml", "applied", "new_account", None),
     ("new_account_first_last.eml", "applied", "new_account", None),
     ("unlock.eml", "applied", "unlock", None),
     ("add_member.eml", "applied", "add_member", None),
     ("remove_member.eml", "applied", "remove_member", None),
-    ("change_role_to_owner.eml", "awaiting_confirmation", "change_role", Some("confirmation_needed")),
+    (
+        "change_role_to_owner.eml",
+        "awaiting_confirmation",
+        "change_role",
+        Some("confirmation_needed"),
+    ),
     ("leaver.eml", "applied", "leaver", None),
     ("on_behalf_sender.eml", "applied", "password_reset", None),
     ("outlook_html_only.eml", "applied", "password_reset", None),
@@ -29,19 +44,84 @@ const CASES: &[(&str, &str, &str, Option<&str>)] = &[
     ("windows1252.eml", "applied", "new_account", None),
     ("forwarded_history.eml", "applied", "password_reset", None),
     ("reply_with_quote.eml", "applied", "unlock", None),
-    ("auto_reply.eml", "ignored", "unknown", Some("not_a_request")),
-    ("out_of_office_xautoreply.eml", "ignored", "unknown", Some("not_a_request")),
-    ("bounce_multipart_report.eml", "ignored", "unknown", Some("not_a_request")),
-    ("precedence_bulk.eml", "ignored", "unknown", Some("not_a_request")),
-    ("last_owner_demote.eml", "rejected", "change_role", Some("last_owner")),
-    ("last_owner_leaver.eml", "rejected", "leaver", Some("replacement_missing")),
-    ("other_org_target.eml", "rejected", "password_reset", Some("other_organisation")),
-    ("not_shared_mailbox.eml", "rejected", "password_reset", Some("not_shared_mailbox")),
-    ("requester_not_owner.eml", "rejected", "password_reset", Some("requester_not_owner")),
-    ("mailbox_field_other.eml", "rejected", "add_member", Some("other_mailbox")),
-    ("ambiguous_kind.eml", "needs_review", "unknown", Some("ambiguous_kind")),
-    ("unknown_kind.eml", "needs_review", "unknown", Some("unknown_kind")),
-    ("ambiguous_account.eml", "needs_review", "password_reset", Some("ambiguous_account")),
+    (
+        "auto_reply.eml",
+        "ignored",
+        "unknown",
+        Some("not_a_request"),
+    ),
+    (
+        "out_of_office_xautoreply.eml",
+        "ignored",
+        "unknown",
+        Some("not_a_request"),
+    ),
+    (
+        "bounce_multipart_report.eml",
+        "ignored",
+        "unknown",
+        Some("not_a_request"),
+    ),
+    (
+        "precedence_bulk.eml",
+        "ignored",
+        "unknown",
+        Some("not_a_request"),
+    ),
+    (
+        "last_owner_demote.eml",
+        "rejected",
+        "change_role",
+        Some("last_owner"),
+    ),
+    (
+        "last_owner_leaver.eml",
+        "rejected",
+        "leaver",
+        Some("replacement_missing"),
+    ),
+    (
+        "other_org_target.eml",
+        "rejected",
+        "password_reset",
+        Some("other_organisation"),
+    ),
+    (
+        "not_shared_mailbox.eml",
+        "rejected",
+        "password_reset",
+        Some("not_shared_mailbox"),
+    ),
+    (
+        "requester_not_owner.eml",
+        "rejected",
+        "password_reset",
+        Some("requester_not_owner"),
+    ),
+    (
+        "mailbox_field_other.eml",
+        "rejected",
+        "add_member",
+        Some("other_mailbox"),
+    ),
+    (
+        "ambiguous_kind.eml",
+        "needs_review",
+        "unknown",
+        Some("ambiguous_kind"),
+    ),
+    (
+        "unknown_kind.eml",
+        "needs_review",
+        "unknown",
+        Some("unknown_kind"),
+    ),
+    (
+        "ambiguous_account.eml",
+        "needs_review",
+        "password_reset",
+        Some("ambiguous_account"),
+    ),
     ("garbage.eml", "needs_review", "unknown", Some("unparsable")),
     ("leaves_one_member.eml", "applied", "remove_member", None),
 ];
@@ -57,21 +137,38 @@ fn every_fixture_gets_its_outcome() {
             v["kind"].as_str().unwrap_or_default().to_owned(),
             v["reason"].as_str().map(str::to_owned),
         );
-        let want = (want_outcome.to_string(), want_kind.to_string(), want_reason.map(str::to_owned));
+        let want = (
+            want_outcome.to_string(),
+            want_kind.to_string(),
+            want_reason.map(str::to_owned),
+        );
         if got != want {
-            failures.push(format!("{file}: got {got:?}, want {want:?} — {}", v["explanation"]));
+            failures.push(format!(
+                "{file}: got {got:?}, want {want:?} — {}",
+                v["explanation"]
+            ));
         }
         // Only a registered mailbox is ever answered, and never for mail that is not a request.
         let reply = &v["reply"];
         match *want_outcome {
             "ignored" => assert!(reply.is_null(), "{file}: ignored mail got a reply"),
-            _ if *want_reason == Some("not_shared_mailbox") || *want_reason == Some("unparsable") => {
+            _ if *want_reason == Some("not_shared_mailbox")
+                || *want_reason == Some("unparsable") =>
+            {
                 assert!(reply.is_null(), "{file}: reply to an unregistered sender")
             }
             _ => {
-                assert!(reply["to"].as_str().is_some_and(|t| t.ends_with("@nhs.example")), "{file}: {v}");
+                assert!(
+                    reply["to"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with("@nhs.example")),
+                    "{file}: {v}"
+                );
                 let subject = reply["subject"].as_str().unwrap();
-                assert!(subject.starts_with(&format!("[{}] ", v["reference"].as_str().unwrap())), "{subject}");
+                assert!(
+                    subject.starts_with(&format!("[{}] ", v["reference"].as_str().unwrap())),
+                    "{subject}"
+                );
             }
         }
     }
@@ -86,24 +183,41 @@ fn password_reset_is_applied_audited_and_answered() {
     assert_eq!(v["reference"], "HD-000001");
     let reply = &v["reply"];
     assert_eq!(reply["to"], "rosehill.care@nhs.example");
-    assert!(reply["subject"].as_str().unwrap().starts_with("[HD-000001] Done: "));
+    assert!(
+        reply["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[HD-000001] Done: ")
+    );
     let body = reply["body"].as_str().unwrap();
-    let pw_line = body.lines().find(|l| l.starts_with("Temporary password: ")).expect(body);
+    let pw_line = body
+        .lines()
+        .find(|l| l.starts_with("Temporary password: "))
+        .expect(body);
     let pw = pw_line.trim_start_matches("Temporary password: ");
     assert_eq!(pw.len(), 16, "{pw_line}");
     assert!(body.contains("tom.smith@nhs.example"), "{body}");
 
     let audit = i.audit();
-    let actions: Vec<&str> = audit.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = audit
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert!(actions.contains(&"request.applied"), "{actions:?}");
-    let reset = audit.iter().find(|e| e["action"] == "password.reset").expect("password.reset event");
+    let reset = audit
+        .iter()
+        .find(|e| e["action"] == "password.reset")
+        .expect("password.reset event");
     assert_eq!(reset["actor"], "jane.doe@nhs.example");
     assert_eq!(reset["on_behalf_of"], "rosehill.care@nhs.example");
     assert_eq!(reset["subject"], "tom.smith@nhs.example");
     assert_eq!(reset["reference"], "HD-000001");
     // The temporary password is in the reply only: never in the audit trail.
     let all_audit = i.ok(&["audit"]);
-    assert!(!all_audit.contains(pw), "password leaked into the audit trail");
+    assert!(
+        !all_audit.contains(pw),
+        "password leaked into the audit trail"
+    );
 }
 
 #[test]
@@ -148,21 +262,31 @@ fn new_account_gets_an_allocated_address_and_membership() {
     assert!(row.ends_with(",member,active"), "{row}");
     // A second request for the same name gets the next free address.
     let text = std::fs::read_to_string(fixture("new_account_fields.eml")).unwrap();
-    let again = text.replacen("Message-ID: <", "Message-ID: <again-", 1).replacen("Message-Id: <", "Message-Id: <again-", 1);
+    let again = text
+        .replacen("Message-ID: <", "Message-ID: <again-", 1)
+        .replacen("Message-Id: <", "Message-Id: <again-", 1);
     let path = i.dir.path().join("again.eml");
     std::fs::write(&path, again).unwrap();
     let v = i.process(&[path.as_path()], false).remove(0);
     assert_eq!(outcome(&v), "applied", "{v}");
-    assert!(i.export_row("rosehill.care@nhs.example", "zoe.angstrom2@nhs.example").is_some());
+    assert!(
+        i.export_row("rosehill.care@nhs.example", "zoe.angstrom2@nhs.example")
+            .is_some()
+    );
 }
 
 #[test]
 fn leaver_is_disabled_and_removed_from_every_mailbox() {
     let i = Instance::with_directory("");
-    assert!(i.export_row("rosehill.care@nhs.example", "amy.jones@nhs.example").is_some());
+    assert!(
+        i.export_row("rosehill.care@nhs.example", "amy.jones@nhs.example")
+            .is_some()
+    );
     let v = i.process_fixture("leaver.eml");
     assert_eq!(outcome(&v), "applied", "{v}");
-    let row = i.export_row("", "amy.jones@nhs.example").expect("no membership left");
+    let row = i
+        .export_row("", "amy.jones@nhs.example")
+        .expect("no membership left");
     assert!(row.ends_with(",disabled"), "{row}");
 }
 
@@ -203,16 +327,25 @@ fn a_reply_in_a_thread_becomes_a_comment() {
 #[test]
 fn policy_can_let_members_ask() {
     let strict = Instance::with_directory("");
-    assert_eq!(strict.process_fixture("requester_not_owner.eml")["reason"], "requester_not_owner");
+    assert_eq!(
+        strict.process_fixture("requester_not_owner.eml")["reason"],
+        "requester_not_owner"
+    );
     let lenient = Instance::with_directory("[policy]\npassword_reset = \"member\"\n");
-    assert_eq!(outcome(&lenient.process_fixture("requester_not_owner.eml")), "applied");
+    assert_eq!(
+        outcome(&lenient.process_fixture("requester_not_owner.eml")),
+        "applied"
+    );
 }
 
 #[test]
 fn directory_import_is_idempotent_and_export_round_trips() {
     let i = Instance::with_directory("");
     let first = i.export();
-    assert!(first.starts_with("organisation,mailbox,account,name,role,status\n"), "{first}");
+    assert!(
+        first.starts_with("organisation,mailbox,account,name,role,status\n"),
+        "{first}"
+    );
     let mut lines: Vec<&str> = first.lines().skip(1).collect();
     let sorted = {
         let mut s = lines.clone();
@@ -220,9 +353,20 @@ fn directory_import_is_idempotent_and_export_round_trips() {
         s
     };
     assert_eq!(lines, sorted, "export is sorted");
-    let out = i.ok(&["directory", "import", fixtures().join("directory.csv").to_str().unwrap()]);
+    let out = i.ok(&[
+        "directory",
+        "import",
+        fixtures().join("directory.csv").to_str().unwrap(),
+    ]);
     let summary: Value = serde_json::from_str(out.trim()).unwrap();
-    for key in ["organisations", "mailboxes", "accounts", "accounts_updated", "memberships", "memberships_updated"] {
+    for key in [
+        "organisations",
+        "mailboxes",
+        "accounts",
+        "accounts_updated",
+        "memberships",
+        "memberships_updated",
+    ] {
         assert_eq!(summary[key], 0, "re-import changed {key}: {summary}");
     }
     // The export, imported into a fresh database, gives the same export.
@@ -246,21 +390,34 @@ fn a_bad_csv_row_names_its_line_and_applies_nothing() {
          Rosehill Care,rosehill.care@nhs.example,jane.doe@nhs.example,Jane Doe,boss\n",
     )
     .unwrap();
-    let out = i.cmd().args(["directory", "import", path.to_str().unwrap()]).output().unwrap();
+    let out = i
+        .cmd()
+        .args(["directory", "import", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 4"), "{err}");
     assert!(err.contains("boss"), "{err}");
-    assert_eq!(i.export(), "organisation,mailbox,account,name,role,status\n");
+    assert_eq!(
+        i.export(),
+        "organisation,mailbox,account,name,role,status\n"
+    );
 }
 
 #[test]
 fn missing_config_is_a_clear_message() {
     let mut c = assert_cmd::Command::cargo_bin("postroom").unwrap();
-    let out = c.args(["--config", "/nonexistent/postroom.toml", "migrate"]).output().unwrap();
+    let out = c
+        .args(["--config", "/nonexistent/postroom.toml", "migrate"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/postroom.toml") && err.contains("not found"), "{err}");
+    assert!(
+        err.contains("/nonexistent/postroom.toml") && err.contains("not found"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -288,5 +445,8 @@ fn migrate_dry_run_lists_pending_then_nothing() {
     let out = i.ok(&["migrate", "--dry-run"]);
     assert!(out.contains("pending: 1 initial"), "{out}");
     i.ok(&["migrate"]);
-    assert_eq!(i.ok(&["migrate", "--dry-run"]).trim(), "no pending migrations");
+    assert_eq!(
+        i.ok(&["migrate", "--dry-run"]).trim(),
+        "no pending migrations"
+    );
 }

@@ -124,7 +124,10 @@ mod tests {
     fn kind_names_round_trip() {
         for k in RequestKind::ALL.into_iter().chain([RequestKind::Unknown]) {
             assert_eq!(k.as_str().parse::<RequestKind>(), Ok(k));
-            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.as_str())
+            );
         }
     }
 

@@ -32,7 +32,9 @@ impl FromStr for AccountStatus {
             "active" | "" => Ok(AccountStatus::Active),
             "locked" => Ok(AccountStatus::Locked),
             "disabled" => Ok(AccountStatus::Disabled),
-            other => Err(format!("unknown status `{other}` (expected active, locked or disabled)")),
+            other => Err(format!(
+                "unknown status `{other}` (expected active, locked or disabled)"
+            )),
         }
     }
 }
@@ -93,7 +95,9 @@ fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
         organisation: row.try_get("organisation")?,
         address: row.try_get("address")?,
         name: row.try_get("name")?,
-        status: status.parse().map_err(|e| decode_err("account status", e))?,
+        status: status
+            .parse()
+            .map_err(|e| decode_err("account status", e))?,
     })
 }
 
@@ -105,7 +109,9 @@ fn membership_from_row(row: &sqlx::any::AnyRow) -> Result<Membership, StoreError
         mailbox: row.try_get("mailbox")?,
         account_id: row.try_get("account_id")?,
         account: row.try_get("account")?,
-        account_status: status.parse().map_err(|e| decode_err("account status", e))?,
+        account_status: status
+            .parse()
+            .map_err(|e| decode_err("account status", e))?,
         role: role.parse().map_err(|e| decode_err("role", e))?,
     })
 }
@@ -148,7 +154,10 @@ const MEMBERSHIP_SELECT_BY_MAILBOX: &str = "SELECT ms.mailbox_id, m.address AS m
      WHERE ms.mailbox_id = $1 ORDER BY a.address";
 
 /// Members and owners of one mailbox.
-pub async fn mailbox_members(conn: &mut Conn, mailbox_id: i64) -> Result<Vec<Membership>, StoreError> {
+pub async fn mailbox_members(
+    conn: &mut Conn,
+    mailbox_id: i64,
+) -> Result<Vec<Membership>, StoreError> {
     let rows = sqlx::query(MEMBERSHIP_SELECT_BY_MAILBOX)
         .bind(mailbox_id)
         .fetch_all(&mut *conn)
@@ -157,7 +166,10 @@ pub async fn mailbox_members(conn: &mut Conn, mailbox_id: i64) -> Result<Vec<Mem
 }
 
 /// Every mailbox an account belongs to.
-pub async fn account_memberships(conn: &mut Conn, account_id: i64) -> Result<Vec<Membership>, StoreError> {
+pub async fn account_memberships(
+    conn: &mut Conn,
+    account_id: i64,
+) -> Result<Vec<Membership>, StoreError> {
     let rows = sqlx::query(
         "SELECT ms.mailbox_id, m.address AS mailbox, ms.account_id, a.address AS account, \
          a.status AS account_status, ms.role \
@@ -181,11 +193,16 @@ pub async fn address_taken(conn: &mut Conn, address: &str) -> Result<bool, Store
     Ok(n > 0)
 }
 
-pub async fn count_accounts_in_organisation(conn: &mut Conn, organisation_id: i64) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE organisation_id = $1 AND status <> 'disabled'")
-        .bind(organisation_id)
-        .fetch_one(&mut *conn)
-        .await?)
+pub async fn count_accounts_in_organisation(
+    conn: &mut Conn,
+    organisation_id: i64,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM accounts WHERE organisation_id = $1 AND status <> 'disabled'",
+    )
+    .bind(organisation_id)
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -199,16 +216,20 @@ pub async fn ensure_organisation(conn: &mut Conn, name: &str) -> Result<i64, Sto
     {
         return Ok(id);
     }
-    Ok(
-        sqlx::query_scalar("INSERT INTO organisations (name, created_at) VALUES ($1, $2) RETURNING id")
-            .bind(name)
-            .bind(now_ms())
-            .fetch_one(&mut *conn)
-            .await?,
+    Ok(sqlx::query_scalar(
+        "INSERT INTO organisations (name, created_at) VALUES ($1, $2) RETURNING id",
     )
+    .bind(name)
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
-pub async fn ensure_mailbox(conn: &mut Conn, organisation_id: i64, address: &str) -> Result<i64, StoreError> {
+pub async fn ensure_mailbox(
+    conn: &mut Conn,
+    organisation_id: i64,
+    address: &str,
+) -> Result<i64, StoreError> {
     if let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM mailboxes WHERE address = $1")
         .bind(address)
         .fetch_optional(&mut *conn)
@@ -276,7 +297,11 @@ pub async fn update_account_from_import(
     Ok(r.rows_affected() > 0)
 }
 
-pub async fn set_status(conn: &mut Conn, account_id: i64, status: AccountStatus) -> Result<(), StoreError> {
+pub async fn set_status(
+    conn: &mut Conn,
+    account_id: i64,
+    status: AccountStatus,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE accounts SET status = $2, status_changed_at = $3 WHERE id = $1")
         .bind(account_id)
         .bind(status.as_str())
@@ -287,7 +312,11 @@ pub async fn set_status(conn: &mut Conn, account_id: i64, status: AccountStatus)
 }
 
 /// A new temporary password: the account must change it at next sign-in, and it is unlocked.
-pub async fn set_temporary_password(conn: &mut Conn, account_id: i64, hash: &str) -> Result<(), StoreError> {
+pub async fn set_temporary_password(
+    conn: &mut Conn,
+    account_id: i64,
+    hash: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE accounts SET password_hash = $2, must_change = 1, \
          status_changed_at = CASE WHEN status <> 'active' THEN $3 ELSE status_changed_at END, status = 'active' \
@@ -308,20 +337,23 @@ pub async fn upsert_membership(
     account_id: i64,
     role: Role,
 ) -> Result<Option<Role>, StoreError> {
-    let previous: Option<String> =
-        sqlx::query_scalar("SELECT role FROM memberships WHERE mailbox_id = $1 AND account_id = $2")
-            .bind(mailbox_id)
-            .bind(account_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let previous: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM memberships WHERE mailbox_id = $1 AND account_id = $2",
+    )
+    .bind(mailbox_id)
+    .bind(account_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     match &previous {
         Some(_) => {
-            sqlx::query("UPDATE memberships SET role = $3 WHERE mailbox_id = $1 AND account_id = $2")
-                .bind(mailbox_id)
-                .bind(account_id)
-                .bind(role.as_str())
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE memberships SET role = $3 WHERE mailbox_id = $1 AND account_id = $2",
+            )
+            .bind(mailbox_id)
+            .bind(account_id)
+            .bind(role.as_str())
+            .execute(&mut *conn)
+            .await?;
         }
         None => {
             sqlx::query("INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)")
@@ -338,7 +370,11 @@ pub async fn upsert_membership(
         .transpose()
 }
 
-pub async fn remove_membership(conn: &mut Conn, mailbox_id: i64, account_id: i64) -> Result<bool, StoreError> {
+pub async fn remove_membership(
+    conn: &mut Conn,
+    mailbox_id: i64,
+    account_id: i64,
+) -> Result<bool, StoreError> {
     let r = sqlx::query("DELETE FROM memberships WHERE mailbox_id = $1 AND account_id = $2")
         .bind(mailbox_id)
         .bind(account_id)

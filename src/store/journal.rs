@@ -126,7 +126,9 @@ pub struct RequestRow {
 fn request_from_row(r: &sqlx::any::AnyRow) -> Result<RequestRow, StoreError> {
     Ok(RequestRow {
         id: r.try_get("id")?,
-        reference: r.try_get::<Option<String>, _>("reference")?.unwrap_or_default(),
+        reference: r
+            .try_get::<Option<String>, _>("reference")?
+            .unwrap_or_default(),
         message_id: r.try_get("message_id")?,
         kind: r.try_get("kind")?,
         outcome: r.try_get("outcome")?,
@@ -140,7 +142,10 @@ fn request_from_row(r: &sqlx::any::AnyRow) -> Result<RequestRow, StoreError> {
     })
 }
 
-pub async fn find_request(conn: &mut Conn, reference: &str) -> Result<Option<RequestRow>, StoreError> {
+pub async fn find_request(
+    conn: &mut Conn,
+    reference: &str,
+) -> Result<Option<RequestRow>, StoreError> {
     let row = sqlx::query(
         "SELECT id, reference, message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at \
          FROM requests WHERE reference = $1",
@@ -220,7 +225,11 @@ pub async fn insert_audit(conn: &mut Conn, e: &NewAuditEvent<'_>) -> Result<(), 
 }
 
 /// Audit events at or after `since_ms`, oldest first.
-pub async fn list_audit(conn: &mut Conn, since_ms: i64, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+pub async fn list_audit(
+    conn: &mut Conn,
+    since_ms: i64,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
     let rows = sqlx::query(
         "SELECT e.id, e.at, e.actor, e.on_behalf_of, e.action, e.subject, e.detail, r.reference, e.message_id \
          FROM audit_events e LEFT JOIN requests r ON r.id = e.request_id \
@@ -284,11 +293,15 @@ pub async fn enqueue_reply(conn: &mut Conn, o: &NewOutboxItem<'_>) -> Result<i64
 
 /// Replies queued to one address since `since_ms` (the daily cap on answers).
 pub async fn replies_to_since(conn: &mut Conn, to: &str, since_ms: i64) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE to_address = $1 AND created_at >= $2")
+    Ok(
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE to_address = $1 AND created_at >= $2",
+        )
         .bind(to)
         .bind(since_ms)
         .fetch_one(&mut *conn)
-        .await?)
+        .await?,
+    )
 }
 
 /// A request's outcome changed after the fact (confirmed, decided by staff).
@@ -308,7 +321,10 @@ pub async fn update_request_outcome(
     Ok(())
 }
 
-pub async fn find_request_by_id(conn: &mut Conn, id: i64) -> Result<Option<RequestRow>, StoreError> {
+pub async fn find_request_by_id(
+    conn: &mut Conn,
+    id: i64,
+) -> Result<Option<RequestRow>, StoreError> {
     let row = sqlx::query(
         "SELECT id, reference, message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at \
          FROM requests WHERE id = $1",
@@ -380,7 +396,10 @@ pub async fn insert_confirmation(
     Ok(())
 }
 
-pub async fn find_confirmation_by_code(conn: &mut Conn, code_sha256: &str) -> Result<Option<Confirmation>, StoreError> {
+pub async fn find_confirmation_by_code(
+    conn: &mut Conn,
+    code_sha256: &str,
+) -> Result<Option<Confirmation>, StoreError> {
     let row = sqlx::query(
         "SELECT id, request_id, account, expires_at, attempts, used_at, void_at FROM confirmations WHERE code_sha256 = $1",
     )
@@ -391,7 +410,10 @@ pub async fn find_confirmation_by_code(conn: &mut Conn, code_sha256: &str) -> Re
 }
 
 /// The confirmation currently open for a request, if any.
-pub async fn open_confirmation(conn: &mut Conn, request_id: i64) -> Result<Option<Confirmation>, StoreError> {
+pub async fn open_confirmation(
+    conn: &mut Conn,
+    request_id: i64,
+) -> Result<Option<Confirmation>, StoreError> {
     let row = sqlx::query(
         "SELECT id, request_id, account, expires_at, attempts, used_at, void_at FROM confirmations \
          WHERE request_id = $1 AND used_at IS NULL AND void_at IS NULL ORDER BY id DESC LIMIT 1",
@@ -413,11 +435,17 @@ pub async fn use_confirmation(conn: &mut Conn, id: i64) -> Result<(), StoreError
 
 /// Count a wrong code; the confirmation is void once `max_attempts` is reached. Returns
 /// true when it is now void.
-pub async fn fail_confirmation(conn: &mut Conn, id: i64, max_attempts: u32) -> Result<bool, StoreError> {
-    let attempts: i64 = sqlx::query_scalar("UPDATE confirmations SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
+pub async fn fail_confirmation(
+    conn: &mut Conn,
+    id: i64,
+    max_attempts: u32,
+) -> Result<bool, StoreError> {
+    let attempts: i64 = sqlx::query_scalar(
+        "UPDATE confirmations SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
     let void = attempts >= i64::from(max_attempts);
     if void {
         sqlx::query("UPDATE confirmations SET void_at = $2 WHERE id = $1")

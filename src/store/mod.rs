@@ -7,6 +7,7 @@
 
 pub mod directory;
 pub mod journal;
+pub mod outbox;
 
 use crate::config::DatabaseConfig;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -78,13 +79,19 @@ impl Store {
             .acquire_timeout(cfg.acquire_timeout);
         if backend == Backend::Sqlite && url.contains(":memory:") {
             // Every connection to `:memory:` is a different database: keep exactly one.
-            pool_options = pool_options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            pool_options = pool_options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
         }
         let pool = pool_options.connect_with(options).await?;
         if backend == Backend::Sqlite && !url.contains(":memory:") {
             // WAL lets the web page read while the pipeline writes; it is a property of the
             // file, so setting it once is enough.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         Ok(Store { pool, backend })
     }

@@ -1,0 +1,756 @@
+//! The outbox worker: sends the replies the pipeline queued, over SMTP (lettre), with
+//! retries.
+//!
+//! One pass ([`send_due`]): read the due rows, check the server once (connect, EHLO,
+//! STARTTLS/TLS, AUTH), then for each row claim it, send it, and record the result. The
+//! database is touched only in single short statements between network steps, never in a
+//! transaction that waits on the server (architecture rule; see `store::outbox` for the
+//! claim that keeps several instances from sending one reply twice).
+//!
+//! What a failure means (RFC 5321 §4.2.1, first digit of the reply code):
+//! - 5yz on MAIL/RCPT/DATA: the server refused *this* message for good → `failed`, with its
+//!   answer kept for the staff page; no retry.
+//! - 4yz, and anything without a reply code (refused connection, timeout, TLS handshake,
+//!   a dropped connection): temporary → retried with capped exponential backoff, until
+//!   `smtp.give_up_after` has passed → `failed`.
+//! - A failure while *connecting* (even a 5yz, e.g. 535 on AUTH or 554 in the greeting)
+//!   says nothing about the messages: it is treated as temporary for every due row, and the
+//!   pass sends nothing more. The same holds once a connection breaks mid-pass: the
+//!   remaining rows are rescheduled without hammering a server that is down.
+
+use crate::config::{Config, HelpdeskConfig, SmtpConfig, TlsMode};
+use crate::store::{self, Store, StoreError, outbox};
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Message, SinglePart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use rand::Rng;
+use serde::Serialize;
+use std::error::Error as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Rows taken per pass; the loop comes straight back when more are due.
+const PASS_LIMIT: i64 = 50;
+/// The worker looks at the outbox at least this often, even without a wake-up.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+/// No retry is scheduled sooner than this, whatever `smtp.retry_initial` says, so a
+/// misconfigured `0s` cannot turn the worker into a busy loop against a dead server.
+const MIN_RETRY: Duration = Duration::from_millis(100);
+/// Backoff after a database error in the worker loop.
+const DB_RETRY_INITIAL: Duration = Duration::from_secs(1);
+const DB_RETRY_MAX: Duration = Duration::from_secs(60);
+/// References kept in a reply (the thread root and the latest ones), so a long thread
+/// cannot grow the header without bound.
+const MAX_REFERENCES: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("smtp.ca_file {}: {message}", path.display())]
+    CaFile { path: PathBuf, message: String },
+    #[error("SMTP TLS setup: {0}")]
+    Tls(String),
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SendPass {
+    /// Accepted by the server.
+    pub sent: u32,
+    /// Temporary failure; a later attempt is scheduled.
+    pub retried: u32,
+    /// Refused for good, or given up after `smtp.give_up_after`.
+    pub failed: u32,
+    /// Claimed by another sender between reading and claiming.
+    pub skipped: u32,
+}
+
+impl SendPass {
+    fn handled(&self) -> u32 {
+        self.sent + self.retried + self.failed
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport.
+
+/// An SMTP transport built from the config: TLS as configured, credentials when given,
+/// `smtp.timeout` on every network step, and a small connection pool so that one pass
+/// sends all its replies over one connection.
+pub fn transport(cfg: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, SmtpError> {
+    // `builder_dangerous` only means "no TLS unless asked": the TLS mode is set below.
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
+        .port(cfg.port)
+        .timeout(Some(cfg.timeout))
+        .pool_config(PoolConfig::new().max_size(2));
+    builder = match cfg.tls {
+        TlsMode::Tls => builder.tls(Tls::Wrapper(tls_parameters(cfg)?)),
+        // Required, not opportunistic: a server (or a man in the middle) that hides
+        // STARTTLS gets no password and no temporary password in clear text.
+        TlsMode::Starttls => builder.tls(Tls::Required(tls_parameters(cfg)?)),
+        TlsMode::None => builder.tls(Tls::None),
+    };
+    if let (Some(user), Some(password)) = (&cfg.username, &cfg.password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+    }
+    Ok(builder.build())
+}
+
+/// The web PKI roots plus, when `smtp.ca_file` is set, every certificate in that PEM file
+/// (a private CA, or a test server's own).
+fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, SmtpError> {
+    let mut builder =
+        TlsParameters::builder(cfg.host.clone()).certificate_store(CertificateStore::WebpkiRoots);
+    if let Some(path) = &cfg.ca_file {
+        for cert in read_ca_file(path)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| SmtpError::Tls(describe(&e)))
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<Certificate>, SmtpError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let ca_error = |message: String| SmtpError::CaFile {
+        path: path.to_owned(),
+        message,
+    };
+    let ders = CertificateDer::pem_file_iter(path)
+        .map_err(|e| ca_error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ca_error(e.to_string()))?;
+    if ders.is_empty() {
+        // Without this an empty or mistyped file would silently trust nothing extra.
+        return Err(ca_error("no PEM certificate in the file".into()));
+    }
+    ders.into_iter()
+        .map(|der| Certificate::from_der(der.to_vec()).map_err(|e| ca_error(describe(&e))))
+        .collect()
+}
+
+/// What `postroom check` prints for SMTP: connect, EHLO, STARTTLS/TLS and AUTH as
+/// configured, then NOOP; one line either way.
+pub async fn check(cfg: &SmtpConfig) -> Result<String, String> {
+    let tls = match cfg.tls {
+        TlsMode::Tls => "implicit TLS",
+        TlsMode::Starttls => "STARTTLS",
+        TlsMode::None => "no TLS",
+    };
+    let auth = match &cfg.username {
+        Some(user) => format!("logged in as {user}"),
+        None => "no login configured".to_owned(),
+    };
+    let at = format!("SMTP {}:{} ({tls})", cfg.host, cfg.port);
+    let transport = transport(cfg).map_err(|e| format!("{at}: {e}"))?;
+    let result = transport.test_connection().await;
+    transport.shutdown().await;
+    match result {
+        Ok(true) => Ok(format!("{at}: connected, {tls} ok, {auth}, server answers")),
+        Ok(false) => Err(format!(
+            "{at}: connected, {auth}, but the server did not answer NOOP"
+        )),
+        Err(e) => {
+            let hint = if is_tls_failure(&e) {
+                " (TLS failed: check smtp.tls — `tls` is implicit TLS, usually port 465; \
+                 `starttls` usually 587 — and smtp.ca_file)"
+            } else if e.is_timeout() {
+                " (no answer within smtp.timeout: wrong port, or TLS expected?)"
+            } else if e.status().is_some_and(|c| c.to_string().starts_with("53")) {
+                " (login refused: check smtp.username and the password)"
+            } else {
+                ""
+            };
+            Err(format!("{at}: {}{hint}", describe(&e)))
+        }
+    }
+}
+
+/// lettre reports a failed handshake as a connection error around an `io::Error` that
+/// wraps the rustls error (only its own TLS setup errors are `is_tls()`): look inside.
+fn is_tls_failure(e: &lettre::transport::smtp::Error) -> bool {
+    if e.is_tls() {
+        return true;
+    }
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.is::<rustls::Error>()
+            || s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A lettre error as one line: for a server's refusal its code and text (what the staff
+/// page shows), else the error and its causes.
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    if let Some(code) = e.status() {
+        let text = e.source().map(|s| s.to_string()).unwrap_or_default();
+        return format!("{code} {text}").trim_end().to_owned();
+    }
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    // lettre nests its connection errors ("Connection error: Connection error: …").
+    out.replace("Connection error: Connection error: ", "Connection error: ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Message.
+
+/// Headers lettre has no type for. Each is a plain unstructured value; lettre still
+/// encodes it (RFC 2047), so no value can break out of its line.
+macro_rules! plain_header {
+    ($(#[$doc:meta])* $type:ident, $name:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        struct $type(String);
+
+        impl Header for $type {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($type(s.to_owned()))
+            }
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+
+plain_header!(
+    /// RFC 3834 §5: `auto-replied` marks a message sent automatically in answer to
+    /// another, so well-behaved responders (vacation, other helpdesks) do not answer it.
+    AutoSubmitted,
+    "Auto-Submitted"
+);
+plain_header!(
+    /// Exchange and Outlook do not honour `Auto-Submitted` for out-of-office replies; `All`
+    /// suppresses out-of-office, delivery and read receipts (Microsoft's [MS-OXCMAIL]).
+    XAutoResponseSuppress,
+    "X-Auto-Response-Suppress"
+);
+plain_header!(
+    /// Our own loop marker: mail carrying it came from a postroom (see `screen`/`trust`).
+    XPostroomLoop,
+    "X-Postroom-Loop"
+);
+
+/// A Message-ID as stored (without `<>`), checked: printable ASCII, no spaces or angle
+/// brackets. Anything else would be mangled by header encoding or could forge structure.
+fn clean_id(id: &str) -> Option<&str> {
+    let id = id.trim();
+    let id = id.strip_prefix('<').unwrap_or(id);
+    let id = id.strip_suffix('>').unwrap_or(id);
+    let ok = !id.is_empty()
+        && id.len() <= 250
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
+    ok.then_some(id)
+}
+
+/// A subject from the database, on one line: every control character (CR and LF above
+/// all) becomes a space and runs of white space collapse, so nothing can start a new
+/// header line even before lettre encodes it.
+fn one_line(s: &str) -> String {
+    let spaced: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `References` for the reply (RFC 5322 §3.6.4): the stored IDs plus the one we answer,
+/// each in `<>`, capped at [`MAX_REFERENCES`] (the first and the latest are kept).
+fn references_header(references_ids: Option<&str>, in_reply_to: Option<&str>) -> Option<String> {
+    let mut ids: Vec<&str> = references_ids
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(clean_id)
+        .collect();
+    if let Some(parent) = in_reply_to
+        && !ids.contains(&parent)
+    {
+        ids.push(parent);
+    }
+    if ids.len() > MAX_REFERENCES {
+        let tail = ids.split_off(ids.len() - (MAX_REFERENCES - 1));
+        ids.truncate(1);
+        ids.extend(tail);
+    }
+    (!ids.is_empty()).then(|| {
+        ids.iter()
+            .map(|id| format!("<{id}>"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+/// The reply as a lettre message. Errors are about this row's data (a bad address or
+/// Message-ID) and will not go away by retrying.
+pub fn build_message(
+    row: &outbox::OutboxRow,
+    cfg: &SmtpConfig,
+    helpdesk: &HelpdeskConfig,
+) -> Result<Message, String> {
+    let from_address: Address = cfg
+        .from
+        .parse()
+        .map_err(|e| format!("smtp.from `{}` is not an address: {e}", cfg.from))?;
+    let to: Address = row
+        .to_address
+        .trim()
+        .parse()
+        .map_err(|e| format!("recipient {:?} is not an address: {e}", row.to_address))?;
+    let message_id =
+        clean_id(&row.message_id).ok_or_else(|| format!("bad Message-ID {:?}", row.message_id))?;
+    // lettre's `in_reply_to`/`references` replace rather than append and take the header
+    // text as is, so both are built whole here, with the angle brackets.
+    let in_reply_to = row.in_reply_to.as_deref().and_then(clean_id);
+
+    let mut builder = Message::builder()
+        .from(Mailbox::new(Some(one_line(&helpdesk.name)), from_address))
+        .to(Mailbox::new(None, to))
+        .subject(one_line(&row.subject))
+        .message_id(Some(format!("<{message_id}>")))
+        .date_now()
+        .header(AutoSubmitted("auto-replied".to_owned()))
+        .header(XAutoResponseSuppress("All".to_owned()))
+        .header(XPostroomLoop(helpdesk.address.clone()));
+    if let Some(parent) = in_reply_to {
+        builder = builder.in_reply_to(format!("<{parent}>"));
+    }
+    if let Some(references) = references_header(row.references_ids.as_deref(), in_reply_to) {
+        builder = builder.references(references);
+    }
+    // text/plain; charset=utf-8; lettre picks 7bit, quoted-printable or base64.
+    builder
+        .singlepart(SinglePart::plain(row.body.clone()))
+        .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending.
+
+/// Delay before attempt `attempts + 1`, `attempts` counting the one that just failed:
+/// `initial`, then doubling, capped at `max`, never below `MIN_RETRY` (100 ms). Computed here
+/// rather than with backon's iterator because the state lives in the `attempts` column,
+/// not in a running loop; a pure function of it survives restarts and is testable.
+/// "Equal jitter" (a random point in the upper half) spreads replies that failed
+/// together without ever retrying much sooner than the schedule says.
+pub fn retry_delay(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(32);
+    let full = initial
+        .saturating_mul(2u32.saturating_pow(doublings))
+        .min(max)
+        .max(MIN_RETRY);
+    let ms = u64::try_from(full.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(
+        rand::thread_rng()
+            .gen_range(ms / 2..=ms)
+            .max(MIN_RETRY.as_millis() as u64),
+    )
+}
+
+/// How long a sender owns a claimed row: enough for a whole exchange (connect, EHLO,
+/// STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, body, final reply), each step bounded by
+/// `smtp.timeout`, with a margin. After that another sender may take it.
+fn lease(cfg: &SmtpConfig) -> Duration {
+    cfg.timeout
+        .saturating_mul(12)
+        .saturating_add(Duration::from_secs(60))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+enum Attempt {
+    Sent,
+    /// Retry later (4yz, network, TLS, timeout).
+    Temporary(String),
+    /// Give up now (5yz on this message, or data that cannot be sent).
+    Permanent(String),
+}
+
+/// One pass over the due replies with a fresh transport; see the module comment for what
+/// each failure leads to.
+pub async fn send_due(
+    store: &Store,
+    cfg: &SmtpConfig,
+    helpdesk: &HelpdeskConfig,
+) -> Result<SendPass, SmtpError> {
+    let transport = transport(cfg)?;
+    let result = pass(store, &transport, cfg, helpdesk, None).await;
+    transport.shutdown().await;
+    result
+}
+
+async fn pass(
+    store: &Store,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    cfg: &SmtpConfig,
+    helpdesk: &HelpdeskConfig,
+    stop: Option<&CancellationToken>,
+) -> Result<SendPass, SmtpError> {
+    let mut result = SendPass::default();
+    let rows = outbox::due(&mut *store.read().await?, store::now_ms(), PASS_LIMIT).await?;
+    if rows.is_empty() {
+        return Ok(result);
+    }
+
+    // Connect (and log in) once before touching any row: a refusal here is about the
+    // server or our credentials, not about a message (module comment).
+    let mut broken: Option<String> = match transport.test_connection().await {
+        Ok(true) => None,
+        Ok(false) => Some(format!("SMTP {}:{}: no answer to NOOP", cfg.host, cfg.port)),
+        Err(e) => Some(format!("SMTP {}:{}: {}", cfg.host, cfg.port, describe(&e))),
+    };
+
+    for row in rows {
+        if stop.is_some_and(CancellationToken::is_cancelled) {
+            break;
+        }
+        let now = store::now_ms();
+        // A single statement on its own, not `Store::begin()` (see store::outbox).
+        if !outbox::claim(&mut *store.read().await?, row.id, now, now + ms(lease(cfg))).await? {
+            result.skipped += 1;
+            continue;
+        }
+        let attempt = match &broken {
+            Some(error) => Attempt::Temporary(error.clone()),
+            None => match build_message(&row, cfg, helpdesk) {
+                Err(error) => Attempt::Permanent(error),
+                Ok(message) => match transport.send(message).await {
+                    Ok(_) => Attempt::Sent,
+                    Err(e) => {
+                        let text = describe(&e);
+                        if e.is_permanent() {
+                            Attempt::Permanent(text)
+                        } else if e.is_transient() {
+                            Attempt::Temporary(text)
+                        } else if e.is_client() {
+                            // lettre refusing this message locally (e.g. a non-ASCII
+                            // address and no SMTPUTF8): the same next time.
+                            Attempt::Permanent(text)
+                        } else {
+                            // No reply code: the connection is gone (network, TLS,
+                            // timeout). Later rows are rescheduled, not tried.
+                            let text = format!("SMTP {}:{}: {text}", cfg.host, cfg.port);
+                            broken = Some(text.clone());
+                            Attempt::Temporary(text)
+                        }
+                    }
+                },
+            },
+        };
+        record(store, &row, attempt, cfg, &mut result).await?;
+    }
+    Ok(result)
+}
+
+async fn record(
+    store: &Store,
+    row: &outbox::OutboxRow,
+    attempt: Attempt,
+    cfg: &SmtpConfig,
+    result: &mut SendPass,
+) -> Result<(), SmtpError> {
+    let now = store::now_ms();
+    let mut conn = store.read().await?;
+    let reference = row.reference.as_deref().unwrap_or("-");
+    // Log lines name the row and the request, never the body: it may hold a password.
+    match attempt {
+        Attempt::Sent => {
+            outbox::mark_sent(&mut conn, row.id, now).await?;
+            tracing::info!(outbox_id = row.id, reference, "reply sent");
+            result.sent += 1;
+        }
+        Attempt::Permanent(error) => {
+            tracing::warn!(outbox_id = row.id, reference, %error, "reply refused for good; marked failed");
+            outbox::mark_failed(&mut conn, row.id, &error).await?;
+            result.failed += 1;
+        }
+        Attempt::Temporary(error) => {
+            let attempts = row.attempts.saturating_add(1);
+            if now >= row.attempts_since().saturating_add(ms(cfg.give_up_after)) {
+                let error = format!(
+                    "gave up after {attempts} attempts over {}: {error}",
+                    humantime::format_duration(cfg.give_up_after)
+                );
+                tracing::warn!(outbox_id = row.id, reference, %error, "reply not sent; marked failed");
+                outbox::mark_failed(&mut conn, row.id, &error).await?;
+                result.failed += 1;
+            } else {
+                let delay = retry_delay(
+                    u32::try_from(attempts).unwrap_or(u32::MAX),
+                    cfg.retry_initial,
+                    cfg.retry_max,
+                );
+                tracing::warn!(
+                    outbox_id = row.id,
+                    reference,
+                    attempts,
+                    retry_in_ms = ms(delay),
+                    %error,
+                    "reply not sent; will retry"
+                );
+                outbox::mark_retry(
+                    &mut conn,
+                    row.id,
+                    attempts,
+                    now.saturating_add(ms(delay)),
+                    &error,
+                )
+                .await?;
+                result.retried += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The outbox worker: a pass, then sleep until woken (`wake.notify_one()` after a reply is
+/// queued), until the next reply falls due (at most `MAX_IDLE`, 30 s), or until shutdown. A
+/// database or setup error is logged and retried with backoff; it returns only on shutdown
+/// (finishing the reply in hand first).
+pub async fn run_outbox(
+    store: Store,
+    cfg: Arc<Config>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let Some(smtp) = cfg.smtp.as_ref() else {
+        tracing::warn!("no [smtp] section in the config: replies stay in the outbox unsent");
+        shutdown.cancelled().await;
+        return;
+    };
+    let mut transport: Option<AsyncSmtpTransport<Tokio1Executor>> = None;
+    let mut errors: u32 = 0;
+    while !shutdown.is_cancelled() {
+        let wait = match worker_pass(&store, &mut transport, smtp, &cfg.helpdesk, &shutdown).await {
+            Ok(wait) => {
+                errors = 0;
+                wait
+            }
+            Err(e) => {
+                errors = errors.saturating_add(1);
+                let wait = retry_delay(errors, DB_RETRY_INITIAL, DB_RETRY_MAX);
+                tracing::error!(error = %e, retry_in_ms = ms(wait), "outbox pass failed");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    if let Some(t) = transport {
+        t.shutdown().await;
+    }
+}
+
+/// One pass of the worker, reusing its transport (and so its pooled connection); returns
+/// how long to sleep.
+async fn worker_pass(
+    store: &Store,
+    transport: &mut Option<AsyncSmtpTransport<Tokio1Executor>>,
+    smtp: &SmtpConfig,
+    helpdesk: &HelpdeskConfig,
+    shutdown: &CancellationToken,
+) -> Result<Duration, SmtpError> {
+    let t = match transport {
+        Some(t) => t,
+        None => transport.insert(self::transport(smtp)?),
+    };
+    let done = pass(store, t, smtp, helpdesk, Some(shutdown)).await?;
+    if done.handled() + done.skipped > 0 {
+        tracing::debug!(?done, "outbox pass");
+    }
+    let next = outbox::next_due_at(&mut *store.read().await?).await?;
+    let wait = match next {
+        Some(at) => {
+            Duration::from_millis(u64::try_from(at.saturating_sub(store::now_ms())).unwrap_or(0))
+        }
+        None => MAX_IDLE,
+    };
+    // Never spin: when a pass achieved nothing, wait a moment even if something looks due.
+    let floor = if done.handled() == 0 {
+        Duration::from_secs(1)
+    } else {
+        Duration::ZERO
+    };
+    Ok(wait.clamp(floor, MAX_IDLE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn smtp() -> SmtpConfig {
+        SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: TlsMode::None,
+            username: None,
+            password: None::<Secret>,
+            ca_file: None,
+            from: "helpdesk@nhs.example".into(),
+            timeout: Duration::from_secs(5),
+            retry_initial: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(3 * 86400),
+        }
+    }
+
+    fn helpdesk() -> HelpdeskConfig {
+        HelpdeskConfig {
+            address: "helpdesk@nhs.example".into(),
+            name: "NHS Helpdesk".into(),
+            reference_prefix: "HD".into(),
+        }
+    }
+
+    fn row(subject: &str) -> outbox::OutboxRow {
+        outbox::OutboxRow {
+            id: 1,
+            request_id: None,
+            reference: Some("HD-000001".into()),
+            to_address: "rosehill.care@nhs.example".into(),
+            subject: subject.into(),
+            body: "Done.\nTemporary password: Xy7-secret\n".into(),
+            message_id: "HD-000001.abc@nhs.example".into(),
+            in_reply_to: Some("orig@site.example".into()),
+            references_ids: Some("root@site.example".into()),
+            secret: Some("Xy7-secret".into()),
+            attempts: 0,
+            created_at: 0,
+            retried_at: None,
+        }
+    }
+
+    fn headers(m: &Message) -> String {
+        let raw = String::from_utf8_lossy(&m.formatted()).into_owned();
+        raw.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn reply_carries_threading_and_auto_reply_headers() {
+        let m = build_message(&row("Re: leaver [HD-000001]"), &smtp(), &helpdesk()).unwrap();
+        let h = headers(&m);
+        for want in [
+            "From: \"NHS Helpdesk\" <helpdesk@nhs.example>",
+            "To: rosehill.care@nhs.example",
+            "Subject: Re: leaver [HD-000001]",
+            "Message-ID: <HD-000001.abc@nhs.example>",
+            "In-Reply-To: <orig@site.example>",
+            "References: <root@site.example> <orig@site.example>",
+            "Auto-Submitted: auto-replied",
+            "X-Auto-Response-Suppress: All",
+            "X-Postroom-Loop: helpdesk@nhs.example",
+            "Content-Type: text/plain; charset=utf-8",
+            "Date: ",
+        ] {
+            assert!(h.contains(want), "missing {want:?} in\n{h}");
+        }
+        assert_eq!(
+            m.envelope().from().map(|a| a.to_string()).as_deref(),
+            Some("helpdesk@nhs.example")
+        );
+    }
+
+    #[test]
+    fn crlf_in_subject_cannot_add_a_header() {
+        let m = build_message(&row("Hello\r\nBcc: evil@x"), &smtp(), &helpdesk()).unwrap();
+        let h = headers(&m);
+        assert!(
+            !h.lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+            "{h}"
+        );
+        assert!(h.contains("Subject: Hello Bcc: evil@x"), "{h}");
+        assert_eq!(m.envelope().to().len(), 1);
+    }
+
+    #[test]
+    fn bad_ids_are_dropped_and_bad_recipients_refused() {
+        let mut r = row("x");
+        r.in_reply_to = Some("a b\r\nBcc: x@y".into());
+        r.references_ids = Some("<ok@x> bad<id> ok2@y".into());
+        let h = headers(&build_message(&r, &smtp(), &helpdesk()).unwrap());
+        assert!(!h.contains("In-Reply-To"), "{h}");
+        assert!(h.contains("References: <ok@x> <ok2@y>"), "{h}");
+
+        r.to_address = "someone@x\r\nBcc: evil@x".into();
+        assert!(build_message(&r, &smtp(), &helpdesk()).is_err());
+    }
+
+    #[test]
+    fn long_reference_chains_keep_root_and_latest() {
+        let ids: Vec<String> = (0..30).map(|i| format!("m{i}@x")).collect();
+        let refs = references_header(Some(&ids.join(" ")), Some("parent@x")).unwrap();
+        let got: Vec<&str> = refs.split(' ').collect();
+        assert_eq!(got.len(), MAX_REFERENCES);
+        assert_eq!(got[0], "<m0@x>");
+        assert_eq!(got[MAX_REFERENCES - 1], "<parent@x>");
+        assert_eq!(got[MAX_REFERENCES - 2], "<m29@x>");
+    }
+
+    #[test]
+    fn retry_delay_doubles_with_jitter_and_is_capped() {
+        let initial = Duration::from_secs(30);
+        let max = Duration::from_secs(600);
+        for _ in 0..50 {
+            let d1 = retry_delay(1, initial, max);
+            assert!(d1 >= Duration::from_secs(15) && d1 <= initial, "{d1:?}");
+            let d3 = retry_delay(3, initial, max);
+            assert!(
+                d3 >= Duration::from_secs(60) && d3 <= Duration::from_secs(120),
+                "{d3:?}"
+            );
+            let d40 = retry_delay(40, initial, max);
+            assert!(d40 >= max / 2 && d40 <= max, "{d40:?}");
+            assert!(retry_delay(1, Duration::ZERO, max) >= MIN_RETRY);
+        }
+    }
+
+    #[test]
+    fn ca_file_without_certificates_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("postroom-smtp-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("empty.pem");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let mut cfg = smtp();
+        cfg.tls = TlsMode::Starttls;
+        cfg.ca_file = Some(path);
+        let err = transport(&cfg).unwrap_err().to_string();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

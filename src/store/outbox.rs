@@ -1,0 +1,469 @@
+//! The outbox as the SMTP sender and the staff page see it: which replies are due, who is
+//! sending one, and what became of each.
+//!
+//! Rows are written by [`super::journal::enqueue_reply`] inside the pipeline's transaction;
+//! everything here runs *outside* it, one short statement at a time, because the sender
+//! must never hold a transaction while it waits on an SMTP server.
+//!
+//! # Claiming (several senders)
+//!
+//! A sender first reads candidates with [`due`] (no lock), then [`claim`]s each one just
+//! before sending it: a single compare-and-set `UPDATE` that sets a lease
+//! (`claimed_until`) only if the row is still pending, due and unclaimed. It is atomic on
+//! both backends when run on its own (autocommit):
+//! - SQLite takes the write lock for the statement, so claims are serialised;
+//! - PostgreSQL (READ COMMITTED, the default outside `Store::begin`) makes a second
+//!   claimer wait on the row lock and re-check the `WHERE` once the first commits, so it
+//!   updates 0 rows instead of claiming twice. Do not run it inside `Store::begin()`:
+//!   SERIALIZABLE turns that race into a serialisation error instead of "not claimed".
+//!
+//! Should one sender ever claim batches instead, the PostgreSQL form is
+//! `UPDATE outbox SET claimed_until = $2 WHERE id IN (SELECT id FROM outbox WHERE <due>
+//! ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING …`
+//! (SQLite has no `SKIP LOCKED` and needs none: one writer at a time).
+//!
+//! A sender that dies mid-send leaves its lease to run out; the reply is then due again.
+//! SMTP gives at-least-once delivery at best (RFC 5321 §4.5.4.1 on lost replies to the
+//! final "."), so a crash between the server's 250 and [`mark_sent`] can send it twice.
+
+use super::{Conn, StoreError, now_ms};
+use serde::Serialize;
+use sqlx::Row;
+use std::time::Duration;
+
+/// What replaces the secret (a temporary password) in the stored body once it was sent.
+pub const SECRET_PLACEHOLDER: &str = "[shown once, not kept]";
+
+/// Stored `last_error` texts are cut to this many characters (a server may answer at
+/// length; the staff page needs the gist).
+const MAX_ERROR_CHARS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    Pending,
+    Sent,
+    Failed,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OutboxStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(OutboxStatus::Pending),
+            "sent" => Ok(OutboxStatus::Sent),
+            "failed" => Ok(OutboxStatus::Failed),
+            other => Err(format!(
+                "`{other}` is not an outbox status (pending, sent, failed)"
+            )),
+        }
+    }
+}
+
+/// A reply due for sending: everything needed to build the message.
+///
+/// `Debug` leaves out the body and the secret: a pending body holds a temporary password.
+#[derive(Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub request_id: Option<i64>,
+    /// The request's reference (`HD-000042`), for log lines.
+    pub reference: Option<String>,
+    pub to_address: String,
+    pub subject: String,
+    pub body: String,
+    /// Ours, without `<>`.
+    pub message_id: String,
+    /// Without `<>`.
+    pub in_reply_to: Option<String>,
+    /// Space-separated, without `<>`.
+    pub references_ids: Option<String>,
+    pub secret: Option<String>,
+    pub attempts: i64,
+    pub created_at: i64,
+    /// Set by [`retry_now`]: the give-up clock runs from here instead of `created_at`.
+    pub retried_at: Option<i64>,
+}
+
+impl OutboxRow {
+    /// When the current round of attempts started (creation, or the last staff retry).
+    pub fn attempts_since(&self) -> i64 {
+        self.retried_at.unwrap_or(self.created_at)
+    }
+}
+
+impl std::fmt::Debug for OutboxRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRow")
+            .field("id", &self.id)
+            .field("reference", &self.reference)
+            .field("to_address", &self.to_address)
+            .field("subject", &self.subject)
+            .field("message_id", &self.message_id)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One line of the staff page's outbox list: no body, no secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxSummary {
+    pub id: i64,
+    pub request_id: Option<i64>,
+    pub reference: Option<String>,
+    pub to_address: String,
+    pub subject: String,
+    pub message_id: String,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    /// Unix ms.
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    /// A sender holds it until then (Unix ms): it is being sent right now.
+    pub claimed_until: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxCounts {
+    pub pending: i64,
+    pub sent: i64,
+    pub failed: i64,
+}
+
+/// Pending replies whose time has come and that no sender holds, oldest first.
+pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT o.id, o.request_id, r.reference, o.to_address, o.subject, o.body, o.message_id, \
+         o.in_reply_to, o.references_ids, o.secret, o.attempts, o.created_at, o.retried_at \
+         FROM outbox o LEFT JOIN requests r ON r.id = o.request_id \
+         WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
+         AND (o.claimed_until IS NULL OR o.claimed_until <= $1) \
+         ORDER BY o.created_at, o.id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OutboxRow {
+                id: r.try_get(0)?,
+                request_id: r.try_get(1)?,
+                reference: r.try_get(2)?,
+                to_address: r.try_get(3)?,
+                subject: r.try_get(4)?,
+                body: r.try_get(5)?,
+                message_id: r.try_get(6)?,
+                in_reply_to: r.try_get(7)?,
+                references_ids: r.try_get(8)?,
+                secret: r.try_get(9)?,
+                attempts: r.try_get(10)?,
+                created_at: r.try_get(11)?,
+                retried_at: r.try_get(12)?,
+            })
+        })
+        .collect()
+}
+
+/// Take the lease on one due reply until `until` (Unix ms). `false`: another sender has
+/// it, or it is no longer pending and due. Run it on its own, not inside `Store::begin()`
+/// (see the module comment).
+pub async fn claim(conn: &mut Conn, id: i64, now: i64, until: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET claimed_until = $3 WHERE id = $1 AND status = 'pending' \
+         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2)",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(until)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The server accepted it: done, and the secret is blanked out of the stored body (it was
+/// shown once, in the mail) and forgotten.
+pub async fn mark_sent(conn: &mut Conn, id: i64, now: i64) -> Result<(), StoreError> {
+    // REPLACE(body, '', …) is a no-op in both SQLite and PostgreSQL; the CASE spells it out.
+    sqlx::query(
+        "UPDATE outbox SET status = 'sent', sent_at = $2, attempts = attempts + 1, claimed_until = NULL, \
+         body = CASE WHEN secret IS NULL OR secret = '' THEN body ELSE REPLACE(body, secret, $3) END, \
+         secret = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(SECRET_PLACEHOLDER)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A temporary failure: try again at `next_attempt_at` (Unix ms). `attempts` is the new
+/// total, counting the one that just failed.
+pub async fn mark_retry(
+    conn: &mut Conn,
+    id: i64,
+    attempts: i64,
+    next_attempt_at: i64,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4, claimed_until = NULL \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(attempts)
+    .bind(next_attempt_at)
+    .bind(clip(error))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Given up: a permanent refusal, or temporary failures for longer than
+/// `smtp.give_up_after`. Counts the attempt that failed. The body keeps its secret so that
+/// [`retry_now`] can still send it.
+pub async fn mark_failed(conn: &mut Conn, id: i64, error: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $2, claimed_until = NULL \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(clip(error))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Staff pressed "retry" on a failed reply: pending again, due now, with a fresh round of
+/// attempts (backoff and the give-up clock start over). `false` when the row is not failed.
+pub async fn retry_now(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, retried_at = $2, \
+         claimed_until = NULL WHERE id = $1 AND status = 'failed'",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Newest first; `status` `None` lists every row.
+pub async fn list(
+    conn: &mut Conn,
+    status: Option<OutboxStatus>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<OutboxSummary>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT o.id, o.request_id, r.reference, o.to_address, o.subject, o.message_id, o.status, o.attempts, \
+         o.next_attempt_at, o.last_error, o.created_at, o.sent_at, o.claimed_until \
+         FROM outbox o LEFT JOIN requests r ON r.id = o.request_id \
+         WHERE (CAST($1 AS TEXT) IS NULL OR o.status = $1) ORDER BY o.id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(status.map(OutboxStatus::as_str))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let status: String = r.try_get(6)?;
+            Ok(OutboxSummary {
+                id: r.try_get(0)?,
+                request_id: r.try_get(1)?,
+                reference: r.try_get(2)?,
+                to_address: r.try_get(3)?,
+                subject: r.try_get(4)?,
+                message_id: r.try_get(5)?,
+                status: status.parse().map_err(StoreError::Invalid)?,
+                attempts: r.try_get(7)?,
+                next_attempt_at: r.try_get(8)?,
+                last_error: r.try_get(9)?,
+                created_at: r.try_get(10)?,
+                sent_at: r.try_get(11)?,
+                claimed_until: r.try_get(12)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn counts(conn: &mut Conn) -> Result<OutboxCounts, StoreError> {
+    let rows = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut counts = OutboxCounts::default();
+    for r in &rows {
+        let status: String = r.try_get(0)?;
+        let n: i64 = r.try_get(1)?;
+        match status.parse() {
+            Ok(OutboxStatus::Pending) => counts.pending = n,
+            Ok(OutboxStatus::Sent) => counts.sent = n,
+            Ok(OutboxStatus::Failed) => counts.failed = n,
+            Err(e) => return Err(StoreError::Invalid(e)),
+        }
+    }
+    Ok(counts)
+}
+
+/// How long the oldest pending reply has waited (for health checks and alerts).
+pub async fn oldest_pending_age(conn: &mut Conn, now: i64) -> Result<Option<Duration>, StoreError> {
+    let oldest: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE status = 'pending'")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(oldest.map(|t| Duration::from_millis(u64::try_from(now.saturating_sub(t)).unwrap_or(0))))
+}
+
+/// When the next pending reply becomes sendable (Unix ms): its `next_attempt_at`, or the
+/// end of another sender's lease if that is later. `None` when nothing is pending.
+pub async fn next_due_at(conn: &mut Conn) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(CASE WHEN claimed_until IS NOT NULL AND claimed_until > next_attempt_at \
+         THEN claimed_until ELSE next_attempt_at END) FROM outbox WHERE status = 'pending'",
+    )
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+fn clip(error: &str) -> String {
+    match error.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", error.get(..cut).unwrap_or(error)),
+        None => error.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseConfig;
+    use crate::store::Store;
+    use crate::store::journal::{NewOutboxItem, enqueue_reply};
+
+    async fn store() -> Store {
+        Store::open(&DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn enqueue(store: &Store, message_id: &str, secret: Option<&str>) -> i64 {
+        let mut tx = store.begin().await.unwrap();
+        let id = enqueue_reply(
+            &mut tx,
+            &NewOutboxItem {
+                request_id: None,
+                to: "site@nhs.example",
+                subject: "s",
+                body: "password: P4ss, again: P4ss.",
+                message_id,
+                in_reply_to: None,
+                references: None,
+                secret,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn a_claimed_row_is_neither_due_nor_claimable_until_its_lease_ends() {
+        let store = store().await;
+        let id = enqueue(&store, "a@x", None).await;
+        let mut c = store.read().await.unwrap();
+        let now = now_ms();
+        assert_eq!(due(&mut c, now, 10).await.unwrap().len(), 1);
+        assert!(claim(&mut c, id, now, now + 1000).await.unwrap());
+        assert!(
+            !claim(&mut c, id, now, now + 1000).await.unwrap(),
+            "claimed twice"
+        );
+        assert!(due(&mut c, now, 10).await.unwrap().is_empty());
+        assert_eq!(next_due_at(&mut c).await.unwrap(), Some(now + 1000));
+        // A crashed sender's lease runs out.
+        assert_eq!(due(&mut c, now + 1000, 10).await.unwrap().len(), 1);
+        assert!(claim(&mut c, id, now + 1000, now + 2000).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn retry_failed_and_retry_now_move_a_row_through_its_states() {
+        let store = store().await;
+        let id = enqueue(&store, "b@x", Some("P4ss")).await;
+        let mut c = store.read().await.unwrap();
+        let now = now_ms();
+        mark_retry(&mut c, id, 1, now + 500, "451 later")
+            .await
+            .unwrap();
+        assert!(due(&mut c, now, 10).await.unwrap().is_empty());
+        assert_eq!(next_due_at(&mut c).await.unwrap(), Some(now + 500));
+        assert_eq!(due(&mut c, now + 500, 10).await.unwrap()[0].attempts, 1);
+
+        mark_failed(&mut c, id, &"x".repeat(5000)).await.unwrap();
+        let failed = list(&mut c, Some(OutboxStatus::Failed), 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].attempts, 2);
+        assert!(failed[0].last_error.as_deref().unwrap().chars().count() <= MAX_ERROR_CHARS + 1);
+        assert_eq!(
+            counts(&mut c).await.unwrap(),
+            OutboxCounts {
+                pending: 0,
+                sent: 0,
+                failed: 1
+            }
+        );
+        assert_eq!(next_due_at(&mut c).await.unwrap(), None);
+
+        assert!(retry_now(&mut c, id).await.unwrap());
+        let row = due(&mut c, now_ms(), 10).await.unwrap().remove(0);
+        assert_eq!(row.attempts, 0);
+        assert!(row.retried_at.is_some());
+        assert_eq!(row.secret.as_deref(), Some("P4ss"));
+
+        mark_sent(&mut c, id, now_ms()).await.unwrap();
+        let body: String = sqlx::query_scalar("SELECT body FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        assert_eq!(
+            body,
+            format!("password: {SECRET_PLACEHOLDER}, again: {SECRET_PLACEHOLDER}.")
+        );
+        assert!(
+            !retry_now(&mut c, id).await.unwrap(),
+            "a sent reply is not retried"
+        );
+        assert_eq!(
+            list(&mut c, None, 10, 0).await.unwrap()[0].status,
+            OutboxStatus::Sent
+        );
+        assert_eq!(oldest_pending_age(&mut c, now_ms()).await.unwrap(), None);
+    }
+}
