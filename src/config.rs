@@ -47,6 +47,16 @@ struct RawConfig {
     confirmation: RawConfirmation,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    web: RawWeb,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: Option<String>,
+    behind_tls_proxy: Option<bool>,
+    session_ttl: Option<String>,
 }
 
 /// A key that takes one value or a list.
@@ -170,6 +180,18 @@ pub struct Config {
     pub trust: crate::trust::TrustConfig,
     pub confirmation: ConfirmationConfig,
     pub limits: LimitsConfig,
+    pub web: WebConfig,
+}
+
+/// The staff page.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub listen: std::net::SocketAddr,
+    /// Served through a proxy that terminates TLS and sets `X-Forwarded-Proto: https`:
+    /// cookies are marked `Secure`.
+    pub behind_tls_proxy: bool,
+    /// A staff session ends after this long.
+    pub session_ttl: Duration,
 }
 
 /// Which risky changes are held until the requester confirms with a one-time code.
@@ -461,7 +483,29 @@ impl Config {
             max_text_bytes: l.max_text_bytes.unwrap_or(1024 * 1024),
         };
 
+        let web = WebConfig {
+            listen: raw
+                .web
+                .listen
+                .as_deref()
+                .unwrap_or("127.0.0.1:8080")
+                .parse()
+                .map_err(|e| {
+                    key(
+                        "web.listen",
+                        format!("not an address like 127.0.0.1:8080: {e}"),
+                    )
+                })?,
+            behind_tls_proxy: raw.web.behind_tls_proxy.unwrap_or(false),
+            session_ttl: duration_key(
+                "web.session_ttl",
+                raw.web.session_ttl,
+                Duration::from_secs(12 * 3600),
+            )?,
+        };
+
         Ok(Config {
+            web,
             trust,
             confirmation,
             limits,

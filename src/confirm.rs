@@ -8,6 +8,7 @@
 //! after `[confirmation] ttl`, and a few wrong tries void them.
 
 use crate::apply;
+use crate::config::Config;
 use crate::message;
 use crate::outcome::Outcome;
 use crate::password;
@@ -48,13 +49,12 @@ fn code_hash(code: &str) -> String {
 /// Issue a code for a held request and email it to the requester's own account.
 pub(crate) async fn issue(
     conn: &mut Conn,
-    input: &Input<'_>,
+    cfg: &Config,
     d: &Decision,
     requester: &str,
     request_id: i64,
     reference: &str,
 ) -> Result<(), StoreError> {
-    let cfg = input.cfg;
     let code = new_code();
     let ttl_ms = i64::try_from(cfg.confirmation.ttl.as_millis()).unwrap_or(i64::MAX);
     journal::insert_confirmation(

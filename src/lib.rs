@@ -4,14 +4,11 @@
 //! parse → screen → extract → authorise → decide → one transaction → reply.
 
 pub mod apply;
-pub mod check;
 pub mod cli;
 pub mod config;
 pub mod confirm;
-pub mod daemon;
 pub mod directory_csv;
 pub mod dkim;
-pub mod imap;
 pub mod message;
 pub mod outcome;
 pub mod password;
@@ -20,6 +17,7 @@ pub mod policy;
 pub mod reason;
 pub mod reply;
 pub mod request;
+pub mod review;
 pub mod screen;
 pub mod smtp;
 pub mod store;

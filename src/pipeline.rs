@@ -371,7 +371,7 @@ async fn record(
     if decision.outcome == Outcome::AwaitingConfirmation
         && let Some(requester) = &decision.requester
     {
-        confirm::issue(conn, input, &decision, requester, request_id, &reference).await?;
+        confirm::issue(conn, cfg, &decision, requester, request_id, &reference).await?;
     }
 
     let built = reply::build(

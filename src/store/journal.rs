@@ -456,3 +456,37 @@ pub async fn fail_confirmation(
     }
     Ok(void)
 }
+
+/// A staff decision replaces what the pipeline had recorded.
+pub struct RequestDecision<'a> {
+    pub kind: &'a str,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub mailbox: Option<&'a str>,
+    pub requester: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub fields_json: &'a str,
+}
+
+pub async fn update_request_decision(
+    conn: &mut Conn,
+    request_id: i64,
+    d: &RequestDecision<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE requests SET kind = $2, outcome = $3, reason = $4, mailbox = $5, requester = $6, target = $7, \
+         fields = $8, updated_at = $9 WHERE id = $1",
+    )
+    .bind(request_id)
+    .bind(d.kind)
+    .bind(d.outcome)
+    .bind(d.reason)
+    .bind(d.mailbox)
+    .bind(d.requester)
+    .bind(d.target)
+    .bind(d.fields_json)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

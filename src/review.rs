@@ -1,0 +1,329 @@
+//! What a person on the helpdesk does with a request postroom could not decide alone: apply it
+//! as a kind they choose (through the same rules as the pipeline), reject it with a message,
+//! or comment. Used by the staff page; every act is audited with the staff member's name.
+
+use crate::apply;
+use crate::config::Config;
+use crate::confirm;
+use crate::message;
+use crate::outcome::Outcome;
+use crate::password;
+use crate::pipeline::{self, Processed};
+use crate::policy;
+use crate::reason::Reason;
+use crate::reply::{self, Notice};
+use crate::request::RequestKind;
+use crate::request::extract::{self, ExtractContext, Field, KindMatch};
+use crate::store::journal::{self, NewAuditEvent, RequestRow};
+use crate::store::{Conn, Store, StoreError};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Why a staff action was not carried out. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("no request {0}")]
+    NotFound(String),
+    #[error("request {reference} is {outcome}: only requests waiting for review can be decided")]
+    NotWaiting { reference: String, outcome: String },
+    /// The rules refuse: the sentence says why, as the site would be told.
+    #[error("{}", .0.explain())]
+    Refused(Reason),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The fields a staff member may set on "apply as", by their names on the form.
+pub const FORM_FIELDS: &[(&str, Field)] = &[
+    ("account", Field::Account),
+    ("role", Field::Role),
+    ("name", Field::Name),
+    ("first_name", Field::FirstName),
+    ("last_name", Field::LastName),
+    ("job_title", Field::JobTitle),
+    ("replacement", Field::Replacement),
+    ("requested_by", Field::RequestedBy),
+];
+
+fn actor(staff: &str) -> String {
+    format!("staff:{staff}")
+}
+
+async fn waiting_request(conn: &mut Conn, reference: &str) -> Result<RequestRow, ReviewError> {
+    let request = journal::find_request(conn, reference)
+        .await?
+        .ok_or_else(|| ReviewError::NotFound(reference.to_owned()))?;
+    if request.outcome != Outcome::NeedsReview.as_str() {
+        return Err(ReviewError::NotWaiting {
+            reference: request.reference,
+            outcome: request.outcome,
+        });
+    }
+    Ok(request)
+}
+
+/// Apply a request waiting for review as `kind` with `fields` (form names, see
+/// [`FORM_FIELDS`]; empty values are ignored). The original message still decides who sent it
+/// and who asked (unless `requested_by` is given); every rule of the pipeline applies, and a
+/// change that hands over control still waits for the requester's code. If the rules refuse,
+/// nothing is written and the refusal is returned.
+pub async fn apply_as(
+    store: &Store,
+    cfg: &Config,
+    reference: &str,
+    kind: RequestKind,
+    form: &BTreeMap<String, String>,
+    staff: &str,
+) -> Result<Processed, ReviewError> {
+    if kind == RequestKind::Unknown {
+        return Err(ReviewError::Invalid(
+            "choose what the request is for".into(),
+        ));
+    }
+    let mut tx = store.begin().await?;
+    let result = apply_as_in(&mut tx, cfg, reference, kind, form, staff).await;
+    match &result {
+        Ok(_) => tx.commit().await.map_err(StoreError::from)?,
+        Err(_) => tx.rollback().await.map_err(StoreError::from)?,
+    }
+    result
+}
+
+async fn apply_as_in(
+    conn: &mut Conn,
+    cfg: &Config,
+    reference: &str,
+    kind: RequestKind,
+    form: &BTreeMap<String, String>,
+    staff: &str,
+) -> Result<Processed, ReviewError> {
+    let request = waiting_request(conn, reference).await?;
+    let raw = journal::message_raw(conn, request.message_id)
+        .await?
+        .unwrap_or_default();
+    let original = message::parse(&raw);
+    let ctx = ExtractContext {
+        mailbox: original.from.as_deref(),
+        helpdesk: &cfg.helpdesk.address,
+        reference_prefix: &cfg.helpdesk.reference_prefix,
+    };
+    let mut ex = extract::extract(&original, &ctx);
+    ex.kind = KindMatch::One(kind);
+    // What the staff member typed replaces what was read; the requester stays as read
+    // unless given.
+    let requested_by = ex.fields.get(&Field::RequestedBy).cloned();
+    ex.fields.clear();
+    ex.candidate_accounts.clear();
+    if let Some(r) = requested_by {
+        ex.fields.insert(Field::RequestedBy, r);
+    }
+    for (name, field) in FORM_FIELDS {
+        if let Some(v) = form.get(*name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            let v = match field {
+                Field::Account | Field::Replacement | Field::RequestedBy | Field::Role => {
+                    v.to_ascii_lowercase()
+                }
+                _ => v.to_owned(),
+            };
+            ex.fields.insert(*field, v);
+        }
+    }
+
+    let snapshot = pipeline::load_snapshot(conn, &original, &ex).await?;
+    let mut d = policy::decide(&original, &ex, &snapshot, cfg);
+    match d.outcome {
+        Outcome::Applied => {}
+        _ => {
+            return Err(ReviewError::Refused(
+                d.reason.unwrap_or(Reason::UnknownKind),
+            ));
+        }
+    }
+    if policy::needs_confirmation(&d, &snapshot, cfg) {
+        d.outcome = Outcome::AwaitingConfirmation;
+        d.reason = Some(Reason::ConfirmationNeeded {
+            requester: d.requester.clone().unwrap_or_default(),
+        });
+        d.warnings.clear();
+    }
+
+    let who = actor(staff);
+    journal::update_request_decision(
+        conn,
+        request.id,
+        &journal::RequestDecision {
+            kind: d.kind.as_str(),
+            outcome: d.outcome.as_str(),
+            reason: d.reason.as_ref().map(Reason::code),
+            mailbox: d.mailbox.as_deref(),
+            requester: d.requester.as_deref(),
+            target: d.target.as_deref(),
+            fields_json: &serde_json::to_string(&d.fields).unwrap_or_else(|_| "{}".into()),
+        },
+    )
+    .await?;
+    journal::insert_audit(
+        conn,
+        &NewAuditEvent {
+            actor: &who,
+            on_behalf_of: d.mailbox.as_deref(),
+            action: &format!("request.{}", d.outcome),
+            subject: d.target.as_deref(),
+            detail: json!({ "kind": d.kind, "fields": d.fields, "decided_by": staff, "requester": d.requester }),
+            request_id: Some(request.id),
+            message_id: Some(request.message_id),
+        },
+    )
+    .await?;
+    let applied = match &d.plan {
+        Some(plan) if d.outcome == Outcome::Applied => Some(
+            apply::apply(
+                conn,
+                plan,
+                &d,
+                &who,
+                request.id,
+                request.message_id,
+                pipeline::Mode::Apply,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    if d.outcome == Outcome::AwaitingConfirmation
+        && let Some(requester) = &d.requester
+    {
+        confirm::issue(conn, cfg, &d, requester, request.id, &request.reference).await?;
+    }
+    let built = reply::build(
+        &cfg.helpdesk,
+        &reply::ReplyInput {
+            decision: &d,
+            reference: &request.reference,
+            original_subject: &original.subject,
+            original_message_id: original.message_id.as_deref(),
+            original_references: &original.references,
+            applied: applied.as_ref(),
+            unique: &password::token(12),
+        },
+    );
+    let reply = match built {
+        Some(r) => pipeline::enqueue(conn, cfg, r, Some(request.id)).await?,
+        None => None,
+    };
+    let mut p = Processed::new(
+        d.outcome,
+        d.kind,
+        Some(request.reference.clone()),
+        d.reason.as_ref(),
+    );
+    p.reply = reply;
+    p.request_id = Some(request.id);
+    Ok(p)
+}
+
+/// Reject a request waiting for review, telling the site why in the staff member's words.
+pub async fn reject(
+    store: &Store,
+    cfg: &Config,
+    reference: &str,
+    message: &str,
+    staff: &str,
+) -> Result<Processed, ReviewError> {
+    let message = message.trim();
+    if message.is_empty() {
+        return Err(ReviewError::Invalid(
+            "write the message the site will receive".into(),
+        ));
+    }
+    let mut tx = store.begin().await?;
+    let result = async {
+        let conn: &mut Conn = &mut tx;
+        let request = waiting_request(conn, reference).await?;
+        journal::update_request_outcome(conn, request.id, Outcome::Rejected.as_str(), Some("staff_rejected")).await?;
+        journal::insert_comment(conn, request.id, None, &actor(staff), message).await?;
+        journal::insert_audit(
+            conn,
+            &NewAuditEvent {
+                actor: &actor(staff),
+                on_behalf_of: request.mailbox.as_deref(),
+                action: "request.rejected",
+                subject: request.target.as_deref(),
+                detail: json!({ "decided_by": staff, "message": message }),
+                request_id: Some(request.id),
+                message_id: Some(request.message_id),
+            },
+        )
+        .await?;
+        let kind: RequestKind = request.kind.parse().unwrap_or(RequestKind::Unknown);
+        let mut reply = None;
+        // Only a registered mailbox is ever answered.
+        if let Some(mailbox) = &request.mailbox {
+            let raw = journal::message_raw(conn, request.message_id).await?.unwrap_or_default();
+            let original = message::parse(&raw);
+            let notice = reply::notice(
+                &cfg.helpdesk,
+                &Notice {
+                    to: mailbox,
+                    reference: &request.reference,
+                    title: &format!("Not done: {}", if original.subject.is_empty() { kind.title() } else { &original.subject }),
+                    body: &format!(
+                        "Your request {} has not been done. A person on the helpdesk looked at it and says:\n\n{message}\n\n-- {staff}",
+                        request.reference
+                    ),
+                    in_reply_to: original.message_id.as_deref(),
+                    unique: &password::token(12),
+                },
+            );
+            reply = pipeline::enqueue(conn, cfg, notice, Some(request.id)).await?;
+        }
+        let mut p = Processed::new(Outcome::Rejected, kind, Some(request.reference.clone()), None);
+        p.reason = Some("staff_rejected".into());
+        p.explanation = Some(message.to_owned());
+        p.reply = reply;
+        p.request_id = Some(request.id);
+        Ok::<_, ReviewError>(p)
+    }
+    .await;
+    match &result {
+        Ok(_) => tx.commit().await.map_err(StoreError::from)?,
+        Err(_) => tx.rollback().await.map_err(StoreError::from)?,
+    }
+    result
+}
+
+/// A staff note on any request (nothing is sent).
+pub async fn comment(
+    store: &Store,
+    reference: &str,
+    text: &str,
+    staff: &str,
+) -> Result<(), ReviewError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ReviewError::Invalid("the comment is empty".into()));
+    }
+    let mut tx = store.begin().await?;
+    let conn: &mut Conn = &mut tx;
+    let request = journal::find_request(conn, reference)
+        .await?
+        .ok_or_else(|| ReviewError::NotFound(reference.to_owned()))?;
+    journal::insert_comment(conn, request.id, None, &actor(staff), text).await?;
+    journal::insert_audit(
+        conn,
+        &NewAuditEvent {
+            actor: &actor(staff),
+            on_behalf_of: request.mailbox.as_deref(),
+            action: "request.comment",
+            subject: request.target.as_deref(),
+            detail: json!({ "comment": text }),
+            request_id: Some(request.id),
+            message_id: None,
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}

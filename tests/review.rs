@@ -1,0 +1,130 @@
+//! Staff decisions on held requests (the staff page's "apply as", "reject", "comment") go
+//! through the same rules as the pipeline.
+
+mod support;
+
+use postroom::config::Config;
+use postroom::review::{self, ReviewError};
+use postroom::store::Store;
+use postroom::{Outcome, RequestKind};
+use std::collections::BTreeMap;
+use support::Instance;
+
+async fn open(i: &Instance) -> (Store, Config) {
+    let cfg = Config::load(&i.config).unwrap();
+    (Store::open(&cfg.database).await.unwrap(), cfg)
+}
+
+fn form(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn apply_as_runs_the_same_rules() {
+    let i = Instance::with_directory("");
+    let held = i.process_fixture("unknown_kind.eml");
+    assert_eq!(held["outcome"], "needs_review");
+    let reference = held["reference"].as_str().unwrap().to_owned();
+    let (store, cfg) = open(&i).await;
+
+    // Another organisation's account: refused, and nothing is written.
+    let err = review::apply_as(
+        &store,
+        &cfg,
+        &reference,
+        RequestKind::PasswordReset,
+        &form(&[
+            ("account", "raj.patel@nhs.example"),
+            ("requested_by", "jane.doe@nhs.example"),
+        ]),
+        "alice",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ReviewError::Refused(ref r) if r.code() == "other_organisation"),
+        "{err}"
+    );
+
+    let done = review::apply_as(
+        &store,
+        &cfg,
+        &reference,
+        RequestKind::PasswordReset,
+        &form(&[
+            ("account", "Tom.Smith@nhs.example"),
+            ("requested_by", "jane.doe@nhs.example"),
+        ]),
+        "alice",
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.outcome, Outcome::Applied);
+    let reply = done.reply.expect("the site is answered");
+    assert_eq!(reply.to, "rosehill.care@nhs.example");
+    assert!(reply.body.contains("Temporary password"));
+
+    // Decided once: not again.
+    let again = review::apply_as(
+        &store,
+        &cfg,
+        &reference,
+        RequestKind::Unlock,
+        &form(&[]),
+        "alice",
+    )
+    .await;
+    assert!(matches!(again, Err(ReviewError::NotWaiting { .. })));
+    store.close().await;
+
+    let audit = i.audit();
+    let reset = audit
+        .iter()
+        .find(|e| e["action"] == "password.reset")
+        .unwrap();
+    assert_eq!(reset["actor"], "staff:alice");
+    assert_eq!(reset["on_behalf_of"], "rosehill.care@nhs.example");
+}
+
+#[tokio::test]
+async fn reject_with_a_message_tells_the_site() {
+    let i = Instance::with_directory("");
+    let held = i.process_fixture("ambiguous_kind.eml");
+    let reference = held["reference"].as_str().unwrap().to_owned();
+    let (store, cfg) = open(&i).await;
+    assert!(matches!(
+        review::reject(&store, &cfg, &reference, "  ", "bob").await,
+        Err(ReviewError::Invalid(_))
+    ));
+    let p = review::reject(
+        &store,
+        &cfg,
+        &reference,
+        "Please send one request per email.",
+        "bob",
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.outcome, Outcome::Rejected);
+    let reply = p.reply.unwrap();
+    assert_eq!(reply.to, "rosehill.care@nhs.example");
+    assert!(reply.body.contains("Please send one request per email."));
+    review::comment(&store, &reference, "Phoned the site.", "bob")
+        .await
+        .unwrap();
+    store.close().await;
+    let audit = i.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["action"] == "request.rejected" && e["actor"] == "staff:bob")
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["action"] == "request.comment" && e["actor"] == "staff:bob")
+    );
+}
