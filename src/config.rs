@@ -909,6 +909,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_documents_valid_keys() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/postroom.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        // The example points password_file at /etc; give the passwords by environment instead.
+        let text = text.replace("password_file = ", "# password_file = ");
+        let env = [
+            ("POSTROOM_IMAP_PASSWORD".to_owned(), "x".to_owned()),
+            ("POSTROOM_SMTP_PASSWORD".to_owned(), "y".to_owned()),
+        ];
+        let c = Config::from_toml_with_env(&text, &env).unwrap();
+        assert!(c.imap.is_some() && c.smtp.is_some());
+        assert_eq!(c.trust.authserv_ids, vec!["mx.nhs.example".to_owned()]);
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
