@@ -119,7 +119,6 @@ async fn run(
     let msg = message::parse(raw);
     let dkim_domains = crate::dkim::verified_domains(raw, &cfg.trust).await;
     let evidence = trust::assess(&msg, &cfg.trust, &dkim_domains);
-    let mut tx = store.begin().await?;
     let input = Input {
         cfg,
         raw,
@@ -128,8 +127,30 @@ async fn run(
         source,
         mode,
     };
-    let result = process_in(&mut tx, &input, hold).await;
-    match (&result, mode) {
+    // Two messages touching the same mailbox at once (two owners removing each other) cannot
+    // both pass the last-owner guard: the database serialises them, and the loser is decided
+    // again from scratch on the directory the winner left.
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let result = attempt_once(store, &input, hold.clone()).await;
+        match result {
+            Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                tracing::debug!(attempt, error = %e, "transaction conflict, trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Transaction attempts per message before a conflict is reported as an error.
+const MAX_ATTEMPTS: u32 = 8;
+
+async fn attempt_once(store: &Store, input: &Input<'_>, hold: Option<Reason>) -> Result<Processed, StoreError> {
+    let mut tx = store.begin().await?;
+    let result = process_in(&mut tx, input, hold).await;
+    match (&result, input.mode) {
         (Ok(_), Mode::Apply) => tx.commit().await?,
         _ => tx.rollback().await?,
     }

@@ -41,6 +41,17 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl StoreError {
+    /// A conflict that a fresh attempt of the same transaction may not meet: PostgreSQL's
+    /// serialisation failure or deadlock, SQLite's busy/locked database.
+    pub fn is_retryable(&self) -> bool {
+        let StoreError::Db(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        matches!(e.code().as_deref(), Some("40001" | "40P01" | "5" | "6" | "517" | "262"))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
