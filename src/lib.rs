@@ -4,11 +4,14 @@
 //! parse → screen → extract → authorise → decide → one transaction → reply.
 
 pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod confirm;
+pub mod daemon;
 pub mod directory_csv;
 pub mod dkim;
+pub mod imap;
 pub mod message;
 pub mod outcome;
 pub mod password;

@@ -18,7 +18,10 @@ const IGNORED: &str = "postroom/ignored";
 
 async fn folder_is(stack: &MailStack, user: &str, folder: &str, n: usize, timeout: Duration) {
     let what = format!("{user} {folder} holds {n}");
-    eventually(&what, timeout, || async { stack.folder_count(user, folder).await == n }).await;
+    eventually(&what, timeout, || async {
+        stack.folder_count(user, folder).await == n
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -31,15 +34,27 @@ async fn request_through_postfix_is_applied_and_answered_in_its_thread() {
     stack.send(&site.mailbox, &[&site.helpdesk], &raw).await;
 
     // The reply lands in the shared mailbox's own INBOX, in the request's thread.
-    let replies = stack.wait_for(&site.mailbox, "INBOX", 1, Duration::from_secs(30)).await;
+    let replies = stack
+        .wait_for(&site.mailbox, "INBOX", 1, Duration::from_secs(30))
+        .await;
     let reply = &replies[0];
-    assert_eq!(header(reply, "In-Reply-To").as_deref(), Some(format!("<{id}>").as_str()));
+    assert_eq!(
+        header(reply, "In-Reply-To").as_deref(),
+        Some(format!("<{id}>").as_str())
+    );
     let subject = header(reply, "Subject").unwrap_or_default();
     assert!(subject.starts_with("[HD-"), "subject {subject:?}");
     assert!(contains(reply, &site.locked), "the reply names the account");
 
     // Filed once committed; the inbox is empty; the change was made once.
-    folder_is(&stack, &site.helpdesk, PROCESSED, 1, Duration::from_secs(10)).await;
+    folder_is(
+        &stack,
+        &site.helpdesk,
+        PROCESSED,
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 0);
     assert_eq!(site.audit_count("account.unlocked"), 1);
     // BODY.PEEK: the filed copy is still unread for the people who look at it.
@@ -55,7 +70,9 @@ async fn request_through_postfix_is_applied_and_answered_in_its_thread() {
         .unwrap_or_else(|| panic!("no JSON `processed` line:\n{log}"));
     assert_eq!(line["span"]["uid"], 1, "{line}");
     assert!(
-        line["span"]["reference"].as_str().is_some_and(|r| r.starts_with("HD-")),
+        line["span"]["reference"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("HD-")),
         "{line}"
     );
     assert_eq!(line["fields"]["outcome"], "applied", "{line}");
@@ -67,7 +84,10 @@ async fn every_outcome_is_filed_in_its_folder_and_oversized_mail_is_held_for_rev
     // poll_interval 1h: anything handled within seconds was seen through IDLE.
     let site = Site::new(
         &stack,
-        &[("imap", "max_message_bytes", "20000"), ("imap", "poll_interval", "\"1h\"")],
+        &[
+            ("imap", "max_message_bytes", "20000"),
+            ("imap", "poll_interval", "\"1h\""),
+        ],
     );
     let daemon = site.start();
 
@@ -102,17 +122,36 @@ async fn every_outcome_is_filed_in_its_folder_and_oversized_mail_is_held_for_rev
         .filter(|e| e["action"] == "request.needs_review" && e["detail"]["reason"] == "too_large")
         .collect();
     assert_eq!(too_large.len(), 1, "{audit:#?}");
-    assert_eq!(site.audit_count("account.unlocked"), 1, "only the small unlock was applied");
+    assert_eq!(
+        site.audit_count("account.unlocked"),
+        1,
+        "only the small unlock was applied"
+    );
     let log = daemon.stop();
     assert!(log.contains("over max_message_bytes"), "{log}");
 }
 
 #[tokio::test]
-async fn idle_sees_new_mail_at_once() {
+async fn idle_over_implicit_tls_sees_new_mail_at_once() {
     let stack = MailStack::require();
-    let site = Site::new(&stack, &[("imap", "poll_interval", "\"1h\"")]);
+    // IMAPS with the stack's throw-away CA: TLS under IDLE and its read-timeout switching.
+    let port = stack.imaps_port.expect("MAILSTACK_IMAPS_PORT").to_string();
+    let ca = format!(
+        "\"{}\"",
+        stack.tls_ca.clone().expect("MAILSTACK_TLS_CA").display()
+    );
+    let site = Site::new(
+        &stack,
+        &[
+            ("imap", "tls", "\"tls\""),
+            ("imap", "port", &port),
+            ("imap", "ca_file", &ca),
+            ("imap", "poll_interval", "\"1h\""),
+        ],
+    );
     let daemon = site.start();
     assert!(daemon.log().contains("idle=true"), "{}", daemon.log());
+    assert!(daemon.log().contains("tls=Tls"), "{}", daemon.log());
 
     let (_, raw) = site.ignored_message(0);
     let appended = Instant::now();
@@ -127,15 +166,35 @@ async fn idle_sees_new_mail_at_once() {
 }
 
 #[tokio::test]
-async fn polling_without_idle_finds_new_mail() {
+async fn polling_without_idle_over_starttls_finds_new_mail() {
     let stack = MailStack::require();
-    let site = Site::new(&stack, &[("imap", "idle", "false"), ("imap", "poll_interval", "\"1s\"")]);
+    let ca = format!(
+        "\"{}\"",
+        stack.tls_ca.clone().expect("MAILSTACK_TLS_CA").display()
+    );
+    let site = Site::new(
+        &stack,
+        &[
+            ("imap", "tls", "\"starttls\""),
+            ("imap", "ca_file", &ca),
+            ("imap", "idle", "false"),
+            ("imap", "poll_interval", "\"1s\""),
+        ],
+    );
     let daemon = site.start();
     assert!(daemon.log().contains("idle=false"), "{}", daemon.log());
+    assert!(daemon.log().contains("tls=Starttls"), "{}", daemon.log());
 
     let (_, raw) = site.unlock_request();
     stack.append(&site.helpdesk, "INBOX", &raw).await;
-    folder_is(&stack, &site.helpdesk, PROCESSED, 1, Duration::from_secs(15)).await;
+    folder_is(
+        &stack,
+        &site.helpdesk,
+        PROCESSED,
+        1,
+        Duration::from_secs(15),
+    )
+    .await;
     assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 0);
     assert_eq!(site.audit_count("account.unlocked"), 1);
     let log = daemon.stop();
@@ -159,47 +218,107 @@ async fn crash_between_commit_and_move_applies_once_moves_and_answers_once() {
         .unwrap_or_else(|| panic!("the test hook did not abort:\n{}", crashing.log()));
     assert!(!status.success(), "aborted, not exited: {status}");
     assert!(crashing.log().contains("test hook"), "{}", crashing.log());
-    assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 1, "not moved before the crash");
-    assert_eq!(site.audit_count("account.unlocked"), 1, "committed before the crash");
+    assert_eq!(
+        stack.folder_count(&site.helpdesk, "INBOX").await,
+        1,
+        "not moved before the crash"
+    );
+    assert_eq!(
+        site.audit_count("account.unlocked"),
+        1,
+        "committed before the crash"
+    );
 
     let daemon = site.start();
-    folder_is(&stack, &site.helpdesk, PROCESSED, 1, Duration::from_secs(15)).await;
+    folder_is(
+        &stack,
+        &site.helpdesk,
+        PROCESSED,
+        1,
+        Duration::from_secs(15),
+    )
+    .await;
     assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 0);
     daemon.wait_log("outcome=duplicate", Duration::from_secs(5));
     assert_eq!(site.audit_count("account.unlocked"), 1, "not applied twice");
 
-    stack.wait_for(&site.mailbox, "INBOX", 1, Duration::from_secs(30)).await;
+    stack
+        .wait_for(&site.mailbox, "INBOX", 1, Duration::from_secs(30))
+        .await;
     // Give a second reply every chance to show up before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(stack.folder_count(&site.mailbox, "INBOX").await, 1, "exactly one reply");
+    assert_eq!(
+        stack.folder_count(&site.mailbox, "INBOX").await,
+        1,
+        "exactly one reply"
+    );
     daemon.stop();
 }
 
-/// A message the pipeline cannot store (the database is locked by someone else) stays in the
-/// inbox, does not stop the watcher, and is processed once the database is free again.
+/// A message the pipeline cannot store (here a trigger makes the database refuse exactly that
+/// message) stays in the inbox, does not hold up the message behind it, and is processed at a
+/// later sync once the database accepts it.
 #[tokio::test]
-async fn a_database_error_leaves_the_message_in_place_and_it_is_retried() {
+async fn a_database_error_leaves_the_message_in_place_without_blocking_others_and_it_is_retried() {
     use sqlx::Connection;
     let stack = MailStack::require();
     let site = Site::new(&stack, &[]);
     let daemon = site.start();
 
     let db = site.dir.path().join("postroom.db");
-    let mut lock = sqlx::sqlite::SqliteConnection::connect_with(
+    let mut conn = sqlx::sqlite::SqliteConnection::connect_with(
         &sqlx::sqlite::SqliteConnectOptions::new().filename(&db),
     )
     .await
     .unwrap();
-    sqlx::query("BEGIN EXCLUSIVE").execute(&mut lock).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER test_poison BEFORE INSERT ON messages WHEN NEW.subject = 'Poison' \
+         BEGIN SELECT RAISE(ABORT, 'test: this message is refused'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
 
-    let (_, raw) = site.unlock_request();
-    stack.append(&site.helpdesk, "INBOX", &raw).await;
-    daemon.wait_log("could not process the message", Duration::from_secs(30));
-    assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 1, "left in place");
+    let (_, poison) = site.request(
+        "Poison",
+        "",
+        &format!(
+            "Account: {}\nRequested by: {}\nPlease unlock.\n",
+            site.locked, site.owner
+        ),
+    );
+    let (_, next) = site.review_request();
+    stack.append(&site.helpdesk, "INBOX", &poison).await;
+    stack.append(&site.helpdesk, "INBOX", &next).await;
+    daemon.wait_log("could not process the message", Duration::from_secs(20));
+    folder_is(&stack, &site.helpdesk, REVIEW, 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        stack.folder_count(&site.helpdesk, "INBOX").await,
+        1,
+        "left in place"
+    );
+    // Retried at each sync (poll_interval, 1 s here) while it fails: not lost, not spinning.
+    std::thread::sleep(Duration::from_secs(3));
+    let failures = daemon.count("could not process the message");
+    assert!(
+        (2..=6).contains(&failures),
+        "{failures} attempts in ~3 s:\n{}",
+        daemon.log()
+    );
 
-    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    drop(lock);
-    folder_is(&stack, &site.helpdesk, PROCESSED, 1, Duration::from_secs(30)).await;
+    sqlx::query("DROP TRIGGER test_poison")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    folder_is(
+        &stack,
+        &site.helpdesk,
+        PROCESSED,
+        1,
+        Duration::from_secs(15),
+    )
+    .await;
     assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 0);
     assert_eq!(site.audit_count("account.unlocked"), 1);
     daemon.stop();
@@ -215,7 +334,14 @@ async fn a_new_uidvalidity_rescans_and_dedupe_prevents_reapplying() {
     stack.append(&site.helpdesk, "requests", &unlock).await;
 
     let daemon = site.start();
-    folder_is(&stack, &site.helpdesk, PROCESSED, 1, Duration::from_secs(15)).await;
+    folder_is(
+        &stack,
+        &site.helpdesk,
+        PROCESSED,
+        1,
+        Duration::from_secs(15),
+    )
+    .await;
     daemon.stop();
 
     {
@@ -231,11 +357,26 @@ async fn a_new_uidvalidity_rescans_and_dedupe_prevents_reapplying() {
     stack.append(&site.helpdesk, "requests", &review).await;
 
     let daemon = site.start();
-    assert!(daemon.log().contains("UIDVALIDITY changed"), "{}", daemon.log());
-    folder_is(&stack, &site.helpdesk, "requests", 0, Duration::from_secs(15)).await;
+    assert!(
+        daemon.log().contains("UIDVALIDITY changed"),
+        "{}",
+        daemon.log()
+    );
+    folder_is(
+        &stack,
+        &site.helpdesk,
+        "requests",
+        0,
+        Duration::from_secs(15),
+    )
+    .await;
     folder_is(&stack, &site.helpdesk, PROCESSED, 2, Duration::from_secs(5)).await;
     folder_is(&stack, &site.helpdesk, REVIEW, 1, Duration::from_secs(5)).await;
-    assert_eq!(site.audit_count("account.unlocked"), 1, "the old message was not applied again");
+    assert_eq!(
+        site.audit_count("account.unlocked"),
+        1,
+        "the old message was not applied again"
+    );
     daemon.stop();
 }
 
@@ -247,14 +388,24 @@ async fn refused_login_is_retried_with_backoff_without_exiting_or_leaking_the_pa
     let daemon = site.spawn(&[], false);
     std::thread::sleep(Duration::from_secs(6));
     let mut daemon = daemon;
-    assert!(daemon.wait_exit(Duration::ZERO).is_none(), "exited:\n{}", daemon.log());
+    assert!(
+        daemon.wait_exit(Duration::ZERO).is_none(),
+        "exited:\n{}",
+        daemon.log()
+    );
     let log = daemon.log();
     let failures = daemon.count("refused");
     // Dovecot delays a failed login by ~2 s; with backoff from 1 s that is 2–4 attempts in
     // 6 s. Many more would be a spin.
-    assert!((1..=5).contains(&failures), "{failures} failures in 6 s:\n{log}");
+    assert!(
+        (1..=5).contains(&failures),
+        "{failures} failures in 6 s:\n{log}"
+    );
     assert!(log.contains("reconnecting in"), "{log}");
-    assert!(!log.contains(&wrong), "the password must never be logged:\n{log}");
+    assert!(
+        !log.contains(&wrong),
+        "the password must never be logged:\n{log}"
+    );
     daemon.stop();
 }
 
@@ -270,7 +421,11 @@ async fn sigint_and_sigterm_stop_within_seconds_with_status_0() {
     let mut daemon = site.start();
     daemon.signal("INT");
     let status = daemon.wait_exit(Duration::from_secs(5));
-    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{}", daemon.log());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        daemon.log()
+    );
 }
 
 #[tokio::test]
@@ -280,16 +435,79 @@ async fn run_refuses_a_config_without_smtp_and_check_reports_each_step() {
 
     let out = site.cli(&["check"]);
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["✓ IMAP connect", "✓ IMAP login", "✓ IMAP IDLE", "✓ IMAP MOVE", "✓ IMAP UIDPLUS", "✓ IMAP folder", "✓ SMTP"] {
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "✓ IMAP connect",
+        "✓ IMAP login",
+        "✓ IMAP IDLE",
+        "✓ IMAP MOVE",
+        "✓ IMAP UIDPLUS",
+        "✓ IMAP folder",
+        "✓ SMTP",
+    ] {
         assert!(report.contains(line), "no {line:?} in:\n{report}");
     }
     assert!(report.contains("INBOX: 0 messages"), "{report}");
 
-    // Wrong password: the login line fails, the exit status says so.
     let text = std::fs::read_to_string(&site.config).unwrap();
+    // Implicit TLS and STARTTLS with the stack's CA pass; without it the certificate fails.
+    let ca = stack.tls_ca.clone().expect("MAILSTACK_TLS_CA");
+    let imaps = stack.imaps_port.expect("MAILSTACK_IMAPS_PORT");
+    let plain_port = format!("port = {}\ntls = \"none\"", stack.imap_port);
+    let variants = [
+        (
+            "tls.toml",
+            format!(
+                "port = {imaps}\ntls = \"tls\"\nca_file = \"{}\"",
+                ca.display()
+            ),
+            true,
+        ),
+        (
+            "starttls.toml",
+            format!(
+                "port = {}\ntls = \"starttls\"\nca_file = \"{}\"",
+                stack.imap_port,
+                ca.display()
+            ),
+            true,
+        ),
+        (
+            "untrusted.toml",
+            format!("port = {imaps}\ntls = \"tls\""),
+            false,
+        ),
+    ];
+    for (name, imap_lines, passes) in variants {
+        let path = site.dir.path().join(name);
+        std::fs::write(&path, text.replace(&plain_port, &imap_lines)).unwrap();
+        let out = site.cli_with(&path, &["check"]);
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.success(), passes, "{name}:\n{report}");
+        if passes {
+            assert!(report.contains("✓ IMAP login"), "{name}:\n{report}");
+        } else {
+            assert!(
+                report.contains("✗ IMAP connect") && report.contains("certificate"),
+                "{name}:\n{report}"
+            );
+        }
+    }
+
+    // Wrong password: the login line fails, the exit status says so.
     let bad = site.dir.path().join("bad-password.toml");
-    std::fs::write(&bad, text.replace(&format!("password = \"{}\"", stack.password), "password = \"nope\"")).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace(
+            &format!("password = \"{}\"", stack.password),
+            "password = \"nope\"",
+        ),
+    )
+    .unwrap();
     let out = site.cli_with(&bad, &["check"]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{report}");
@@ -302,5 +520,61 @@ async fn run_refuses_a_config_without_smtp_and_check_reports_each_step() {
     let out = site.cli_with(&no_smtp, &["run"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("[smtp]") && !err.contains("[imap] and"), "{err}");
+    assert!(
+        err.contains("[smtp]") && !err.contains("[imap] and"),
+        "{err}"
+    );
+}
+
+/// Without MOVE (test hook: Dovecot has it), messages are filed with UID COPY + \Deleted +
+/// UID EXPUNGE of their own UID: a message another client flagged \Deleted is not expunged
+/// with them. Without UIDPLUS as well, the copy is flagged and left, and not processed twice.
+#[tokio::test]
+async fn without_move_the_fallbacks_file_by_uid_and_never_expunge_others() {
+    let stack = MailStack::require();
+    let site = Site::new(&stack, &[]);
+
+    // Another client's message, flagged \Deleted but not expunged.
+    let (others_id, others) = site.ignored_message(0);
+    {
+        let mut s = stack.imap_login(&site.helpdesk).await.unwrap();
+        s.append("INBOX", Some(r"(\Deleted)"), None, &others)
+            .await
+            .unwrap();
+        let _ = s.logout().await;
+    }
+
+    let d = site.start_with(&[("POSTROOM_TEST_IMAP_IGNORE_CAPS", "MOVE")], false);
+    let (_, raw) = site.unlock_request();
+    stack.append(&site.helpdesk, "INBOX", &raw).await;
+    folder_is(
+        &stack,
+        &site.helpdesk,
+        PROCESSED,
+        1,
+        Duration::from_secs(15),
+    )
+    .await;
+    let inbox = stack.fetch_all(&site.helpdesk, "INBOX").await;
+    assert_eq!(inbox.len(), 1, "only the other client's message is left");
+    assert!(contains(&inbox[0], &others_id));
+    let log = d.stop();
+    assert!(log.contains("move=false"), "{log}");
+
+    // Neither MOVE nor UIDPLUS (and no IDLE: polling).
+    let d = site.start_with(
+        &[("POSTROOM_TEST_IMAP_IGNORE_CAPS", "MOVE,UIDPLUS,IDLE")],
+        false,
+    );
+    let (_, raw) = site.review_request();
+    stack.append(&site.helpdesk, "INBOX", &raw).await;
+    folder_is(&stack, &site.helpdesk, REVIEW, 1, Duration::from_secs(15)).await;
+    // Copied and flagged, not expunged: two messages flagged \Deleted now wait in the inbox,
+    // and the polls that follow do not process or copy the flagged one again.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 2);
+    assert_eq!(stack.folder_count(&site.helpdesk, REVIEW).await, 1);
+    let log = d.stop();
+    assert_eq!(log.matches("processed outcome=").count(), 1, "{log}");
+    assert!(log.contains("idle=false"), "{log}");
 }

@@ -1,0 +1,192 @@
+//! `postroom check`: can this config reach its mail servers? One line per check, ✓ or ✗ with
+//! the reason; exit status 0 only when every check passed. Nothing is changed on the servers
+//! (missing outcome folders are reported, and created by `run`).
+
+use crate::config::{Config, ImapConfig};
+use crate::imap::connect::{self, Tls};
+use crate::imap::folders::Folders;
+use crate::imap::{Caps, bounded};
+use crate::smtp;
+use crate::store::Store;
+use anyhow::{Result, bail};
+use std::io::Write;
+
+/// The report being built.
+#[derive(Debug, Default)]
+pub struct Report {
+    lines: Vec<(bool, String, String)>,
+}
+
+impl Report {
+    fn pass(&mut self, what: &str, detail: impl Into<String>) {
+        self.lines.push((true, what.to_owned(), detail.into()));
+    }
+
+    fn fail(&mut self, what: &str, detail: impl Into<String>) {
+        self.lines.push((false, what.to_owned(), detail.into()));
+    }
+
+    pub fn failures(&self) -> usize {
+        self.lines.iter().filter(|(ok, _, _)| !ok).count()
+    }
+
+    pub fn render(&self) -> String {
+        let width = self
+            .lines
+            .iter()
+            .map(|(_, w, _)| w.chars().count())
+            .max()
+            .unwrap_or(0);
+        self.lines
+            .iter()
+            .map(|(ok, what, detail)| {
+                let mark = if *ok { '✓' } else { '✗' };
+                format!("{mark} {what:<width$}  {detail}\n")
+            })
+            .collect()
+    }
+}
+
+pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
+    let report = checks(cfg, store).await;
+    let mut out = std::io::stdout().lock();
+    out.write_all(report.render().as_bytes())?;
+    out.flush()?;
+    let failed = report.failures();
+    if failed > 0 {
+        bail!("{failed} of {} checks failed", report.lines.len());
+    }
+    Ok(())
+}
+
+pub async fn checks(cfg: &Config, store: &Store) -> Report {
+    let mut r = Report::default();
+    match store.read().await {
+        Ok(_) => r.pass(
+            "database",
+            format!("{:?} reachable, schema up to date", store.backend()),
+        ),
+        Err(e) => r.fail("database", e.to_string()),
+    }
+    match &cfg.imap {
+        Some(imap) => imap_checks(imap, &mut r).await,
+        None => r.fail("IMAP", "no [imap] section in the config"),
+    }
+    match &cfg.smtp {
+        Some(s) => match smtp::check(s).await {
+            Ok(detail) => r.pass("SMTP", detail),
+            Err(e) => r.fail("SMTP", e),
+        },
+        None => r.fail("SMTP", "no [smtp] section in the config"),
+    }
+    r
+}
+
+async fn imap_checks(imap: &ImapConfig, r: &mut Report) {
+    let tls = match Tls::from_config(imap) {
+        Ok(t) => t,
+        Err(e) => return r.fail("IMAP TLS", e.to_string()),
+    };
+    let how = match imap.tls {
+        crate::config::TlsMode::Tls => "TLS, certificate verified",
+        crate::config::TlsMode::Starttls => "STARTTLS, certificate verified",
+        crate::config::TlsMode::None => "no TLS (loopback tests only)",
+    };
+    let client = match connect::open(imap, &tls).await {
+        Ok(c) => {
+            r.pass(
+                "IMAP connect",
+                format!("{}:{} ({how})", imap.host, imap.port),
+            );
+            c
+        }
+        Err(e) => return r.fail("IMAP connect", e.to_string()),
+    };
+    let mut session = match connect::login(client, imap).await {
+        Ok(s) => {
+            r.pass("IMAP login", format!("logged in as {}", imap.username));
+            s
+        }
+        Err(e) => return r.fail("IMAP login", e.to_string()),
+    };
+    match Caps::query(&mut session, imap.timeout).await {
+        Ok(caps) => {
+            match (imap.idle, caps.idle) {
+                (true, true) => r.pass("IMAP IDLE", "offered: new mail is seen at once"),
+                (true, false) => r.fail(
+                    "IMAP IDLE",
+                    format!(
+                        "not offered: postroom falls back to polling every {:?} (set idle = false to accept that)",
+                        imap.poll_interval
+                    ),
+                ),
+                (false, _) => r.pass("IMAP IDLE", format!("not used (idle = false): polling every {:?}", imap.poll_interval)),
+            }
+            match (caps.r#move, caps.uidplus) {
+                (true, _) => r.pass("IMAP MOVE", "offered: messages are filed with UID MOVE"),
+                (false, true) => r.pass("IMAP MOVE", "not offered; UIDPLUS is: UID COPY + UID EXPUNGE instead"),
+                (false, false) => r.fail(
+                    "IMAP MOVE",
+                    "neither MOVE nor UIDPLUS: filed messages can only be copied and flagged \\Deleted",
+                ),
+            }
+            if caps.uidplus {
+                r.pass("IMAP UIDPLUS", "offered");
+            } else if caps.r#move {
+                r.pass("IMAP UIDPLUS", "not offered (not needed: MOVE is)");
+            }
+        }
+        Err(e) => return r.fail("IMAP capabilities", e.to_string()),
+    }
+    let folders = match Folders::discover(&mut session, imap).await {
+        Ok(f) => f,
+        Err(e) => return r.fail("IMAP folders", e.to_string()),
+    };
+    match bounded(
+        format!("SELECT {}", folders.watched),
+        imap.timeout,
+        session.examine(&folders.watched),
+    )
+    .await
+    {
+        Ok(m) => r.pass(
+            "IMAP folder",
+            format!(
+                "{}: {} message{} waiting (UIDVALIDITY {})",
+                folders.watched,
+                m.exists,
+                if m.exists == 1 { "" } else { "s" },
+                m.uid_validity
+                    .map_or_else(|| "none".to_owned(), |v| v.to_string())
+            ),
+        ),
+        Err(e) => r.fail("IMAP folder", format!("{}: {e}", folders.watched)),
+    }
+    match folders.missing(&mut session, imap).await {
+        Ok(missing) if missing.is_empty() => {
+            r.pass("IMAP outcome folders", folders.outcome_folders().join(", "))
+        }
+        Ok(missing) => r.pass(
+            "IMAP outcome folders",
+            format!("{} missing; `run` creates them", missing.join(", ")),
+        ),
+        Err(e) => r.fail("IMAP outcome folders", e.to_string()),
+    }
+    connect::logout(session, imap).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_marks_and_counts() {
+        let mut r = Report::default();
+        r.pass("IMAP connect", "ok");
+        r.fail("SMTP", "refused");
+        assert_eq!(r.failures(), 1);
+        let text = r.render();
+        assert!(text.contains("✓ IMAP connect  ok"), "{text}");
+        assert!(text.contains("✗ SMTP          refused"), "{text}");
+    }
+}

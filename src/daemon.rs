@@ -1,0 +1,149 @@
+//! `postroom run`: the IMAP watcher and the outbox worker side by side until SIGTERM/SIGINT.
+//!
+//! Both loops share one cancellation token. On a signal the watcher finishes the message in
+//! hand (its transaction and move), the outbox finishes the reply in hand, and both return;
+//! a second signal exits at once.
+
+use crate::config::Config;
+use crate::imap;
+use crate::smtp;
+use crate::store::Store;
+use anyhow::{Result, bail};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long the loops get to finish after a signal before the process exits anyway.
+const GRACE: Duration = Duration::from_secs(4);
+
+/// Run until a signal. The config must have `[imap]` and `[smtp]`; the store is migrated.
+pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
+    let missing: Vec<&str> = [
+        ("[imap]", cfg.imap.is_none()),
+        ("[smtp]", cfg.smtp.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(section, missing)| missing.then_some(section))
+    .collect();
+    if !missing.is_empty() {
+        bail!(
+            "`postroom run` needs the {} section{} in the config: the inbox to watch and the server that sends \
+             replies (config/postroom.example.toml documents every key)",
+            missing.join(" and "),
+            if missing.len() > 1 { "s" } else { "" }
+        );
+    }
+    let (Some(imap_cfg), Some(smtp_cfg)) = (&cfg.imap, &cfg.smtp) else {
+        bail!("`postroom run` needs [imap] and [smtp]");
+    };
+    // A config the watcher could never use (unreadable ca_file) stops here, not in a loop.
+    imap::connect::Tls::from_config(imap_cfg)?;
+    if cfg.trust.modes.contains(&crate::trust::TrustMode::None) {
+        tracing::warn!(
+            "[trust] mode = \"none\": every From: is believed; for trials and tests only"
+        );
+    }
+
+    let shutdown = CancellationToken::new();
+    let wake = Arc::new(Notify::new());
+    let shared = Arc::new(cfg.clone());
+
+    let mut watcher = tokio::spawn(imap::watch::run(
+        store.clone(),
+        shared.clone(),
+        wake.clone(),
+        shutdown.clone(),
+    ));
+    let mut outbox = tokio::spawn(smtp::run_outbox(
+        store.clone(),
+        shared,
+        wake,
+        shutdown.clone(),
+    ));
+    tracing::info!(
+        imap = %format!("{}@{}:{}/{}", imap_cfg.username, imap_cfg.host, imap_cfg.port, imap_cfg.folder),
+        smtp = %format!("{}:{}", smtp_cfg.host, smtp_cfg.port),
+        "postroom running"
+    );
+
+    let mut watcher_done = None;
+    let mut outbox_done = false;
+    let mut unexpected = None;
+    tokio::select! {
+        signal = wait_for_signal() => {
+            tracing::info!("{signal}: stopping (finishing the message in hand)");
+            // A second signal means "now".
+            tokio::spawn(async {
+                let again = wait_for_signal().await;
+                eprintln!("postroom: {again} again: exiting at once");
+                std::process::exit(130);
+            });
+        }
+        r = &mut watcher => watcher_done = Some(r),
+        r = &mut outbox => {
+            outbox_done = true;
+            // It returns only on shutdown: anything else is a bug (a panic) worth a failure.
+            unexpected = Some(match r {
+                Ok(()) => "the outbox worker stopped".to_owned(),
+                Err(e) => format!("the outbox worker crashed: {e}"),
+            });
+        }
+    }
+    shutdown.cancel();
+
+    let stopped = tokio::time::timeout(GRACE, async {
+        let w = match watcher_done.take() {
+            Some(r) => r,
+            None => (&mut watcher).await,
+        };
+        if !outbox_done {
+            let _ = (&mut outbox).await;
+        }
+        w
+    })
+    .await;
+    match stopped {
+        Err(_) => {
+            watcher.abort();
+            outbox.abort();
+            tracing::warn!(
+                "did not stop within {GRACE:?}; exiting anyway (an unmoved message is moved on the next start)"
+            );
+            Ok(())
+        }
+        Ok(Ok(Ok(()))) => match unexpected {
+            Some(why) => bail!("{why}"),
+            None => {
+                tracing::info!("stopped");
+                Ok(())
+            }
+        },
+        Ok(Ok(Err(e))) => Err(anyhow::Error::new(e).context("IMAP watcher")),
+        Ok(Err(join)) => bail!("IMAP watcher crashed: {join}"),
+    }
+}
+
+/// Wait for SIGTERM (service managers) or SIGINT (Ctrl-C); returns its name.
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C stops postroom");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}

@@ -1,0 +1,238 @@
+//! The watcher: one IMAP session after another, for as long as postroom runs.
+//!
+//! A session: connect and log in → capabilities → outcome folders → SELECT → compare
+//! UIDVALIDITY with the checkpoint → full scan of the folder (so that messages left by a crash,
+//! a failed move or a database error are found) → then, until stopped: catch up from the next
+//! UID, wait (IDLE or poll), repeat.
+//!
+//! Any network or protocol error ends the session; the loop logs one line and reconnects after
+//! a capped, jittered exponential delay. It never exits on its own and never spins.
+
+use super::backoff::Backoff;
+use super::connect::{self, Tls};
+use super::folders::Folders;
+use super::idle::{self, Wake};
+use super::state::{self, Checkpoint};
+use super::sync::{self, Syncer};
+use super::test_hook::AbortAfterCommits;
+use super::{Caps, ImapError, bounded};
+use crate::config::{Config, ImapConfig};
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// A session that lasted this long counts as healthy: the next failure starts the backoff
+/// from one second again.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
+/// Run until `shutdown` is cancelled. Fails only at start, on a config it cannot use (no
+/// `[imap]` section, an unreadable `ca_file`); after that, every failure is retried.
+pub async fn run(
+    store: Store,
+    cfg: Arc<Config>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> Result<(), ImapError> {
+    let imap = cfg
+        .imap
+        .clone()
+        .ok_or_else(|| ImapError::Config("no [imap] section in the config".into()))?;
+    let tls = Tls::from_config(&imap)?;
+    let hook = AbortAfterCommits::from_env();
+    let watcher = Watcher {
+        store,
+        cfg,
+        imap,
+        tls,
+        wake,
+        shutdown,
+        hook,
+    };
+    watcher.run().await;
+    Ok(())
+}
+
+struct Watcher {
+    store: Store,
+    cfg: Arc<Config>,
+    imap: ImapConfig,
+    tls: Tls,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+    hook: AbortAfterCommits,
+}
+
+impl Watcher {
+    async fn run(&self) {
+        let mut backoff = Backoff::new(self.imap.reconnect_max);
+        loop {
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            let started = Instant::now();
+            // `session` watches the token itself: it finishes the message in hand, then logs out.
+            let result = self.session().await;
+            match result {
+                Ok(()) => return,
+                Err(e) => {
+                    if self.shutdown.is_cancelled() {
+                        return;
+                    }
+                    if started.elapsed() >= HEALTHY_AFTER {
+                        backoff.reset();
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        host = %self.imap.host,
+                        user = %self.imap.username,
+                        attempt = backoff.failures(),
+                        "IMAP: {e}; reconnecting in {:.1}s",
+                        delay.as_secs_f64()
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One session, until stopped (`Ok`) or broken (`Err`).
+    async fn session(&self) -> Result<(), ImapError> {
+        let imap = &self.imap;
+        let mut session = tokio::select! {
+            s = connect::connect(imap, &self.tls) => s?,
+            _ = self.shutdown.cancelled() => return Ok(()),
+        };
+        let caps = super::test_hook::ignore_caps(Caps::query(&mut session, imap.timeout).await?);
+        if !caps.r#move && !caps.uidplus {
+            tracing::warn!(
+                "the server offers neither MOVE nor UIDPLUS: processed messages are copied to their folder and \
+                 flagged \\Deleted in {}, and never expunged by postroom",
+                imap.folder
+            );
+        }
+        let use_idle = imap.idle && caps.idle;
+        if imap.idle && !caps.idle {
+            tracing::warn!(
+                "the server does not offer IDLE: polling every {:?}",
+                imap.poll_interval
+            );
+        }
+
+        let folders = Folders::discover(&mut session, imap).await?;
+        folders.ensure(&mut session, imap).await?;
+        let mailbox = bounded(
+            format!("SELECT {}", folders.watched),
+            imap.timeout,
+            session.select(&folders.watched),
+        )
+        .await?;
+        let uidvalidity = mailbox.uid_validity.unwrap_or(0);
+        let saved = state::load(&self.store, &imap.username, &folders.watched).await?;
+        match saved {
+            Some(c) if c.uidvalidity == uidvalidity => {}
+            Some(c) => tracing::warn!(
+                folder = %folders.watched,
+                "UIDVALIDITY changed ({} → {uidvalidity}): the folder was recreated or restored; rescanning it \
+                 (messages seen before are recognised and not applied again)",
+                c.uidvalidity
+            ),
+            None => tracing::info!(folder = %folders.watched, "first run on this folder"),
+        }
+        tracing::info!(
+            host = %imap.host,
+            user = %imap.username,
+            folder = %folders.watched,
+            tls = ?imap.tls,
+            messages = mailbox.exists,
+            uidvalidity,
+            checkpoint_next_uid = saved.filter(|c| c.uidvalidity == uidvalidity).map(|c| c.next_uid),
+            idle = use_idle,
+            r#move = caps.r#move,
+            uidplus = caps.uidplus,
+            "IMAP session ready"
+        );
+
+        let mut syncer = Syncer {
+            store: &self.store,
+            cfg: &self.cfg,
+            imap,
+            folders: &folders,
+            caps,
+            wake: &self.wake,
+            shutdown: &self.shutdown,
+            hook: &self.hook,
+            uidvalidity,
+            // New mail always gets a UID at or above the checkpoint, so incremental passes may
+            // start there; the full scan below still starts at 1.
+            next_uid: saved
+                .filter(|c| c.uidvalidity == uidvalidity)
+                .map_or(1, |c| c.next_uid.max(1)),
+            rescan: false,
+        };
+        if saved.is_none_or(|c| c.uidvalidity != uidvalidity) {
+            let start = Checkpoint {
+                uidvalidity,
+                next_uid: 1,
+            };
+            if let Err(e) = state::save(&self.store, &imap.username, &folders.watched, start).await
+            {
+                tracing::warn!("could not save the IMAP checkpoint: {e}");
+            }
+        }
+
+        // Full scan at session start, whatever the checkpoint says: messages left by a crash
+        // between commit and move, a failed move or a database error sit below it.
+        let mut from = 1;
+        loop {
+            let pass = syncer.pass(&mut session, from).await?;
+            if pass.abandoned {
+                return Ok(());
+            }
+            if pass.stopped {
+                connect::logout(session, imap).await;
+                return Ok(());
+            }
+            let news = sync::drain_news(&mut session);
+            if pass.listed > 0 || news {
+                // Catch up until a pass finds nothing: the pass after a batch of moves cannot
+                // trust the (possibly overflowed) unsolicited channel.
+                from = syncer.next_uid;
+                continue;
+            }
+
+            let wait = if syncer.rescan {
+                imap.poll_interval.min(imap.idle_timeout)
+            } else if use_idle {
+                imap.idle_timeout
+            } else {
+                imap.poll_interval
+            };
+            let wake = if use_idle {
+                let (s, wake) = idle::idle(session, imap, wait, &self.shutdown).await?;
+                session = s;
+                wake
+            } else {
+                idle::poll(wait, &self.shutdown).await
+            };
+            match wake {
+                Wake::Shutdown => {
+                    connect::logout(session, imap).await;
+                    return Ok(());
+                }
+                Wake::News | Wake::Timeout => {
+                    if syncer.rescan {
+                        syncer.rescan = false;
+                        from = 1;
+                    } else {
+                        from = syncer.next_uid;
+                    }
+                }
+            }
+        }
+    }
+}
