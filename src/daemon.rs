@@ -39,10 +39,10 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     };
     // A config the watcher could never use (unreadable ca_file) stops here, not in a loop.
     imap::connect::Tls::from_config(imap_cfg)?;
-    if cfg.trust.modes.contains(&crate::trust::TrustMode::None) {
-        tracing::warn!(
-            "[trust] mode = \"none\": every From: is believed; for trials and tests only"
-        );
+    if let Some(warning) = crate::trust::startup_warning(&cfg.trust) {
+        // Loud on purpose: to the log and straight to the terminal.
+        tracing::warn!("{warning}");
+        eprintln!("postroom: WARNING: {warning}");
     }
 
     let shutdown = CancellationToken::new();

@@ -145,9 +145,13 @@ async fn run(
 }
 
 /// Transaction attempts per message before a conflict is reported as an error.
-const MAX_ATTEMPTS: u32 = 8;
+const MAX_ATTEMPTS: u32 = 4;
 
-async fn attempt_once(store: &Store, input: &Input<'_>, hold: Option<Reason>) -> Result<Processed, StoreError> {
+async fn attempt_once(
+    store: &Store,
+    input: &Input<'_>,
+    hold: Option<Reason>,
+) -> Result<Processed, StoreError> {
     let mut tx = store.begin().await?;
     let result = process_in(&mut tx, input, hold).await;
     match (&result, input.mode) {
@@ -208,11 +212,18 @@ async fn process_in(
     )
     .await?;
 
-    let decision = match classify(conn, input, hold, message_db_id).await? {
-        Step::Done(p) => return Ok(p),
-        Step::Decided(d) => d,
+    let processed = match classify(conn, input, hold, message_db_id).await? {
+        Step::Done(p) => p,
+        Step::Decided(d) => record(conn, input, d, message_db_id).await?,
     };
-    record(conn, input, decision, message_db_id).await
+    journal::set_message_outcome(
+        conn,
+        message_db_id,
+        processed.outcome.as_str(),
+        processed.request_id,
+    )
+    .await?;
+    Ok(processed)
 }
 
 enum Step {

@@ -64,6 +64,22 @@ impl TrustConfig {
     }
 }
 
+/// A warning for the start of `postroom run` when the trust settings make postroom either
+/// believe every `From:` or refuse every message.
+pub fn startup_warning(cfg: &TrustConfig) -> Option<String> {
+    if cfg.trusts_everything() {
+        return Some(
+            "[trust] mode = \"none\": every From: address is believed, so anyone can forge requests. For trials and tests only.".into(),
+        );
+    }
+    if cfg.modes == [TrustMode::AuthenticationResults] && cfg.authserv_ids.is_empty() {
+        return Some(
+            "[trust] has no authserv_id: no Authentication-Results header is trusted, so every request will be rejected as unauthenticated. Set authserv_id to your mail boundary's id.".into(),
+        );
+    }
+    None
+}
+
 /// What was found, kept in the audit trail whatever the verdict.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Evidence {

@@ -322,6 +322,18 @@ fn a_reply_in_a_thread_becomes_a_comment() {
     assert_eq!(v["reference"], "HD-000001");
     assert!(v["reply"].is_null());
     assert!(i.audit().iter().any(|e| e["action"] == "request.comment"));
+    // Fetched again (a crash between commit and IMAP move): a duplicate that remembers it was
+    // a comment, so the watcher files it with the ignored mail, not the processed requests.
+    let again = i.process_fixture("thread_reply.eml");
+    assert_eq!(outcome(&again), "duplicate");
+    assert_eq!(again["reference"], "HD-000001");
+    assert!(
+        again["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("outcome: ignored"),
+        "{again}"
+    );
 }
 
 #[test]

@@ -19,8 +19,9 @@ pub async fn find_seen_message(
     sha256: &str,
 ) -> Result<Option<SeenMessage>, StoreError> {
     let row = sqlx::query(
-        "SELECT m.id, r.reference, r.outcome FROM messages m LEFT JOIN requests r ON r.message_id = m.id \
-         WHERE m.sha256 = $1 OR ($2 IS NOT NULL AND m.message_id = $2) ORDER BY m.id LIMIT 1",
+        "SELECT m.id, r.reference, COALESCE(m.outcome, r.outcome) FROM messages m \
+         LEFT JOIN requests r ON r.id = COALESCE(m.request_id, (SELECT r2.id FROM requests r2 WHERE r2.message_id = m.id LIMIT 1)) \
+         WHERE m.sha256 = $1 OR (CAST($2 AS TEXT) IS NOT NULL AND m.message_id = $2) ORDER BY m.id LIMIT 1",
     )
     .bind(sha256)
     .bind(message_id)
@@ -34,6 +35,22 @@ pub async fn find_seen_message(
         })
     })
     .transpose()
+}
+
+/// Remember what became of a stored message (see migration 0006).
+pub async fn set_message_outcome(
+    conn: &mut Conn,
+    message_id: i64,
+    outcome: &str,
+    request_id: Option<i64>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE messages SET outcome = $2, request_id = $3 WHERE id = $1")
+        .bind(message_id)
+        .bind(outcome)
+        .bind(request_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 pub struct NewMessage<'a> {
