@@ -77,6 +77,24 @@ pub enum Command {
     /// Check the IMAP and SMTP settings (connect, TLS, login, capabilities, folder); one line
     /// per check, exit status 0 only when all pass.
     Check,
+    /// Serve the staff page alone (`postroom run` serves it too), at `[web] listen`.
+    Web,
+    /// Manage the helpdesk staff who sign in to the staff page.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff member. The password is asked for at a terminal (not echoed), or read from
+    /// the first line of standard input; never from the command line.
+    Add {
+        name: String,
+        #[arg(long, default_value = "agent")]
+        role: crate::store::staff::StaffRole,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +140,15 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
         Command::Audit { since, limit } => audit(store, since.as_deref(), limit).await,
         Command::Run => crate::daemon::run(cfg, store).await,
         Command::Check => crate::check::run(cfg, store).await,
+        Command::Web => crate::daemon::web_only(cfg, store).await,
+        Command::Staff { command } => match command {
+            StaffCommand::Add { name, role } => {
+                let password = read_password(&format!("Password for {name}: "))?;
+                let member = crate::store::staff::add(store, &name, role, &password).await?;
+                println!("added {} ({})", member.name, member.role);
+                Ok(())
+            }
+        },
     }
 }
 
@@ -191,6 +218,25 @@ async fn audit(store: &Store, since: Option<&str>, limit: i64) -> Result<()> {
         writeln!(out, "{}", serde_json::to_string(&e)?)?;
     }
     Ok(())
+}
+
+/// A secret from the terminal without echo, or the first line of standard input when it is
+/// not a terminal (scripts: `printf '%s\n' "$PW" | postroom staff add …`).
+fn read_password(prompt: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(prompt)?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    Ok(password)
 }
 
 /// `2026-11-26`, `2026-11-26T10:00:00Z`, or a duration ago (`24h`, `7d`).

@@ -7,8 +7,10 @@
 use crate::config::Config;
 use crate::imap;
 use crate::smtp;
+use crate::status::Status;
 use crate::store::Store;
-use anyhow::{Result, bail};
+use crate::web;
+use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -48,6 +50,25 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     let shutdown = CancellationToken::new();
     let wake = Arc::new(Notify::new());
     let shared = Arc::new(cfg.clone());
+    let status = Status::new();
+    status.set_outbox_wake(wake.clone());
+
+    // The staff page runs beside the loops; a port that cannot be had stops the start, with
+    // the key to change.
+    let listener = bind_web(cfg).await?;
+    let web_task = {
+        let (store, cfg, shutdown, status) = (
+            store.clone(),
+            shared.clone(),
+            shutdown.clone(),
+            status.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = web::serve(store, cfg, listener, shutdown, status).await {
+                tracing::error!("staff page stopped: {e:#}");
+            }
+        })
+    };
 
     let mut watcher = tokio::spawn(imap::watch::run(
         store.clone(),
@@ -107,6 +128,7 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         Err(_) => {
             watcher.abort();
             outbox.abort();
+            web_task.abort();
             tracing::warn!(
                 "did not stop within {GRACE:?}; exiting anyway (an unmoved message is moved on the next start)"
             );
@@ -121,6 +143,40 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         },
         Ok(Ok(Err(e))) => Err(anyhow::Error::new(e).context("IMAP watcher")),
         Ok(Err(join)) => bail!("IMAP watcher crashed: {join}"),
+    }
+}
+
+/// Bind the staff page's address (`[web] listen`).
+pub async fn bind_web(cfg: &Config) -> Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(cfg.web.listen)
+        .await
+        .with_context(|| format!("[web] listen = \"{}\": cannot listen there", cfg.web.listen))?;
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(address = %local, "staff page at http://{local}/");
+    Ok(listener)
+}
+
+/// `postroom web`: the staff page alone (no IMAP watcher, no outbox worker), until a signal.
+pub async fn web_only(cfg: &Config, store: &Store) -> Result<()> {
+    let listener = bind_web(cfg).await?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(web::serve(
+        store.clone(),
+        Arc::new(cfg.clone()),
+        listener,
+        shutdown.clone(),
+        Status::new(),
+    ));
+    let signal = wait_for_signal().await;
+    tracing::info!("{signal}: stopping the staff page");
+    shutdown.cancel();
+    match tokio::time::timeout(GRACE, server).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(join)) => bail!("staff page crashed: {join}"),
+        Err(_) => Ok(()),
     }
 }
 

@@ -23,8 +23,10 @@ pub mod request;
 pub mod review;
 pub mod screen;
 pub mod smtp;
+pub mod status;
 pub mod store;
 pub mod trust;
+pub mod web;
 
 pub use outcome::Outcome;
 pub use request::{RequestKind, Role};

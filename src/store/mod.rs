@@ -8,6 +8,8 @@
 pub mod directory;
 pub mod journal;
 pub mod outbox;
+pub mod staff;
+pub mod views;
 
 use crate::config::DatabaseConfig;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -48,7 +50,10 @@ impl StoreError {
         let StoreError::Db(sqlx::Error::Database(e)) = self else {
             return false;
         };
-        matches!(e.code().as_deref(), Some("40001" | "40P01" | "5" | "6" | "517" | "262"))
+        matches!(
+            e.code().as_deref(),
+            Some("40001" | "40P01" | "5" | "6" | "517" | "262")
+        )
     }
 }
 

@@ -80,6 +80,8 @@ impl Site {
             ("smtp", "timeout", q("10s")),
             ("smtp", "retry_initial", q("1s")),
             ("smtp", "retry_max", q("2s")),
+            // Many daemons run at once: each staff page on a port of its own.
+            ("web", "listen", q("127.0.0.1:0")),
         ]
         .into_iter()
         .map(|(s, k, v)| (s.to_string(), k.to_string(), v))
@@ -97,6 +99,7 @@ impl Site {
             "limits",
             "imap",
             "smtp",
+            "web",
         ] {
             let keys: Vec<_> = settings.iter().filter(|(s, _, _)| s == section).collect();
             if keys.is_empty() {

@@ -1,0 +1,894 @@
+//! Read-only views for the staff web page: the review queue, request search, a request's whole
+//! story, the directory at a glance, the audit trail with filters, and the counts behind
+//! `/metrics`.
+//!
+//! Lists page by keyset (`id` before or after a cursor), never by OFFSET, so the hundredth page
+//! costs what the first does; the indexes they walk are in `0005_staff.sql`. Optional filters
+//! are written `(CAST($1 AS TEXT) IS NULL OR col = $1)` so that each query is one static
+//! statement on both backends (the cast tells PostgreSQL the type of a NULL parameter).
+
+use super::journal::AuditEvent;
+use super::{Conn, StoreError, format_ms};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// Where a page of a list starts, relative to the order the list is shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The first page.
+    Start,
+    /// The page after the row with this id (further down the list).
+    After(i64),
+    /// The page before the row with this id (further up the list).
+    Before(i64),
+}
+
+/// One page of a list and the cursors to its neighbours (`None`: nothing that way).
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Id of the first row shown: ask `Cursor::Before(id)` for the page above.
+    pub prev: Option<i64>,
+    /// Id of the last row shown: ask `Cursor::After(id)` for the page below.
+    pub next: Option<i64>,
+}
+
+/// Turn rows fetched one more than `limit` in the direction of travel into a page. `rows` is
+/// in fetch order; `backwards` says the fetch ran against the display order.
+fn paginate<T>(mut rows: Vec<T>, limit: i64, cursor: Cursor, id: impl Fn(&T) -> i64) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let backwards = matches!(cursor, Cursor::Before(_));
+    if backwards {
+        rows.reverse();
+    }
+    let first = rows.first().map(&id);
+    let last = rows.last().map(&id);
+    // Coming from a page, that page is there to go back to; in the direction of travel there
+    // is more only if the extra row came back.
+    let (has_prev, has_next) = match cursor {
+        Cursor::Start => (false, more),
+        Cursor::After(_) => (true, more),
+        Cursor::Before(_) => (more, true),
+    };
+    Page {
+        prev: first.filter(|_| has_prev),
+        next: last.filter(|_| has_next),
+        items: rows,
+    }
+}
+
+/// Page sizes are clamped so that a query string cannot ask for the whole table.
+pub fn clamp_limit(limit: i64) -> i64 {
+    limit.clamp(1, 500)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests: the queue and the search.
+
+/// One request in a list, with the subject and sender of its message.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestSummary {
+    pub id: i64,
+    pub reference: String,
+    pub kind: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub mailbox: Option<String>,
+    pub requester: Option<String>,
+    pub target: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    pub subject: String,
+    pub from_address: Option<String>,
+}
+
+fn summary_from_row(r: &AnyRow) -> Result<RequestSummary, sqlx::Error> {
+    Ok(RequestSummary {
+        id: r.try_get(0)?,
+        reference: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+        kind: r.try_get(2)?,
+        outcome: r.try_get(3)?,
+        reason: r.try_get(4)?,
+        mailbox: r.try_get(5)?,
+        requester: r.try_get(6)?,
+        target: r.try_get(7)?,
+        created_at: r.try_get(8)?,
+        subject: r.try_get(9)?,
+        from_address: r.try_get(10)?,
+    })
+}
+
+/// How many requests wait for a person.
+pub async fn queue_size(conn: &mut Conn) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE outcome = 'needs_review'")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Requests waiting for review, oldest first (the order they should be dealt with).
+pub async fn queue(
+    conn: &mut Conn,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<Page<RequestSummary>, StoreError> {
+    let limit = clamp_limit(limit);
+    // Two statements instead of one with a flag: each walks `requests_outcome_id` one way.
+    const DOWN: &str = concat!(
+        "SELECT r.id, r.reference, r.kind, r.outcome, r.reason, r.mailbox, r.requester, r.target, ",
+        "r.created_at, m.subject, m.from_address FROM requests r JOIN messages m ON m.id = r.message_id ",
+        "WHERE r.outcome = 'needs_review' AND r.id > $1 ORDER BY r.id ASC LIMIT $2"
+    );
+    const UP: &str = concat!(
+        "SELECT r.id, r.reference, r.kind, r.outcome, r.reason, r.mailbox, r.requester, r.target, ",
+        "r.created_at, m.subject, m.from_address FROM requests r JOIN messages m ON m.id = r.message_id ",
+        "WHERE r.outcome = 'needs_review' AND r.id < $1 ORDER BY r.id DESC LIMIT $2"
+    );
+    let (sql, bound) = match cursor {
+        Cursor::Start => (DOWN, 0),
+        Cursor::After(id) => (DOWN, id),
+        Cursor::Before(id) => (UP, id),
+    };
+    let rows = sqlx::query(sql)
+        .bind(bound)
+        .bind(limit + 1)
+        .fetch_all(&mut *conn)
+        .await?;
+    let rows = rows
+        .iter()
+        .map(summary_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(paginate(rows, limit, cursor, |r| r.id))
+}
+
+/// What the request search filters on; `None` (or empty) means "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    /// `HD-000042`, exact.
+    pub reference: Option<String>,
+    /// The shared mailbox, exact (lower-case).
+    pub mailbox: Option<String>,
+    /// The requester or the account acted on, exact (lower-case).
+    pub account: Option<String>,
+    pub kind: Option<String>,
+    pub outcome: Option<String>,
+    /// Created at or after (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Created before (Unix ms).
+    pub until_ms: Option<i64>,
+}
+
+/// The filter a search is led by: the most selective one given walks its index, the others
+/// are checked on the rows it finds. SQLite cannot use an index for `($1 IS NULL OR col = $1)`,
+/// so each lead is its own static statement with its filter written plainly (the rest stay
+/// optional). Without a lead the search walks the primary key newest first, which is quick
+/// for filters that many rows pass (a kind, a date range) and at worst one pass over the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestLead {
+    Reference,
+    Account,
+    Mailbox,
+    Outcome,
+    Kind,
+    Nothing,
+}
+
+impl RequestFilter {
+    fn lead(&self) -> RequestLead {
+        if self.reference.is_some() {
+            RequestLead::Reference
+        } else if self.account.is_some() {
+            RequestLead::Account
+        } else if self.mailbox.is_some() {
+            RequestLead::Mailbox
+        } else if self.outcome.is_some() {
+            RequestLead::Outcome
+        } else if self.kind.is_some() {
+            RequestLead::Kind
+        } else {
+            RequestLead::Nothing
+        }
+    }
+}
+
+/// The optional filters after a lead condition.
+macro_rules! request_where {
+    ($lead:literal) => {
+        concat!(
+            $lead,
+            " AND (CAST($1 AS TEXT) IS NULL OR r.reference = $1) ",
+            "AND (CAST($2 AS TEXT) IS NULL OR r.mailbox = $2) ",
+            "AND (CAST($3 AS TEXT) IS NULL OR r.requester = $3 OR r.target = $3) ",
+            "AND (CAST($4 AS TEXT) IS NULL OR r.kind = $4) ",
+            "AND (CAST($5 AS TEXT) IS NULL OR r.outcome = $5) ",
+            "AND (CAST($6 AS BIGINT) IS NULL OR r.created_at >= $6) ",
+            "AND (CAST($7 AS BIGINT) IS NULL OR r.created_at < $7)"
+        )
+    };
+}
+
+macro_rules! request_search_sql {
+    ($lead:literal, $cmp:literal, $order:literal) => {
+        concat!(
+            "SELECT r.id, r.reference, r.kind, r.outcome, r.reason, r.mailbox, r.requester, r.target, ",
+            "r.created_at, m.subject, m.from_address FROM requests r JOIN messages m ON m.id = r.message_id WHERE ",
+            request_where!($lead),
+            " AND r.id ",
+            $cmp,
+            " $8 ORDER BY r.id ",
+            $order,
+            " LIMIT $9"
+        )
+    };
+}
+
+macro_rules! request_count_sql {
+    ($lead:literal) => {
+        concat!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM requests r WHERE ",
+            request_where!($lead),
+            " LIMIT $8) t"
+        )
+    };
+}
+
+/// The search statement for a lead, walking down (newest first) or up.
+fn search_sql(lead: RequestLead, down: bool) -> &'static str {
+    use RequestLead::*;
+    match (lead, down) {
+        (Reference, true) => request_search_sql!("r.reference = $1", "<", "DESC"),
+        (Reference, false) => request_search_sql!("r.reference = $1", ">", "ASC"),
+        (Account, true) => request_search_sql!("(r.requester = $3 OR r.target = $3)", "<", "DESC"),
+        (Account, false) => request_search_sql!("(r.requester = $3 OR r.target = $3)", ">", "ASC"),
+        (Mailbox, true) => request_search_sql!("r.mailbox = $2", "<", "DESC"),
+        (Mailbox, false) => request_search_sql!("r.mailbox = $2", ">", "ASC"),
+        (Outcome, true) => request_search_sql!("r.outcome = $5", "<", "DESC"),
+        (Outcome, false) => request_search_sql!("r.outcome = $5", ">", "ASC"),
+        (Kind, true) => request_search_sql!("r.kind = $4", "<", "DESC"),
+        (Kind, false) => request_search_sql!("r.kind = $4", ">", "ASC"),
+        (Nothing, true) => request_search_sql!("1 = 1", "<", "DESC"),
+        (Nothing, false) => request_search_sql!("1 = 1", ">", "ASC"),
+    }
+}
+
+fn count_sql(lead: RequestLead) -> &'static str {
+    use RequestLead::*;
+    match lead {
+        Reference => request_count_sql!("r.reference = $1"),
+        Account => request_count_sql!("(r.requester = $3 OR r.target = $3)"),
+        Mailbox => request_count_sql!("r.mailbox = $2"),
+        Outcome => request_count_sql!("r.outcome = $5"),
+        Kind => request_count_sql!("r.kind = $4"),
+        Nothing => request_count_sql!("1 = 1"),
+    }
+}
+
+fn bind_request_filter<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    f: &'q RequestFilter,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(f.reference.as_deref())
+        .bind(f.mailbox.as_deref())
+        .bind(f.account.as_deref())
+        .bind(f.kind.as_deref())
+        .bind(f.outcome.as_deref())
+        .bind(f.from_ms)
+        .bind(f.until_ms)
+}
+
+/// Requests matching `filter`, newest first.
+pub async fn search_requests(
+    conn: &mut Conn,
+    filter: &RequestFilter,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<Page<RequestSummary>, StoreError> {
+    let limit = clamp_limit(limit);
+    // Newest first: "down" the page is towards smaller ids.
+    let (down, bound) = match cursor {
+        Cursor::Start => (true, i64::MAX),
+        Cursor::After(id) => (true, id),
+        Cursor::Before(id) => (false, id),
+    };
+    let rows = bind_request_filter(sqlx::query(search_sql(filter.lead(), down)), filter)
+        .bind(bound)
+        .bind(limit + 1)
+        .fetch_all(&mut *conn)
+        .await?;
+    let rows = rows
+        .iter()
+        .map(summary_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(paginate(rows, limit, cursor, |r| r.id))
+}
+
+/// How many requests match, counting no further than `cap` (a count of everything would
+/// read every row; "10,000 or more" is as useful to a person).
+pub async fn count_requests(
+    conn: &mut Conn,
+    filter: &RequestFilter,
+    cap: i64,
+) -> Result<i64, StoreError> {
+    let row = bind_request_filter(sqlx::query(count_sql(filter.lead())), filter)
+        .bind(cap)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One request's story.
+
+/// A stored message as the page shows it: the raw bytes are parsed by the caller.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub sha256: String,
+    pub raw: Vec<u8>,
+    pub size: i64,
+    pub from_address: Option<String>,
+    pub subject: String,
+    pub source: String,
+    pub received_at: i64,
+}
+
+pub async fn message(conn: &mut Conn, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, message_id, sha256, raw, size, from_address, subject, source, received_at \
+         FROM messages WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(StoredMessage {
+            id: r.try_get(0)?,
+            message_id: r.try_get(1)?,
+            sha256: r.try_get(2)?,
+            raw: r.try_get(3)?,
+            size: r.try_get(4)?,
+            from_address: r.try_get(5)?,
+            subject: r.try_get(6)?,
+            source: r.try_get(7)?,
+            received_at: r.try_get(8)?,
+        })
+    })
+    .transpose()
+}
+
+/// The references of the requests a message produced (a message makes one request, or none
+/// when it was a comment on an earlier one).
+pub async fn requests_of_message(
+    conn: &mut Conn,
+    message_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let refs: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT reference FROM requests WHERE message_id = $1 ORDER BY id")
+            .bind(message_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(refs.into_iter().flatten().collect())
+}
+
+/// What to show in place of a secret in a reply that still carries it.
+pub const SECRET_MASK: &str = "[temporary password hidden]";
+
+/// A reply to the site, as the request page shows it. The body never carries the secret: a
+/// reply not yet sent still holds the temporary password, which no person should read here.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    pub id: i64,
+    pub to_address: String,
+    pub subject: String,
+    pub body: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub next_attempt_at: i64,
+}
+
+pub async fn replies_of_request(
+    conn: &mut Conn,
+    request_id: i64,
+) -> Result<Vec<Reply>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, to_address, subject, body, secret, status, attempts, last_error, created_at, sent_at, \
+         next_attempt_at FROM outbox WHERE request_id = $1 ORDER BY id",
+    )
+    .bind(request_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let body: String = r.try_get(3)?;
+            let secret: Option<String> = r.try_get(4)?;
+            let body = match secret.as_deref() {
+                Some(s) if !s.is_empty() => body.replace(s, SECRET_MASK),
+                _ => body,
+            };
+            Ok(Reply {
+                id: r.try_get(0)?,
+                to_address: r.try_get(1)?,
+                subject: r.try_get(2)?,
+                body,
+                status: r.try_get(5)?,
+                attempts: r.try_get(6)?,
+                last_error: r.try_get(7)?,
+                created_at: r.try_get(8)?,
+                sent_at: r.try_get(9)?,
+                next_attempt_at: r.try_get(10)?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comment {
+    pub id: i64,
+    pub author: String,
+    pub body: String,
+    pub created_at: i64,
+    /// Set when the comment is a later email in the request's thread.
+    pub message_id: Option<i64>,
+}
+
+pub async fn comments_of_request(
+    conn: &mut Conn,
+    request_id: i64,
+) -> Result<Vec<Comment>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, author, body, created_at, message_id FROM comments WHERE request_id = $1 ORDER BY id",
+    )
+    .bind(request_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Comment {
+                id: r.try_get(0)?,
+                author: r.try_get(1)?,
+                body: r.try_get(2)?,
+                created_at: r.try_get(3)?,
+                message_id: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+fn audit_from_row(r: &AnyRow) -> Result<AuditEvent, sqlx::Error> {
+    let detail: String = r.try_get(6)?;
+    Ok(AuditEvent {
+        id: r.try_get(0)?,
+        at: format_ms(r.try_get(1)?),
+        actor: r.try_get(2)?,
+        on_behalf_of: r.try_get(3)?,
+        action: r.try_get(4)?,
+        subject: r.try_get(5)?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        reference: r.try_get(7)?,
+        message_id: r.try_get(8)?,
+    })
+}
+
+/// Every audit event of one request, oldest first.
+pub async fn audit_of_request(
+    conn: &mut Conn,
+    request_id: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.id, e.at, e.actor, e.on_behalf_of, e.action, e.subject, e.detail, r.reference, e.message_id \
+         FROM audit_events e LEFT JOIN requests r ON r.id = e.request_id WHERE e.request_id = $1 ORDER BY e.id",
+    )
+    .bind(request_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(audit_from_row)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit trail.
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// `staff:alice`, an account address, `postroom`, `import`, exact.
+    pub actor: Option<String>,
+    /// `request.applied`, `password.reset`, …, exact.
+    pub action: Option<String>,
+    /// The account or mailbox acted on, exact.
+    pub subject: Option<String>,
+    /// At or after (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Before (Unix ms).
+    pub until_ms: Option<i64>,
+}
+
+/// Like [`RequestLead`]: the most selective audit filter given walks its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuditLead {
+    Subject,
+    Actor,
+    Action,
+    Nothing,
+}
+
+impl AuditFilter {
+    fn lead(&self) -> AuditLead {
+        if self.subject.is_some() {
+            AuditLead::Subject
+        } else if self.actor.is_some() {
+            AuditLead::Actor
+        } else if self.action.is_some() {
+            AuditLead::Action
+        } else {
+            AuditLead::Nothing
+        }
+    }
+}
+
+macro_rules! audit_sql {
+    ($lead:literal, $cmp:literal, $order:literal) => {
+        concat!(
+            "SELECT e.id, e.at, e.actor, e.on_behalf_of, e.action, e.subject, e.detail, r.reference, e.message_id ",
+            "FROM audit_events e LEFT JOIN requests r ON r.id = e.request_id WHERE ",
+            $lead,
+            " AND (CAST($1 AS TEXT) IS NULL OR e.actor = $1) ",
+            "AND (CAST($2 AS TEXT) IS NULL OR e.action = $2) ",
+            "AND (CAST($3 AS TEXT) IS NULL OR e.subject = $3) ",
+            "AND (CAST($4 AS BIGINT) IS NULL OR e.at >= $4) ",
+            "AND (CAST($5 AS BIGINT) IS NULL OR e.at < $5) ",
+            "AND e.id ",
+            $cmp,
+            " $6 ORDER BY e.id ",
+            $order,
+            " LIMIT $7"
+        )
+    };
+}
+
+fn audit_sql(lead: AuditLead, down: bool) -> &'static str {
+    use AuditLead::*;
+    match (lead, down) {
+        (Subject, true) => audit_sql!("e.subject = $3", "<", "DESC"),
+        (Subject, false) => audit_sql!("e.subject = $3", ">", "ASC"),
+        (Actor, true) => audit_sql!("e.actor = $1", "<", "DESC"),
+        (Actor, false) => audit_sql!("e.actor = $1", ">", "ASC"),
+        (Action, true) => audit_sql!("e.action = $2", "<", "DESC"),
+        (Action, false) => audit_sql!("e.action = $2", ">", "ASC"),
+        (Nothing, true) => audit_sql!("1 = 1", "<", "DESC"),
+        (Nothing, false) => audit_sql!("1 = 1", ">", "ASC"),
+    }
+}
+
+async fn audit_query(
+    conn: &mut Conn,
+    sql: &'static str,
+    f: &AuditFilter,
+    bound: i64,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let rows = sqlx::query(sql)
+        .bind(f.actor.as_deref())
+        .bind(f.action.as_deref())
+        .bind(f.subject.as_deref())
+        .bind(f.from_ms)
+        .bind(f.until_ms)
+        .bind(bound)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(audit_from_row)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Audit events matching `filter`, newest first.
+pub async fn audit(
+    conn: &mut Conn,
+    filter: &AuditFilter,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<Page<AuditEvent>, StoreError> {
+    let limit = clamp_limit(limit);
+    let (down, bound) = match cursor {
+        Cursor::Start => (true, i64::MAX),
+        Cursor::After(id) => (true, id),
+        Cursor::Before(id) => (false, id),
+    };
+    let sql = audit_sql(filter.lead(), down);
+    let rows = audit_query(conn, sql, filter, bound, limit + 1).await?;
+    Ok(paginate(rows, limit, cursor, |e| e.id))
+}
+
+/// For the CSV export: up to `limit` events matching `filter` with an id above `after_id`,
+/// oldest first. Call again with the last id until it returns fewer than `limit`.
+pub async fn audit_chunk(
+    conn: &mut Conn,
+    filter: &AuditFilter,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let sql = audit_sql(filter.lead(), false);
+    audit_query(conn, sql, filter, after_id, clamp_limit(limit)).await
+}
+
+/// The actions that occur in the trail, for the filter's suggestions.
+pub async fn audit_actions(conn: &mut Conn) -> Result<Vec<String>, StoreError> {
+    Ok(
+        // A skip scan: one index seek per distinct action instead of reading every event.
+        sqlx::query_scalar(
+            "WITH RECURSIVE a(action) AS ( \
+               SELECT MIN(action) FROM audit_events \
+               UNION ALL \
+               SELECT (SELECT MIN(e.action) FROM audit_events e WHERE e.action > a.action) FROM a \
+               WHERE a.action IS NOT NULL) \
+             SELECT action FROM a WHERE action IS NOT NULL",
+        )
+        .fetch_all(&mut *conn)
+        .await?,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The directory at a glance.
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrganisationSummary {
+    pub id: i64,
+    pub name: String,
+    pub mailboxes: i64,
+    pub accounts: i64,
+    pub active_accounts: i64,
+}
+
+pub async fn organisations(conn: &mut Conn) -> Result<Vec<OrganisationSummary>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT o.id, o.name, \
+           (SELECT COUNT(*) FROM mailboxes m WHERE m.organisation_id = o.id), \
+           (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id), \
+           (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id AND a.status = 'active') \
+         FROM organisations o ORDER BY o.name",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OrganisationSummary {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                mailboxes: r.try_get(2)?,
+                accounts: r.try_get(3)?,
+                active_accounts: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// A shared mailbox with how many people hold it, counting only active accounts (a locked or
+/// disabled owner cannot hand over or ask for anything).
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxSummary {
+    pub id: i64,
+    pub address: String,
+    pub organisation: String,
+    /// Active accounts with the role `member`.
+    pub members: i64,
+    /// Active accounts with the role `owner`.
+    pub owners: i64,
+    /// Memberships of accounts that are locked or disabled.
+    pub inactive: i64,
+}
+
+impl MailboxSummary {
+    /// Fewer than two active people, or no active owner: one absence or one leaver away from
+    /// nobody being able to ask for anything.
+    pub fn at_risk(&self) -> bool {
+        self.members + self.owners < 2 || self.owners == 0
+    }
+}
+
+/// Mailboxes by organisation and address; `at_risk_only` keeps those [`MailboxSummary::at_risk`].
+pub async fn mailboxes(
+    conn: &mut Conn,
+    at_risk_only: bool,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<MailboxSummary>, StoreError> {
+    // The whole directory is small next to the request log (thousands of mailboxes, not
+    // millions), so one grouped pass with OFFSET paging is enough here.
+    let rows = sqlx::query(
+        "SELECT m.id, m.address, o.name, \
+           COUNT(CASE WHEN ms.role = 'member' AND a.status = 'active' THEN 1 END) AS members, \
+           COUNT(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 END) AS owners, \
+           COUNT(CASE WHEN a.status <> 'active' THEN 1 END) AS inactive \
+         FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
+         LEFT JOIN memberships ms ON ms.mailbox_id = m.id LEFT JOIN accounts a ON a.id = ms.account_id \
+         GROUP BY m.id, m.address, o.name \
+         HAVING CAST($1 AS BIGINT) = 0 \
+            OR COUNT(CASE WHEN a.status = 'active' THEN 1 END) < 2 \
+            OR COUNT(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 END) = 0 \
+         ORDER BY o.name, m.address LIMIT $2 OFFSET $3",
+    )
+    .bind(i64::from(at_risk_only))
+    .bind(clamp_limit(limit))
+    .bind(offset.max(0))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(MailboxSummary {
+                id: r.try_get(0)?,
+                address: r.try_get(1)?,
+                organisation: r.try_get(2)?,
+                members: r.try_get(3)?,
+                owners: r.try_get(4)?,
+                inactive: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
+
+/// An account whose status changed after it was created.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusChange {
+    pub address: String,
+    pub name: String,
+    pub organisation: String,
+    pub status: String,
+    /// Unix ms.
+    pub changed_at: i64,
+}
+
+pub async fn recent_status_changes(
+    conn: &mut Conn,
+    since_ms: i64,
+    limit: i64,
+) -> Result<Vec<StatusChange>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT a.address, a.name, o.name, a.status, a.status_changed_at \
+         FROM accounts a JOIN organisations o ON o.id = a.organisation_id \
+         WHERE a.status_changed_at >= $1 AND a.status_changed_at > a.created_at \
+         ORDER BY a.status_changed_at DESC LIMIT $2",
+    )
+    .bind(since_ms)
+    .bind(clamp_limit(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StatusChange {
+                address: r.try_get(0)?,
+                name: r.try_get(1)?,
+                organisation: r.try_get(2)?,
+                status: r.try_get(3)?,
+                changed_at: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counts for `/metrics`.
+
+/// Requests by outcome, all time.
+pub async fn outcome_counts(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows =
+        sqlx::query("SELECT outcome, COUNT(*) FROM requests GROUP BY outcome ORDER BY outcome")
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// A cheap round trip that proves the database answers.
+pub async fn ping(conn: &mut Conn) -> Result<(), StoreError> {
+    let _: i64 = sqlx::query_scalar("SELECT CAST(1 AS BIGINT)")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseConfig;
+    use crate::store::Store;
+    use std::time::Duration;
+
+    async fn store() -> Store {
+        Store::open(&DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap()
+    }
+
+    /// SQLite's plan for `sql` with every `$n` bound to a plausible value, as one string.
+    async fn plan(store: &Store, sql: &'static str, texts: usize, ints: usize) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
+        for _ in 0..texts {
+            q = q.bind("x");
+        }
+        for _ in 0..ints {
+            q = q.bind(1i64);
+        }
+        let mut c = store.read().await.unwrap();
+        let rows = q.fetch_all(&mut *c).await.unwrap();
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(3).unwrap())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Each lead walks its index (on a database never ANALYZEd, as in production), so a
+    /// search stays an index lookup however many requests there are.
+    #[tokio::test]
+    async fn every_lead_uses_its_index() {
+        use RequestLead::*;
+        let store = store().await;
+        for (lead, index) in [
+            (Reference, "sqlite_autoindex_requests_1"),
+            (Account, "requests_requester"),
+            (Mailbox, "requests_mailbox"),
+            (Outcome, "requests_outcome_id"),
+            (Kind, "requests_kind_id"),
+            (Nothing, "INTEGER PRIMARY KEY"),
+        ] {
+            for down in [true, false] {
+                let p = plan(&store, search_sql(lead, down), 5, 4).await;
+                assert!(p.contains(index), "{lead:?} (down: {down}): {p}");
+                assert!(!p.contains("SCAN r"), "{lead:?} scans: {p}");
+            }
+            let p = plan(&store, count_sql(lead), 5, 3).await;
+            if lead != Nothing {
+                assert!(p.contains(index), "count {lead:?}: {p}");
+            }
+        }
+        for (lead, index) in [
+            (AuditLead::Subject, "audit_events_subject"),
+            (AuditLead::Actor, "audit_events_actor"),
+            (AuditLead::Action, "audit_events_action"),
+            (AuditLead::Nothing, "INTEGER PRIMARY KEY"),
+        ] {
+            let p = plan(&store, audit_sql(lead, true), 3, 4).await;
+            assert!(p.contains(index), "audit {lead:?}: {p}");
+        }
+        let p = plan(
+            &store,
+            "SELECT e.id FROM audit_events e WHERE e.request_id = $1 ORDER BY e.id",
+            0,
+            1,
+        )
+        .await;
+        assert!(p.contains("audit_events_request"), "{p}");
+    }
+
+    #[test]
+    fn pages_know_their_neighbours() {
+        // Fetched one more than the limit: there is a next page.
+        let p = paginate(vec![1, 2, 3], 2, Cursor::Start, |x| *x);
+        assert_eq!((p.items, p.prev, p.next), (vec![1, 2], None, Some(2)));
+        // Going back from 5: fetched 4, 3, 2 (one extra) → shows 3, 4, with more above.
+        let p = paginate(vec![4, 3, 2], 2, Cursor::Before(5), |x| *x);
+        assert_eq!((p.items, p.prev, p.next), (vec![3, 4], Some(3), Some(4)));
+        // The last page forward.
+        let p = paginate(vec![7], 2, Cursor::After(6), |x| *x);
+        assert_eq!((p.items, p.prev, p.next), (vec![7], Some(7), None));
+        let p = paginate(Vec::<i64>::new(), 2, Cursor::Start, |x| *x);
+        assert_eq!((p.prev, p.next), (None, None));
+    }
+}

@@ -1,0 +1,131 @@
+//! `/directory`: organisations, their shared mailboxes with member and owner counts, the
+//! mailboxes at risk (`?view=at_risk`), and accounts whose status changed recently.
+
+use super::Layout;
+use crate::store::now_ms;
+use crate::store::views;
+use crate::web::auth::Staff;
+use crate::web::format::{query, time};
+use crate::web::{WebError, WebState, render};
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+pub const PAGE_SIZE: i64 = 100;
+/// "Recently" for status changes.
+pub const RECENT_DAYS: i64 = 30;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DirectoryQuery {
+    view: Option<String>,
+    page: Option<String>,
+}
+
+pub struct MailboxLine {
+    pub address: String,
+    pub organisation: String,
+    pub members: i64,
+    pub owners: i64,
+    pub inactive: i64,
+    pub at_risk: bool,
+    pub risk: String,
+}
+
+pub struct ChangeLine {
+    pub address: String,
+    pub name: String,
+    pub organisation: String,
+    pub status: String,
+    pub changed: String,
+}
+
+#[derive(Template)]
+#[template(path = "directory.html")]
+struct DirectoryPage {
+    layout: Layout,
+    at_risk_only: bool,
+    organisations: Vec<views::OrganisationSummary>,
+    mailboxes: Vec<MailboxLine>,
+    changes: Vec<ChangeLine>,
+    recent_days: i64,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    Extension(me): Extension<Staff>,
+    Query(q): Query<DirectoryQuery>,
+) -> Result<Response, WebError> {
+    let at_risk_only = q.view.as_deref() == Some("at_risk");
+    let page_no: i64 = q
+        .page
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut conn = state.store.read().await?;
+    let organisations = views::organisations(&mut conn).await?;
+    let mut mailboxes = views::mailboxes(
+        &mut conn,
+        at_risk_only,
+        PAGE_SIZE + 1,
+        (page_no - 1).saturating_mul(PAGE_SIZE),
+    )
+    .await?;
+    let since = now_ms() - RECENT_DAYS * 86_400_000;
+    let changes = views::recent_status_changes(&mut conn, since, 100).await?;
+    drop(conn);
+
+    let more = mailboxes.len() as i64 > PAGE_SIZE;
+    mailboxes.truncate(usize::try_from(PAGE_SIZE).unwrap_or(0));
+    let view = at_risk_only.then(|| "at_risk".to_owned());
+    let link = |n: i64| {
+        format!(
+            "/directory{}",
+            query(&[("view", view.clone()), ("page", Some(n.to_string()))])
+        )
+    };
+    let prev = (page_no > 1).then(|| link(page_no - 1));
+    let next = more.then(|| link(page_no + 1));
+    Ok(render(&DirectoryPage {
+        layout: Layout::new(&state, &me, "Directory", "directory").await?,
+        at_risk_only,
+        organisations,
+        mailboxes: mailboxes
+            .into_iter()
+            .map(|m| {
+                let risk = match (m.owners, m.members + m.owners) {
+                    (0, 0) => "nobody active",
+                    (0, _) => "no active owner",
+                    (_, n) if n < 2 => "only one active person",
+                    _ => "",
+                };
+                MailboxLine {
+                    at_risk: m.at_risk(),
+                    risk: risk.to_owned(),
+                    address: m.address,
+                    organisation: m.organisation,
+                    members: m.members,
+                    owners: m.owners,
+                    inactive: m.inactive,
+                }
+            })
+            .collect(),
+        changes: changes
+            .into_iter()
+            .map(|c| ChangeLine {
+                address: c.address,
+                name: c.name,
+                organisation: c.organisation,
+                status: c.status,
+                changed: time(c.changed_at),
+            })
+            .collect(),
+        recent_days: RECENT_DAYS,
+        prev,
+        next,
+    }))
+}

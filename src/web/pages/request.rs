@@ -1,0 +1,494 @@
+//! `/requests/{reference}`: one request's whole story — the email, what postroom understood
+//! and why it stopped, the mailbox's people, the decision forms (while it waits for review),
+//! the replies and their delivery, comments and audit events.
+//!
+//! The forms post to `…/apply`, `…/reject` and `…/comment`, which call [`crate::review`] (the
+//! same rules as the pipeline). Success redirects back here with `?done=…` so a reload does
+//! not post twice; a refusal shows the page again with the sentence and what was typed.
+
+use super::message::EmailView;
+use super::{Layout, kind_label, outcome_label};
+use crate::outcome::Outcome;
+use crate::request::RequestKind;
+use crate::review::{self, FORM_FIELDS, ReviewError};
+use crate::store::directory;
+use crate::store::journal::{self, RequestRow};
+use crate::store::views;
+use crate::web::auth::Staff;
+use crate::web::format::{is_reference, time, time_opt};
+use crate::web::reasons::{self, Explained};
+use crate::web::{WebError, WebState, render_with, see_other};
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub struct FieldInput {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub value: String,
+    /// A select instead of a text box: (value, label, selected).
+    pub options: Vec<(String, String, bool)>,
+}
+
+pub struct KindOption {
+    pub value: &'static str,
+    pub title: &'static str,
+    pub selected: bool,
+}
+
+pub struct ReplyLine {
+    pub to: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: String,
+    pub created: String,
+    pub sent: String,
+    pub next_attempt: String,
+    pub body: String,
+}
+
+pub struct CommentLine {
+    pub author: String,
+    pub body: String,
+    pub created: String,
+    /// A later email in the thread (with a link to it), not a staff note.
+    pub message_id: Option<i64>,
+}
+
+pub struct AuditLine {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+pub struct MemberLine {
+    pub account: String,
+    pub role: String,
+    pub status: String,
+}
+
+#[derive(Template)]
+#[template(path = "request.html")]
+struct RequestPage {
+    layout: Layout,
+    reference: String,
+    outcome: String,
+    outcome_label: String,
+    kind: String,
+    mailbox: String,
+    requester: String,
+    target: String,
+    received: String,
+    updated: String,
+    fields: Vec<(String, String)>,
+    reason: Option<Explained>,
+    confirmation: Option<String>,
+    email: Option<EmailView>,
+    organisation: String,
+    members: Vec<MemberLine>,
+    mailbox_known: bool,
+    waiting: bool,
+    notice: Option<String>,
+    kinds: Vec<KindOption>,
+    apply_fields: Vec<FieldInput>,
+    apply_error: Option<String>,
+    reject_message: String,
+    reject_error: Option<String>,
+    comment_text: String,
+    comment_error: Option<String>,
+    replies: Vec<ReplyLine>,
+    comments: Vec<CommentLine>,
+    audit: Vec<AuditLine>,
+}
+
+/// What the staff member typed, to show again with an error.
+#[derive(Default)]
+struct Typed {
+    apply: Option<BTreeMap<String, String>>,
+    apply_error: Option<String>,
+    reject_message: String,
+    reject_error: Option<String>,
+    comment_text: String,
+    comment_error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+fn field_label(name: &str) -> &'static str {
+    match name {
+        "account" => "Account (the person's own address)",
+        "role" => "Role in the mailbox",
+        "name" => "Full name",
+        "first_name" => "First name",
+        "last_name" => "Last name",
+        "job_title" => "Job title",
+        "replacement" => "Replacement owner (a leaver who owns the mailbox)",
+        "requested_by" => "Requested by (a member of the mailbox)",
+        _ => "",
+    }
+}
+
+async fn build(
+    state: &WebState,
+    me: &Staff,
+    reference: &str,
+    done: Option<&str>,
+    typed: Typed,
+) -> Result<RequestPage, WebError> {
+    let not_found = || WebError::NotFound(format!("There is no request {reference}."));
+    if !is_reference(reference) {
+        return Err(not_found());
+    }
+    let mut conn = state.store.read().await?;
+    let request: RequestRow = journal::find_request(&mut conn, reference)
+        .await?
+        .ok_or_else(not_found)?;
+    let stored = views::message(&mut conn, request.message_id).await?;
+    let email = stored.as_ref().map(EmailView::new);
+    let from = stored.as_ref().and_then(|s| s.from_address.clone());
+    let replies = views::replies_of_request(&mut conn, request.id).await?;
+    let comments = views::comments_of_request(&mut conn, request.id).await?;
+    let audit = views::audit_of_request(&mut conn, request.id).await?;
+    let confirmation = journal::open_confirmation(&mut conn, request.id).await?;
+    let mailbox = match &request.mailbox {
+        Some(m) => directory::find_mailbox(&mut conn, m).await?,
+        None => None,
+    };
+    let members = match &mailbox {
+        Some(m) => directory::mailbox_members(&mut conn, m.id).await?,
+        None => Vec::new(),
+    };
+    drop(conn);
+
+    let fields: BTreeMap<String, String> =
+        serde_json::from_str(&request.fields).unwrap_or_default();
+    let waiting = request.outcome == Outcome::NeedsReview.as_str();
+    let stored_kind: RequestKind = request.kind.parse().unwrap_or(RequestKind::Unknown);
+
+    // The apply form starts from what postroom read; after a refusal, from what was typed.
+    let typed_apply = typed.apply.as_ref();
+    let value = |name: &str| -> String {
+        if let Some(t) = typed_apply {
+            return t.get(name).cloned().unwrap_or_default();
+        }
+        let read = fields.get(name).cloned();
+        match name {
+            "account" => read.or_else(|| request.target.clone()),
+            "requested_by" => read.or_else(|| request.requester.clone()),
+            _ => read,
+        }
+        .unwrap_or_default()
+    };
+    let chosen_kind = typed_apply
+        .and_then(|t| t.get("kind"))
+        .map(String::as_str)
+        .unwrap_or(stored_kind.as_str())
+        .to_owned();
+    let kinds = RequestKind::ALL
+        .iter()
+        .map(|k| KindOption {
+            value: k.as_str(),
+            title: k.title(),
+            selected: k.as_str() == chosen_kind,
+        })
+        .collect();
+    let apply_fields = FORM_FIELDS
+        .iter()
+        .map(|(name, _)| {
+            let v = value(name);
+            let options = if *name == "role" {
+                ["", "member", "owner"]
+                    .iter()
+                    .map(|o| {
+                        let label = if o.is_empty() {
+                            "(as the request says)"
+                        } else {
+                            o
+                        };
+                        ((*o).to_owned(), label.to_owned(), v.eq_ignore_ascii_case(o))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            FieldInput {
+                name,
+                label: field_label(name),
+                value: v,
+                options,
+            }
+        })
+        .collect();
+
+    let now = crate::store::now_ms();
+    let confirmation = confirmation.map(|c| {
+        let state = if c.expires_at <= now {
+            "it has expired".to_owned()
+        } else {
+            format!("it expires {}", time(c.expires_at))
+        };
+        format!(
+            "A one-time code was sent to {} ({state}; {} wrong tries so far).",
+            c.account, c.attempts
+        )
+    });
+
+    let notice = done.and_then(|d| notice_text(d, &request, &replies));
+    Ok(RequestPage {
+        // A request still waiting belongs to the queue; a decided one to the search.
+        layout: Layout::new(
+            state,
+            me,
+            request.reference.clone(),
+            if waiting { "queue" } else { "requests" },
+        )
+        .await?,
+        reason: reasons::explain(&request, from.as_deref(), &state.cfg),
+        outcome_label: outcome_label(&request.outcome),
+        kind: kind_label(&request.kind),
+        mailbox: request.mailbox.clone().unwrap_or_default(),
+        requester: request.requester.clone().unwrap_or_default(),
+        target: request.target.clone().unwrap_or_default(),
+        received: time(request.created_at),
+        updated: time(request.updated_at),
+        fields: fields.into_iter().collect(),
+        confirmation,
+        email,
+        organisation: mailbox
+            .as_ref()
+            .map(|m| m.organisation.clone())
+            .unwrap_or_default(),
+        mailbox_known: mailbox.is_some(),
+        members: members
+            .into_iter()
+            .map(|m| MemberLine {
+                account: m.account,
+                role: m.role.as_str().to_owned(),
+                status: m.account_status.as_str().to_owned(),
+            })
+            .collect(),
+        waiting,
+        notice,
+        kinds,
+        apply_fields,
+        apply_error: typed.apply_error,
+        reject_message: typed.reject_message,
+        reject_error: typed.reject_error,
+        comment_text: typed.comment_text,
+        comment_error: typed.comment_error,
+        replies: replies
+            .into_iter()
+            .map(|r| ReplyLine {
+                to: r.to_address,
+                subject: r.subject,
+                status: r.status,
+                attempts: r.attempts,
+                last_error: r.last_error.unwrap_or_default(),
+                created: time(r.created_at),
+                sent: time_opt(r.sent_at),
+                next_attempt: time(r.next_attempt_at),
+                body: r.body,
+            })
+            .collect(),
+        comments: comments
+            .into_iter()
+            .map(|c| CommentLine {
+                author: c.author,
+                body: c.body,
+                created: time(c.created_at),
+                message_id: c.message_id,
+            })
+            .collect(),
+        audit: audit
+            .into_iter()
+            .map(|e| AuditLine {
+                at: e.at.replace('T', " ").replace('Z', " UTC"),
+                actor: e.actor,
+                action: e.action,
+                subject: e.subject.unwrap_or_default(),
+                detail: serde_json::to_string_pretty(&e.detail).unwrap_or_default(),
+            })
+            .collect(),
+        outcome: request.outcome,
+        reference: request.reference,
+    })
+}
+
+/// The line shown after a decision: what the request is now and where its answer is.
+fn notice_text(done: &str, request: &RequestRow, replies: &[views::Reply]) -> Option<String> {
+    match done {
+        "comment" => Some("Your comment is saved.".into()),
+        "decided" => {
+            let outcome = outcome_label(&request.outcome).to_lowercase();
+            let reply = match replies.last() {
+                Some(r) => format!(
+                    " The reply to {} is in the outbox ({}).",
+                    r.to_address, r.status
+                ),
+                None => " No reply is sent for this request.".into(),
+            };
+            Some(format!(
+                "Decision recorded: the request is now {outcome}.{reply}"
+            ))
+        }
+        _ => None,
+    }
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    Extension(me): Extension<Staff>,
+    Path(reference): Path<String>,
+    Query(q): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    let page = build(&state, &me, &reference, q.done.as_deref(), Typed::default()).await?;
+    Ok(render_with(StatusCode::OK, &page))
+}
+
+/// Show the page again with what was typed and why it was not done.
+async fn again(
+    state: &WebState,
+    me: &Staff,
+    reference: &str,
+    code: StatusCode,
+    typed: Typed,
+) -> Response {
+    match build(state, me, reference, None, typed).await {
+        Ok(page) => render_with(code, &page),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// How a review error is shown: the sentence and the HTTP status, or a page error.
+fn review_failure(e: ReviewError) -> Result<(StatusCode, String), WebError> {
+    match e {
+        ReviewError::NotFound(r) => Err(WebError::NotFound(format!("There is no request {r}."))),
+        ReviewError::Store(e) => Err(WebError::from(e)),
+        e @ ReviewError::NotWaiting { .. } => Ok((StatusCode::CONFLICT, e.to_string())),
+        e @ (ReviewError::Refused(_) | ReviewError::Invalid(_)) => {
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+        }
+    }
+}
+
+pub async fn apply(
+    State(state): State<WebState>,
+    Extension(me): Extension<Staff>,
+    Path(reference): Path<String>,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if !is_reference(&reference) {
+        return WebError::NotFound(format!("There is no request {reference}.")).into_response();
+    }
+    let kind_text = form.get("kind").map(|k| k.trim()).unwrap_or_default();
+    let result = match kind_text.parse::<RequestKind>() {
+        Ok(kind) if !kind_text.is_empty() => {
+            review::apply_as(&state.store, &state.cfg, &reference, kind, &form, &me.name).await
+        }
+        _ => Err(ReviewError::Invalid(
+            "choose what the request is for".into(),
+        )),
+    };
+    match result {
+        Ok(done) => {
+            tracing::info!(staff = %me.name, reference = %reference, outcome = %done.outcome, "applied by staff");
+            state.status.wake_outbox();
+            see_other(&format!("/requests/{reference}?done=decided"))
+        }
+        Err(e) => match review_failure(e) {
+            Ok((code, sentence)) => {
+                let typed = Typed {
+                    apply: Some(form),
+                    apply_error: Some(sentence),
+                    ..Typed::default()
+                };
+                again(&state, &me, &reference, code, typed).await
+            }
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RejectForm {
+    #[serde(default)]
+    message: String,
+}
+
+pub async fn reject(
+    State(state): State<WebState>,
+    Extension(me): Extension<Staff>,
+    Path(reference): Path<String>,
+    Form(form): Form<RejectForm>,
+) -> Response {
+    if !is_reference(&reference) {
+        return WebError::NotFound(format!("There is no request {reference}.")).into_response();
+    }
+    match review::reject(
+        &state.store,
+        &state.cfg,
+        &reference,
+        &form.message,
+        &me.name,
+    )
+    .await
+    {
+        Ok(_) => {
+            tracing::info!(staff = %me.name, reference = %reference, "rejected by staff");
+            state.status.wake_outbox();
+            see_other(&format!("/requests/{reference}?done=decided"))
+        }
+        Err(e) => match review_failure(e) {
+            Ok((code, sentence)) => {
+                let typed = Typed {
+                    reject_message: form.message,
+                    reject_error: Some(sentence),
+                    ..Typed::default()
+                };
+                again(&state, &me, &reference, code, typed).await
+            }
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommentForm {
+    #[serde(default)]
+    text: String,
+}
+
+pub async fn comment(
+    State(state): State<WebState>,
+    Extension(me): Extension<Staff>,
+    Path(reference): Path<String>,
+    Form(form): Form<CommentForm>,
+) -> Response {
+    if !is_reference(&reference) {
+        return WebError::NotFound(format!("There is no request {reference}.")).into_response();
+    }
+    match review::comment(&state.store, &reference, &form.text, &me.name).await {
+        Ok(()) => see_other(&format!("/requests/{reference}?done=comment#comments")),
+        Err(e) => match review_failure(e) {
+            Ok((code, sentence)) => {
+                let typed = Typed {
+                    comment_text: form.text,
+                    comment_error: Some(sentence),
+                    ..Typed::default()
+                };
+                again(&state, &me, &reference, code, typed).await
+            }
+            Err(e) => e.into_response(),
+        },
+    }
+}

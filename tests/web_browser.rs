@@ -1,0 +1,423 @@
+//! The staff page in a real browser: headless Chromium driven through chromedriver
+//! (WebDriver, via fantoccini). Signs in, opens the queue, applies a held request, sees the
+//! reply in the outbox, and finds the decision in the audit CSV export fetched with the
+//! session's cookie.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/install-browser`). Without them
+//! the test fails when `CI` is set and is skipped, loudly, otherwise.
+//!
+//! With `POSTROOM_SCREENSHOTS=1` it writes the main pages to `docs/screenshots/*.png` (for the
+//! README); otherwise the screenshots go to a temporary directory and are only checked to be
+//! images.
+
+mod support;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use postroom::config::Config;
+use postroom::store::Store;
+use postroom::store::outbox;
+use postroom::store::staff::{self, StaffRole};
+use postroom::web::{self, Status};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::Instance;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "correct horse battery staple";
+const WIDTH: u32 = 1280;
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Chromium and chromedriver, or why not.
+fn browser() -> Result<(PathBuf, PathBuf), String> {
+    let chromium = find_program("chromium")
+        .or_else(|| find_program("chromium-browser"))
+        .ok_or("chromium is not installed")?;
+    let driver = find_program("chromedriver").ok_or("chromedriver is not installed")?;
+    Ok((chromium, driver))
+}
+
+/// A port nobody listens on right now.
+async fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+async fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not start on port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Shots {
+    dir: PathBuf,
+    _keep: Option<tempfile::TempDir>,
+}
+
+impl Shots {
+    fn new() -> Shots {
+        if std::env::var("POSTROOM_SCREENSHOTS").as_deref() == Ok("1") {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+            std::fs::create_dir_all(&dir).unwrap();
+            Shots { dir, _keep: None }
+        } else {
+            let tmp = tempfile::tempdir().unwrap();
+            Shots {
+                dir: tmp.path().to_owned(),
+                _keep: Some(tmp),
+            }
+        }
+    }
+
+    /// The whole page: the window is made as tall as the document (up to a limit), so the
+    /// picture shows what a person scrolls through.
+    async fn take(&self, c: &Client, name: &str) {
+        let height = c
+            .execute(
+                "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight);",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_u64())
+            .unwrap_or(900)
+            .clamp(700, 2600) as u32;
+        c.set_window_size(WIDTH, height + 140).await.unwrap();
+        let png = c.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        std::fs::write(self.dir.join(format!("{name}.png")), png).unwrap();
+        c.set_window_size(WIDTH, 900).await.unwrap();
+    }
+}
+
+/// Fill a text box as a person would.
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+/// Click something that leads to another page, and wait until that page has loaded (a click
+/// returns before a form's POST and its redirect have finished).
+async fn click(c: &Client, css: &str) {
+    let before = c.current_url().await.unwrap();
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = c.current_url().await.unwrap();
+        let ready = c
+            .execute("return document.readyState;", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
+        if now != before && ready.as_deref() == Some("complete") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clicking {css} on {before} led nowhere"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn path_of(c: &Client) -> String {
+    let u = c.current_url().await.unwrap();
+    match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_owned(),
+    }
+}
+
+/// A held request and enough around it that every page has something to show.
+async fn instance() -> (Instance, Store, Arc<Config>) {
+    let i = Instance::with_directory("");
+    for f in [
+        "unknown_kind.eml",          // HD-000001: held, applied below
+        "password_reset_fields.eml", // applied
+        "ambiguous_kind.eml",        // held
+        "leaves_one_member.eml",     // applied; leaves Oakview at risk
+        "other_org_target.eml",      // rejected
+        "unlock.eml",                // applied: a status change
+        "change_role_to_owner.eml",  // awaiting confirmation
+        "ambiguous_account.eml",     // held
+        "auto_reply.eml",            // ignored
+    ] {
+        i.process_fixture(f);
+    }
+    let cfg = Arc::new(Config::load(&i.config).unwrap());
+    let store = Store::open(&cfg.database).await.unwrap();
+    staff::add(&store, "alice", StaffRole::Agent, PASSWORD)
+        .await
+        .unwrap();
+    // One reply the server refused, so the outbox shows a retry button.
+    let mut c = store.read().await.unwrap();
+    let id: i64 = sqlx::query_scalar(
+        "SELECT o.id FROM outbox o JOIN requests r ON r.id = o.request_id WHERE r.outcome = 'rejected' LIMIT 1",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .unwrap();
+    outbox::mark_failed(
+        &mut c,
+        id,
+        "550 5.7.1 <rosehill.care@nhs.example>: Recipient address rejected: Access denied",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    (i, store, cfg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_applies_a_held_request_in_chromium() {
+    let (chromium, driver) = match browser() {
+        Ok(b) => b,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("{why}: the browser test needs it in CI (run scripts/install-browser)")
+        }
+        Err(why) => {
+            eprintln!(
+                "\n*** SKIPPED web_browser: {why}. Run scripts/install-browser (as root) to test the staff page in Chromium. ***\n"
+            );
+            return;
+        }
+    };
+
+    let (_instance, store, cfg) = instance().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(web::serve(
+        store.clone(),
+        cfg.clone(),
+        listener,
+        shutdown.clone(),
+        Status::new(),
+    ));
+
+    let port = free_port().await;
+    let mut chromedriver = tokio::process::Command::new(&driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    wait_for_port(port).await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a Chromium session");
+
+    let outcome = drive(&client, &base).await;
+    let _ = client.close().await;
+    let _ = chromedriver.kill().await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    outcome.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// What a person does; any failure is returned so the browser is closed before panicking.
+async fn drive(c: &Client, base: &str) -> Result<(), String> {
+    let shots = Shots::new();
+    c.set_window_size(WIDTH, 900)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // A page behind the session leads to the sign-in form, and back after signing in.
+    c.goto(&format!("{base}/queue"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let here = path_of(c).await;
+    if !here.starts_with("/login") {
+        return Err(format!("not sent to sign in: {here}"));
+    }
+    shots.take(c, "login").await;
+    type_into(c, "#name", "alice").await;
+    type_into(c, "#password", PASSWORD).await;
+    click(c, "form[action='/login'] button[type=submit]").await;
+    let here = path_of(c).await;
+    if here != "/queue" {
+        let page = c.source().await.unwrap_or_default();
+        return Err(format!("after signing in: {here}\n{page}"));
+    }
+    let queue = c.source().await.map_err(|e| e.to_string())?;
+    for expected in ["HD-000001", "HD-000003", "unknown_kind", "Review queue"] {
+        if !queue.contains(expected) {
+            return Err(format!("the queue lacks {expected}"));
+        }
+    }
+    shots.take(c, "queue").await;
+
+    // Open the held request and apply it as a password reset.
+    click(c, "a[href='/requests/HD-000001']").await;
+    let detail = c.source().await.map_err(|e| e.to_string())?;
+    if !detail.contains("Hello, can you help?")
+        || !detail.contains("We could not tell what is being asked for.")
+    {
+        return Err("the request page lacks the email or the reason".into());
+    }
+    shots.take(c, "request").await;
+    c.find(Locator::Css("#kind"))
+        .await
+        .map_err(|e| e.to_string())?
+        .select_by_value("password_reset")
+        .await
+        .map_err(|e| e.to_string())?;
+    type_into(c, "#f-account", "tom.smith@nhs.example").await;
+    type_into(c, "#f-requested_by", "jane.doe@nhs.example").await;
+    click(
+        c,
+        "form[action='/requests/HD-000001/apply'] button[type=submit]",
+    )
+    .await;
+    let here = path_of(c).await;
+    if here != "/requests/HD-000001?done=decided" {
+        return Err(format!("after applying: {here}"));
+    }
+    let decided = c.source().await.map_err(|e| e.to_string())?;
+    if !decided.contains("The reply to rosehill.care@nhs.example is in the outbox (pending).") {
+        return Err(format!("no word of the reply:\n{decided}"));
+    }
+    shots.take(c, "request-decided").await;
+
+    // The reply waits in the outbox.
+    click(c, "nav.nav a[href='/outbox']").await;
+    click(c, "nav.tabs a[href='/outbox?status=pending']").await;
+    let out = c.source().await.map_err(|e| e.to_string())?;
+    if !out.contains("[HD-000001] Done: Question") {
+        return Err(format!("the reply is not in the outbox:\n{out}"));
+    }
+    click(c, "nav.nav a[href='/outbox']").await;
+    shots.take(c, "outbox").await;
+
+    // The other pages, for the pictures and to see they render in a browser.
+    c.goto(&format!(
+        "{base}/requests?mailbox=rosehill.care%40nhs.example"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    if !c
+        .source()
+        .await
+        .map_err(|e| e.to_string())?
+        .contains("requests match.")
+    {
+        return Err("the search found nothing".into());
+    }
+    shots.take(c, "requests").await;
+    c.goto(&format!("{base}/directory"))
+        .await
+        .map_err(|e| e.to_string())?;
+    shots.take(c, "directory").await;
+    c.goto(&format!("{base}/audit"))
+        .await
+        .map_err(|e| e.to_string())?;
+    shots.take(c, "audit").await;
+
+    // The export, fetched as a download would be: with the session's cookie.
+    let cookie = c
+        .get_named_cookie("postroom_session")
+        .await
+        .map_err(|e| e.to_string())?;
+    if cookie.http_only() != Some(true) {
+        return Err("the session cookie is not HttpOnly".into());
+    }
+    let csv = fetch(
+        &format!("{base}/audit.csv?actor=staff%3Aalice"),
+        Some(cookie.value()),
+    )
+    .await?;
+    let reset = csv
+        .lines()
+        .find(|l| l.contains("password.reset"))
+        .ok_or_else(|| format!("no password reset in the export:\n{csv}"))?;
+    if !reset.contains("staff:alice") || !reset.contains("tom.smith@nhs.example") {
+        return Err(format!("the export's line: {reset}"));
+    }
+    if !csv.contains("request.applied") || !csv.contains("HD-000001") {
+        return Err(format!("the decision is not in the export:\n{csv}"));
+    }
+    // Without the cookie there is no export.
+    let stranger = fetch(&format!("{base}/audit.csv"), None).await?;
+    if stranger.contains("password.reset") {
+        return Err("the export was given without a session".into());
+    }
+
+    // Sign out: back to the sign-in page, and the queue is closed again.
+    click(c, "form[action='/logout'] button").await;
+    if !path_of(c).await.starts_with("/login") {
+        return Err("signing out did not lead to the sign-in page".into());
+    }
+    c.goto(&format!("{base}/queue"))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !path_of(c).await.starts_with("/login") {
+        return Err("the queue is open after signing out".into());
+    }
+    Ok(())
+}
+
+/// GET `url` outside the browser, with the session cookie if given; the body (a redirect's
+/// body is empty).
+async fn fetch(url: &str, session: Option<&str>) -> Result<String, String> {
+    use hyper_util::client::legacy::Client as HttpClient;
+    use hyper_util::rt::TokioExecutor;
+    let client: HttpClient<HttpConnector, axum::body::Body> =
+        HttpClient::builder(TokioExecutor::new()).build_http();
+    let mut req = axum::http::Request::get(url);
+    if let Some(s) = session {
+        req = req.header("cookie", format!("postroom_session={s}"));
+    }
+    let res = client
+        .request(
+            req.body(axum::body::Body::empty())
+                .map_err(|e| e.to_string())?,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let bytes = axum::body::to_bytes(axum::body::Body::new(res.into_body()), 64 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
