@@ -79,6 +79,30 @@ pub enum Command {
     Check,
     /// Serve the staff page alone (`postroom run` serves it too), at `[web] listen`.
     Web,
+    /// Inbox connection, last message, queue sizes, outbox backlog, oldest waiting request.
+    Status {
+        /// One JSON object instead of lines for a person.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent copy of the (SQLite) database to FILE while postroom runs.
+    Backup { file: PathBuf },
+    /// Decide stored messages again under the current rules and directory; print the outcomes
+    /// that would change (JSON lines) and a summary. Writes nothing.
+    Replay {
+        /// Messages received since: `2026-11-26`, an RFC 3339 time, or a duration ago (`24h`).
+        #[arg(long)]
+        since: String,
+        /// Required: replay only ever runs as a dry run.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Apply `[retention]`: drop old raw messages, delete long-disabled accounts.
+    Retention {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Manage the helpdesk staff who sign in to the staff page.
     Staff {
         #[command(subcommand)]
@@ -112,6 +136,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Migrate { dry_run: true } => Store::connect(&cfg.database).await?,
         _ => Store::open(&cfg.database).await?,
     };
+    if matches!(cli.command, Command::Check | Command::Run)
+        && let Some(warning) = config::exposed_secret_warning(&cli.config)
+    {
+        println!("⚠ {warning}");
+        tracing::warn!("{warning}");
+    }
     let result = dispatch(cli.command, &cfg, &store).await;
     store.close().await;
     result
@@ -141,6 +171,48 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
         Command::Run => crate::daemon::run(cfg, store).await,
         Command::Check => crate::check::run(cfg, store).await,
         Command::Web => crate::daemon::web_only(cfg, store).await,
+        Command::Status { json } => {
+            let report = crate::ops::status::report(store).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", crate::ops::status::render(&report));
+            }
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let bytes = crate::ops::backup::backup(store, &file).await?;
+            println!("backed up to {} ({bytes} bytes)", file.display());
+            Ok(())
+        }
+        Command::Replay { since, dry_run } => {
+            if !dry_run {
+                bail!("replay only runs as a dry run: add --dry-run");
+            }
+            let since_ms = parse_since(&since)?;
+            let stdout = std::io::stdout();
+            let mut failed = None;
+            let summary = crate::ops::replay::replay(store, cfg, since_ms, |change| {
+                let mut out = stdout.lock();
+                if let Err(e) = serde_json::to_writer(&mut out, change)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| writeln!(out))
+                {
+                    failed.get_or_insert(e);
+                }
+            })
+            .await?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Retention { dry_run } => {
+            let report = crate::ops::retention::run(store, cfg, dry_run).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
         Command::Staff { command } => match command {
             StaffCommand::Add { name, role } => {
                 let password = read_password(&format!("Password for {name}: "))?;

@@ -49,6 +49,15 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     web: RawWeb,
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    raw_messages: Option<String>,
+    disabled_accounts: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,6 +190,16 @@ pub struct Config {
     pub confirmation: ConfirmationConfig,
     pub limits: LimitsConfig,
     pub web: WebConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long data is kept (`postroom retention`, and daily in `postroom run`).
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// Raw message bytes are dropped after this long (the row and audit stay).
+    pub raw_messages: Duration,
+    /// Disabled accounts are deleted this long after they were disabled.
+    pub disabled_accounts: Duration,
 }
 
 /// The staff page.
@@ -504,7 +523,21 @@ impl Config {
             )?,
         };
 
+        let retention = RetentionConfig {
+            raw_messages: duration_key(
+                "retention.raw_messages",
+                raw.retention.raw_messages,
+                Duration::from_secs(400 * 86400),
+            )?,
+            disabled_accounts: duration_key(
+                "retention.disabled_accounts",
+                raw.retention.disabled_accounts,
+                Duration::from_secs(30 * 86400),
+            )?,
+        };
+
         Ok(Config {
+            retention,
             web,
             trust,
             confirmation,
@@ -737,6 +770,30 @@ fn check_smtp(r: RawSmtp, helpdesk: &str) -> Result<SmtpConfig, ConfigError> {
             r.give_up_after,
             Duration::from_secs(3 * 24 * 3600),
         )?,
+    })
+}
+
+/// A warning when the config file holds a secret and every user on the machine can read it.
+pub fn exposed_secret_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o004 == 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let holds_secret = text.lines().any(|l| {
+        let l = l.trim_start();
+        !l.starts_with('#')
+            && (l.starts_with("password =")
+                || l.starts_with("password=")
+                || l.starts_with("client_secret"))
+    });
+    holds_secret.then(|| {
+        format!(
+            "{} holds a password and every user on this machine can read it (mode {:o}): chmod 600 it, or move the secret to password_file or POSTROOM_<SECTION>_PASSWORD",
+            path.display(),
+            mode & 0o777
+        )
     })
 }
 

@@ -56,6 +56,12 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     // The staff page runs beside the loops; a port that cannot be had stops the start, with
     // the key to change.
     let listener = bind_web(cfg).await?;
+    let housekeeping = tokio::spawn(housekeeping(
+        store.clone(),
+        shared.clone(),
+        status.clone(),
+        shutdown.clone(),
+    ));
     let web_task = {
         let (store, cfg, shutdown, status) = (
             store.clone(),
@@ -129,6 +135,7 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
             watcher.abort();
             outbox.abort();
             web_task.abort();
+            housekeeping.abort();
             tracing::warn!(
                 "did not stop within {GRACE:?}; exiting anyway (an unmoved message is moved on the next start)"
             );
@@ -143,6 +150,53 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         },
         Ok(Ok(Err(e))) => Err(anyhow::Error::new(e).context("IMAP watcher")),
         Ok(Err(join)) => bail!("IMAP watcher crashed: {join}"),
+    }
+}
+
+/// How often an instance writes its state for `postroom status`, and applies `[retention]`.
+const HEALTH_EVERY: Duration = Duration::from_secs(10);
+const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Report this instance's state to the database every few seconds, and apply the retention
+/// rules once a day. Failures are logged and tried again next time: never fatal.
+async fn housekeeping(store: Store, cfg: Arc<Config>, status: Status, shutdown: CancellationToken) {
+    let instance = format!(
+        "{}:{}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "host".into()),
+        std::process::id()
+    );
+    let mut next_retention = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match store.read().await {
+            Ok(mut conn) => {
+                if let Err(e) =
+                    crate::store::health::report(&mut conn, &instance, &status.snapshot()).await
+                {
+                    tracing::warn!("could not record this instance's health: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("could not record this instance's health: {e}"),
+        }
+        if tokio::time::Instant::now() >= next_retention {
+            next_retention += RETENTION_EVERY;
+            match crate::ops::retention::run(&store, &cfg, false).await {
+                Ok(r) if r.raw_messages_dropped > 0 || !r.accounts_deleted.is_empty() => {
+                    tracing::info!(
+                        raw_messages_dropped = r.raw_messages_dropped,
+                        accounts_deleted = r.accounts_deleted.len(),
+                        "retention applied"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("retention failed (tried again tomorrow): {e}"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
     }
 }
 

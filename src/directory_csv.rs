@@ -192,7 +192,9 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
         rows: rows.len(),
         ..Default::default()
     };
+    let mut progress = crate::ops::progress::Progress::new("import", rows.len() as u64);
     for row in rows {
+        progress.inc(1);
         let bad = |message: String| ImportError::Row {
             line: row.line,
             message,
@@ -283,6 +285,7 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
             }
         }
     }
+    progress.finish();
     Ok(s)
 }
 

@@ -116,7 +116,33 @@ async fn run(
     mode: Mode,
     hold: Option<Reason>,
 ) -> Result<Processed, StoreError> {
-    let msg = message::parse(raw);
+    run_parsed(store, cfg, raw, message::parse(raw), source, mode, hold).await
+}
+
+/// Decide a stored message again under today's rules and directory, writing nothing: what
+/// `postroom replay` reports. The message is treated as new (its Message-ID and hash are
+/// set aside so it is not a duplicate of itself).
+pub async fn replay(
+    store: &Store,
+    cfg: &Config,
+    raw: &[u8],
+    source: &str,
+) -> Result<Processed, StoreError> {
+    let mut msg = message::parse(raw);
+    msg.message_id = None;
+    msg.sha256 = format!("replay:{}", msg.sha256);
+    run_parsed(store, cfg, raw, msg, source, Mode::DryRun, None).await
+}
+
+async fn run_parsed(
+    store: &Store,
+    cfg: &Config,
+    raw: &[u8],
+    msg: Message,
+    source: &str,
+    mode: Mode,
+    hold: Option<Reason>,
+) -> Result<Processed, StoreError> {
     let dkim_domains = crate::dkim::verified_domains(raw, &cfg.trust).await;
     let evidence = trust::assess(&msg, &cfg.trust, &dkim_domains);
     let input = Input {

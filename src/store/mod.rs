@@ -6,6 +6,7 @@
 //! transaction starts) the [`Backend`] chooses.
 
 pub mod directory;
+pub mod health;
 pub mod journal;
 pub mod outbox;
 pub mod staff;

@@ -1,0 +1,8 @@
+//! What an operator runs besides the daemon: backups, data retention, replaying stored mail
+//! under new rules, a status report, and progress for long work.
+
+pub mod backup;
+pub mod progress;
+pub mod replay;
+pub mod retention;
+pub mod status;

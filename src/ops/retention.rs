@@ -1,0 +1,98 @@
+//! Data retention (`[retention]`): raw message bytes are dropped after `raw_messages`
+//! (default 400 days) and disabled accounts deleted `disabled_accounts` (default 30 days) after
+//! they were disabled — the standing rule for leavers. The audit trail is kept whole: it
+//! names accounts by address, so it outlives them.
+
+use crate::config::Config;
+use crate::store::journal::{self, NewAuditEvent};
+use crate::store::{Store, StoreError, now_ms};
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub raw_messages_dropped: i64,
+    pub accounts_deleted: Vec<String>,
+    pub dry_run: bool,
+}
+
+fn cutoff(d: std::time::Duration) -> i64 {
+    now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub async fn run(
+    store: &Store,
+    cfg: &Config,
+    dry_run: bool,
+) -> Result<RetentionReport, StoreError> {
+    let raw_cutoff = cutoff(cfg.retention.raw_messages);
+    let account_cutoff = cutoff(cfg.retention.disabled_accounts);
+    let mut tx = store.begin().await?;
+    let raw_messages_dropped: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE received_at < $1 AND raw_deleted_at IS NULL",
+    )
+    .bind(raw_cutoff)
+    .fetch_one(&mut *tx)
+    .await?;
+    let accounts: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, address FROM accounts WHERE status = 'disabled' AND status_changed_at < $1 ORDER BY address",
+    )
+    .bind(account_cutoff)
+    .fetch_all(&mut *tx)
+    .await?;
+    let report = RetentionReport {
+        raw_messages_dropped,
+        accounts_deleted: accounts.iter().map(|(_, a)| a.clone()).collect(),
+        dry_run,
+    };
+    if dry_run {
+        tx.rollback().await?;
+        return Ok(report);
+    }
+    sqlx::query("UPDATE messages SET raw = $2, raw_deleted_at = $3 WHERE received_at < $1 AND raw_deleted_at IS NULL")
+        .bind(raw_cutoff)
+        .bind(Vec::<u8>::new())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    for (id, address) in &accounts {
+        sqlx::query("DELETE FROM memberships WHERE account_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        journal::insert_audit(
+            &mut tx,
+            &NewAuditEvent {
+                actor: "postroom",
+                on_behalf_of: None,
+                action: "account.deleted",
+                subject: Some(address),
+                detail: json!({ "why": "retention: disabled longer than [retention] disabled_accounts" }),
+                request_id: None,
+                message_id: None,
+            },
+        )
+        .await?;
+    }
+    if raw_messages_dropped > 0 {
+        journal::insert_audit(
+            &mut tx,
+            &NewAuditEvent {
+                actor: "postroom",
+                on_behalf_of: None,
+                action: "messages.raw_dropped",
+                subject: None,
+                detail: json!({ "count": raw_messages_dropped, "received_before": crate::store::format_ms(raw_cutoff) }),
+                request_id: None,
+                message_id: None,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(report)
+}

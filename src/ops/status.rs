@@ -1,0 +1,100 @@
+//! `postroom status`: the facts `/healthz` gives, for a terminal — inbox connection (as each
+//! instance last reported it), last message processed, queue sizes, outbox backlog, oldest
+//! waiting request.
+
+use crate::store::health::{self, InstanceHealth};
+use crate::store::outbox;
+use crate::store::{Store, StoreError, format_ms, now_ms};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub instances: Vec<InstanceHealth>,
+    pub last_message_at: Option<String>,
+    pub needs_review: i64,
+    pub awaiting_confirmation: i64,
+    pub oldest_waiting_request: Option<String>,
+    pub oldest_waiting_since: Option<String>,
+    pub outbox_pending: i64,
+    pub outbox_failed: i64,
+    pub outbox_sent: i64,
+}
+
+pub async fn report(store: &Store) -> Result<StatusReport, StoreError> {
+    let mut conn = store.read().await?;
+    let instances = health::list(&mut conn).await?;
+    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(received_at) FROM messages")
+        .fetch_one(&mut *conn)
+        .await?;
+    let count = |outcome: &'static str| {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM requests WHERE outcome = $1")
+            .bind(outcome)
+    };
+    let needs_review = count("needs_review").fetch_one(&mut *conn).await?;
+    let awaiting_confirmation = count("awaiting_confirmation").fetch_one(&mut *conn).await?;
+    let oldest: Option<(String, i64)> = sqlx::query_as(
+        "SELECT reference, created_at FROM requests WHERE outcome = 'needs_review' ORDER BY created_at, id LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let counts = outbox::counts(&mut conn).await?;
+    Ok(StatusReport {
+        instances,
+        last_message_at: last.map(format_ms),
+        needs_review,
+        awaiting_confirmation,
+        oldest_waiting_request: oldest.as_ref().map(|(r, _)| r.clone()),
+        oldest_waiting_since: oldest.map(|(_, t)| format_ms(t)),
+        outbox_pending: counts.pending,
+        outbox_failed: counts.failed,
+        outbox_sent: counts.sent,
+    })
+}
+
+/// The report as lines for a person.
+pub fn render(r: &StatusReport) -> String {
+    let mut out = String::new();
+    let now = now_ms();
+    if r.instances.is_empty() {
+        out.push_str("inbox:            no instance of `postroom run` has reported yet\n");
+    }
+    for i in &r.instances {
+        let age = (now - i.updated_at) / 1000;
+        let stale = if age > 60 {
+            format!(" (last report {age}s ago: not running?)")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "inbox:            {} on {}{stale}{}\n",
+            i.imap_state,
+            i.instance,
+            i.imap_error
+                .as_deref()
+                .map(|e| format!(" — last error: {e}"))
+                .unwrap_or_default()
+        ));
+        if i.token_failures > 0 {
+            out.push_str(&format!(
+                "sign-in tokens:   {} failures since start\n",
+                i.token_failures
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "last message:     {}\n",
+        r.last_message_at.as_deref().unwrap_or("none yet")
+    ));
+    out.push_str(&format!(
+        "queue:            {} waiting for review, {} waiting for confirmation\n",
+        r.needs_review, r.awaiting_confirmation
+    ));
+    if let (Some(reference), Some(since)) = (&r.oldest_waiting_request, &r.oldest_waiting_since) {
+        out.push_str(&format!("oldest waiting:   {reference} since {since}\n"));
+    }
+    out.push_str(&format!(
+        "outbox:           {} pending, {} failed, {} sent\n",
+        r.outbox_pending, r.outbox_failed, r.outbox_sent
+    ));
+    out
+}
