@@ -1,0 +1,226 @@
+//! Parse and decide, in process (issue 7, part 1): raw bytes → parsed message → screened →
+//! trust evidence → extracted request → decision, with no database, one core.
+//!
+//! Anchored in the same run by `mail-parser` parsing alone, so the ratio shows what postroom
+//! adds. Inputs: every message of `../shared/corpus/` (real-world mail) and a synthetic mix
+//! of request emails made from `tests/fixtures/requests/`.
+//!
+//! `cargo bench --bench parse_decide` prints a table and, last, one line of JSON.
+
+use postroom::config::Config;
+use postroom::policy::{self, MailboxView, Snapshot};
+use postroom::request::Role;
+use postroom::request::extract::{self, ExtractContext};
+use postroom::store::directory::{Account, AccountStatus, Mailbox, Membership};
+use postroom::{message, screen, trust};
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn corpus() -> Vec<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !(name.ends_with(".md")
+                || name.ends_with(".tsv")
+                || name.contains("LICENSE")
+                || name.starts_with("README"))
+            {
+                if let Ok(b) = std::fs::read(&p) {
+                    out.push(b);
+                }
+            }
+        }
+    }
+    assert!(
+        out.len() > 500,
+        "the shared corpus was not found at {} — the benchmark needs it",
+        root.display()
+    );
+    out
+}
+
+/// 2,000 request emails: every fixture, with unique Message-IDs and a few wording variants.
+fn request_mix() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/requests");
+    let fixtures: Vec<String> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/requests")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect();
+    (0..2000)
+        .map(|i| {
+            let f = &fixtures[i % fixtures.len()];
+            f.replacen("Message-ID: <", &format!("Message-ID: <mix{i}-"), 1)
+                .into_bytes()
+        })
+        .collect()
+}
+
+fn snapshot() -> Snapshot {
+    let mailbox = Mailbox {
+        id: 1,
+        organisation_id: 1,
+        organisation: "Rosehill Care".into(),
+        address: "rosehill.care@nhs.example".into(),
+    };
+    let people = [
+        (
+            1,
+            "jane.doe@nhs.example",
+            Role::Owner,
+            AccountStatus::Active,
+        ),
+        (
+            2,
+            "tom.smith@nhs.example",
+            Role::Member,
+            AccountStatus::Active,
+        ),
+        (
+            3,
+            "amy.jones@nhs.example",
+            Role::Member,
+            AccountStatus::Active,
+        ),
+        (
+            4,
+            "kim.lee@nhs.example",
+            Role::Member,
+            AccountStatus::Locked,
+        ),
+    ];
+    let members: Vec<Membership> = people
+        .iter()
+        .map(|(id, a, role, status)| Membership {
+            mailbox_id: 1,
+            mailbox: mailbox.address.clone(),
+            account_id: *id,
+            account: (*a).into(),
+            account_status: *status,
+            role: *role,
+        })
+        .collect();
+    let view = MailboxView {
+        mailbox: mailbox.clone(),
+        members,
+    };
+    let mut snap = Snapshot {
+        mailbox: Some(view.clone()),
+        organisation_accounts: 5,
+        ..Default::default()
+    };
+    for (id, a, _, status) in people {
+        snap.accounts.insert(
+            a.into(),
+            Account {
+                id,
+                organisation_id: 1,
+                organisation: "Rosehill Care".into(),
+                address: a.into(),
+                name: a.into(),
+                status,
+            },
+        );
+        snap.account_mailboxes.insert(id, vec![view.clone()]);
+    }
+    snap
+}
+
+/// Run `f` over `inputs` repeatedly for at least `min`; returns (messages/s, MB/s).
+fn measure(inputs: &[Vec<u8>], min: Duration, mut f: impl FnMut(&[u8])) -> (f64, f64) {
+    let bytes: usize = inputs.iter().map(Vec::len).sum();
+    for m in inputs.iter().take(50) {
+        f(m); // warm up
+    }
+    let start = Instant::now();
+    let mut rounds = 0usize;
+    while start.elapsed() < min {
+        for m in inputs {
+            f(m);
+        }
+        rounds += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    (
+        (inputs.len() * rounds) as f64 / secs,
+        (bytes * rounds) as f64 / secs / 1e6,
+    )
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs it briefly as a smoke test.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let min = if quick {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(3)
+    };
+    let cfg = Config::from_toml_with_env(
+        "[helpdesk]\naddress = \"helpdesk@nhs.example\"\n[trust]\nauthserv_id = \"mail.nhs.example\"\n",
+        &[],
+    )
+    .expect("bench config");
+    let snap = snapshot();
+    let decide = |raw: &[u8]| {
+        let msg = message::parse(raw);
+        if msg.unparsable || screen::screen(&msg, &cfg.helpdesk.address).is_some() {
+            return;
+        }
+        let ev = trust::assess(&msg, &cfg.trust, &[]);
+        let ex = extract::extract(
+            &msg,
+            &ExtractContext {
+                mailbox: msg.from.as_deref(),
+                helpdesk: &cfg.helpdesk.address,
+                reference_prefix: "HD",
+            },
+        );
+        black_box((ev, policy::decide(&msg, &ex, &snap, &cfg)));
+    };
+    let parse_only = |raw: &[u8]| {
+        black_box(mail_parser::MessageParser::default().parse(raw));
+    };
+
+    let sets = [("request mix", request_mix()), ("shared corpus", corpus())];
+    let mut json = Vec::new();
+    println!(
+        "{:<15} {:>8} {:>22} {:>22} {:>7}",
+        "input", "messages", "mail-parser alone", "postroom parse+decide", "ratio"
+    );
+    for (name, inputs) in &sets {
+        let (base_mps, base_mbs) = measure(inputs, min, parse_only);
+        let (mps, mbs) = measure(inputs, min, decide);
+        println!(
+            "{name:<15} {:>8} {:>10.0} msg/s {:>5.1} MB/s {:>10.0} msg/s {:>5.1} MB/s {:>7.2}",
+            inputs.len(),
+            base_mps,
+            base_mbs,
+            mps,
+            mbs,
+            mps / base_mps
+        );
+        json.push(format!(
+            "\"{}\":{{\"messages\":{},\"mail_parser_msgs_per_s\":{base_mps:.0},\"mail_parser_mb_per_s\":{base_mbs:.2},\"postroom_msgs_per_s\":{mps:.0},\"postroom_mb_per_s\":{mbs:.2},\"ratio\":{:.3}}}",
+            name.replace(' ', "_"),
+            inputs.len(),
+            mps / base_mps
+        ));
+    }
+    println!("{{\"parse_and_decide\":{{{}}}}}", json.join(","));
+}
