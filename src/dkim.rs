@@ -20,7 +20,9 @@ use crate::trust::{TrustConfig, TrustMode};
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::common::verify::DomainKey;
 use mail_auth::hickory_resolver::config::ResolverConfig;
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt};
+use mail_auth::{
+    AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt,
+};
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
@@ -44,8 +46,9 @@ pub const SIGNATURE_BUDGET: Duration = Duration::from_secs(5);
 const DNS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The `d=` domains (lower-case, deduplicated, in header order) of the message's DKIM
-/// signatures that verify and cover the `From:` postroom reads. Empty when the `dkim` mode is
-/// not configured, or on any doubt.
+/// signatures that verify and cover what postroom reads: the one `From:` (the same address
+/// our own parser finds), `Subject:`, and every instance of each header they sign. Empty when
+/// the `dkim` mode is not configured, or on any doubt.
 pub async fn verified_domains(raw: &[u8], cfg: &TrustConfig) -> Vec<String> {
     if !cfg.modes.contains(&TrustMode::Dkim) {
         return Vec::new();
@@ -61,15 +64,26 @@ pub async fn verified_domains(raw: &[u8], cfg: &TrustConfig) -> Vec<String> {
         return Vec::new();
     }
     if message.headers.len() > MAX_HEADER_FIELDS {
-        tracing::info!(fields = message.headers.len(), "DKIM not checked: too many header fields");
+        tracing::info!(
+            fields = message.headers.len(),
+            "DKIM not checked: too many header fields"
+        );
         return Vec::new();
     }
     // A second From: above the signed one is the classic way to reuse a genuine signature
     // (h=from covers only the bottom one): with anything but exactly one From: address, no
     // signature says who wrote the message.
-    let from_fields = message.headers.iter().filter(|(name, _)| is_from(name)).count();
+    let from_fields = message
+        .headers
+        .iter()
+        .filter(|(name, _)| is_from(name))
+        .count();
     if from_fields != 1 || message.from.len() != 1 {
-        tracing::info!(from_fields, addresses = message.from.len(), "DKIM not checked: not exactly one From: address");
+        tracing::info!(
+            from_fields,
+            addresses = message.from.len(),
+            "DKIM not checked: not exactly one From: address"
+        );
         return Vec::new();
     }
 
@@ -80,7 +94,7 @@ pub async fn verified_domains(raw: &[u8], cfg: &TrustConfig) -> Vec<String> {
         .dkim_headers
         .iter()
         .take(MAX_SIGNATURES)
-        .filter(|h| covers_from(&h.header))
+        .filter(|h| signs_what_we_read(&h.header, &message.headers))
         .map(|h| {
             let mut header = h.clone();
             // Failure reports (`r=`) and third-party authorisation (`atps=`) each cost another
@@ -95,7 +109,9 @@ pub async fn verified_domains(raw: &[u8], cfg: &TrustConfig) -> Vec<String> {
             }
         })
         .collect();
-    let checks = singles.iter().map(|single| verify_one(authenticator, single, &pinned));
+    let checks = singles
+        .iter()
+        .map(|single| verify_one(authenticator, single, &pinned));
     let results = futures::future::join_all(checks).await;
 
     let mut domains: Vec<String> = Vec::new();
@@ -112,7 +128,11 @@ pub async fn verified_domains(raw: &[u8], cfg: &TrustConfig) -> Vec<String> {
     let ours = crate::message::parse(raw).from;
     let theirs = message.from.first().map(|a| a.trim().to_lowercase());
     if ours.is_none() || ours != theirs {
-        tracing::warn!(?ours, ?theirs, "DKIM ignored: the signed From: differs from the one postroom reads");
+        tracing::warn!(
+            ?ours,
+            ?theirs,
+            "DKIM ignored: the signed From: differs from the one postroom reads"
+        );
         return Vec::new();
     }
     domains
@@ -125,7 +145,9 @@ async fn verify_one(
     pinned: &PinnedKeys,
 ) -> Option<String> {
     let params = Parameters::new(single).with_txt_cache(pinned);
-    let Ok(outputs) = tokio::time::timeout(SIGNATURE_BUDGET, authenticator.verify_dkim(params)).await else {
+    let Ok(outputs) =
+        tokio::time::timeout(SIGNATURE_BUDGET, authenticator.verify_dkim(params)).await
+    else {
         tracing::info!("DKIM signature not verified: key lookup timed out");
         return None;
     };
@@ -148,14 +170,42 @@ async fn verify_one(
     passed
 }
 
-/// RFC 6376 §5.4: the From: field MUST be signed. A signature that leaves it out proves the
-/// signer sent *some* message, not this author's.
-fn covers_from(signature: &mail_auth::dkim::Signature) -> bool {
-    signature.h.len() <= MAX_SIGNED_HEADERS && signature.h.iter().any(|h| is_from(h.trim().as_bytes()))
+/// Headers a signature must cover to be evidence for postroom: From: (RFC 6376 §5.4: MUST),
+/// and Subject:, which names the request kind — unsigned, a replayed genuine "Password
+/// reset" could be re-titled "Leaver". Every major signer signs both.
+const MUST_SIGN: [&[u8]; 2] = [b"from", b"subject"];
+
+/// Whether a signature covers what postroom reads: the [`MUST_SIGN`] headers, and every
+/// instance of each header it names. DKIM signs the bottom-most instances only, so a second
+/// `Subject:` (or any signed name) added above a genuine one would otherwise ride on the
+/// signature; signers that "over-sign" (name a header more often than it occurs) are fine.
+fn signs_what_we_read(signature: &mail_auth::dkim::Signature, headers: &[(&[u8], &[u8])]) -> bool {
+    let signed = &signature.h;
+    if signed.len() > MAX_SIGNED_HEADERS {
+        return false;
+    }
+    let signs = |name: &[u8]| {
+        signed
+            .iter()
+            .filter(|h| same_name(h.as_bytes(), name))
+            .count()
+    };
+    MUST_SIGN.iter().all(|name| signs(name) > 0)
+        && signed.iter().all(|name| {
+            let present = headers
+                .iter()
+                .filter(|(h, _)| same_name(h, name.as_bytes()))
+                .count();
+            present <= signs(name.as_bytes())
+        })
+}
+
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.trim_ascii().eq_ignore_ascii_case(b.trim_ascii())
 }
 
 fn is_from(name: &[u8]) -> bool {
-    name.trim_ascii().eq_ignore_ascii_case(b"from")
+    same_name(name, b"from")
 }
 
 fn normalise_domain(d: &str) -> String {
@@ -170,14 +220,17 @@ fn authenticator() -> Option<&'static MessageAuthenticator> {
 }
 
 fn build_authenticator() -> Option<MessageAuthenticator> {
-    let system = mail_auth::hickory_resolver::system_conf::read_system_conf().map(|(config, mut options)| {
-        options.timeout = DNS_TIMEOUT;
-        options.attempts = 1;
-        (config, options)
-    });
-    match system.map_err(|e| e.to_string()).and_then(|(c, o)| {
-        MessageAuthenticator::new(c, o).map_err(|e| e.to_string())
-    }) {
+    let system = mail_auth::hickory_resolver::system_conf::read_system_conf().map(
+        |(config, mut options)| {
+            options.timeout = DNS_TIMEOUT;
+            options.attempts = 1;
+            (config, options)
+        },
+    );
+    match system
+        .map_err(|e| e.to_string())
+        .and_then(|(c, o)| MessageAuthenticator::new(c, o).map_err(|e| e.to_string()))
+    {
         Ok(a) => Some(a),
         Err(e) => {
             // Air-gapped sites may have no resolv.conf at all, and that is what pinned keys are
@@ -187,7 +240,8 @@ fn build_authenticator() -> Option<MessageAuthenticator> {
             let mut options = mail_auth::hickory_resolver::config::ResolverOpts::default();
             options.timeout = DNS_TIMEOUT;
             options.attempts = 1;
-            match MessageAuthenticator::new(ResolverConfig::from_name_servers(Vec::new()), options) {
+            match MessageAuthenticator::new(ResolverConfig::from_name_servers(Vec::new()), options)
+            {
                 Ok(a) => Some(a),
                 Err(e) => {
                     tracing::error!(error = %e, "no resolver at all for DKIM: no signature will verify");
@@ -201,13 +255,13 @@ fn build_authenticator() -> Option<MessageAuthenticator> {
 /// `[trust] dkim_keys` as mail-auth's TXT cache: answered before any DNS lookup. A pinned key
 /// that does not parse is answered as an error, never looked up in DNS instead: the operator
 /// said where that key lives.
-pub struct PinnedKeys {
+struct PinnedKeys {
     records: HashMap<Box<str>, Txt>,
     invalid: Vec<String>,
 }
 
 impl PinnedKeys {
-    pub fn new(keys: &BTreeMap<String, String>) -> PinnedKeys {
+    fn new(keys: &BTreeMap<String, String>) -> PinnedKeys {
         let mut records = HashMap::with_capacity(keys.len());
         let mut invalid = Vec::new();
         for (name, record) in keys {
@@ -300,19 +354,31 @@ mod tests {
     fn cfg(keys: &[(&str, &str)]) -> TrustConfig {
         TrustConfig {
             modes: vec![TrustMode::Dkim],
-            dkim_keys: keys.iter().map(|(n, r)| ((*n).to_owned(), (*r).to_owned())).collect(),
+            dkim_keys: keys
+                .iter()
+                .map(|(n, r)| ((*n).to_owned(), (*r).to_owned()))
+                .collect(),
             ..Default::default()
         }
     }
 
     fn base64(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+            let b = [
+                chunk[0],
+                chunk.get(1).copied().unwrap_or(0),
+                chunk.get(2).copied().unwrap_or(0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
-                out.push(if i <= chunk.len() { ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
+                out.push(if i <= chunk.len() {
+                    ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char
+                } else {
+                    '='
+                });
             }
         }
         out
@@ -323,7 +389,10 @@ mod tests {
         let k = key();
         let c = cfg(&[("Sel._DomainKey.NHS.example.", &k.record)]);
         let signed = sign(&k, "nhs.example", HEADERS, MESSAGE);
-        assert_eq!(verified_domains(signed.as_bytes(), &c).await, vec!["nhs.example".to_owned()]);
+        assert_eq!(
+            verified_domains(signed.as_bytes(), &c).await,
+            vec!["nhs.example".to_owned()]
+        );
         let altered = signed.replace("tom.smith", "amy.jones");
         assert!(verified_domains(altered.as_bytes(), &c).await.is_empty());
         // Not configured: nothing is verified at all.
@@ -345,18 +414,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_signature_that_does_not_cover_from_proves_nothing() {
+    async fn a_signature_must_cover_from_and_subject() {
         let k = key();
         let c = cfg(&[("sel._domainkey.nhs.example", &k.record)]);
-        let signed = sign(&k, "nhs.example", &["To", "Subject"], MESSAGE);
-        assert!(verified_domains(signed.as_bytes(), &c).await.is_empty());
+        for headers in [&["To", "Subject"][..], &["From", "To"]] {
+            let signed = sign(&k, "nhs.example", headers, MESSAGE);
+            assert!(
+                verified_domains(signed.as_bytes(), &c).await.is_empty(),
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signed_header_added_again_voids_the_signature() {
+        let k = key();
+        let c = cfg(&[("sel._domainkey.nhs.example", &k.record)]);
+        let signed = sign(&k, "nhs.example", HEADERS, MESSAGE);
+        // Cryptographically still valid (h=subject covers the bottom Subject:) — but postroom
+        // may read the top one.
+        let retitled = signed.replacen("From: ", "Subject: Leaver\r\nFrom: ", 1);
+        assert!(verified_domains(retitled.as_bytes(), &c).await.is_empty());
+        // Over-signing (naming Subject twice for one instance) is how signers prevent exactly
+        // that, and verifies.
+        let oversigned = sign(
+            &k,
+            "nhs.example",
+            &["From", "Subject", "Subject", "To"],
+            MESSAGE,
+        );
+        assert_eq!(
+            verified_domains(oversigned.as_bytes(), &c).await,
+            vec!["nhs.example".to_owned()]
+        );
     }
 
     #[tokio::test]
     async fn only_the_topmost_signatures_are_considered() {
         let good = key();
         let other = key();
-        let c = cfg(&[("sel._domainkey.nhs.example", &good.record), ("sel._domainkey.evil.example", &other.record)]);
+        let c = cfg(&[
+            ("sel._domainkey.nhs.example", &good.record),
+            ("sel._domainkey.evil.example", &other.record),
+        ]);
         let mut message = sign(&good, "nhs.example", HEADERS, MESSAGE);
         // Signatures with the wrong key for their selector: each fails, and MAX_SIGNATURES of
         // them on top push the good one out of reach.
@@ -365,7 +465,10 @@ mod tests {
         for _ in 0..MAX_SIGNATURES - 1 {
             message.insert_str(0, junk_header);
         }
-        assert_eq!(verified_domains(message.as_bytes(), &c).await, vec!["nhs.example".to_owned()]);
+        assert_eq!(
+            verified_domains(message.as_bytes(), &c).await,
+            vec!["nhs.example".to_owned()]
+        );
         message.insert_str(0, junk_header);
         assert!(verified_domains(message.as_bytes(), &c).await.is_empty());
     }
@@ -374,7 +477,10 @@ mod tests {
     async fn every_passing_domain_is_reported_once() {
         let a = key();
         let b = key();
-        let c = cfg(&[("sel._domainkey.nhs.example", &a.record), ("sel._domainkey.list.example", &b.record)]);
+        let c = cfg(&[
+            ("sel._domainkey.nhs.example", &a.record),
+            ("sel._domainkey.list.example", &b.record),
+        ]);
         let once = sign(&a, "nhs.example", HEADERS, MESSAGE);
         let twice = sign(&b, "list.example", HEADERS, &once);
         let thrice = sign(&a, "nhs.example", HEADERS, &twice);
@@ -390,7 +496,10 @@ mod tests {
         let c = cfg(&[("sel._domainkey.nhs.example", "v=DKIM1; k=ed25519; p=@@@")]);
         let signed = sign(&k, "nhs.example", HEADERS, MESSAGE);
         assert!(verified_domains(signed.as_bytes(), &c).await.is_empty());
-        assert_eq!(invalid_pinned_keys(&c.dkim_keys), vec!["sel._domainkey.nhs.example".to_owned()]);
+        assert_eq!(
+            invalid_pinned_keys(&c.dkim_keys),
+            vec!["sel._domainkey.nhs.example".to_owned()]
+        );
         assert!(invalid_pinned_keys(&cfg(&[("x", &k.record)]).dkim_keys).is_empty());
     }
 

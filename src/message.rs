@@ -82,7 +82,14 @@ pub fn parse(raw: &[u8]) -> Message {
     let raw = without_leading_blank_lines(&with_lf);
     // mail-parser returns `None` only when it finds no header at all (empty input, text
     // without a colon); it returns `Some` for random binary, with the bytes as one header name.
-    let Some(parsed) = MessageParser::default().parse(raw) else {
+    // mail-parser never fails by design, but a hostile message once reached one of its
+    // assertions (tests/fixtures/fuzz/): should any panic remain, this message is unparsable
+    // and the desk keeps going.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw)).unwrap_or_else(|_| {
+        tracing::warn!(sha256 = %msg.sha256, "mail-parser panicked on this message; treated as unparsable");
+        None
+    });
+    let Some(parsed) = parsed else {
         msg.unparsable = true;
         return msg;
     };
@@ -150,7 +157,50 @@ pub fn parse(raw: &[u8]) -> Message {
         .unwrap_or_else(|| "text/plain".to_string())
         .to_ascii_lowercase();
     msg.text = body_text(&parsed);
+    without_nul(&mut msg);
     msg
+}
+
+/// A NUL character means nothing in a header or a text, and PostgreSQL cannot store one in
+/// `TEXT` (`invalid byte sequence for encoding "UTF8": 0x00`): an encoded-word that decodes to
+/// `\0` (one in the shared corpus) would make the message unstorable there. Replaced with
+/// U+FFFD, on both backends alike; the raw bytes (stored as bytes) keep it.
+fn without_nul(msg: &mut Message) {
+    fn clean(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\u{FFFD}");
+        }
+    }
+    let Message {
+        message_id,
+        from,
+        from_name,
+        sender,
+        reply_to,
+        return_path,
+        subject,
+        in_reply_to,
+        references,
+        headers,
+        text,
+        ..
+    } = msg;
+    for s in [message_id, from, from_name, sender, reply_to, return_path]
+        .into_iter()
+        .flatten()
+    {
+        clean(s);
+    }
+    clean(subject);
+    clean(text);
+    in_reply_to
+        .iter_mut()
+        .chain(references.iter_mut())
+        .for_each(clean);
+    for (name, value) in headers.iter_mut() {
+        clean(name);
+        clean(value);
+    }
 }
 
 /// mail-parser ends lines at LF only, so a message with bare-CR line ends (classic Mac OS
@@ -294,6 +344,27 @@ mod tests {
 
     fn crlf(text: &str) -> Vec<u8> {
         text.replace('\n', "\r\n").into_bytes()
+    }
+
+    /// Regression: a subject whose encoded-word decodes to a trailing NUL (sisimai's
+    /// make-test-31) could not be stored on PostgreSQL.
+    #[test]
+    fn a_nul_in_a_decoded_subject_or_the_text_is_replaced() {
+        let raw = crlf(
+            "From: a@nhs.example\n\
+             Subject: =?ISO-8859-1?B?RXJyb3IA?=\n\
+             X-Odd: one\u{0}two\n\
+             \n\
+             body\u{0}text\n",
+        );
+        let msg = parse(&raw);
+        assert_eq!(msg.subject, "Error\u{FFFD}");
+        assert_eq!(msg.text.trim_end(), "body\u{FFFD}text");
+        assert!(
+            msg.headers
+                .iter()
+                .all(|(n, v)| !n.contains('\0') && !v.contains('\0'))
+        );
     }
 
     #[test]
