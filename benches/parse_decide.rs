@@ -38,10 +38,9 @@ fn corpus() -> Vec<Vec<u8>> {
                 || name.ends_with(".tsv")
                 || name.contains("LICENSE")
                 || name.starts_with("README"))
+                && let Ok(b) = std::fs::read(&p)
             {
-                if let Ok(b) = std::fs::read(&p) {
-                    out.push(b);
-                }
+                out.push(b);
             }
         }
     }

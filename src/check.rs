@@ -68,9 +68,20 @@ pub async fn checks(cfg: &Config, store: &Store) -> Report {
         ),
         Err(e) => r.fail("database", e.to_string()),
     }
-    match &cfg.imap {
-        Some(imap) => imap_checks(imap, &mut r).await,
-        None => r.fail("IMAP", "no [imap] section in the config"),
+    match cfg.imap.as_slice() {
+        [] => r.fail("IMAP", "no [imap] section in the config"),
+        [imap] => {
+            imap_checks(imap, "", &mut r).await;
+            lease_check(store, imap, "", &mut r).await;
+        }
+        // Several inboxes: each line names its entry (`IMAP login imap[1]`).
+        many => {
+            for imap in many {
+                let which = format!(" {}", imap.key);
+                imap_checks(imap, &which, &mut r).await;
+                lease_check(store, imap, &which, &mut r).await;
+            }
+        }
     }
     match &cfg.smtp {
         Some(s) => match smtp::check(s).await {
@@ -82,10 +93,28 @@ pub async fn checks(cfg: &Config, store: &Store) -> Report {
     r
 }
 
-async fn imap_checks(imap: &ImapConfig, r: &mut Report) {
+/// Which instance works the inbox now (several instances share one database): informative,
+/// never a failure — a lease held by another instance is how it should be.
+async fn lease_check(store: &Store, imap: &ImapConfig, which: &str, r: &mut Report) {
+    let inbox = imap.inbox_id();
+    let detail = match crate::store::lease::find(store, &inbox).await {
+        Ok(Some(l)) if l.expires_in_ms > 0 => format!(
+            "{inbox}: worked by {} (lease runs out in {:.0}s unless renewed)",
+            l.holder,
+            l.expires_in_ms as f64 / 1000.0
+        ),
+        Ok(_) => format!("{inbox}: no instance works it now; `run` takes it"),
+        Err(e) => return r.fail(&format!("IMAP lease{which}"), e.to_string()),
+    };
+    r.pass(&format!("IMAP lease{which}"), detail);
+}
+
+/// The checks of one inbox; `which` is appended to each line's name (empty for one inbox).
+async fn imap_checks(imap: &ImapConfig, which: &str, r: &mut Report) {
+    let l = |what: &str| format!("{what}{which}");
     let tls = match Tls::from_config(imap) {
         Ok(t) => t,
-        Err(e) => return r.fail("IMAP TLS", e.to_string()),
+        Err(e) => return r.fail(&l("IMAP TLS"), e.to_string()),
     };
     let how = match imap.tls {
         crate::config::TlsMode::Tls => "TLS, certificate verified",
@@ -95,52 +124,53 @@ async fn imap_checks(imap: &ImapConfig, r: &mut Report) {
     let client = match connect::open(imap, &tls).await {
         Ok(c) => {
             r.pass(
-                "IMAP connect",
+                &l("IMAP connect"),
                 format!("{}:{} ({how})", imap.host, imap.port),
             );
             c
         }
-        Err(e) => return r.fail("IMAP connect", e.to_string()),
+        Err(e) => return r.fail(&l("IMAP connect"), e.to_string()),
     };
     let mut session = match connect::login(client, imap).await {
         Ok(s) => {
-            r.pass("IMAP login", format!("logged in as {}", imap.username));
+            r.pass(
+                &l("IMAP login"),
+                format!("logged in as {} ({})", imap.username, imap.auth.describe()),
+            );
             s
         }
-        Err(e) => return r.fail("IMAP login", e.to_string()),
+        Err(e) => return r.fail(&l("IMAP login"), e.to_string()),
     };
     match Caps::query(&mut session, imap.timeout).await {
         Ok(caps) => {
             match (imap.idle, caps.idle) {
-                (true, true) => r.pass("IMAP IDLE", "offered: new mail is seen at once"),
-                (true, false) => r.fail(
-                    "IMAP IDLE",
+                (true, true) => r.pass(&l("IMAP IDLE"), "offered: new mail is seen at once"),
+                (true, false) => r.fail(&l("IMAP IDLE"),
                     format!(
                         "not offered: postroom falls back to polling every {:?} (set idle = false to accept that)",
                         imap.poll_interval
                     ),
                 ),
-                (false, _) => r.pass("IMAP IDLE", format!("not used (idle = false): polling every {:?}", imap.poll_interval)),
+                (false, _) => r.pass(&l("IMAP IDLE"), format!("not used (idle = false): polling every {:?}", imap.poll_interval)),
             }
             match (caps.r#move, caps.uidplus) {
-                (true, _) => r.pass("IMAP MOVE", "offered: messages are filed with UID MOVE"),
-                (false, true) => r.pass("IMAP MOVE", "not offered; UIDPLUS is: UID COPY + UID EXPUNGE instead"),
-                (false, false) => r.fail(
-                    "IMAP MOVE",
+                (true, _) => r.pass(&l("IMAP MOVE"), "offered: messages are filed with UID MOVE"),
+                (false, true) => r.pass(&l("IMAP MOVE"), "not offered; UIDPLUS is: UID COPY + UID EXPUNGE instead"),
+                (false, false) => r.fail(&l("IMAP MOVE"),
                     "neither MOVE nor UIDPLUS: filed messages can only be copied and flagged \\Deleted",
                 ),
             }
             if caps.uidplus {
-                r.pass("IMAP UIDPLUS", "offered");
+                r.pass(&l("IMAP UIDPLUS"), "offered");
             } else if caps.r#move {
-                r.pass("IMAP UIDPLUS", "not offered (not needed: MOVE is)");
+                r.pass(&l("IMAP UIDPLUS"), "not offered (not needed: MOVE is)");
             }
         }
-        Err(e) => return r.fail("IMAP capabilities", e.to_string()),
+        Err(e) => return r.fail(&l("IMAP capabilities"), e.to_string()),
     }
     let folders = match Folders::discover(&mut session, imap).await {
         Ok(f) => f,
-        Err(e) => return r.fail("IMAP folders", e.to_string()),
+        Err(e) => return r.fail(&l("IMAP folders"), e.to_string()),
     };
     match bounded(
         format!("SELECT {}", folders.watched),
@@ -150,7 +180,7 @@ async fn imap_checks(imap: &ImapConfig, r: &mut Report) {
     .await
     {
         Ok(m) => r.pass(
-            "IMAP folder",
+            &l("IMAP folder"),
             format!(
                 "{}: {} message{} waiting (UIDVALIDITY {})",
                 folders.watched,
@@ -160,17 +190,18 @@ async fn imap_checks(imap: &ImapConfig, r: &mut Report) {
                     .map_or_else(|| "none".to_owned(), |v| v.to_string())
             ),
         ),
-        Err(e) => r.fail("IMAP folder", format!("{}: {e}", folders.watched)),
+        Err(e) => r.fail(&l("IMAP folder"), format!("{}: {e}", folders.watched)),
     }
     match folders.missing(&mut session, imap).await {
-        Ok(missing) if missing.is_empty() => {
-            r.pass("IMAP outcome folders", folders.outcome_folders().join(", "))
-        }
+        Ok(missing) if missing.is_empty() => r.pass(
+            &l("IMAP outcome folders"),
+            folders.outcome_folders().join(", "),
+        ),
         Ok(missing) => r.pass(
-            "IMAP outcome folders",
+            &l("IMAP outcome folders"),
             format!("{} missing; `run` creates them", missing.join(", ")),
         ),
-        Err(e) => r.fail("IMAP outcome folders", e.to_string()),
+        Err(e) => r.fail(&l("IMAP outcome folders"), e.to_string()),
     }
     connect::logout(session, imap).await;
 }

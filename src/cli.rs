@@ -134,6 +134,8 @@ pub async fn run(cli: Cli) -> Result<()> {
     let cfg = Config::load(&cli.config)?;
     let store = match &cli.command {
         Command::Migrate { dry_run: true } => Store::connect(&cfg.database).await?,
+        // The daemon outlives a database outage, one at its start included: it waits.
+        Command::Run => crate::daemon::open_store(&cfg).await?,
         _ => Store::open(&cfg.database).await?,
     };
     if matches!(cli.command, Command::Check | Command::Run)

@@ -39,7 +39,9 @@ struct RawConfig {
     helpdesk: Option<RawHelpdesk>,
     #[serde(default)]
     policy: BTreeMap<String, String>,
-    imap: Option<RawImap>,
+    /// `[imap]` (one inbox) or `[[imap]]` (several): read by [`raw_imaps`], so that an error
+    /// names the entry (`imap[1].host`).
+    imap: Option<toml::Value>,
     smtp: Option<RawSmtp>,
     #[serde(default)]
     trust: RawTrust,
@@ -127,6 +129,9 @@ struct RawImap {
     username: String,
     password: Option<String>,
     password_file: Option<PathBuf>,
+    auth: Option<AuthKind>,
+    oauth2: Option<RawOauth2>,
+    token_command: Option<String>,
     ca_file: Option<PathBuf>,
     folder: Option<String>,
     processed: Option<String>,
@@ -151,6 +156,9 @@ struct RawSmtp {
     username: Option<String>,
     password: Option<String>,
     password_file: Option<PathBuf>,
+    auth: Option<AuthKind>,
+    oauth2: Option<RawOauth2>,
+    token_command: Option<String>,
     ca_file: Option<PathBuf>,
     from: Option<String>,
     timeout: Option<String>,
@@ -165,6 +173,7 @@ struct RawDatabase {
     url: Option<String>,
     max_connections: Option<u32>,
     acquire_timeout: Option<String>,
+    lease_ttl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,8 +192,11 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub helpdesk: HelpdeskConfig,
     pub policy: PolicyConfig,
-    /// `None` when the file has no `[imap]` section (`run` then refuses to start).
-    pub imap: Option<ImapConfig>,
+    /// The inboxes to watch: one `[imap]` table, or one per `[[imap]]` entry. Empty when the
+    /// file has neither (`run` then refuses to start).
+    pub imap: Vec<ImapConfig>,
+    /// How instances share the inboxes (`[database] lease_ttl`).
+    pub lease: LeaseConfig,
     pub smtp: Option<SmtpConfig>,
     pub trust: crate::trust::TrustConfig,
     pub confirmation: ConfirmationConfig,
@@ -200,6 +212,37 @@ pub struct RetentionConfig {
     pub raw_messages: Duration,
     /// Disabled accounts are deleted this long after they were disabled.
     pub disabled_accounts: Duration,
+}
+
+/// Each inbox is worked by one instance at a time, the holder of its lease (a row in
+/// `inbox_leases`, see `imap::lease`). Kept apart from [`DatabaseConfig`] so that code which
+/// only connects need not know about it.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseConfig {
+    /// A lease not renewed for this long is free for another instance: the longest an inbox
+    /// waits after its holder died (plus one renewal interval).
+    pub ttl: Duration,
+}
+
+impl LeaseConfig {
+    /// The holder renews this often, and a waiting instance tries this often.
+    pub fn renew_every(&self) -> Duration {
+        self.ttl / 4
+    }
+
+    /// A holder that could not renew for this long stops working the inbox: a quarter of the
+    /// TTL before anyone else may take it, time enough to finish the message in hand.
+    pub fn give_up_after(&self) -> Duration {
+        self.ttl.saturating_sub(self.ttl / 4)
+    }
+}
+
+impl Default for LeaseConfig {
+    fn default() -> LeaseConfig {
+        LeaseConfig {
+            ttl: Duration::from_secs(20),
+        }
+    }
 }
 
 /// The staff page.
@@ -278,11 +321,15 @@ impl std::fmt::Debug for Secret {
 
 #[derive(Debug, Clone)]
 pub struct ImapConfig {
+    /// Where this inbox sits in the config, for messages: `imap` or `imap[2]`.
+    pub key: String,
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
     pub username: String,
+    /// Empty with `auth = "xoauth2"`.
     pub password: Secret,
+    pub auth: Auth,
     /// Extra CA certificate (PEM) to trust, e.g. a test server's self-signed one.
     pub ca_file: Option<PathBuf>,
     /// The folder watched for requests.
@@ -308,6 +355,23 @@ pub struct ImapConfig {
 }
 
 impl ImapConfig {
+    /// What names this inbox for every instance, whatever its config file calls it: the
+    /// lease (`inbox_leases.inbox`) and duplicate detection use it. The port is left out (993
+    /// and 143 reach the same mailbox), the host is compared without case, and so is `INBOX`
+    /// (RFC 3501 §5.1), unlike other folder names.
+    pub fn inbox_id(&self) -> String {
+        let folder = if self.folder.eq_ignore_ascii_case("INBOX") {
+            "INBOX"
+        } else {
+            self.folder.as_str()
+        };
+        format!(
+            "{}@{}/{folder}",
+            self.username,
+            self.host.trim().to_ascii_lowercase()
+        )
+    }
+
     /// The folder a message is moved to once its outcome is committed.
     pub fn folder_for(&self, outcome: crate::outcome::Outcome) -> &str {
         use crate::outcome::Outcome;
@@ -329,6 +393,7 @@ pub struct SmtpConfig {
     pub tls: TlsMode,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    pub auth: Auth,
     pub ca_file: Option<PathBuf>,
     /// The envelope and header From of replies (default: the helpdesk address).
     pub from: String,
@@ -484,7 +549,33 @@ impl Config {
             None => Duration::from_secs(30),
         };
 
-        let imap = raw.imap.map(check_imap).transpose()?;
+        let lease_ttl = duration_key(
+            "database.lease_ttl",
+            raw.database.lease_ttl,
+            LeaseConfig::default().ttl,
+        )?;
+        if lease_ttl < Duration::from_secs(4) || lease_ttl > Duration::from_secs(600) {
+            return Err(key(
+                "database.lease_ttl",
+                "must be between 4s and 10m: the holder renews every quarter of it".into(),
+            ));
+        }
+        let imap = raw_imaps(raw.imap)?
+            .into_iter()
+            .map(|(k, r)| check_imap(&k, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, a) in imap.iter().enumerate() {
+            if let Some(b) = imap.iter().take(i).find(|b| b.inbox_id() == a.inbox_id()) {
+                return Err(key(
+                    &a.key,
+                    format!(
+                        "the same inbox as {} ({}): each inbox is listed once",
+                        b.key,
+                        a.inbox_id()
+                    ),
+                ));
+            }
+        }
         let smtp = raw.smtp.map(|r| check_smtp(r, &address)).transpose()?;
 
         let trust = check_trust(raw.trust)?;
@@ -543,6 +634,7 @@ impl Config {
             confirmation,
             limits,
             imap,
+            lease: LeaseConfig { ttl: lease_ttl },
             smtp,
             database: DatabaseConfig {
                 url,
@@ -597,6 +689,112 @@ fn secret_key(
         }
         (None, None) => Ok(None),
     }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum AuthKind {
+    Password,
+    Xoauth2,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOauth2 {
+    token_url: String,
+    client_id: String,
+    client_secret: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    scope: Option<String>,
+}
+
+/// How postroom signs in to a mail server (`[imap] auth`, `[smtp] auth`).
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Password,
+    /// SASL XOAUTH2 with an OAuth2 access token (Microsoft 365, Google).
+    Xoauth2(crate::oauth::TokenSource),
+}
+
+impl Auth {
+    /// For `check` and logs: `password`, or `xoauth2, token from …`.
+    pub fn describe(&self) -> String {
+        match self {
+            Auth::Password => "password".into(),
+            Auth::Xoauth2(source) => format!("xoauth2, {}", source.describe()),
+        }
+    }
+}
+
+fn check_auth(
+    section: &str,
+    kind: Option<AuthKind>,
+    oauth2: Option<RawOauth2>,
+    command: Option<String>,
+) -> Result<Auth, ConfigError> {
+    use crate::oauth::{Provider, TokenSource};
+    let k = |name: &str| format!("{section}.{name}");
+    if kind.unwrap_or(AuthKind::Password) == AuthKind::Password {
+        // A token source that is never used is a mistake worth saying so at start.
+        if oauth2.is_some() {
+            return Err(key_err(&k("oauth2"), "only used with auth = \"xoauth2\""));
+        }
+        if command.is_some() {
+            return Err(key_err(
+                &k("token_command"),
+                "only used with auth = \"xoauth2\"",
+            ));
+        }
+        return Ok(Auth::Password);
+    }
+    let provider = match (oauth2, command) {
+        (Some(_), Some(_)) => {
+            return Err(key_err(
+                &k("oauth2"),
+                "give `oauth2` or `token_command`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(key_err(
+                &k("auth"),
+                "xoauth2 needs a token source: `oauth2 = { token_url, client_id, client_secret_file, scope }` or `token_command`",
+            ));
+        }
+        (None, Some(command)) if command.trim().is_empty() => {
+            return Err(key_err(&k("token_command"), "empty"));
+        }
+        (None, Some(command)) => Provider::Command(command),
+        (Some(o), None) => {
+            let kk = |name: &str| format!("{section}.oauth2.{name}");
+            let url = o.token_url.trim().to_owned();
+            // The client secret travels in the request body: clear text only on loopback.
+            let loopback = url.strip_prefix("http://").is_some_and(|rest| {
+                ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| {
+                    rest.strip_prefix(h)
+                        .is_some_and(|after| after.is_empty() || after.starts_with([':', '/']))
+                })
+            });
+            if !(url.starts_with("https://") || loopback) {
+                return Err(key_err(
+                    &kk("token_url"),
+                    format!("`{url}` must be an https:// URL"),
+                ));
+            }
+            if o.client_id.trim().is_empty() {
+                return Err(key_err(&kk("client_id"), "empty"));
+            }
+            let secret = secret_key(&kk("client_secret"), o.client_secret, o.client_secret_file)?
+                .filter(|s| !s.expose().is_empty())
+                .ok_or_else(|| key_err(&kk("client_secret_file"), "missing or empty"))?;
+            Provider::ClientCredentials {
+                token_url: url,
+                client_id: o.client_id.trim().to_owned(),
+                client_secret: secret,
+                scope: o.scope.filter(|s| !s.trim().is_empty()),
+            }
+        }
+    };
+    Ok(Auth::Xoauth2(TokenSource::new(provider)))
 }
 
 fn check_trust(r: RawTrust) -> Result<crate::trust::TrustConfig, ConfigError> {
@@ -672,30 +870,83 @@ fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigEr
     })
 }
 
-fn check_imap(r: RawImap) -> Result<ImapConfig, ConfigError> {
+/// `[imap]` or `[[imap]]` as (key for messages, raw entry): `imap` for the single table,
+/// `imap[0]`, `imap[1]`… for the entries of the array.
+fn raw_imaps(value: Option<toml::Value>) -> Result<Vec<(String, RawImap)>, ConfigError> {
+    let entry = |key: String, v: toml::Value| -> Result<(String, RawImap), ConfigError> {
+        match v.try_into::<RawImap>() {
+            Ok(r) => Ok((key, r)),
+            Err(e) => {
+                // serde names the field (`missing field `host``, `unknown field `hots``);
+                // the key says which inbox.
+                let message = e.message().trim().to_owned();
+                let field = message
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| message.starts_with("missing field"));
+                Err(match field {
+                    Some(f) => key_err(&format!("{key}.{f}"), "missing"),
+                    None => key_err(&key, message),
+                })
+            }
+        }
+    };
+    match value {
+        None => Ok(Vec::new()),
+        Some(v @ toml::Value::Table(_)) => Ok(vec![entry("imap".into(), v)?]),
+        Some(toml::Value::Array(list)) => {
+            if list.is_empty() {
+                return Err(key_err("imap", "`imap = []` lists no inbox"));
+            }
+            list.into_iter()
+                .enumerate()
+                .map(|(i, v)| entry(format!("imap[{i}]"), v))
+                .collect()
+        }
+        Some(_) => Err(key_err(
+            "imap",
+            "must be an [imap] table or [[imap]] entries",
+        )),
+    }
+}
+
+fn check_imap(key: &str, r: RawImap) -> Result<ImapConfig, ConfigError> {
+    let k = |name: &str| format!("{key}.{name}");
     let tls = r.tls.unwrap_or(TlsMode::Tls);
-    let password = secret_key("imap.password", r.password, r.password_file)?.ok_or_else(|| {
-        key_err(
-            "imap.password",
-            "missing: give `password`, `password_file`, or POSTROOM_IMAP_PASSWORD",
-        )
-    })?;
+    let auth = check_auth(key, r.auth, r.oauth2, r.token_command)?;
+    let password = secret_key(&k("password"), r.password, r.password_file)?;
+    // XOAUTH2 signs in with a token: no password to ask for.
+    let password = password
+        .or_else(|| matches!(auth, Auth::Xoauth2(_)).then(Secret::default))
+        .ok_or_else(|| {
+            key_err(
+                &k("password"),
+                "missing: give `password`, `password_file`, or POSTROOM_IMAP_PASSWORD",
+            )
+        })?;
     let idle_timeout = duration_key(
-        "imap.idle_timeout",
+        &k("idle_timeout"),
         r.idle_timeout,
         Duration::from_secs(25 * 60),
     )?;
     if idle_timeout >= Duration::from_secs(29 * 60) {
         return Err(key_err(
-            "imap.idle_timeout",
+            &k("idle_timeout"),
             "must be under 29 minutes (RFC 2177)",
         ));
     }
     let batch_size = r.batch_size.unwrap_or(50);
     if batch_size == 0 {
-        return Err(key_err("imap.batch_size", "must be at least 1"));
+        return Err(key_err(&k("batch_size"), "must be at least 1"));
+    }
+    if r.host.trim().is_empty() {
+        return Err(key_err(&k("host"), "empty"));
+    }
+    if r.username.trim().is_empty() {
+        return Err(key_err(&k("username"), "empty"));
     }
     Ok(ImapConfig {
+        key: key.to_owned(),
         port: r
             .port
             .unwrap_or(if tls == TlsMode::Tls { 993 } else { 143 }),
@@ -703,6 +954,7 @@ fn check_imap(r: RawImap) -> Result<ImapConfig, ConfigError> {
         tls,
         username: r.username,
         password,
+        auth,
         ca_file: r.ca_file,
         folder: r.folder.unwrap_or_else(|| "INBOX".into()),
         processed: r.processed.unwrap_or_else(|| "postroom/processed".into()),
@@ -712,15 +964,15 @@ fn check_imap(r: RawImap) -> Result<ImapConfig, ConfigError> {
         idle: r.idle.unwrap_or(true),
         idle_timeout,
         poll_interval: duration_key(
-            "imap.poll_interval",
+            &k("poll_interval"),
             r.poll_interval,
             Duration::from_secs(60),
         )?,
         batch_size,
         max_message_bytes: r.max_message_bytes.unwrap_or(25 * 1024 * 1024),
-        timeout: duration_key("imap.timeout", r.timeout, Duration::from_secs(60))?,
+        timeout: duration_key(&k("timeout"), r.timeout, Duration::from_secs(60))?,
         reconnect_max: duration_key(
-            "imap.reconnect_max",
+            &k("reconnect_max"),
             r.reconnect_max,
             Duration::from_secs(300),
         )?,
@@ -730,7 +982,14 @@ fn check_imap(r: RawImap) -> Result<ImapConfig, ConfigError> {
 fn check_smtp(r: RawSmtp, helpdesk: &str) -> Result<SmtpConfig, ConfigError> {
     let tls = r.tls.unwrap_or(TlsMode::Starttls);
     let password = secret_key("smtp.password", r.password, r.password_file)?;
-    if password.is_some() != r.username.is_some() {
+    let auth = check_auth("smtp", r.auth, r.oauth2, r.token_command)?;
+    if matches!(auth, Auth::Xoauth2(_)) && r.username.is_none() {
+        return Err(key_err(
+            "smtp.username",
+            "auth = \"xoauth2\" needs the account's `username`",
+        ));
+    }
+    if matches!(auth, Auth::Password) && password.is_some() != r.username.is_some() {
         return Err(key_err(
             "smtp.username",
             "give both `username` and a password, or neither",
@@ -756,6 +1015,7 @@ fn check_smtp(r: RawSmtp, helpdesk: &str) -> Result<SmtpConfig, ConfigError> {
         tls,
         username: r.username,
         password,
+        auth,
         ca_file: r.ca_file,
         from,
         timeout: duration_key("smtp.timeout", r.timeout, Duration::from_secs(30))?,
@@ -822,6 +1082,11 @@ pub fn looks_like_address(s: &str) -> bool {
 
 /// `POSTROOM_DATABASE_URL=…` sets `[database] url`. Sections are the top-level tables of the
 /// known config (single words), so the split between section and key is unambiguous.
+///
+/// With `[[imap]]` entries, `POSTROOM_IMAP_<N>_<KEY>` sets a key of entry N (from 0), and
+/// `POSTROOM_IMAP_<KEY>` is the value for every entry that does not set the key itself: the
+/// deploy units pass one `POSTROOM_IMAP_PASSWORD_FILE`, which must not replace the password
+/// files of inboxes that have their own. An indexed variable wins over the plain one.
 fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
     const SECTIONS: &[&str] = &[
         "database",
@@ -835,6 +1100,8 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
         "web",
         "retention",
     ];
+    // (section, entry index, key, value); plain ones first so that indexed ones win.
+    let mut overrides: Vec<(&str, Option<usize>, String, toml::Value)> = Vec::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("POSTROOM_") else {
             continue;
@@ -852,12 +1119,53 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let (index, key) = match key
+            .split_once('_')
+            .and_then(|(n, k)| Some((n.parse::<usize>().ok()?, k)))
+        {
+            Some((n, k)) if !k.is_empty() => (Some(n), k),
+            _ => (None, key),
+        };
+        overrides.push((section, index, key.to_owned(), parsed));
+    }
+    overrides.sort_by_key(|(_, index, _, _)| index.is_some());
+    for (section, index, key, value) in overrides {
         let entry = table
-            .entry((*section).to_owned())
+            .entry(section.to_owned())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(t) = entry {
-            t.insert(key.to_owned(), parsed);
+        match (entry, index) {
+            (toml::Value::Table(t), None | Some(0)) => {
+                t.insert(key, value);
+            }
+            (toml::Value::Array(list), None) => {
+                for item in list.iter_mut() {
+                    if let toml::Value::Table(t) = item
+                        && !sets_itself(t, &key)
+                    {
+                        t.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            (toml::Value::Array(list), Some(n)) => {
+                if let Some(toml::Value::Table(t)) = list.get_mut(n) {
+                    t.insert(key, value);
+                }
+            }
+            _ => {}
         }
+    }
+}
+
+/// Whether an `[[imap]]` entry gives `key` itself; a password (inline or in a file) counts
+/// for both password keys, and an `xoauth2` entry needs none.
+fn sets_itself(entry: &toml::Table, key: &str) -> bool {
+    match key {
+        "password" | "password_file" => {
+            entry.contains_key("password")
+                || entry.contains_key("password_file")
+                || entry.get("auth").and_then(toml::Value::as_str) == Some("xoauth2")
+        }
+        _ => entry.contains_key(key),
     }
 }
 
@@ -939,7 +1247,8 @@ mod tests {
             &[("POSTROOM_IMAP_PASSWORD".into(), "from-env".into())],
         )
         .unwrap();
-        let imap = c.imap.unwrap();
+        let imap = c.imap.into_iter().next().unwrap();
+        assert_eq!(imap.key, "imap");
         assert_eq!(imap.password.expose(), "from-env");
         assert_eq!(imap.poll_interval, Duration::from_secs(5));
         assert_eq!(imap.folder, "INBOX");
@@ -976,8 +1285,208 @@ mod tests {
             ("POSTROOM_SMTP_PASSWORD".to_owned(), "y".to_owned()),
         ];
         let c = Config::from_toml_with_env(&text, &env).unwrap();
-        assert!(c.imap.is_some() && c.smtp.is_some());
+        assert!(c.imap.len() == 1 && c.smtp.is_some());
         assert_eq!(c.trust.authserv_ids, vec!["mx.nhs.example".to_owned()]);
+        // The commented XOAUTH2 example of [imap] is valid too.
+        let text = text
+            .replacen("# auth = \"xoauth2\"", "auth = \"xoauth2\"", 1)
+            .replacen("# token_command = ", "token_command = ", 1);
+        let c = Config::from_toml_with_env(&text, &env).unwrap();
+        assert!(matches!(c.imap[0].auth, Auth::Xoauth2(_)));
+    }
+
+    #[test]
+    fn xoauth2_keys_are_checked_and_named() {
+        let imap = "[imap]\nhost = \"h\"\nusername = \"u\"\n";
+        let err = |extra: &str| {
+            Config::from_toml_with_env(&format!("{MINIMAL}{imap}{extra}"), &[])
+                .unwrap_err()
+                .to_string()
+        };
+        // No password needed, one token source required.
+        let c = Config::from_toml_with_env(
+            &format!("{MINIMAL}{imap}auth = \"xoauth2\"\ntoken_command = \"echo t\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.imap[0].auth.describe(),
+            "xoauth2, token from token_command"
+        );
+        assert!(err("auth = \"xoauth2\"\n").contains("imap.auth"));
+        let e = err(
+            "auth = \"xoauth2\"\noauth2 = { token_url = \"http://idp.example/token\", client_id = \"c\", client_secret = \"s\" }\n",
+        );
+        assert!(e.contains("imap.oauth2.token_url"), "{e}");
+        let e = err(
+            "auth = \"xoauth2\"\noauth2 = { token_url = \"https://idp.example/token\", client_id = \"c\" }\n",
+        );
+        assert!(e.contains("imap.oauth2.client_secret_file"), "{e}");
+        let e = err(
+            "oauth2 = { token_url = \"https://idp.example/token\", client_id = \"c\", client_secret = \"s\" }\npassword = \"p\"\n",
+        );
+        assert!(e.contains("imap.oauth2"), "{e}");
+        let c = Config::from_toml_with_env(
+            &format!("{MINIMAL}{imap}auth = \"xoauth2\"\noauth2 = {{ token_url = \"http://127.0.0.1:8080/token\", client_id = \"c\", client_secret = \"s\" }}\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.imap[0].auth.describe(),
+            "xoauth2, token from http://127.0.0.1:8080/token"
+        );
+        // SMTP: the account name is still needed, a password is not.
+        let smtp = "[smtp]\nhost = \"s\"\nauth = \"xoauth2\"\ntoken_command = \"echo t\"\n";
+        let e = Config::from_toml_with_env(&format!("{MINIMAL}{smtp}"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("smtp.username"), "{e}");
+        let c =
+            Config::from_toml_with_env(&format!("{MINIMAL}{smtp}username = \"u\"\n"), &[]).unwrap();
+        let s = c.smtp.unwrap();
+        assert!(matches!(s.auth, Auth::Xoauth2(_)) && s.password.is_none());
+    }
+
+    const TWO_INBOXES: &str = "[[imap]]\nhost = \"imap.nhs.example\"\nusername = \"north\"\n\
+         [[imap]]\nhost = \"imap.nhs.example\"\nusername = \"south\"\nfolder = \"Requests\"\n\
+         processed = \"Done\"\n";
+
+    #[test]
+    fn several_inboxes_each_with_its_own_folders() {
+        let text = format!("{MINIMAL}{TWO_INBOXES}");
+        let env = [("POSTROOM_IMAP_PASSWORD".to_owned(), "shared".to_owned())];
+        let c = Config::from_toml_with_env(&text, &env).unwrap();
+        assert_eq!(c.imap.len(), 2);
+        let (north, south) = (&c.imap[0], &c.imap[1]);
+        assert_eq!(
+            (north.key.as_str(), south.key.as_str()),
+            ("imap[0]", "imap[1]")
+        );
+        assert_eq!(north.folder, "INBOX");
+        assert_eq!(north.processed, "postroom/processed");
+        assert_eq!(
+            (south.folder.as_str(), south.processed.as_str()),
+            ("Requests", "Done")
+        );
+        // POSTROOM_IMAP_<KEY> goes to every inbox…
+        assert_eq!(north.password.expose(), "shared");
+        assert_eq!(south.password.expose(), "shared");
+        assert_eq!(north.inbox_id(), "north@imap.nhs.example/INBOX");
+        assert_eq!(south.inbox_id(), "south@imap.nhs.example/Requests");
+
+        // …and POSTROOM_IMAP_<N>_<KEY> to one, whatever the order of the variables.
+        let env = [
+            (
+                "POSTROOM_IMAP_1_PASSWORD".to_owned(),
+                "south-only".to_owned(),
+            ),
+            ("POSTROOM_IMAP_PASSWORD".to_owned(), "shared".to_owned()),
+            ("POSTROOM_IMAP_0_POLL_INTERVAL".to_owned(), "7s".to_owned()),
+        ];
+        let c = Config::from_toml_with_env(&text, &env).unwrap();
+        assert_eq!(c.imap[0].password.expose(), "shared");
+        assert_eq!(c.imap[1].password.expose(), "south-only");
+        assert_eq!(c.imap[0].poll_interval, Duration::from_secs(7));
+        assert_eq!(c.imap[1].poll_interval, Duration::from_secs(60));
+
+        // An entry's own password is not replaced by the variable meant for the others.
+        let own = text.replace(
+            "folder = \"Requests\"",
+            "folder = \"Requests\"\npassword = \"own\"",
+        );
+        let env = [("POSTROOM_IMAP_PASSWORD".to_owned(), "shared".to_owned())];
+        let c = Config::from_toml_with_env(&own, &env).unwrap();
+        assert_eq!(c.imap[0].password.expose(), "shared");
+        assert_eq!(c.imap[1].password.expose(), "own");
+    }
+
+    #[test]
+    fn errors_in_an_inbox_name_its_entry() {
+        let err = |text: &str| {
+            Config::from_toml_with_env(&format!("{MINIMAL}{text}"), &[])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(TWO_INBOXES);
+        assert!(e.contains("`imap[0].password`"), "{e}");
+        let e = err(
+            "[[imap]]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n[[imap]]\nusername = \"v\"\n",
+        );
+        assert!(e.contains("`imap[1].host`"), "{e}");
+        let e = err(
+            "[[imap]]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n[[imap]]\nhots = \"h\"\nhost = \"h\"\nusername = \"v\"\npassword = \"p\"\n",
+        );
+        assert!(e.contains("`imap[1]`") && e.contains("hots"), "{e}");
+        let e = err("[[imap]]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\nbatch_size = 0\n");
+        assert!(e.contains("`imap[0].batch_size`"), "{e}");
+        // The same inbox twice (host case and port do not make it another one).
+        let e = err(
+            "[[imap]]\nhost = \"h.example\"\nusername = \"u\"\npassword = \"p\"\n\
+                     [[imap]]\nhost = \"H.example\"\nport = 143\nusername = \"u\"\npassword = \"p\"\nfolder = \"inbox\"\n",
+        );
+        assert!(
+            e.contains("`imap[1]`") && e.contains("same inbox as imap[0]"),
+            "{e}"
+        );
+        // The single-table form keeps its plain key.
+        let e = err("[imap]\nusername = \"u\"\n");
+        assert!(e.contains("`imap.host`"), "{e}");
+    }
+
+    #[test]
+    fn lease_ttl_has_a_default_and_bounds() {
+        let c = Config::from_toml_with_env(MINIMAL, &[]).unwrap();
+        assert_eq!(c.lease.ttl, Duration::from_secs(20));
+        assert_eq!(c.lease.renew_every(), Duration::from_secs(5));
+        assert_eq!(c.lease.give_up_after(), Duration::from_secs(15));
+        assert!(c.imap.is_empty());
+        let text = format!("[database]\nlease_ttl = \"30s\"\n{MINIMAL}");
+        let c = Config::from_toml_with_env(&text, &[]).unwrap();
+        assert_eq!(c.lease.ttl, Duration::from_secs(30));
+        for bad in ["1s", "1h", "soon"] {
+            let text = format!("[database]\nlease_ttl = \"{bad}\"\n{MINIMAL}");
+            let e = Config::from_toml_with_env(&text, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("database.lease_ttl"), "{e}");
+        }
+    }
+
+    /// The commented `[[imap]]` example of the example config, in place of its `[imap]`.
+    #[test]
+    fn the_example_config_documents_several_inboxes() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/postroom.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let example: String = text
+            .lines()
+            .skip_while(|l| *l != "# [[imap]]")
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect();
+        assert!(example.contains("[[imap]]"), "no [[imap]] example");
+        let mut without_imap = String::new();
+        let mut in_imap = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                in_imap = line == "[imap]";
+            }
+            if !in_imap {
+                without_imap.push_str(line);
+                without_imap.push('\n');
+            }
+        }
+        let text =
+            format!("{without_imap}\n{example}").replace("password_file = ", "# password_file = ");
+        let env = [
+            ("POSTROOM_IMAP_PASSWORD".to_owned(), "x".to_owned()),
+            ("POSTROOM_SMTP_PASSWORD".to_owned(), "y".to_owned()),
+        ];
+        let c = Config::from_toml_with_env(&text, &env).unwrap();
+        assert_eq!(c.imap.len(), 2);
+        assert_eq!(c.imap[1].folder, "Requests");
+        assert_eq!(c.imap[1].processed, "Requests/done");
+        assert_eq!(c.imap[0].processed, "postroom/processed");
+        assert_eq!(c.lease.ttl, Duration::from_secs(20));
     }
 
     #[test]

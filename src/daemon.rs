@@ -22,7 +22,7 @@ const GRACE: Duration = Duration::from_secs(4);
 /// Run until a signal. The config must have `[imap]` and `[smtp]`; the store is migrated.
 pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     let missing: Vec<&str> = [
-        ("[imap]", cfg.imap.is_none()),
+        ("[imap]", cfg.imap.is_empty()),
         ("[smtp]", cfg.smtp.is_none()),
     ]
     .into_iter()
@@ -36,11 +36,13 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
             if missing.len() > 1 { "s" } else { "" }
         );
     }
-    let (Some(imap_cfg), Some(smtp_cfg)) = (&cfg.imap, &cfg.smtp) else {
+    let Some(smtp_cfg) = &cfg.smtp else {
         bail!("`postroom run` needs [imap] and [smtp]");
     };
-    // A config the watcher could never use (unreadable ca_file) stops here, not in a loop.
-    imap::connect::Tls::from_config(imap_cfg)?;
+    // A config a watcher could never use (unreadable ca_file) stops here, not in a loop.
+    for imap_cfg in &cfg.imap {
+        imap::connect::Tls::from_config(imap_cfg).with_context(|| format!("[{}]", imap_cfg.key))?;
+    }
     if let Some(warning) = crate::trust::startup_warning(&cfg.trust) {
         // Loud on purpose: to the log and straight to the terminal.
         tracing::warn!("{warning}");
@@ -52,6 +54,8 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     let shared = Arc::new(cfg.clone());
     let status = Status::new();
     status.set_outbox_wake(wake.clone());
+    // XOAUTH2 token failures show in /metrics and /healthz (the config's sources share it).
+    crate::oauth::attach_status(cfg, &status);
 
     // The staff page runs beside the loops; a port that cannot be had stops the start, with
     // the key to change.
@@ -81,6 +85,7 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         shared.clone(),
         wake.clone(),
         shutdown.clone(),
+        status.clone(),
     ));
     let mut outbox = tokio::spawn(smtp::run_outbox(
         store.clone(),
@@ -88,9 +93,15 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         wake,
         shutdown.clone(),
     ));
+    let inboxes: Vec<String> = cfg
+        .imap
+        .iter()
+        .map(|i| format!("{}@{}:{}/{}", i.username, i.host, i.port, i.folder))
+        .collect();
     tracing::info!(
-        imap = %format!("{}@{}:{}/{}", imap_cfg.username, imap_cfg.host, imap_cfg.port, imap_cfg.folder),
+        imap = %inboxes.join(", "),
         smtp = %format!("{}:{}", smtp_cfg.host, smtp_cfg.port),
+        instance = crate::imap::lease::holder_id(),
         "postroom running"
     );
 
@@ -231,6 +242,39 @@ pub async fn web_only(cfg: &Config, store: &Store) -> Result<()> {
         Ok(Ok(r)) => r,
         Ok(Err(join)) => bail!("staff page crashed: {join}"),
         Err(_) => Ok(()),
+    }
+}
+
+/// Connect and migrate for `run`, waiting while the database cannot be reached (one line per
+/// attempt, backoff from 1 s to 30 s) so that a daemon started during an outage, or before
+/// the database at boot, comes up with it instead of exiting. Any other error (a bad URL, a
+/// failed migration) ends the start.
+pub async fn open_store(cfg: &Config) -> Result<Store> {
+    let mut failures: u32 = 0;
+    loop {
+        match Store::open(&cfg.database).await {
+            Ok(store) => {
+                if failures > 0 {
+                    tracing::info!("database reachable again");
+                }
+                return Ok(store);
+            }
+            Err(e) if e.is_unavailable() => {
+                failures = failures.saturating_add(1);
+                let wait = Duration::from_secs(1 << failures.saturating_sub(1).min(5))
+                    .min(Duration::from_secs(30));
+                tracing::warn!(
+                    attempt = failures,
+                    "database unavailable at start: {e}; trying again in {}s",
+                    wait.as_secs()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    signal = wait_for_signal() => bail!("{signal} while waiting for the database"),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

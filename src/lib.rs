@@ -13,6 +13,7 @@ pub mod directory_csv;
 pub mod dkim;
 pub mod imap;
 pub mod message;
+pub mod oauth;
 pub mod ops;
 pub mod outcome;
 pub mod password;

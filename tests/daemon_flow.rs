@@ -260,24 +260,36 @@ async fn crash_between_commit_and_move_applies_once_moves_and_answers_once() {
 /// later sync once the database accepts it.
 #[tokio::test]
 async fn a_database_error_leaves_the_message_in_place_without_blocking_others_and_it_is_retried() {
-    use sqlx::Connection;
+    use postroom::store::{Backend, Store};
     let stack = MailStack::require();
     let site = Site::new(&stack, &[]);
     let daemon = site.start();
 
-    let db = site.dir.path().join("postroom.db");
-    let mut conn = sqlx::sqlite::SqliteConnection::connect_with(
-        &sqlx::sqlite::SqliteConnectOptions::new().filename(&db),
-    )
-    .await
-    .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER test_poison BEFORE INSERT ON messages WHEN NEW.subject = 'Poison' \
-         BEGIN SELECT RAISE(ABORT, 'test: this message is refused'); END",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    // Through the Store, so that the same test runs on both backends; only the trigger's
+    // dialect differs.
+    let store = Store::connect(&site.database()).await.unwrap();
+    let (create, drop_trigger): (&[&str], &[&str]) = match store.backend() {
+        Backend::Sqlite => (
+            &[
+                "CREATE TRIGGER test_poison BEFORE INSERT ON messages WHEN NEW.subject = 'Poison' \
+               BEGIN SELECT RAISE(ABORT, 'test: this message is refused'); END",
+            ],
+            &["DROP TRIGGER test_poison"],
+        ),
+        Backend::Postgres => (
+            &[
+                "CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.subject = 'Poison' THEN RAISE EXCEPTION 'test: this message is refused'; \
+                 END IF; RETURN NEW; END $$",
+                "CREATE TRIGGER test_poison BEFORE INSERT ON messages FOR EACH ROW \
+                 EXECUTE FUNCTION test_poison()",
+            ],
+            &["DROP TRIGGER test_poison ON messages"],
+        ),
+    };
+    for statement in create {
+        sqlx::query(*statement).execute(store.pool()).await.unwrap();
+    }
 
     let (_, poison) = site.request(
         "Poison",
@@ -306,11 +318,10 @@ async fn a_database_error_leaves_the_message_in_place_without_blocking_others_an
         daemon.log()
     );
 
-    sqlx::query("DROP TRIGGER test_poison")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    drop(conn);
+    for statement in drop_trigger {
+        sqlx::query(*statement).execute(store.pool()).await.unwrap();
+    }
+    store.close().await;
     folder_is(
         &stack,
         &site.helpdesk,
@@ -577,4 +588,93 @@ async fn without_move_the_fallbacks_file_by_uid_and_never_expunge_others() {
     let log = d.stop();
     assert_eq!(log.matches("processed outcome=").count(), 1, "{log}");
     assert!(log.contains("idle=false"), "{log}");
+}
+
+/// `[[imap]]`: one daemon, two inboxes (a regional helpdesk each), each watched with its own
+/// folders, checkpoint and lease.
+#[tokio::test]
+async fn two_inboxes_in_one_config_are_each_watched_with_their_own_folders() {
+    let stack = MailStack::require();
+    let site = Site::new(&stack, &[]);
+    let south = stack.unique_user("hd-south");
+    let locked2 = format!("locked2-{}@test.example", site.token());
+    let csv = site.dir.path().join("south.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "organisation,mailbox,account,name,role,status\n{},{},{locked2},Lee Locked,member,locked\n",
+            site.organisation(),
+            site.mailbox
+        ),
+    )
+    .unwrap();
+    assert!(
+        site.cli(&["directory", "import", csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    // The site's [imap] table becomes the first [[imap]] entry; the second is another account
+    // watching another folder, with its own processed folder.
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    let start = text.find("[imap]\n").unwrap();
+    let end = text[start..]
+        .find("\n\n")
+        .map_or(text.len(), |i| start + i + 1);
+    let north_keys = &text[start + "[imap]\n".len()..end];
+    let south_keys = north_keys.replace(&site.helpdesk, &south)
+        + "folder = \"Requests\"\nprocessed = \"Requests/done\"\n";
+    let two = format!(
+        "{}[[imap]]\n{north_keys}\n[[imap]]\n{south_keys}\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    std::fs::write(&site.config, two).unwrap();
+
+    let daemon = site.spawn(&[], false);
+    daemon.wait_log("IMAP session ready", Duration::from_secs(20));
+    let (_, north_request) = site.unlock_request();
+    let (_, south_request) = site.request(
+        "Locked out",
+        "",
+        &format!("Account: {locked2}\nRequested by: {}\n", site.owner),
+    );
+    stack.append(&site.helpdesk, "INBOX", &north_request).await;
+    stack.append(&south, "Requests", &south_request).await;
+
+    let t = Duration::from_secs(20);
+    folder_is(&stack, &site.helpdesk, PROCESSED, 1, t).await;
+    folder_is(&stack, &south, "Requests/done", 1, t).await;
+    folder_is(&stack, &south, "Requests", 0, t).await;
+    assert_eq!(site.audit_count("account.unlocked"), 2);
+    stack
+        .wait_for(&site.mailbox, "INBOX", 2, Duration::from_secs(30))
+        .await;
+
+    // A checkpoint per inbox, a lease per inbox.
+    let store = postroom::store::Store::connect(&site.database())
+        .await
+        .unwrap();
+    let south_checkpoint = postroom::imap::state::load(&store, &south, "Requests")
+        .await
+        .unwrap();
+    assert!(south_checkpoint.is_some_and(|c| c.next_uid > 1));
+    assert!(
+        postroom::imap::state::load(&store, &site.helpdesk, "INBOX")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let leases = postroom::store::lease::list(&store).await.unwrap();
+    assert_eq!(leases.len(), 2, "{leases:?}");
+    store.close().await;
+    let log = daemon.stop();
+    assert_eq!(log.matches("took the inbox's lease").count(), 2, "{log}");
+    assert_eq!(log.matches("IMAP session ready").count(), 2, "{log}");
+    // Both leases were handed back on the way out.
+    assert_eq!(
+        log.matches("released the inbox's lease").count(),
+        2,
+        "{log}"
+    );
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::mailstack::MailStack;
+use common::testdb::TestDb;
 use postroom::config::{Config, DatabaseConfig, HelpdeskConfig, SmtpConfig, TlsMode};
 use postroom::smtp;
 use postroom::store::journal::{self, NewOutboxItem};
@@ -38,6 +39,7 @@ fn smtp_config(port: u16) -> SmtpConfig {
         tls: TlsMode::None,
         username: None,
         password: None,
+        auth: postroom::config::Auth::Password,
         ca_file: None,
         from: HELPDESK.into(),
         timeout: Duration::from_secs(10),
@@ -58,20 +60,29 @@ fn stack_smtp(stack: &MailStack) -> SmtpConfig {
 }
 
 struct Db {
-    _dir: tempfile::TempDir,
     store: Store,
+    // Dropped after the store: a PostgreSQL test database goes last.
+    _db: TestDb,
+    _dir: tempfile::TempDir,
 }
 
+/// A fresh database on the backend this run tests (SQLite, or PostgreSQL with
+/// `POSTROOM_TEST_BACKEND=postgres`).
 async fn db() -> Db {
     let dir = tempfile::tempdir().unwrap();
+    let test_db = TestDb::new(dir.path());
     let store = Store::open(&DatabaseConfig {
-        url: format!("sqlite://{}", dir.path().join("db").display()),
+        url: test_db.url.clone(),
         max_connections: 5,
         acquire_timeout: Duration::from_secs(30),
     })
     .await
     .unwrap();
-    Db { _dir: dir, store }
+    Db {
+        store,
+        _db: test_db,
+        _dir: dir,
+    }
 }
 
 fn unique_id() -> String {
@@ -660,11 +671,12 @@ async fn worker_sends_when_woken_and_stops_on_shutdown() {
         shutdown.clone(),
     ));
 
-    // Let the worker go idle (nothing queued: it sleeps up to 30 s), then queue and wake it.
+    // Let the worker go idle (nothing queued: it sleeps up to 5 s), then queue and wake it:
+    // sent well before it would have looked again by itself.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let q = enqueue(&db.store, &to, "woken", "body\n", None).await;
     wake.notify_one();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(3);
     while stored(&db.store, q.id).await.status != "sent" {
         assert!(
             Instant::now() < deadline,

@@ -46,16 +46,11 @@ fn assert_refused_silently(i: &Instance, v: &Value, before: &str, reason: &str) 
 
 /// (to, subject, body) of every queued reply.
 fn outbox(i: &Instance) -> Vec<(String, String, String)> {
-    let db = i.dir.path().join("postroom.db");
+    // Through the Store and the instance's own config: SQLite or PostgreSQL alike.
+    let database = i.database();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = postroom::store::Store::open(&postroom::config::DatabaseConfig {
-            url: format!("sqlite://{}", db.display()),
-            max_connections: 1,
-            acquire_timeout: std::time::Duration::from_secs(10),
-        })
-        .await
-        .unwrap();
+        let store = postroom::store::Store::open(&database).await.unwrap();
         let rows: Vec<(String, String, String)> =
             sqlx::query_as("SELECT to_address, subject, body FROM outbox ORDER BY id")
                 .fetch_all(store.pool())

@@ -4,7 +4,8 @@
 
 use super::stream::MailStream;
 use super::{Client, ImapError, Session, bounded};
-use crate::config::{ImapConfig, TlsMode};
+use crate::config::{Auth, ImapConfig, TlsMode};
+use crate::oauth::TokenSource;
 use async_imap::imap_proto::{Response, Status};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -185,8 +186,12 @@ async fn greeting(client: &mut Client, imap: &ImapConfig) -> Result<(), ImapErro
     }
 }
 
-/// `LOGIN`. The password goes to the server and nowhere else (not into errors or logs).
+/// `LOGIN`, or `AUTHENTICATE XOAUTH2` with `auth = "xoauth2"`. The password or token goes
+/// to the server and nowhere else (not into errors or logs).
 pub async fn login(client: Client, imap: &ImapConfig) -> Result<Session, ImapError> {
+    if let Auth::Xoauth2(source) = &imap.auth {
+        return xoauth2(client, imap, source).await;
+    }
     match tokio::time::timeout(
         imap.timeout,
         client.login(&imap.username, imap.password.expose()),
@@ -202,6 +207,49 @@ pub async fn login(client: Client, imap: &ImapConfig) -> Result<Session, ImapErr
             what: "LOGIN".into(),
             after: imap.timeout,
         }),
+    }
+}
+
+/// SASL XOAUTH2: the token comes from the cache or the provider; a refused token is dropped
+/// from the cache so that the next reconnect asks the provider again (it may be revoked).
+async fn xoauth2(
+    client: Client,
+    imap: &ImapConfig,
+    source: &TokenSource,
+) -> Result<Session, ImapError> {
+    let token = source
+        .token()
+        .await
+        .map_err(|e| ImapError::Config(format!("XOAUTH2 sign-in as {}: {e}", imap.username)))?;
+    let sasl = Xoauth2 {
+        sasl: Some(crate::oauth::xoauth2_string(&imap.username, token.expose())),
+    };
+    match tokio::time::timeout(imap.timeout, client.authenticate("XOAUTH2", sasl)).await {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((error, _client))) => {
+            source.invalidate().await;
+            Err(ImapError::Login {
+                user: format!("{} (XOAUTH2, {})", imap.username, source.describe()),
+                error: scrub(error, token.expose()),
+            })
+        }
+        Err(_) => Err(ImapError::Timeout {
+            what: "AUTHENTICATE XOAUTH2".into(),
+            after: imap.timeout,
+        }),
+    }
+}
+
+/// Answers the first challenge with the SASL string; a second challenge is the server's JSON
+/// error (RFC 7628 §3.2.2), answered with an empty line to get its clean `NO`.
+struct Xoauth2 {
+    sasl: Option<String>,
+}
+
+impl async_imap::Authenticator for Xoauth2 {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.sasl.take().unwrap_or_default()
     }
 }
 

@@ -133,7 +133,10 @@ mod tests {
 
     fn imap() -> ImapConfig {
         let text = "[helpdesk]\naddress = \"h@x.example\"\n[imap]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n";
-        Config::from_toml_with_env(text, &[]).unwrap().imap.unwrap()
+        Config::from_toml_with_env(text, &[])
+            .unwrap()
+            .imap
+            .remove(0)
     }
 
     #[test]

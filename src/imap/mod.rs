@@ -1,4 +1,4 @@
-//! The IMAP edge: watch one folder of the helpdesk's mailbox, hand each new message to the
+//! The IMAP edge: watch one folder of each configured inbox, hand each new message to the
 //! pipeline, and file it in its outcome's folder once its transaction has committed.
 //!
 //! - [`connect`]: TCP, TLS (tokio-rustls) or STARTTLS, the greeting, LOGIN; every read and
@@ -7,7 +7,8 @@
 //! - [`sync`]: list by UID with sizes, fetch bounded batches with `BODY.PEEK[]`, run the
 //!   pipeline, then move ([`moves`]); the UIDVALIDITY / next-UID checkpoint ([`state`]).
 //! - [`idle`]: wait for news by IDLE (RFC 2177) or by polling.
-//! - [`watch`]: one session after another, reconnecting with capped backoff ([`backoff`]).
+//! - [`watch`]: one watcher per inbox, one session after another, reconnecting with capped
+//!   backoff ([`backoff`]), while this instance holds the inbox's [`lease`].
 //!
 //! Nothing here deletes a message: a message leaves the watched folder only by `UID MOVE`, or
 //! by `UID COPY` + `\Deleted` + `UID EXPUNGE` of exactly that UID (UIDPLUS).
@@ -16,6 +17,7 @@ pub mod backoff;
 pub mod connect;
 pub mod folders;
 pub mod idle;
+pub mod lease;
 pub mod moves;
 pub mod state;
 pub mod stream;

@@ -12,7 +12,8 @@
 //! A crash after 2 and before 3 leaves committed messages in the folder: the next session's
 //! full scan fetches them again, the pipeline answers Duplicate with the first outcome, and
 //! they are only moved. A message the pipeline fails on (database error) stays where it is
-//! and is retried by a later full scan; it does not hold up the others.
+//! and is retried by a later full scan; it does not hold up the others. A database that cannot
+//! be reached at all ends the pass instead: the watcher logs it once and retries with backoff.
 
 use super::folders::Folders;
 use super::state::{self, Checkpoint};
@@ -62,6 +63,8 @@ pub struct Syncer<'a> {
     pub wake: &'a Notify,
     pub shutdown: &'a CancellationToken,
     pub hook: &'a AbortAfterCommits,
+    /// Processing latency goes to /metrics.
+    pub status: &'a crate::status::Status,
     pub uidvalidity: u32,
     /// Every UID below this was listed in this session (or, at start, the checkpoint).
     pub next_uid: u32,
@@ -245,7 +248,9 @@ impl Syncer<'_> {
                 Some(&size) => Part::Header { size },
                 None => Part::Whole,
             };
-            if let Some(folder) = self.process(uid, &fetch, part).await {
+            // A database that cannot be reached ends the pass (and the session) here: every
+            // later message would fail the same way, each with its own error line.
+            if let Some(folder) = self.process(uid, &fetch, part).await? {
                 filed.entry(folder).or_default().push(uid);
             } else {
                 self.rescan = true;
@@ -261,23 +266,30 @@ impl Syncer<'_> {
     }
 
     /// Run one message through the pipeline. Returns the folder to file it in once its
-    /// transaction has committed, or `None` when it must stay (and be retried).
-    async fn process(&self, uid: u32, fetch: &Fetch, part: Part) -> Option<String> {
+    /// transaction has committed, or `None` when it must stay (and be retried); an error when
+    /// the database is unavailable (the message stays too, and the session ends).
+    async fn process(
+        &self,
+        uid: u32,
+        fetch: &Fetch,
+        part: Part,
+    ) -> Result<Option<String>, ImapError> {
         let span = tracing::info_span!("message", uid, reference = tracing::field::Empty);
         async {
             let source = format!("imap:{}/{}/{}", self.imap.username, self.folders.watched, uid);
+            let started = std::time::Instant::now();
             let result = match part {
                 Part::Whole => {
                     let Some(raw) = fetch.body() else {
                         tracing::warn!("the server sent no body for this message; it stays and is retried later");
-                        return None;
+                        return Ok(None);
                     };
                     pipeline::process(self.store, self.cfg, raw, &source, Mode::Apply).await
                 }
                 Part::Header { size } => {
                     let Some(header) = fetch.header() else {
                         tracing::warn!("the server sent no header for this message; it stays and is retried later");
-                        return None;
+                        return Ok(None);
                     };
                     tracing::info!(size, limit = self.imap.max_message_bytes, "over max_message_bytes: only its header was fetched");
                     pipeline::process_oversized(self.store, self.cfg, header, size, self.imap.max_message_bytes, &source)
@@ -285,13 +297,18 @@ impl Syncer<'_> {
                 }
             };
             match result {
-                Ok(p) => Some(self.committed(&p)),
+                Ok(p) => {
+                    self.status.message_processed(started.elapsed());
+                    Ok(Some(self.committed(&p)))
+                }
+                // Logged once by the watcher, with its retry delay.
+                Err(e) if e.is_unavailable() => Err(ImapError::Store(e)),
                 Err(e) => {
                     tracing::error!(
                         "could not process the message: {e}; it stays in {} and is retried at the next sync",
                         self.folders.watched
                     );
-                    None
+                    Ok(None)
                 }
             }
         }

@@ -1,4 +1,7 @@
-//! The watcher: one IMAP session after another, for as long as postroom runs.
+//! The watchers: one per configured inbox (`[imap]`, or each `[[imap]]` entry), each running
+//! one IMAP session after another for as long as postroom runs — while this instance holds
+//! the inbox's lease ([`super::lease`]: with several instances on one database, each inbox is
+//! worked by one of them at a time; the others stand by).
 //!
 //! A session: connect and log in → capabilities → outcome folders → SELECT → compare
 //! UIDVALIDITY with the checkpoint → full scan of the folder (so that messages left by a crash,
@@ -6,51 +9,76 @@
 //! UID, wait (IDLE or poll), repeat.
 //!
 //! Any network or protocol error ends the session; the loop logs one line and reconnects after
-//! a capped, jittered exponential delay. It never exits on its own and never spins.
+//! a capped, jittered exponential delay. It never exits on its own and never spins. A database
+//! that cannot be reached ends the session the same way (the message in hand stays in the
+//! inbox, its transaction never committed), so an outage costs one line per attempt, not one
+//! per waiting message.
 
 use super::backoff::Backoff;
 use super::connect::{self, Tls};
 use super::folders::Folders;
 use super::idle::{self, Wake};
+use super::lease;
 use super::state::{self, Checkpoint};
 use super::sync::{self, Syncer};
 use super::test_hook::AbortAfterCommits;
 use super::{Caps, ImapError, bounded};
 use crate::config::{Config, ImapConfig};
+use crate::status::Status;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// A session that lasted this long counts as healthy: the next failure starts the backoff
 /// from one second again.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
-/// Run until `shutdown` is cancelled. Fails only at start, on a config it cannot use (no
-/// `[imap]` section, an unreadable `ca_file`); after that, every failure is retried.
+/// Run one watcher per inbox until `shutdown` is cancelled. Fails only at start, on a config
+/// it cannot use (no `[imap]` section, an unreadable `ca_file`); after that, every failure is
+/// retried.
 pub async fn run(
     store: Store,
     cfg: Arc<Config>,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
+    status: Status,
 ) -> Result<(), ImapError> {
-    let imap = cfg
-        .imap
-        .clone()
-        .ok_or_else(|| ImapError::Config("no [imap] section in the config".into()))?;
-    let tls = Tls::from_config(&imap)?;
-    let hook = AbortAfterCommits::from_env();
-    let watcher = Watcher {
-        store,
-        cfg,
-        imap,
-        tls,
-        wake,
-        shutdown,
-        hook,
-    };
-    watcher.run().await;
+    if cfg.imap.is_empty() {
+        return Err(ImapError::Config("no [imap] section in the config".into()));
+    }
+    // One count for the whole process: the test hook means "the Nth commit of this process".
+    let hook = Arc::new(AbortAfterCommits::from_env());
+    let mut watchers = Vec::new();
+    for imap in &cfg.imap {
+        watchers.push(Watcher {
+            tls: Tls::from_config(imap)?,
+            imap: imap.clone(),
+            store: store.clone(),
+            cfg: cfg.clone(),
+            wake: wake.clone(),
+            shutdown: shutdown.clone(),
+            hook: hook.clone(),
+            status: status.clone(),
+        });
+    }
+    let tasks: Vec<_> = watchers
+        .into_iter()
+        .map(|w| {
+            // Every line a watcher logs names its inbox.
+            let span = tracing::info_span!("inbox", inbox = %w.imap.inbox_id());
+            tokio::spawn(w.run_leased().instrument(span))
+        })
+        .collect();
+    for task in tasks {
+        if let Err(e) = task.await {
+            return Err(ImapError::Protocol(format!(
+                "an inbox watcher crashed: {e}"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -61,39 +89,86 @@ struct Watcher {
     tls: Tls,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
-    hook: AbortAfterCommits,
+    hook: Arc<AbortAfterCommits>,
+    /// What /healthz and /metrics show: connected or not, and why.
+    status: Status,
 }
 
 impl Watcher {
-    async fn run(&self) {
+    /// Take the inbox's lease (waiting while another instance holds it), work the inbox while
+    /// it is held, and wait for it again when it is lost; until shutdown.
+    async fn run_leased(self) {
+        let holder = lease::holder_id();
+        loop {
+            let Some(held) = lease::acquire(
+                &self.store,
+                &self.imap,
+                holder,
+                self.cfg.lease,
+                &self.shutdown,
+            )
+            .await
+            else {
+                return;
+            };
+            // Cancelled on shutdown (a child of it) and by the keeper when the lease is lost.
+            let work = self.shutdown.child_token();
+            let keeper = tokio::spawn(
+                lease::keep(
+                    self.store.clone(),
+                    held.clone(),
+                    self.cfg.lease,
+                    work.clone(),
+                )
+                .in_current_span(),
+            );
+            self.run(&work).await;
+            work.cancel();
+            let _ = keeper.await;
+            if self.shutdown.is_cancelled() {
+                lease::release(&self.store, &held).await;
+                return;
+            }
+            // The lease was lost: stand by like any other instance.
+        }
+    }
+
+    /// Sessions one after another until `stop` is cancelled.
+    async fn run(&self, stop: &CancellationToken) {
         let mut backoff = Backoff::new(self.imap.reconnect_max);
         loop {
-            if self.shutdown.is_cancelled() {
+            if stop.is_cancelled() {
                 return;
             }
             let started = Instant::now();
+            self.status.imap_connecting();
             // `session` watches the token itself: it finishes the message in hand, then logs out.
-            let result = self.session().await;
+            let result = self.session(stop).await;
             match result {
                 Ok(()) => return,
                 Err(e) => {
-                    if self.shutdown.is_cancelled() {
+                    if stop.is_cancelled() {
                         return;
                     }
                     if started.elapsed() >= HEALTHY_AFTER {
                         backoff.reset();
                     }
                     let delay = backoff.next_delay();
+                    let what = match &e {
+                        ImapError::Store(_) => "database",
+                        _ => "IMAP",
+                    };
+                    self.status.imap_failed(format!("{what}: {e}"));
                     tracing::warn!(
                         host = %self.imap.host,
                         user = %self.imap.username,
                         attempt = backoff.failures(),
-                        "IMAP: {e}; reconnecting in {:.1}s",
+                        "{what}: {e}; reconnecting in {:.1}s",
                         delay.as_secs_f64()
                     );
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = self.shutdown.cancelled() => return,
+                        _ = stop.cancelled() => return,
                     }
                 }
             }
@@ -101,12 +176,13 @@ impl Watcher {
     }
 
     /// One session, until stopped (`Ok`) or broken (`Err`).
-    async fn session(&self) -> Result<(), ImapError> {
+    async fn session(&self, stop: &CancellationToken) -> Result<(), ImapError> {
         let imap = &self.imap;
         let mut session = tokio::select! {
             s = connect::connect(imap, &self.tls) => s?,
-            _ = self.shutdown.cancelled() => return Ok(()),
+            _ = stop.cancelled() => return Ok(()),
         };
+        self.status.imap_connected();
         let caps = super::test_hook::ignore_caps(Caps::query(&mut session, imap.timeout).await?);
         if !caps.r#move && !caps.uidplus {
             tracing::warn!(
@@ -158,13 +234,14 @@ impl Watcher {
         );
 
         let mut syncer = Syncer {
+            status: &self.status,
             store: &self.store,
             cfg: &self.cfg,
             imap,
             folders: &folders,
             caps,
             wake: &self.wake,
-            shutdown: &self.shutdown,
+            shutdown: stop,
             hook: &self.hook,
             uidvalidity,
             // New mail always gets a UID at or above the checkpoint, so incremental passes may
@@ -213,11 +290,11 @@ impl Watcher {
                 imap.poll_interval
             };
             let wake = if use_idle {
-                let (s, wake) = idle::idle(session, imap, wait, &self.shutdown).await?;
+                let (s, wake) = idle::idle(session, imap, wait, stop).await?;
                 session = s;
                 wake
             } else {
-                idle::poll(wait, &self.shutdown).await
+                idle::poll(wait, stop).await
             };
             match wake {
                 Wake::Shutdown => {

@@ -8,6 +8,7 @@
 pub mod directory;
 pub mod health;
 pub mod journal;
+pub mod lease;
 pub mod outbox;
 pub mod staff;
 pub mod views;
@@ -56,6 +57,44 @@ impl StoreError {
             Some("40001" | "40P01" | "5" | "6" | "517" | "262")
         )
     }
+
+    /// The database cannot be reached or is not serving (down, restarting, out of
+    /// connections or disk): nothing about the data, so the same work is tried again later —
+    /// unlike a refusal of this data (a constraint, a trigger), which would only fail again.
+    pub fn is_unavailable(&self) -> bool {
+        use sqlx::migrate::MigrateError;
+        let e = match self {
+            StoreError::Db(e)
+            | StoreError::Migrate(
+                MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _),
+            ) => e,
+            _ => return false,
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_code(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL SQLSTATE classes 08 (connection exception), 53 (insufficient resources: disk
+/// full, out of memory, too many connections) and 57 (operator intervention: shutdown, the
+/// server starting up, a cancelled statement); SQLite's I/O error, disk full and cannot-open
+/// (primary codes 10, 13, 14, whatever the extended code).
+fn unavailable_code(code: &str) -> bool {
+    // A SQLSTATE has exactly five characters; SQLite's (extended) codes have at most four
+    // digits.
+    if code.len() == 5 {
+        return matches!(code.get(..2), Some("08" | "53" | "57"));
+    }
+    code.parse::<u32>()
+        .is_ok_and(|sqlite| matches!(sqlite & 0xff, 10 | 13 | 14))
 }
 
 #[derive(Clone, Debug)]
@@ -179,4 +218,20 @@ pub fn format_ms(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unavailable_codes() {
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53300", "10", "266", "14", "13",
+        ] {
+            assert!(super::unavailable_code(code), "{code}");
+        }
+        // Serialisation failures, constraint and trigger refusals, busy SQLite: not outages.
+        for code in ["40001", "23505", "P0001", "5", "517", "19", "1555"] {
+            assert!(!super::unavailable_code(code), "{code}");
+        }
+    }
 }

@@ -9,7 +9,9 @@
 //!
 //! A sender first reads candidates with [`due`] (no lock), then [`claim`]s each one just
 //! before sending it: a single compare-and-set `UPDATE` that sets a lease
-//! (`claimed_until`) only if the row is still pending, due and unclaimed. It is atomic on
+//! (`claimed_until`) only if the row is still pending, due and unclaimed. The lease is
+//! stamped and compared by the *database's* clock, so instances on hosts whose clocks differ
+//! agree on when it runs out, and it needs no margin for clock skew. It is atomic on
 //! both backends when run on its own (autocommit):
 //! - SQLite takes the write lock for the statement, so claims are serialised;
 //! - PostgreSQL (READ COMMITTED, the default outside `Store::begin`) makes a second
@@ -17,10 +19,10 @@
 //!   updates 0 rows instead of claiming twice. Do not run it inside `Store::begin()`:
 //!   SERIALIZABLE turns that race into a serialisation error instead of "not claimed".
 //!
-//! Should one sender ever claim batches instead, the PostgreSQL form is
-//! `UPDATE outbox SET claimed_until = $2 WHERE id IN (SELECT id FROM outbox WHERE <due>
-//! ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING …`
-//! (SQLite has no `SKIP LOCKED` and needs none: one writer at a time).
+//! Claiming one row at a time, just before sending it, rather than a batch with `FOR UPDATE
+//! SKIP LOCKED`: a sender that dies then strands at most the one reply it was sending (a batch
+//! would strand the whole batch until its lease ran out), and measured with three instances
+//! the claim is not what limits throughput (see README, "PostgreSQL and several instances").
 //!
 //! A sender that dies mid-send leaves its lease to run out; the reply is then due again.
 //! SMTP gives at-least-once delivery at best (RFC 5321 §4.5.4.1 on lost replies to the
@@ -28,7 +30,7 @@
 
 use super::{Conn, StoreError, now_ms};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 use std::time::Duration;
 
 /// What replaces the secret (a temporary password) in the stored body once it was sent.
@@ -148,20 +150,33 @@ pub struct OutboxCounts {
     pub failed: i64,
 }
 
-/// Pending replies whose time has come and that no sender holds, oldest first.
+/// The database's clock in Unix milliseconds, as SQL for the connection's backend (a
+/// constant fragment: see `store::lease`).
+fn db_now(conn: &Conn) -> &'static str {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+    } else {
+        "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+    }
+}
+
+/// Pending replies whose time (`next_attempt_at` against `now`) has come and that no sender
+/// holds (leases against the database's clock), oldest first.
 pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-    let rows = sqlx::query(
+    let db_now = db_now(conn);
+    let sql = format!(
         "SELECT o.id, o.request_id, r.reference, o.to_address, o.subject, o.body, o.message_id, \
          o.in_reply_to, o.references_ids, o.secret, o.attempts, o.created_at, o.retried_at \
          FROM outbox o LEFT JOIN requests r ON r.id = o.request_id \
          WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
-         AND (o.claimed_until IS NULL OR o.claimed_until <= $1) \
-         ORDER BY o.created_at, o.id LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
+         AND (o.claimed_until IS NULL OR o.claimed_until <= {db_now}) \
+         ORDER BY o.created_at, o.id LIMIT $2"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(OutboxRow {
@@ -183,19 +198,26 @@ pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>
         .collect()
 }
 
-/// Take the lease on one due reply until `until` (Unix ms). `false`: another sender has
-/// it, or it is no longer pending and due. Run it on its own, not inside `Store::begin()`
-/// (see the module comment).
-pub async fn claim(conn: &mut Conn, id: i64, now: i64, until: i64) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE outbox SET claimed_until = $3 WHERE id = $1 AND status = 'pending' \
-         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2)",
-    )
-    .bind(id)
-    .bind(now)
-    .bind(until)
-    .execute(&mut *conn)
-    .await?;
+/// Take the lease on one due reply for `lease` (by the database's clock). `false`: another
+/// sender has it, or it is no longer pending and due (`next_attempt_at` against `now`). Run
+/// it on its own, not inside `Store::begin()` (see the module comment).
+pub async fn claim(
+    conn: &mut Conn,
+    id: i64,
+    now: i64,
+    lease: Duration,
+) -> Result<bool, StoreError> {
+    let db_now = db_now(conn);
+    let sql = format!(
+        "UPDATE outbox SET claimed_until = {db_now} + $3 WHERE id = $1 AND status = 'pending' \
+         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= {db_now})"
+    );
+    let done = sqlx::query(AssertSqlSafe(sql))
+        .bind(id)
+        .bind(now)
+        .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+        .execute(&mut *conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -336,7 +358,8 @@ pub async fn oldest_pending_age(conn: &mut Conn, now: i64) -> Result<Option<Dura
 }
 
 /// When the next pending reply becomes sendable (Unix ms): its `next_attempt_at`, or the
-/// end of another sender's lease if that is later. `None` when nothing is pending.
+/// end of another sender's lease if that is later (a lease ends by the database's clock:
+/// close enough to plan a wait, and a claim decides anyway). `None` when nothing is pending.
 pub async fn next_due_at(conn: &mut Conn) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT MIN(CASE WHEN claimed_until IS NOT NULL AND claimed_until > next_attempt_at \
@@ -396,18 +419,22 @@ mod tests {
         let store = store().await;
         let id = enqueue(&store, "a@x", None).await;
         let mut c = store.read().await.unwrap();
+        let lease = Duration::from_millis(300);
         let now = now_ms();
         assert_eq!(due(&mut c, now, 10).await.unwrap().len(), 1);
-        assert!(claim(&mut c, id, now, now + 1000).await.unwrap());
+        assert!(claim(&mut c, id, now, lease).await.unwrap());
         assert!(
-            !claim(&mut c, id, now, now + 1000).await.unwrap(),
+            !claim(&mut c, id, now, lease).await.unwrap(),
             "claimed twice"
         );
         assert!(due(&mut c, now, 10).await.unwrap().is_empty());
-        assert_eq!(next_due_at(&mut c).await.unwrap(), Some(now + 1000));
+        let until = next_due_at(&mut c).await.unwrap().unwrap();
+        assert!((now..=now_ms() + 300).contains(&(until - 300)), "{until}");
         // A crashed sender's lease runs out.
-        assert_eq!(due(&mut c, now + 1000, 10).await.unwrap().len(), 1);
-        assert!(claim(&mut c, id, now + 1000, now + 2000).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let now = now_ms();
+        assert_eq!(due(&mut c, now, 10).await.unwrap().len(), 1);
+        assert!(claim(&mut c, id, now, lease).await.unwrap());
     }
 
     #[tokio::test]

@@ -222,13 +222,21 @@ impl MailStack {
     /// at most once per second, so this waits for the clock to pass the file's mtime
     /// (up to 1 s) after appending.
     pub fn add_user(&self, address: &str) {
-        let address = address.to_ascii_lowercase();
-        assert!(
-            address.contains('@')
-                && !address.contains(':')
-                && !address.contains(char::is_whitespace),
-            "bad test address {address:?}"
-        );
+        self.add_users(&[address]);
+    }
+
+    /// [`add_user`](Self::add_user) for several addresses at once: one append and one wait
+    /// for Dovecot's once-a-second look at the file, however many.
+    pub fn add_users(&self, addresses: &[&str]) {
+        let addresses: Vec<String> = addresses.iter().map(|a| a.to_ascii_lowercase()).collect();
+        for address in &addresses {
+            assert!(
+                address.contains('@')
+                    && !address.contains(':')
+                    && !address.contains(char::is_whitespace),
+                "bad test address {address:?}"
+            );
+        }
         let lock_path = PathBuf::from(format!("{}.lock", self.users_file.display()));
         let lock = OpenOptions::new()
             .create(true)
@@ -239,10 +247,16 @@ impl MailStack {
             .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
 
         let existing = std::fs::read_to_string(&self.users_file).unwrap_or_default();
-        if existing
+        let known: std::collections::HashSet<&str> = existing
             .lines()
-            .any(|line| line.split(':').next() == Some(address.as_str()))
-        {
+            .filter_map(|line| line.split(':').next())
+            .collect();
+        let lines: String = addresses
+            .iter()
+            .filter(|a| !known.contains(a.as_str()))
+            .map(|a| format!("{a}:{{PLAIN}}{}\n", self.password))
+            .collect();
+        if lines.is_empty() {
             return;
         }
         let mut file = OpenOptions::new()
@@ -250,8 +264,8 @@ impl MailStack {
             .append(true)
             .open(&self.users_file)
             .unwrap_or_else(|e| panic!("open {}: {e}", self.users_file.display()));
-        // One write() of a whole line: Dovecot never reads half of it.
-        file.write_all(format!("{address}:{{PLAIN}}{}\n", self.password).as_bytes())
+        // One write() of whole lines: Dovecot never reads half of one.
+        file.write_all(lines.as_bytes())
             .unwrap_or_else(|e| panic!("append to {}: {e}", self.users_file.display()));
         let mtime = file
             .metadata()
@@ -266,6 +280,21 @@ impl MailStack {
 
     /// A fresh address `PREFIX-<pid>-<stamp>-<n>@test.example`, added as a user.
     pub fn unique_user(&self, prefix: &str) -> String {
+        let address = self.unique_address(prefix);
+        self.add_user(&address);
+        address
+    }
+
+    /// `n` fresh users at once (see [`add_users`](Self::add_users)).
+    pub fn unique_users(&self, prefix: &str, n: usize) -> Vec<String> {
+        let addresses: Vec<String> = (0..n).map(|_| self.unique_address(prefix)).collect();
+        let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        self.add_users(&refs);
+        addresses
+    }
+
+    /// A fresh address `PREFIX-<pid>-<stamp>-<n>@test.example`, not added.
+    fn unique_address(&self, prefix: &str) -> String {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         static STAMP: OnceLock<u64> = OnceLock::new();
         // The stamp keeps addresses unique across runs against one long-lived stack.
@@ -281,9 +310,7 @@ impl MailStack {
             })
             .collect();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let address = format!("{prefix}-{}-{stamp}-{n}@test.example", std::process::id());
-        self.add_user(&address);
-        address
+        format!("{prefix}-{}-{stamp}-{n}@test.example", std::process::id())
     }
 
     // ------------------------------------------------------------------- SMTP

@@ -1,12 +1,14 @@
 //! Shared by the `tests/daemon_*.rs` files: a throw-away helpdesk site on the real mail stack
-//! (unique helpdesk and shared-mailbox users, a temp config and SQLite database, a directory
-//! imported through the CLI), the real `postroom run` binary started and stopped by signal, and
-//! request emails to send.
+//! (unique helpdesk and shared-mailbox users, a temp config, a database of its own — SQLite,
+//! or PostgreSQL with `POSTROOM_TEST_BACKEND=postgres`, see `tests/common/testdb.rs` — and a
+//! directory imported through the CLI), the real `postroom run` binary started and stopped by
+//! signal, and request emails to send.
 //!
 //! Use from a test file with `mod common; mod daemon_support;`.
 #![allow(dead_code)]
 
 use crate::common::mailstack::MailStack;
+use crate::common::testdb::TestDb;
 use serde_json::Value;
 use std::fs::File;
 use std::path::PathBuf;
@@ -20,6 +22,8 @@ pub const AUTHSERV: &str = "mail.test.example";
 
 pub struct Site {
     pub stack: MailStack,
+    /// The site's database (dropped with the site on PostgreSQL).
+    pub db: TestDb,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     /// The helpdesk's own mailbox: the daemon watches its INBOX.
@@ -42,6 +46,16 @@ impl Site {
     /// A site with the default test settings (IDLE on, `poll_interval = "1s"`,
     /// `reconnect_max = "2s"`, SMTP retries from 1 s), `overrides` replacing or adding keys.
     pub fn new(stack: &MailStack, overrides: &[Setting<'_>]) -> Site {
+        Site::on(stack, overrides, TestDb::new)
+    }
+
+    /// Like [`new`](Self::new) on a database of the caller's choosing (`TestDb::postgres`
+    /// for the tests that exist only for PostgreSQL); `db` gets the site's directory.
+    pub fn on(
+        stack: &MailStack,
+        overrides: &[Setting<'_>],
+        db: impl FnOnce(&std::path::Path) -> TestDb,
+    ) -> Site {
         let helpdesk = stack.unique_user("hd");
         let mailbox = stack.unique_user("shared");
         let token = mailbox
@@ -55,11 +69,14 @@ impl Site {
             .tempdir()
             .unwrap();
         let config = dir.path().join("postroom.toml");
-        let db = dir.path().join("postroom.db");
+        let db = db(dir.path());
 
         let q = |s: &str| format!("\"{s}\"");
         let mut settings: Vec<(String, String, String)> = vec![
-            ("database", "url", q(&format!("sqlite://{}", db.display()))),
+            ("database", "url", q(&db.url)),
+            // A daemon killed by a test leaves its inbox's lease behind; the next one takes
+            // over after this (the shortest allowed), not after the default 20 s.
+            ("database", "lease_ttl", q("4s")),
             ("helpdesk", "address", q(&helpdesk)),
             ("helpdesk", "name", q("Test Helpdesk")),
             ("helpdesk", "reference_prefix", q("HD")),
@@ -115,6 +132,7 @@ impl Site {
 
         let site = Site {
             stack: stack.clone(),
+            db,
             owner: format!("owner-{token}@test.example"),
             member: format!("member-{token}@test.example"),
             locked: format!("locked-{token}@test.example"),
@@ -151,6 +169,24 @@ impl Site {
             String::from_utf8_lossy(&out.stderr)
         );
         site
+    }
+
+    /// The `[database]` settings of the site's config, for tests that look at the database
+    /// through the Store.
+    pub fn database(&self) -> postroom::config::DatabaseConfig {
+        postroom::config::Config::load(&self.config)
+            .unwrap()
+            .database
+    }
+
+    /// The site's organisation in the directory (every account above belongs to it).
+    pub fn organisation(&self) -> String {
+        format!("Test Care {}", self.token)
+    }
+
+    /// The token that makes this site's addresses unique (`locked-TOKEN@test.example`).
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// `postroom --config … ARGS`, run to completion.
@@ -243,6 +279,17 @@ impl Site {
     /// A request from the shared mailbox to the helpdesk, with a passing
     /// Authentication-Results stamped by [`AUTHSERV`]. Returns (Message-ID without <>, bytes).
     pub fn request(&self, subject: &str, extra_headers: &str, body: &str) -> (String, Vec<u8>) {
+        self.request_from(&self.mailbox, subject, extra_headers, body)
+    }
+
+    /// Like [`request`](Self::request), from another shared mailbox of the directory.
+    pub fn request_from(
+        &self,
+        mailbox: &str,
+        subject: &str,
+        extra_headers: &str,
+        body: &str,
+    ) -> (String, Vec<u8>) {
         static N: AtomicU32 = AtomicU32::new(0);
         let id = format!(
             "req-{}-{}-{}@test.example",
@@ -263,7 +310,7 @@ impl Site {
              Content-Type: text/plain; charset=\"utf-8\"\r\n\
              \r\n\
              {body}",
-            mb = self.mailbox,
+            mb = mailbox,
             hd = self.helpdesk,
             body = body.replace('\n', "\r\n"),
         );

@@ -1,7 +1,12 @@
-//! Shared by the integration tests: a throw-away postroom (config + SQLite file in a temp dir)
-//! driven through the real binary, exactly as scripts call it.
+//! Shared by the integration tests: a throw-away postroom (config + a database of its own in a
+//! temp dir) driven through the real binary, exactly as scripts call it. The database is a
+//! SQLite file, or a fresh PostgreSQL database when `POSTROOM_TEST_BACKEND=postgres` (see
+//! `tests/common/testdb.rs`).
 
 #![allow(dead_code)]
+
+#[path = "../common/testdb.rs"]
+pub mod testdb;
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -25,6 +30,7 @@ pub fn fixture(name: &str) -> PathBuf {
 pub struct Instance {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    pub db: testdb::TestDb,
 }
 
 impl Instance {
@@ -37,16 +43,16 @@ impl Instance {
     pub fn configured(trust: &str, extra: &str) -> Instance {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("postroom.toml");
-        let db = dir.path().join("postroom.db");
+        let db = testdb::TestDb::new(dir.path());
         std::fs::write(
             &config,
             format!(
-                "[database]\nurl = \"sqlite://{}\"\n\n[helpdesk]\naddress = \"{HELPDESK}\"\nname = \"Test Helpdesk\"\nreference_prefix = \"HD\"\n{trust}{extra}\n",
-                db.display()
+                "[database]\nurl = \"{}\"\n\n[helpdesk]\naddress = \"{HELPDESK}\"\nname = \"Test Helpdesk\"\nreference_prefix = \"HD\"\n{trust}{extra}\n",
+                db.url
             ),
         )
         .unwrap();
-        Instance { dir, config }
+        Instance { dir, config, db }
     }
 
     /// An instance with the fixture directory imported.
@@ -62,6 +68,14 @@ impl Instance {
         ]);
         assert!(out.contains("\"accounts\""), "{out}");
         i
+    }
+
+    /// The `[database]` settings of this instance's config, for tests that look at the
+    /// database through the Store.
+    pub fn database(&self) -> postroom::config::DatabaseConfig {
+        postroom::config::Config::load(&self.config)
+            .unwrap()
+            .database
     }
 
     pub fn cmd(&self) -> Command {
