@@ -174,3 +174,29 @@ fn check_warns_about_a_readable_config_holding_a_password() {
     let out = i.cmd().arg("check").output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("every user"));
 }
+
+#[test]
+fn long_imports_report_progress_in_plain_lines_when_not_on_a_terminal() {
+    let i = Instance::new("");
+    let path = i.dir.path().join("big.csv");
+    let mut csv = String::from("organisation,mailbox,account,name,role\n");
+    for n in 0..1500 {
+        csv.push_str(&format!(
+            "Org {},,person{n}@big.example,Person {n},\n",
+            n % 7
+        ));
+    }
+    std::fs::write(&path, csv).unwrap();
+    let out = i
+        .cmd()
+        .args(["directory", "import", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("import: 1500/1500 done"), "{err}");
+}
