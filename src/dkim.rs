@@ -49,6 +49,25 @@ const DNS_TIMEOUT: Duration = Duration::from_secs(3);
 /// signatures that verify and cover what postroom reads: the one `From:` (the same address
 /// our own parser finds), `Subject:`, and every instance of each header they sign. Empty when
 /// the `dkim` mode is not configured, or on any doubt.
+/// True when `raw` has no NUL and the body starts right after an empty line.
+fn cleanly_split(raw: &[u8], body_offset: usize) -> bool {
+    if raw.contains(&0) {
+        return false;
+    }
+    let head = raw.get(..body_offset).unwrap_or(raw);
+    // Control characters have no place in a header (RFC 5322 §2.2); mail-auth's relaxed
+    // canonicalisation and mail-parser do not treat all of them alike.
+    if head
+        .iter()
+        .any(|&b| (b < 0x20 && b != b'\t' && b != b'\r' && b != b'\n') || b == 0x7f)
+    {
+        return false;
+    }
+    head.ends_with(b"\r\n\r\n")
+        || head.ends_with(b"\n\n")
+        || (body_offset >= raw.len() && !raw.is_empty())
+}
+
 pub async fn verified_domains(raw: &[u8], cfg: &TrustConfig) -> Vec<String> {
     if !cfg.modes.contains(&TrustMode::Dkim) {
         return Vec::new();
@@ -61,6 +80,14 @@ pub async fn verified_domains(raw: &[u8], cfg: &TrustConfig) -> Vec<String> {
         return Vec::new();
     };
     if message.dkim_headers.is_empty() {
+        return Vec::new();
+    }
+    // The signature covers what mail-auth takes for the header and the body; postroom reads the
+    // message with mail-parser. Where the two could split the message differently — a NUL, or
+    // a header block ended by something other than an empty line (a line mail-auth would drop
+    // but mail-parser might read as body text) — no signature proves what postroom reads.
+    if !cleanly_split(raw, message.body_offset as usize) {
+        tracing::info!("DKIM not checked: the header block does not end with an empty line");
         return Vec::new();
     }
     if message.headers.len() > MAX_HEADER_FIELDS {

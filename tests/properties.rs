@@ -140,8 +140,19 @@ fn has_quote_line(text: &str) -> Option<&str> {
     text.lines().find(|l| l.trim_start().starts_with('>'))
 }
 
+/// A fixed seed: the same cases on every run, so CI never fails by chance; set
+/// `PROPTEST_EXPLORE=1` to draw fresh cases while hunting (and keep any failure as a
+/// regression in tests/properties.proptest-regressions).
+fn ci_config(cases: u32) -> ProptestConfig {
+    let mut c = ProptestConfig::with_cases(cases);
+    if std::env::var_os("PROPTEST_EXPLORE").is_none() {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x7057_2007);
+    }
+    c
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    #![proptest_config(ci_config(1024))]
 
     #[test]
     fn parse_never_panics_on_bytes(raw in prop::collection::vec(any::<u8>(), 0..2048)) {
@@ -257,7 +268,7 @@ fn dkim_domains(raw: &[u8], cfg: &TrustConfig) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ci_config(256))]
 
     /// Damage anywhere below the signature header (so every key stays pinned: no DNS): never
     /// a panic, never a domain but the signer's, and a changed From: or body never verifies.
