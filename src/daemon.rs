@@ -41,7 +41,7 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     };
     // A config a watcher could never use (unreadable ca_file) stops here, not in a loop.
     for imap_cfg in &cfg.imap {
-        imap::connect::Tls::from_config(imap_cfg).with_context(|| format!("[{}]", imap_cfg.key))?;
+        imap::connect::Tls::from_config(imap_cfg).with_context(|| imap_cfg.key.clone())?;
     }
     if let Some(warning) = crate::trust::startup_warning(&cfg.trust) {
         // Loud on purpose: to the log and straight to the terminal.

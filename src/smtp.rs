@@ -430,16 +430,24 @@ pub fn retry_delay(attempts: u32, initial: Duration, max: Duration) -> Duration 
     )
 }
 
-/// How long a sender owns a claimed row: enough for a whole exchange (connect, EHLO,
-/// STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, body, final reply), each step bounded by
-/// `smtp.timeout`, with a margin for the record afterwards. After that another sender may
-/// take it. The lease runs by the database's clock (`outbox::claim`), so no margin for
-/// clock differences between instances is needed; it is also how long the one reply a
-/// killed instance was sending waits before another instance sends it.
+/// How long a sender owns a claimed row: the longest a send may take ([`send_bound`]) plus a
+/// margin for recording the result (12 × `smtp.timeout` + 5 s in all). After that another
+/// sender may take it. The lease runs by the database's clock (`outbox::claim`), so no margin
+/// for clock differences between instances is needed; it is also how long a reply a killed
+/// instance was sending waits before another instance sends it.
 fn lease(cfg: &SmtpConfig) -> Duration {
-    cfg.timeout
-        .saturating_mul(12)
-        .saturating_add(Duration::from_secs(5))
+    send_bound(cfg).saturating_add(
+        cfg.timeout
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(5)),
+    )
+}
+
+/// How long one send (or the probe before a pass) may take in all before it is abandoned:
+/// ten steps of `smtp.timeout`, always shorter than [`lease`], so a claim never runs out
+/// under a send still in progress. (lettre's async client bounds only the connect.)
+fn send_bound(cfg: &SmtpConfig) -> Duration {
+    cfg.timeout.saturating_mul(10)
 }
 
 fn ms(d: Duration) -> i64 {
@@ -482,10 +490,19 @@ async fn pass(
 
     // Connect (and log in) once before touching any row: a refusal here is about the
     // server or our credentials, not about a message (module comment).
-    let broken: Mutex<Option<String>> = Mutex::new(match transport.test_connection().await {
-        Ok(true) => None,
-        Ok(false) => Some(format!("SMTP {}:{}: no answer to NOOP", cfg.host, cfg.port)),
-        Err(e) => Some(format!("SMTP {}:{}: {}", cfg.host, cfg.port, describe(&e))),
+    // Bounded here: lettre's async client applies `smtp.timeout` to connecting only, so a
+    // server that accepts and then says nothing would hold the pass for ever.
+    let probe = tokio::time::timeout(send_bound(cfg), transport.test_connection()).await;
+    let broken: Mutex<Option<String>> = Mutex::new(match probe {
+        Ok(Ok(true)) => None,
+        Ok(Ok(false)) => Some(format!("SMTP {}:{}: no answer to NOOP", cfg.host, cfg.port)),
+        Ok(Err(e)) => Some(format!("SMTP {}:{}: {}", cfg.host, cfg.port, describe(&e))),
+        Err(_) => Some(format!(
+            "SMTP {}:{}: no answer within {:?}",
+            cfg.host,
+            cfg.port,
+            send_bound(cfg)
+        )),
     });
 
     let done: Vec<Result<SendPass, SmtpError>> = futures::stream::iter(rows)
@@ -529,9 +546,24 @@ async fn send_one(
         Some(error) => Attempt::Temporary(error),
         None => match build_message(&row, cfg, helpdesk) {
             Err(error) => Attempt::Permanent(error),
-            Ok(message) => match transport.send(message).await {
-                Ok(_) => Attempt::Sent,
-                Err(e) => {
+            Ok(message) => match tokio::time::timeout(send_bound(cfg), transport.send(message))
+                .await
+            {
+                Ok(Ok(_)) => Attempt::Sent,
+                // Given up before the claim runs out, so no other sender can take the row
+                // while this attempt might still be going on. Whether the server took the
+                // message is unknown: it is retried (at-least-once, as after a crash).
+                Err(_) => {
+                    let text = format!(
+                        "SMTP {}:{}: no answer within {:?}",
+                        cfg.host,
+                        cfg.port,
+                        send_bound(cfg)
+                    );
+                    *broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
+                    Attempt::Temporary(text)
+                }
+                Ok(Err(e)) => {
                     let text = describe(&e);
                     if e.is_permanent() {
                         Attempt::Permanent(text)
