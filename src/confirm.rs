@@ -320,29 +320,14 @@ async fn confirmed(
         ),
         _ => None,
     };
-    let built = reply::build(
-        &cfg.helpdesk,
-        &reply::ReplyInput {
-            decision: &d,
-            reference: &request.reference,
-            original_subject: &original.subject,
-            original_message_id: original.message_id.as_deref(),
-            original_references: &original.references,
-            applied: applied.as_ref(),
-            unique: &password::token(12),
-        },
-    );
-    let reply = match built {
-        Some(r) => pipeline::enqueue(conn, cfg, r, Some(request.id)).await?,
-        None => None,
-    };
-    let mut p = Processed::new(
-        d.outcome,
-        d.kind,
-        Some(request.reference.clone()),
-        d.reason.as_ref(),
-    );
-    p.reply = reply;
-    p.request_id = Some(request.id);
-    Ok(p)
+    pipeline::answer(
+        conn,
+        cfg,
+        &d,
+        &request.reference,
+        request.id,
+        &original,
+        applied.as_ref(),
+    )
+    .await
 }

@@ -432,15 +432,39 @@ async fn record(
         confirm::issue(conn, cfg, &decision, requester, request_id, &reference).await?;
     }
 
+    answer(
+        conn,
+        cfg,
+        &decision,
+        &reference,
+        request_id,
+        msg,
+        applied.as_ref(),
+    )
+    .await
+}
+
+/// Answer a decided request: build the reply to its mailbox (when it gets one), queue it
+/// under the daily cap, and report what was done. Shared by the pipeline, confirmations and
+/// staff decisions, so every path answers alike.
+pub(crate) async fn answer(
+    conn: &mut Conn,
+    cfg: &Config,
+    d: &Decision,
+    reference: &str,
+    request_id: i64,
+    original: &Message,
+    applied: Option<&reply::Applied>,
+) -> Result<Processed, StoreError> {
     let built = reply::build(
-        helpdesk,
+        &cfg.helpdesk,
         &reply::ReplyInput {
-            decision: &decision,
-            reference: &reference,
-            original_subject: &msg.subject,
-            original_message_id: msg.message_id.as_deref(),
-            original_references: &msg.references,
-            applied: applied.as_ref(),
+            decision: d,
+            reference,
+            original_subject: &original.subject,
+            original_message_id: original.message_id.as_deref(),
+            original_references: &original.references,
+            applied,
             unique: &password::token(12),
         },
     );
@@ -448,12 +472,11 @@ async fn record(
         Some(r) => enqueue(conn, cfg, r, Some(request_id)).await?,
         None => None,
     };
-
     let mut p = Processed::new(
-        decision.outcome,
-        decision.kind,
-        Some(reference),
-        decision.reason.as_ref(),
+        d.outcome,
+        d.kind,
+        Some(reference.to_owned()),
+        d.reason.as_ref(),
     );
     p.reply = reply;
     p.request_id = Some(request_id);
