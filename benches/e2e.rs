@@ -4,7 +4,8 @@
 //! 1. Throughput: `BENCH_MESSAGES` (2,000) request emails waiting in the helpdesk INBOX; time
 //!    from starting `postroom run` until every reply is `sent` in the outbox (Postfix took
 //!    it). Baseline in the same run: a minimal client (UID FETCH per batch, one SMTP reply
-//!    per message on one pooled connection, UID MOVE per batch; no parsing, no database).
+//!    per message over 1 or 4 connections with TCP_NODELAY, UID MOVE per batch; no parsing,
+//!    no database).
 //! 2. Latency: the daemon idle in IMAP IDLE, one request APPENDed every 100 ms for
 //!    `BENCH_LATENCY_SECS` (60); APPEND done → outbox `sent_at` (Unix ms, set once Postfix
 //!    accepted the reply). p50/p95/p99.
@@ -18,9 +19,10 @@
 //! Prints a table and, last, one line of JSON.
 
 use async_imap::Session;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use lettre::address::Envelope;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -454,7 +456,8 @@ impl Drop for Daemon {
 
 // ------------------------------------------------------------------------ phases
 
-/// The floor: fetch by UID in batches, reply on one pooled SMTP connection, UID MOVE per batch.
+/// The floor: fetch by UID in batches, reply over `senders` SMTP connections, UID MOVE per
+/// batch.
 async fn baseline(stack: &Stack, n: usize, batch: usize, senders: usize) -> R<f64> {
     let stamp = now_ms() % 100_000_000;
     let user = format!("bench-base-{}x{stamp}@test.example", std::process::id());
@@ -474,12 +477,6 @@ async fn baseline(stack: &Stack, n: usize, batch: usize, senders: usize) -> R<f6
         .collect();
     stack.append_all(&user, site_like, 4).await?;
 
-    let smtp: AsyncSmtpTransport<Tokio1Executor> =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-            .port(stack.smtp_port)
-            .timeout(Some(Duration::from_secs(30)))
-            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(senders as u32))
-            .build();
     let envelope = Envelope::new(
         Some(user.parse().map_err(|e| format!("{e}"))?),
         vec![sink.parse().map_err(|e| format!("{e}"))?],
@@ -487,6 +484,18 @@ async fn baseline(stack: &Stack, n: usize, batch: usize, senders: usize) -> R<f6
     .map_err(|e| e.to_string())?;
 
     let started = Instant::now();
+    // `senders` SMTP connections with TCP_NODELAY, as postroom opens them (src/smtp/transport.rs).
+    let mut conns = Vec::with_capacity(senders);
+    for _ in 0..senders {
+        let tcp = TcpStream::connect(("127.0.0.1", stack.smtp_port))
+            .await
+            .map_err(|e| format!("SMTP connect: {e}"))?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &ClientId::default())
+            .await
+            .map_err(|e| format!("SMTP: {e}"))?;
+        conns.push(tokio::sync::Mutex::new(conn));
+    }
     let mut s = stack.login(&user).await?;
     let _ = s.create("done").await;
     s.select("INBOX").await.map_err(|e| e.to_string())?;
@@ -511,24 +520,25 @@ async fn baseline(stack: &Stack, n: usize, batch: usize, senders: usize) -> R<f6
             .try_collect()
             .await
             .map_err(|e| e.to_string())?;
-        let sent: Vec<R<()>> = futures::stream::iter(fetched.iter())
-            .map(|f| {
-                let (smtp, envelope, user, sink) = (&smtp, &envelope, &user, &sink);
+        // Each connection sends its share of the batch in turn; the connections side by side.
+        let sent: Vec<R<()>> =
+            futures::future::join_all(fetched.iter().enumerate().map(|(i, f)| {
+                let (conn, envelope, user, sink) = (&conns[i % senders], &envelope, &user, &sink);
                 async move {
                     let _ = f.body().ok_or("FETCH without a body")?;
                     let reply = format!(
                         "From: <{user}>\r\nTo: <{sink}>\r\nSubject: Re: Locked out\r\n\
-                         Message-ID: <reply-{}-{stamp}@test.example>\r\n\r\nDone.\r\n",
+                     Message-ID: <reply-{}-{stamp}@test.example>\r\n\r\nDone.\r\n",
                         f.uid.unwrap_or(0)
                     );
-                    smtp.send_raw(envelope, reply.as_bytes())
+                    conn.lock()
+                        .await
+                        .send(envelope, reply.as_bytes())
                         .await
                         .map(|_| ())
                         .map_err(|e| format!("SMTP: {e}"))
                 }
-            })
-            .buffer_unordered(senders)
-            .collect()
+            }))
             .await;
         for r in sent {
             r?;
@@ -538,6 +548,9 @@ async fn baseline(stack: &Stack, n: usize, batch: usize, senders: usize) -> R<f6
     }
     let secs = started.elapsed().as_secs_f64();
     let _ = s.logout().await;
+    for c in conns {
+        let _ = c.into_inner().quit().await;
+    }
     if done != n {
         return Err(format!("baseline handled {done} of {n}"));
     }
@@ -719,8 +732,8 @@ fn main() {
         eprintln!("e2e: baseline, {n} messages");
         let base1 = baseline(&stack, n, 50, 1).await.unwrap_or_else(|e| die(e));
         eprintln!("e2e:   baseline, 1 SMTP connection: {base1:.0} msg/s");
-        // postroom sends over 4 pooled connections (src/smtp.rs SENDERS: lettre 0.11.23 keeps
-        // Nagle on, ~40 ms per message per connection); the same here is the fair floor.
+        // postroom sends over up to 4 connections (src/smtp/mod.rs SENDERS); the same here
+        // is the fair floor.
         let base = baseline(&stack, n, 50, 4).await.unwrap_or_else(|e| die(e));
         eprintln!("e2e:   baseline, 4 SMTP connections: {base:.0} msg/s");
         eprintln!("e2e: postroom run, {n} requests waiting");

@@ -694,3 +694,62 @@ async fn worker_sends_when_woken_and_stops_on_shutdown() {
         .expect("worker did not stop on shutdown")
         .unwrap();
 }
+
+/// `tls = "tls"`: TLS from the first byte (the stack's Postfix on its SMTPS port), over the
+/// connections postroom opens itself; several replies share the pooled connections.
+#[tokio::test]
+async fn replies_go_out_over_implicit_tls() {
+    init();
+    let stack = MailStack::require();
+    let db = db().await;
+    let smtps = SmtpConfig {
+        tls: TlsMode::Tls,
+        ca_file: Some(stack.tls_ca.clone().expect("MAILSTACK_TLS_CA is not set")),
+        ..smtp_config(stack.smtps_port.expect("MAILSTACK_SMTPS_PORT is not set"))
+    };
+    let ok = smtp::check(&smtps).await.unwrap();
+    assert!(ok.contains("implicit TLS ok"), "{ok}");
+
+    let to = stack.unique_user("outbox-smtps");
+    let mut ids = Vec::new();
+    for i in 1..=6 {
+        let q = enqueue(
+            &db.store,
+            &to,
+            &format!("Re: reset [HD-00000{i}]"),
+            "Done.\n",
+            None,
+        )
+        .await;
+        ids.push(format!("<{}>", q.message_id));
+    }
+    let pass = smtp::send_due(&db.store, &smtps, &helpdesk())
+        .await
+        .unwrap();
+    assert_eq!(
+        pass,
+        smtp::SendPass {
+            sent: 6,
+            ..Default::default()
+        }
+    );
+    let got = stack
+        .wait_for(&to, "INBOX", 6, Duration::from_secs(30))
+        .await;
+    let mut got_ids: Vec<String> = got
+        .iter()
+        .map(|raw| one_header(raw, "Message-ID"))
+        .collect();
+    got_ids.sort();
+    ids.sort();
+    assert_eq!(got_ids, ids);
+
+    // The same port with a client expecting plain text first: the server's TLS hello is not
+    // a greeting, and nothing is sent.
+    let plain = SmtpConfig {
+        tls: TlsMode::None,
+        timeout: Duration::from_secs(2),
+        ..smtps.clone()
+    };
+    assert!(smtp::check(&plain).await.is_err());
+}

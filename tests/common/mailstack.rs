@@ -63,6 +63,8 @@ pub struct MailStack {
     pub imaps_port: Option<u16>,
     /// Postfix SMTP, no auth needed from loopback, STARTTLS offered.
     pub smtp_port: u16,
+    /// Postfix SMTP over implicit TLS (RFC 8314); certificate signed by `tls_ca`.
+    pub smtps_port: Option<u16>,
     /// Dovecot LMTP (Postfix delivers here).
     pub lmtp_port: u16,
     /// Every test user's password.
@@ -180,6 +182,7 @@ impl MailStack {
             imap_port: env_port("MAILSTACK_IMAP_PORT")?,
             imaps_port: env_port("MAILSTACK_IMAPS_PORT"),
             smtp_port: env_port("MAILSTACK_SMTP_PORT")?,
+            smtps_port: env_port("MAILSTACK_SMTPS_PORT"),
             lmtp_port: env_port("MAILSTACK_LMTP_PORT")?,
             password: env("MAILSTACK_PASSWORD")?,
             tls_ca: env("MAILSTACK_TLS_CA").map(PathBuf::from),

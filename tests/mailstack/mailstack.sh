@@ -17,7 +17,7 @@
 # use.lock (flock'ed by tests/common/mailstack.rs), dovecot/ and postfix/ (config,
 # runtime, queue). Templates: dovecot.conf.in, postfix-main.cf.in, postfix-master.cf.in.
 #
-# Ports: MAILSTACK_PORT_BASE=B gives IMAP B, IMAPS B+1, LMTP B+2, SMTP B+3 (and fails
+# Ports: MAILSTACK_PORT_BASE=B gives IMAP B, IMAPS B+1, LMTP B+2, SMTP B+3, SMTPS B+4 (fails
 # if one is taken); without it the first free block from 24143 upwards (step 10).
 # Every user's password is MAILSTACK_PASSWORD (default "secret") unless given.
 #
@@ -206,6 +206,7 @@ load_env() {
     IMAPS_PORT=$MAILSTACK_IMAPS_PORT
     LMTP_PORT=$MAILSTACK_LMTP_PORT
     SMTP_PORT=$MAILSTACK_SMTP_PORT
+    SMTPS_PORT=$MAILSTACK_SMTPS_PORT
 }
 
 show_logs() {
@@ -230,7 +231,7 @@ choose_ports() {
     local base p ok
     if [[ -n ${MAILSTACK_PORT_BASE:-} ]]; then
         base=$MAILSTACK_PORT_BASE
-        for p in $base $((base + 1)) $((base + 2)) $((base + 3)); do
+        for p in $base $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)); do
             if port_open "$p"; then die "port $p (from MAILSTACK_PORT_BASE=$base) is in use"; fi
         done
     else
@@ -238,7 +239,7 @@ choose_ports() {
         local try
         for ((try = 24143; try < 24143 + 10 * 100; try += 10)); do
             ok=1
-            for p in $try $((try + 1)) $((try + 2)) $((try + 3)); do
+            for p in $try $((try + 1)) $((try + 2)) $((try + 3)) $((try + 4)); do
                 if port_open "$p"; then
                     ok=0
                     break
@@ -249,12 +250,13 @@ choose_ports() {
                 break
             fi
         done
-        [[ -n $base ]] || die "no free block of 4 ports found from 24143 upwards"
+        [[ -n $base ]] || die "no free block of 5 ports found from 24143 upwards"
     fi
     IMAP_PORT=$base
     IMAPS_PORT=$((base + 1))
     LMTP_PORT=$((base + 2))
     SMTP_PORT=$((base + 3))
+    SMTPS_PORT=$((base + 4))
 }
 
 render() { # template output
@@ -265,6 +267,7 @@ render() { # template output
         -e "s|@IMAPS_PORT@|$IMAPS_PORT|g" \
         -e "s|@LMTP_PORT@|$LMTP_PORT|g" \
         -e "s|@SMTP_PORT@|$SMTP_PORT|g" \
+        -e "s|@SMTPS_PORT@|$SMTPS_PORT|g" \
         -e "s|@MAIL_UID@|$(id -u dovecot)|g" \
         -e "s|@MAIL_GID@|$(id -g dovecot)|g" \
         -e "s|@SSL_DH@|$ssl_dh|g" \
@@ -444,6 +447,12 @@ start_postfix() {
         fail_with_logs "$DIR" "postfix -c $DIR/postfix/conf start failed: $out"
     fi
     wait_banner "$SMTP_PORT" "220" "Postfix SMTP"
+    # SMTPS speaks TLS first: an open port is all a banner check can see.
+    local tries=0
+    until port_open "$SMTPS_PORT"; do
+        ((tries++ < 50)) || fail_with_logs "$DIR" "Postfix SMTPS did not listen on 127.0.0.1:$SMTPS_PORT within 5 s"
+        sleep 0.1
+    done
 }
 
 stop_postfix() {
@@ -503,6 +512,7 @@ cmd_start() {
         printf 'export MAILSTACK_LMTP_PORT=%q\n' "$LMTP_PORT"
         printf 'export MAILSTACK_SMTP_HOST=127.0.0.1\n'
         printf 'export MAILSTACK_SMTP_PORT=%q\n' "$SMTP_PORT"
+        printf 'export MAILSTACK_SMTPS_PORT=%q\n' "$SMTPS_PORT"
         printf 'export MAILSTACK_USERS_FILE=%q\n' "$DIR/users"
         printf 'export MAILSTACK_PASSWORD=%q\n' "$password"
         printf 'export MAILSTACK_TLS_CA=%q\n' "$DIR/tls/ca.pem"
@@ -511,7 +521,7 @@ cmd_start() {
 
     start_dovecot
     start_postfix
-    log "up in $DIR: IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, LMTP $LMTP_PORT, SMTP $SMTP_PORT (source $DIR/env)"
+    log "up in $DIR: IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, LMTP $LMTP_PORT, SMTP $SMTP_PORT, SMTPS $SMTPS_PORT (source $DIR/env)"
 }
 
 cmd_stop() {

@@ -1,5 +1,5 @@
-//! The outbox worker: sends the replies the pipeline queued, over SMTP (lettre), with
-//! retries.
+//! The outbox worker: sends the replies the pipeline queued, over SMTP (lettre's client, on
+//! connections of our own: [`transport`]), with retries.
 //!
 //! One pass ([`send_due`]): read the due rows, check the server once (connect, EHLO,
 //! STARTTLS/TLS, AUTH), then for each row claim it, send it, and record the result. The
@@ -21,20 +21,20 @@
 use crate::config::{Config, HelpdeskConfig, SmtpConfig, TlsMode};
 use crate::store::{self, Store, StoreError, outbox};
 use futures::StreamExt;
+use lettre::Address;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, SinglePart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParameters};
 use rand::Rng;
 use serde::Serialize;
-use std::error::Error as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+pub use transport::Transport;
+
+mod transport;
 
 /// Rows taken per pass; the loop comes straight back when more are due.
 const PASS_LIMIT: i64 = 50;
@@ -100,18 +100,16 @@ impl SendPass {
 // ---------------------------------------------------------------------------------------------
 // Transport.
 
-/// An SMTP transport built from the config: TLS as configured, credentials when given,
-/// `smtp.timeout` on every network step, and a small connection pool so that one pass
-/// sends all its replies over one connection.
-pub fn transport(cfg: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, SmtpError> {
+/// An SMTP transport built from the config: TLS as configured, the password login when
+/// given, `smtp.timeout` on connecting, and a pool of up to [`SENDERS`] connections so that
+/// a pass sends its replies over connections already open.
+pub fn transport(cfg: &SmtpConfig) -> Result<Transport, SmtpError> {
     transport_with_token(cfg, None)
 }
 
 /// [`transport`], signed in with XOAUTH2 when `smtp.auth = "xoauth2"`: the token is taken from
 /// the cache or fetched first, so a transport is built per token.
-pub async fn signed_in_transport(
-    cfg: &SmtpConfig,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, SmtpError> {
+pub async fn signed_in_transport(cfg: &SmtpConfig) -> Result<Transport, SmtpError> {
     match &cfg.auth {
         crate::config::Auth::Xoauth2(source) => {
             let token = source.token().await?;
@@ -126,28 +124,12 @@ pub async fn signed_in_transport(
 pub fn transport_with_token(
     cfg: &SmtpConfig,
     token: Option<&crate::config::Secret>,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, SmtpError> {
-    // `builder_dangerous` only means "no TLS unless asked": the TLS mode is set below.
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
-        .port(cfg.port)
-        .timeout(Some(cfg.timeout))
-        .pool_config(PoolConfig::new().max_size(SENDERS as u32));
-    builder = match cfg.tls {
-        TlsMode::Tls => builder.tls(Tls::Wrapper(tls_parameters(cfg)?)),
-        // Required, not opportunistic: a server (or a man in the middle) that hides
-        // STARTTLS gets no password and no temporary password in clear text.
-        TlsMode::Starttls => builder.tls(Tls::Required(tls_parameters(cfg)?)),
-        TlsMode::None => builder.tls(Tls::None),
+) -> Result<Transport, SmtpError> {
+    let tls = match cfg.tls {
+        TlsMode::Tls | TlsMode::Starttls => Some(tls_parameters(cfg)?),
+        TlsMode::None => None,
     };
-    if let (Some(user), Some(password)) = (&cfg.username, &cfg.password) {
-        builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
-    }
-    if let (Some(user), Some(token)) = (&cfg.username, token) {
-        builder = builder
-            .credentials(Credentials::new(user.clone(), token.expose().to_owned()))
-            .authentication(vec![Mechanism::Xoauth2]);
-    }
-    Ok(builder.build())
+    Ok(Transport::new(cfg, tls, token, SENDERS))
 }
 
 /// The web PKI roots plus, when `smtp.ca_file` is set, every certificate in that PEM file
@@ -162,7 +144,7 @@ fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, SmtpError> {
     }
     builder
         .build_rustls()
-        .map_err(|e| SmtpError::Tls(describe(&e)))
+        .map_err(|e| SmtpError::Tls(transport::error_chain(&e)))
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<Certificate>, SmtpError> {
@@ -181,7 +163,9 @@ fn read_ca_file(path: &Path) -> Result<Vec<Certificate>, SmtpError> {
         return Err(ca_error("no PEM certificate in the file".into()));
     }
     ders.into_iter()
-        .map(|der| Certificate::from_der(der.to_vec()).map_err(|e| ca_error(describe(&e))))
+        .map(|der| {
+            Certificate::from_der(der.to_vec()).map_err(|e| ca_error(transport::error_chain(&e)))
+        })
         .collect()
 }
 
@@ -214,7 +198,7 @@ pub async fn check(cfg: &SmtpConfig) -> Result<String, String> {
             "{at}: connected, {auth}, but the server did not answer NOOP"
         )),
         Err(e) => {
-            let hint = if is_tls_failure(&e) {
+            let hint = if e.is_tls() {
                 " (TLS failed: check smtp.tls — `tls` is implicit TLS, usually port 465; \
                  `starttls` usually 587 — and smtp.ca_file)"
             } else if e.is_timeout() {
@@ -224,50 +208,9 @@ pub async fn check(cfg: &SmtpConfig) -> Result<String, String> {
             } else {
                 ""
             };
-            Err(format!("{at}: {}{hint}", describe(&e)))
+            Err(format!("{at}: {}{hint}", e.describe()))
         }
     }
-}
-
-/// lettre reports a failed handshake as a connection error around an `io::Error` that
-/// wraps the rustls error (only its own TLS setup errors are `is_tls()`): look inside.
-fn is_tls_failure(e: &lettre::transport::smtp::Error) -> bool {
-    if e.is_tls() {
-        return true;
-    }
-    let mut source = e.source();
-    while let Some(s) = source {
-        if s.is::<rustls::Error>()
-            || s.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
-
-/// A lettre error as one line: for a server's refusal its code and text (what the staff
-/// page shows), else the error and its causes.
-fn describe(e: &lettre::transport::smtp::Error) -> String {
-    if let Some(code) = e.status() {
-        let text = e.source().map(|s| s.to_string()).unwrap_or_default();
-        return format!("{code} {text}").trim_end().to_owned();
-    }
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    // lettre nests its connection errors ("Connection error: Connection error: …").
-    out.replace("Connection error: Connection error: ", "Connection error: ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,7 +420,7 @@ pub async fn send_due(
 
 async fn pass(
     store: &Store,
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    transport: &Transport,
     cfg: &SmtpConfig,
     helpdesk: &HelpdeskConfig,
     stop: Option<&CancellationToken>,
@@ -496,7 +439,7 @@ async fn pass(
     let broken: Mutex<Option<String>> = Mutex::new(match probe {
         Ok(Ok(true)) => None,
         Ok(Ok(false)) => Some(format!("SMTP {}:{}: no answer to NOOP", cfg.host, cfg.port)),
-        Ok(Err(e)) => Some(format!("SMTP {}:{}: {}", cfg.host, cfg.port, describe(&e))),
+        Ok(Err(e)) => Some(format!("SMTP {}:{}: {}", cfg.host, cfg.port, e.describe())),
         Err(_) => Some(format!(
             "SMTP {}:{}: no answer within {:?}",
             cfg.host,
@@ -521,7 +464,7 @@ async fn pass(
 /// instead of tried.
 async fn send_one(
     store: &Store,
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    transport: &Transport,
     cfg: &SmtpConfig,
     helpdesk: &HelpdeskConfig,
     stop: Option<&CancellationToken>,
@@ -546,7 +489,7 @@ async fn send_one(
         Some(error) => Attempt::Temporary(error),
         None => match build_message(&row, cfg, helpdesk) {
             Err(error) => Attempt::Permanent(error),
-            Ok(message) => match tokio::time::timeout(send_bound(cfg), transport.send(message))
+            Ok(message) => match tokio::time::timeout(send_bound(cfg), transport.send(&message))
                 .await
             {
                 Ok(Ok(_)) => Attempt::Sent,
@@ -564,12 +507,12 @@ async fn send_one(
                     Attempt::Temporary(text)
                 }
                 Ok(Err(e)) => {
-                    let text = describe(&e);
+                    let text = e.describe();
                     if e.is_permanent() {
                         Attempt::Permanent(text)
                     } else if e.is_transient() {
                         Attempt::Temporary(text)
-                    } else if e.is_client() {
+                    } else if e.is_refused_locally() {
                         // lettre refusing this message locally (e.g. a non-ASCII
                         // address and no SMTPUTF8): the same next time.
                         Attempt::Permanent(text)
@@ -698,7 +641,7 @@ pub async fn run_outbox(
         shutdown.cancelled().await;
         return;
     };
-    let mut transport: Option<AsyncSmtpTransport<Tokio1Executor>> = None;
+    let mut transport: Option<Transport> = None;
     let mut errors: u32 = 0;
     while !shutdown.is_cancelled() {
         let wait = match worker_pass(&store, &mut transport, smtp, &cfg.helpdesk, &shutdown).await {
@@ -728,7 +671,7 @@ pub async fn run_outbox(
 /// how long to sleep.
 async fn worker_pass(
     store: &Store,
-    transport: &mut Option<AsyncSmtpTransport<Tokio1Executor>>,
+    transport: &mut Option<Transport>,
     smtp: &SmtpConfig,
     helpdesk: &HelpdeskConfig,
     shutdown: &CancellationToken,
@@ -907,7 +850,10 @@ mod tests {
         let mut cfg = smtp();
         cfg.tls = TlsMode::Starttls;
         cfg.ca_file = Some(path);
-        let err = transport(&cfg).unwrap_err().to_string();
+        let Err(err) = transport(&cfg) else {
+            panic!("an empty ca_file was accepted")
+        };
+        let err = err.to_string();
         assert!(err.contains("no PEM certificate"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
     }
