@@ -337,7 +337,10 @@ impl Site {
         let child = self
             .command()
             .arg("run")
-            .env("POSTROOM_LOG", "info")
+            .env(
+                "POSTROOM_LOG",
+                std::env::var("BENCH_POSTROOM_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -578,6 +581,13 @@ async fn throughput(stack: &Stack, n: usize) -> (f64, u64) {
     let secs = started.elapsed().as_secs_f64();
     let rss = d.peak_rss_kb();
     d.stop();
+    // BENCH_LOG_DIR: keep the daemon's log of this run (for profiling).
+    if let Ok(dir) = std::env::var("BENCH_LOG_DIR") {
+        let to = Path::new(&dir).join("e2e-postroom.log");
+        if let Err(e) = std::fs::copy(site.log_path(), &to) {
+            eprintln!("e2e: could not keep the log in {}: {e}", to.display());
+        }
+    }
     (n as f64 / secs, rss)
 }
 
@@ -713,6 +723,22 @@ fn main() {
     let lat_secs = env_usize("BENCH_LATENCY_SECS", 60) as u64;
     let drain_n = env_usize("BENCH_DRAIN", 10_000);
     let big_mb = env_usize("BENCH_BIG_MB", 10);
+    // BENCH_ONLY=e2e,latency: only these parts (baseline, e2e, latency, drain, big); the
+    // figures of the others print as NaN / 0. For profiling one part; the README's figures
+    // come from full runs.
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
+    if let Some(parts) = &only {
+        for p in parts {
+            if !["baseline", "e2e", "latency", "drain", "big"].contains(&p.as_str()) {
+                die(format!(
+                    "BENCH_ONLY: unknown part {p:?} (baseline, e2e, latency, drain, big)"
+                ));
+            }
+        }
+    }
     let stack = Stack::from_env();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -729,24 +755,39 @@ fn main() {
             die(format!("Postfix is not answering on 127.0.0.1:{}", stack.smtp_port));
         }
 
-        eprintln!("e2e: baseline, {n} messages");
-        let base1 = baseline(&stack, n, 50, 1).await.unwrap_or_else(|e| die(e));
-        eprintln!("e2e:   baseline, 1 SMTP connection: {base1:.0} msg/s");
-        // postroom sends over up to 4 connections (src/smtp/mod.rs SENDERS); the same here
-        // is the fair floor.
-        let base = baseline(&stack, n, 50, 4).await.unwrap_or_else(|e| die(e));
-        eprintln!("e2e:   baseline, 4 SMTP connections: {base:.0} msg/s");
-        eprintln!("e2e: postroom run, {n} requests waiting");
-        let (e2e, e2e_rss) = throughput(&stack, n).await;
-        eprintln!("e2e:   postroom {e2e:.0} req/s, peak RSS {} MB", e2e_rss / 1024);
-        eprintln!("e2e: latency, one request every 100 ms for {lat_secs} s");
-        let (lat, lat_n) = latency(&stack, lat_secs).await;
-        eprintln!("e2e:   latency p50 {} ms, p99 {} ms ({} of {lat_n})", pct(&lat, 0.5), pct(&lat, 0.99), lat.len());
-        eprintln!("e2e: drain {drain_n}");
-        let (drain_rss, drain_rate) = drain(&stack, drain_n).await;
-        eprintln!("e2e:   drain peak RSS {} MB, {drain_rate:.0} req/s", drain_rss / 1024);
-        eprintln!("e2e: one {big_mb} MB message");
-        let (big_rss, big_outcome) = big(&stack, big_mb).await;
+        let on = |phase: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| p == phase));
+        let (mut base1, mut base, mut e2e, mut e2e_rss) = (f64::NAN, f64::NAN, f64::NAN, 0);
+        if on("baseline") {
+            eprintln!("e2e: baseline, {n} messages");
+            base1 = baseline(&stack, n, 50, 1).await.unwrap_or_else(|e| die(e));
+            eprintln!("e2e:   baseline, 1 SMTP connection: {base1:.0} msg/s");
+            // postroom sends over up to 4 connections (src/smtp/mod.rs SENDERS); the same
+            // here is the fair floor.
+            base = baseline(&stack, n, 50, 4).await.unwrap_or_else(|e| die(e));
+            eprintln!("e2e:   baseline, 4 SMTP connections: {base:.0} msg/s");
+        }
+        if on("e2e") {
+            eprintln!("e2e: postroom run, {n} requests waiting");
+            (e2e, e2e_rss) = throughput(&stack, n).await;
+            eprintln!("e2e:   postroom {e2e:.0} req/s, peak RSS {} MB", e2e_rss / 1024);
+        }
+        let (mut lat, mut lat_n) = (Vec::new(), 0);
+        if on("latency") {
+            eprintln!("e2e: latency, one request every 100 ms for {lat_secs} s");
+            (lat, lat_n) = latency(&stack, lat_secs).await;
+            eprintln!("e2e:   latency p50 {} ms, p99 {} ms ({} of {lat_n})", pct(&lat, 0.5), pct(&lat, 0.99), lat.len());
+        }
+        let (mut drain_rss, mut drain_rate) = (0, f64::NAN);
+        if on("drain") {
+            eprintln!("e2e: drain {drain_n}");
+            (drain_rss, drain_rate) = drain(&stack, drain_n).await;
+            eprintln!("e2e:   drain peak RSS {} MB, {drain_rate:.0} req/s", drain_rss / 1024);
+        }
+        let (mut big_rss, mut big_outcome) = (0, "skipped".to_owned());
+        if on("big") {
+            eprintln!("e2e: one {big_mb} MB message");
+            (big_rss, big_outcome) = big(&stack, big_mb).await;
+        }
 
         let ratio = e2e / base;
         let (p50, p95, p99) = (pct(&lat, 0.50), pct(&lat, 0.95), pct(&lat, 0.99));

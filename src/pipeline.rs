@@ -23,6 +23,7 @@ use crate::store::journal::{self, NewAuditEvent, NewMessage, NewOutboxItem, NewR
 use crate::store::{Conn, Store, StoreError, now_ms};
 use crate::trust::{self, Evidence};
 use serde::Serialize;
+use std::collections::HashMap;
 use serde_json::json;
 
 /// Whether the transaction is committed.
@@ -572,38 +573,59 @@ async fn attach_to_thread(
     Ok(Some(p))
 }
 
-/// Read the part of the directory this message can touch.
+/// Read the part of the directory this message can touch. A mailbox is read once however
+/// many of the addresses involved belong to it (the sender, the requester and the target
+/// are usually all in the site's own mailbox, and a large mailbox has hundreds of members).
 pub(crate) async fn load_snapshot(
     conn: &mut Conn,
     msg: &Message,
     ex: &Extracted,
 ) -> Result<Snapshot, StoreError> {
     let mut snap = Snapshot::default();
+    let mut views: HashMap<String, Option<MailboxView>> = HashMap::new();
     if let Some(from) = &msg.from
-        && let Some(mailbox) = directory::find_mailbox(conn, from).await?
+        && let Some(view) = mailbox_view(conn, &mut views, from).await?
     {
-        let members = directory::mailbox_members(conn, mailbox.id).await?;
         snap.organisation_accounts =
-            directory::count_accounts_in_organisation(conn, mailbox.organisation_id).await?;
-        snap.mailbox = Some(MailboxView { mailbox, members });
+            directory::count_accounts_in_organisation(conn, view.mailbox.organisation_id).await?;
+        snap.mailbox = Some(view);
     }
     for address in policy::addresses_to_load(msg, ex)
         .into_iter()
         .take(MAX_LOOKUPS)
     {
         if let Some(account) = directory::find_account(conn, &address).await? {
-            let mut views = Vec::new();
+            let mut account_views = Vec::new();
             for m in directory::account_memberships(conn, account.id).await? {
-                if let Some(mailbox) = directory::find_mailbox(conn, &m.mailbox).await? {
-                    let members = directory::mailbox_members(conn, mailbox.id).await?;
-                    views.push(MailboxView { mailbox, members });
+                if let Some(view) = mailbox_view(conn, &mut views, &m.mailbox).await? {
+                    account_views.push(view);
                 }
             }
-            snap.account_mailboxes.insert(account.id, views);
+            snap.account_mailboxes.insert(account.id, account_views);
             snap.accounts.insert(address, account);
-        } else if let Some(mailbox) = directory::find_mailbox(conn, &address).await? {
-            snap.mailboxes_named.insert(address, mailbox);
+        } else if let Some(view) = mailbox_view(conn, &mut views, &address).await? {
+            snap.mailboxes_named.insert(address, view.mailbox);
         }
     }
     Ok(snap)
+}
+
+/// A mailbox and its members by address, read at most once per snapshot.
+async fn mailbox_view(
+    conn: &mut Conn,
+    seen: &mut HashMap<String, Option<MailboxView>>,
+    address: &str,
+) -> Result<Option<MailboxView>, StoreError> {
+    if let Some(view) = seen.get(address) {
+        return Ok(view.clone());
+    }
+    let view = match directory::find_mailbox(conn, address).await? {
+        Some(mailbox) => {
+            let members = directory::mailbox_members(conn, mailbox.id).await?;
+            Some(MailboxView { mailbox, members })
+        }
+        None => None,
+    };
+    seen.insert(address.to_owned(), view.clone());
+    Ok(view)
 }

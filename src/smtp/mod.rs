@@ -477,7 +477,7 @@ async fn send_one(
     }
     let now = store::now_ms();
     // A single statement on its own, not `Store::begin()` (see store::outbox).
-    if !outbox::claim(&mut *store.read().await?, row.id, now, lease(cfg)).await? {
+    if !outbox::claim(&mut *store.write().await?, row.id, now, lease(cfg)).await? {
         result.skipped += 1;
         return Ok(result);
     }
@@ -573,7 +573,7 @@ async fn record(
     result: &mut SendPass,
 ) -> Result<(), SmtpError> {
     let now = store::now_ms();
-    let mut conn = store.read().await?;
+    let mut conn = store.write().await?;
     let reference = row.reference.as_deref().unwrap_or("-");
     // Log lines name the row and the request, never the body: it may hold a password.
     match attempt {

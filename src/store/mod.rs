@@ -17,12 +17,63 @@ use crate::config::DatabaseConfig;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Transaction};
 use std::str::FromStr;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 pub use sqlx::Error as DbError;
 
-/// A transaction on either backend; every write postroom makes happens inside one.
-pub type Tx = Transaction<'static, Any>;
+/// A write transaction on either backend; every write postroom makes happens inside one (or
+/// in one statement on a [`WriteConn`]). Derefs to the connection, so query functions take
+/// `&mut tx`; ends with [`Tx::commit`] or [`Tx::rollback`] (dropped: rolled back).
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    /// SQLite: this process's turn to write, held until the end (see [`Store::begin`]).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let Tx { inner, _turn } = self;
+        inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        let Tx { inner, _turn } = self;
+        inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// A pooled connection for one write statement on its own (autocommit), holding this
+/// process's turn to write on SQLite like a [`Tx`].
+pub struct WriteConn {
+    inner: sqlx::pool::PoolConnection<Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
 /// What query functions take: a transaction or a pooled connection both deref to it.
 pub type Conn = AnyConnection;
 
@@ -101,6 +152,8 @@ fn unavailable_code(code: &str) -> bool {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: whose turn it is to write, within this process (see [`Store::begin`]).
+    write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
@@ -149,7 +202,13 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        Ok(Store { pool, backend })
+        let write_turn =
+            (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Store {
+            pool,
+            backend,
+            write_turn,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -190,12 +249,40 @@ impl Store {
     /// so two writers queue instead of failing with "database is locked" when a read
     /// transaction upgrades; PostgreSQL runs serialisable so the last-owner guard holds
     /// under concurrency.
+    ///
+    /// SQLite has one writer at a time, and a writer that finds the lock taken waits in
+    /// SQLite's busy handler, which *sleeps* (1, 2, 5, 10… ms) and polls: with the pipeline
+    /// and the outbox writing side by side, most of each message's time went on those
+    /// sleeps. So the writers of this process first queue on an async mutex, in order, and
+    /// only the writers of other processes (a CLI command) meet the busy handler.
+    /// Never start a write while holding one: that waits for ever.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let turn = self.write_turn().await;
         let statement = match self.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         };
-        Ok(self.pool.begin_with(statement).await?)
+        Ok(Tx {
+            inner: self.pool.begin_with(statement).await?,
+            _turn: turn,
+        })
+    }
+
+    /// A connection for one write statement on its own, in this process's turn to write
+    /// ([`Store::begin`]).
+    pub async fn write(&self) -> Result<WriteConn, StoreError> {
+        let turn = self.write_turn().await;
+        Ok(WriteConn {
+            inner: self.pool.acquire().await?,
+            _turn: turn,
+        })
+    }
+
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_turn {
+            Some(turn) => Some(Arc::clone(turn).lock_owned().await),
+            None => None,
+        }
     }
 
     /// A connection for reads.
