@@ -20,11 +20,11 @@ use crate::request::extract::{self, ExtractContext, Extracted};
 use crate::screen;
 use crate::store::directory;
 use crate::store::journal::{self, NewAuditEvent, NewMessage, NewOutboxItem, NewRequest};
-use crate::store::{Conn, Store, StoreError, now_ms};
+use crate::store::{Conn, Store, StoreError, Tx, now_ms};
 use crate::trust::{self, Evidence};
 use serde::Serialize;
-use std::collections::HashMap;
 use serde_json::json;
+use std::collections::HashMap;
 
 /// Whether the transaction is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +168,94 @@ async fn run_parsed(
             }
             other => return other,
         }
+    }
+}
+
+/// A message read and its trust evidence gathered: everything before the transaction.
+pub struct Prepared<'r> {
+    raw: &'r [u8],
+    msg: Message,
+    evidence: Evidence,
+}
+
+/// Parse the message and check its DKIM signatures (which may look keys up: do it before
+/// joining a [`Group`], or with the group committed).
+pub async fn prepare<'r>(cfg: &Config, raw: &'r [u8]) -> Prepared<'r> {
+    let msg = message::parse(raw);
+    let dkim_domains = crate::dkim::verified_domains(raw, &cfg.trust).await;
+    let evidence = trust::assess(&msg, &cfg.trust, &dkim_domains);
+    Prepared { raw, msg, evidence }
+}
+
+/// Group commit, for the IMAP watcher on SQLite: the messages of one fetch share ONE
+/// transaction, each inside its own savepoint, so a message that fails is rolled back alone
+/// and the others still commit together. Nothing about any of them is visible, replied to
+/// or moved until [`Group::commit`] returns; a crash before it loses the lot, and the next
+/// sync fetches and processes them again, as after a crash between two ordinary
+/// transactions. The caller commits before it waits on the network, so the write lock is
+/// never held across an IMAP read.
+///
+/// Only for SQLite, where this process's writers take turns ([`Store::begin`]) and a
+/// transaction cannot meet a conflict: on PostgreSQL a serialisation failure would undo the
+/// whole group, so messages keep their own transaction (and retry loop) there.
+pub struct Group {
+    tx: Tx,
+    messages: usize,
+}
+
+impl Group {
+    pub async fn begin(store: &Store) -> Result<Group, StoreError> {
+        Ok(Group {
+            tx: store.begin().await?,
+            messages: 0,
+        })
+    }
+
+    /// Messages processed in the group so far (committed or not).
+    pub fn len(&self) -> usize {
+        self.messages
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// Process one prepared message inside its own savepoint. On an error the savepoint is
+    /// rolled back: the group goes on without this message.
+    pub async fn process(
+        &mut self,
+        cfg: &Config,
+        prepared: &Prepared<'_>,
+        source: &str,
+    ) -> Result<Processed, StoreError> {
+        use sqlx::Connection as _;
+        let input = Input {
+            cfg,
+            raw: prepared.raw,
+            msg: &prepared.msg,
+            evidence: &prepared.evidence,
+            source,
+            mode: Mode::Apply,
+        };
+        let mut savepoint = (*self.tx).begin().await?;
+        let result = process_in(&mut savepoint, &input, None).await;
+        match result {
+            Ok(p) => {
+                savepoint.commit().await?;
+                self.messages += 1;
+                Ok(p)
+            }
+            Err(e) => {
+                if let Err(rollback) = savepoint.rollback().await {
+                    tracing::warn!("rolling back a failed message's savepoint: {rollback}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
     }
 }
 

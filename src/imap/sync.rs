@@ -22,9 +22,10 @@ use super::{Caps, ImapError, Session, moves, uid_set};
 use crate::config::{Config, ImapConfig};
 use crate::outcome::Outcome;
 use crate::pipeline::{self, Mode, Processed};
+use crate::store::Backend;
 use crate::store::Store;
 use async_imap::types::{Fetch, Flag, UnsolicitedResponse};
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -34,6 +35,9 @@ use tracing::Instrument;
 /// After a stop request in the middle of a batch, how long the rest of the batch's FETCH
 /// answer may take to drain (so that what was committed can still be moved).
 const DRAIN_ON_STOP: Duration = Duration::from_secs(2);
+
+/// At most this many messages share one group commit (`pipeline::Group`).
+const GROUP_MAX: usize = 50;
 
 /// One message as the listing shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,11 +221,26 @@ impl Syncer<'_> {
                     what: what.clone(),
                     error,
                 })?;
+        // Group commit (SQLite, whole messages): see `pipeline::Group`. Committed before
+        // every wait on the server, at most `GROUP_MAX` messages at a time.
+        let grouping = large.is_empty() && self.store.backend() == Backend::Sqlite;
+        let mut group: Option<(pipeline::Group, Vec<Pending>)> = None;
         loop {
-            let fetch = match stream.try_next().await {
+            let next = match stream.try_next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    // Nothing ready: commit what is in hand before waiting on the network.
+                    self.commit_group(group.take(), filed).await?;
+                    stream.try_next().await
+                }
+            };
+            let fetch = match next {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
-                Err(error) => return Err(ImapError::Command { what, error }),
+                Err(error) => {
+                    self.commit_group(group.take(), filed).await?;
+                    return Err(ImapError::Command { what, error });
+                }
             };
             // Unsolicited FETCHes (flag changes by another client) come in the same answer.
             let Some(uid) = fetch.uid.filter(|u| wanted.contains(u)) else {
@@ -231,6 +250,7 @@ impl Syncer<'_> {
                 continue;
             }
             if self.shutdown.is_cancelled() {
+                self.commit_group(group.take(), filed).await?;
                 done.stopped = true;
                 // Let the rest of the answer arrive (bounded) so the connection stays usable
                 // for moving what was already committed.
@@ -248,6 +268,14 @@ impl Syncer<'_> {
                 Some(&size) => Part::Header { size },
                 None => Part::Whole,
             };
+            done.last_handled = Some(done.last_handled.map_or(uid, |l: u32| l.max(uid)));
+            if grouping && let Some(raw) = fetch.body() {
+                self.process_grouped(uid, raw, &mut group, filed).await?;
+                if group.as_ref().is_some_and(|(g, _)| g.len() >= GROUP_MAX) {
+                    self.commit_group(group.take(), filed).await?;
+                }
+                continue;
+            }
             // A database that cannot be reached ends the pass (and the session) here: every
             // later message would fail the same way, each with its own error line.
             if let Some(folder) = self.process(uid, &fetch, part).await? {
@@ -255,8 +283,8 @@ impl Syncer<'_> {
             } else {
                 self.rescan = true;
             }
-            done.last_handled = Some(done.last_handled.map_or(uid, |l: u32| l.max(uid)));
         }
+        self.commit_group(group.take(), filed).await?;
         for uid in uids.iter().filter(|u| !answered.contains(u)) {
             // Expunged by another client between the listing and the fetch: nothing to do.
             tracing::debug!(uid, "listed but not fetched (gone meanwhile)");
@@ -316,6 +344,104 @@ impl Syncer<'_> {
         .await
     }
 
+    /// One whole message into the open group (begun here if none is open). A message that
+    /// fails stays in the folder for a later scan; a database that cannot be reached ends the
+    /// pass, and the group's messages stay too (nothing of them was committed).
+    async fn process_grouped(
+        &mut self,
+        uid: u32,
+        raw: &[u8],
+        group: &mut Option<(pipeline::Group, Vec<Pending>)>,
+        filed: &mut BTreeMap<String, Vec<u32>>,
+    ) -> Result<(), ImapError> {
+        let started = std::time::Instant::now();
+        let source = format!(
+            "imap:{}/{}/{}",
+            self.imap.username, self.folders.watched, uid
+        );
+        let span = tracing::info_span!("message", uid, reference = tracing::field::Empty);
+        // DKIM may look keys up on the network: never with the group's write lock held.
+        let prepared = {
+            let mut prepare = std::pin::pin!(pipeline::prepare(self.cfg, raw));
+            match futures::poll!(&mut prepare) {
+                std::task::Poll::Ready(p) => p,
+                std::task::Poll::Pending => {
+                    self.commit_group(group.take(), filed).await?;
+                    prepare.await
+                }
+            }
+        };
+        let (g, pending) = match group {
+            Some(open) => open,
+            None => group.insert((
+                pipeline::Group::begin(self.store)
+                    .await
+                    .map_err(ImapError::Store)?,
+                Vec::new(),
+            )),
+        };
+        match g
+            .process(self.cfg, &prepared, &source)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(p) => pending.push(Pending {
+                uid,
+                processed: p,
+                started,
+                span,
+            }),
+            Err(e) if e.is_unavailable() => return Err(ImapError::Store(e)),
+            Err(e) => {
+                span.in_scope(|| {
+                    tracing::error!(
+                        "could not process the message: {e}; it stays in {} and is retried at the next sync",
+                        self.folders.watched
+                    )
+                });
+                // The group's transaction itself may be what failed: end it here, so the
+                // messages before this one still commit (or are retried) on their own.
+                self.rescan = true;
+                self.commit_group(group.take(), filed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit an open group, then do for each of its messages what follows a commit. A
+    /// commit that fails leaves all of them in the folder for a later scan.
+    async fn commit_group(
+        &mut self,
+        group: Option<(pipeline::Group, Vec<Pending>)>,
+        filed: &mut BTreeMap<String, Vec<u32>>,
+    ) -> Result<(), ImapError> {
+        let Some((g, pending)) = group else {
+            return Ok(());
+        };
+        match g.commit().await {
+            Ok(()) => {}
+            Err(e) if e.is_unavailable() => return Err(ImapError::Store(e)),
+            Err(e) => {
+                tracing::error!(
+                    messages = pending.len(),
+                    "could not commit a group of messages: {e}; they stay in {} and are retried at the next sync",
+                    self.folders.watched
+                );
+                // Processed one by one at the next scan, so a message that breaks the commit
+                // cannot hold the others back for ever.
+                self.rescan = true;
+                return Ok(());
+            }
+        }
+        for p in pending {
+            let _entered = p.span.enter();
+            self.status.message_processed(p.started.elapsed());
+            let folder = self.committed(&p.processed);
+            filed.entry(folder).or_default().push(p.uid);
+        }
+        Ok(())
+    }
+
     /// After the commit: log, fire the test hook, wake the outbox, choose the folder.
     fn committed(&self, p: &Processed) -> String {
         if let Some(reference) = &p.reference {
@@ -340,6 +466,14 @@ impl Syncer<'_> {
         }
         folder
     }
+}
+
+/// A message processed in an open group, waiting for the group's commit.
+struct Pending {
+    uid: u32,
+    processed: Processed,
+    started: std::time::Instant,
+    span: tracing::Span,
 }
 
 #[derive(Debug, Default)]
