@@ -2,7 +2,8 @@
 //! connections of our own: [`transport`]), with retries.
 //!
 //! One pass ([`send_due`]): read the due rows, check the server once (connect, EHLO,
-//! STARTTLS/TLS, AUTH), then for each row claim it, send it, and record the result. The
+//! STARTTLS/TLS, AUTH), then claim them a handful at a time, send them over up to
+//! [`SENDERS`] connections, and record the results as they come, several per statement. The
 //! database is touched only in single short statements between network steps, never in a
 //! transaction that waits on the server (architecture rule; see `store::outbox` for the
 //! claim that keeps several instances from sending one reply twice).
@@ -38,6 +39,8 @@ mod transport;
 
 /// Rows taken per pass; the loop comes straight back when more are due.
 const PASS_LIMIT: i64 = 50;
+/// Rows claimed in one statement (see [`claim_chunk`]).
+const CLAIM_CHUNK: usize = 2 * SENDERS;
 /// Replies one instance sends at once, each over its own pooled connection. lettre 0.11.23
 /// leaves Nagle's algorithm on, so every message waits for the server's delayed ACK of its
 /// body before the final `.` goes out (~40 ms on Linux; lettre#1159 sets TCP_NODELAY, merged
@@ -87,13 +90,6 @@ pub struct SendPass {
 impl SendPass {
     fn handled(&self) -> u32 {
         self.sent + self.retried + self.failed
-    }
-
-    fn add(&mut self, other: SendPass) {
-        self.sent += other.sent;
-        self.retried += other.retried;
-        self.failed += other.failed;
-        self.skipped += other.skipped;
     }
 }
 
@@ -399,6 +395,8 @@ fn ms(d: Duration) -> i64 {
 
 enum Attempt {
     Sent,
+    /// Not tried: the sender is stopping; the claim is given back.
+    Released,
     /// Retry later (4yz, network, TLS, timeout).
     Temporary(String),
     /// Give up now (5yz on this message, or data that cannot be sent).
@@ -425,16 +423,14 @@ async fn pass(
     helpdesk: &HelpdeskConfig,
     stop: Option<&CancellationToken>,
 ) -> Result<SendPass, SmtpError> {
-    let mut result = SendPass::default();
     let rows = outbox::due(&mut *store.read().await?, store::now_ms(), PASS_LIMIT).await?;
     if rows.is_empty() {
-        return Ok(result);
+        return Ok(SendPass::default());
     }
 
     // Connect (and log in) once before touching any row: a refusal here is about the
     // server or our credentials, not about a message (module comment).
-    // Bounded here: lettre's async client applies `smtp.timeout` to connecting only, so a
-    // server that accepts and then says nothing would hold the pass for ever.
+    // Bounded here: a server that accepts and then says nothing would hold the pass for ever.
     let probe = tokio::time::timeout(send_bound(cfg), transport.test_connection()).await;
     let broken: Mutex<Option<String>> = Mutex::new(match probe {
         Ok(Ok(true)) => None,
@@ -448,121 +444,250 @@ async fn pass(
         )),
     });
 
-    let done: Vec<Result<SendPass, SmtpError>> = futures::stream::iter(rows)
-        .map(|row| send_one(store, transport, cfg, helpdesk, stop, &broken, row))
-        .buffer_unordered(SENDERS)
-        .collect()
-        .await;
-    for one in done {
-        result.add(one?);
-    }
+    // Senders and the recorder side by side: a sender hands its result over and goes on
+    // with the next reply; the recorder writes whatever results have gathered in one
+    // statement. On SQLite every write waits its turn behind the pipeline's transactions
+    // (`Store::begin`), so one wait per handful of replies instead of one per reply is what
+    // lets the senders keep up with a backlog.
+    let (results, gathered) =
+        tokio::sync::mpsc::unbounded_channel::<(outbox::OutboxRow, Attempt)>();
+    let sender = Sender {
+        transport,
+        cfg,
+        helpdesk,
+        stop,
+        broken: &broken,
+    };
+    let sending = send_all(store, &sender, &rows, results);
+    let ((sent, skipped), recorded) = tokio::join!(sending, recorder(store, cfg, gathered));
+    let mut result = recorded?;
+    sent?;
+    result.skipped += skipped;
     Ok(result)
 }
 
-/// Claim, send and record one reply. Several run at once ([`SENDERS`]); `broken` is shared,
-/// so that once the connection is known to be gone the remaining rows are rescheduled
-/// instead of tried.
-async fn send_one(
+/// Keep up to [`SENDERS`] sends going, claiming the next handful of rows when the claimed
+/// ones run out; each result goes to the recorder. Returns how many rows another sender
+/// had claimed first.
+async fn send_all(
     store: &Store,
-    transport: &Transport,
-    cfg: &SmtpConfig,
-    helpdesk: &HelpdeskConfig,
-    stop: Option<&CancellationToken>,
-    broken: &Mutex<Option<String>>,
-    row: outbox::OutboxRow,
-) -> Result<SendPass, SmtpError> {
-    let mut result = SendPass::default();
-    if stop.is_some_and(CancellationToken::is_cancelled) {
-        return Ok(result);
+    sender: &Sender<'_>,
+    rows: &[outbox::OutboxRow],
+    results: tokio::sync::mpsc::UnboundedSender<(outbox::OutboxRow, Attempt)>,
+) -> (Result<(), SmtpError>, u32) {
+    let mut skipped = 0u32;
+    let mut chunks = rows.chunks(CLAIM_CHUNK);
+    let mut queue = std::collections::VecDeque::new();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    loop {
+        while in_flight.len() < SENDERS {
+            if let Some(row) = queue.pop_front() {
+                in_flight.push(send_and_report(sender, row, &results));
+            } else if let Some(chunk) = chunks.next() {
+                match claim_chunk(store, sender.cfg, sender.stop, chunk).await {
+                    Ok(claimed) => {
+                        let lost = chunk.len().saturating_sub(claimed.len());
+                        skipped = skipped.saturating_add(u32::try_from(lost).unwrap_or(u32::MAX));
+                        queue.extend(claimed);
+                    }
+                    Err(e) => {
+                        // Let the sends in flight finish and be recorded first.
+                        while in_flight.next().await.is_some() {}
+                        return (Err(e), skipped);
+                    }
+                }
+            } else {
+                break;
+            }
+        }
+        if in_flight.next().await.is_none() {
+            return (Ok(()), skipped);
+        }
     }
-    let now = store::now_ms();
+}
+
+/// What every send of one pass shares.
+struct Sender<'a> {
+    transport: &'a Transport,
+    cfg: &'a SmtpConfig,
+    helpdesk: &'a HelpdeskConfig,
+    stop: Option<&'a CancellationToken>,
+    /// Set once the connection is known to be gone: the remaining rows are rescheduled
+    /// instead of tried.
+    broken: &'a Mutex<Option<String>>,
+}
+
+async fn send_and_report(
+    sender: &Sender<'_>,
+    row: outbox::OutboxRow,
+    results: &tokio::sync::mpsc::UnboundedSender<(outbox::OutboxRow, Attempt)>,
+) {
+    let attempt = attempt(sender, &row).await;
+    // The recorder only stops early on an error, which the pass then returns.
+    let _ = results.send((row, attempt));
+}
+
+/// Replies claimed in one statement (at most [`CLAIM_CHUNK`]). Claimed a few at a time
+/// rather than the whole pass: a sender that dies strands only the handful it held, until
+/// their lease runs out.
+async fn claim_chunk(
+    store: &Store,
+    cfg: &SmtpConfig,
+    stop: Option<&CancellationToken>,
+    chunk: &[outbox::OutboxRow],
+) -> Result<Vec<outbox::OutboxRow>, SmtpError> {
+    if stop.is_some_and(CancellationToken::is_cancelled) {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = chunk.iter().map(|r| r.id).collect();
     // A single statement on its own, not `Store::begin()` (see store::outbox).
-    if !outbox::claim(&mut *store.write().await?, row.id, now, lease(cfg)).await? {
-        result.skipped += 1;
-        return Ok(result);
+    let claimed = outbox::claim_many(
+        &mut *store.write().await?,
+        &ids,
+        store::now_ms(),
+        lease(cfg),
+    )
+    .await?;
+    Ok(chunk
+        .iter()
+        .filter(|r| claimed.contains(&r.id))
+        .cloned()
+        .collect())
+}
+
+/// Send one claimed reply.
+async fn attempt(sender: &Sender<'_>, row: &outbox::OutboxRow) -> Attempt {
+    let Sender {
+        transport,
+        cfg,
+        helpdesk,
+        stop,
+        broken,
+    } = *sender;
+    if stop.is_some_and(CancellationToken::is_cancelled) {
+        return Attempt::Released;
     }
     let known_broken = broken
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let attempt = match known_broken {
-        Some(error) => Attempt::Temporary(error),
-        None => match build_message(&row, cfg, helpdesk) {
-            Err(error) => Attempt::Permanent(error),
-            Ok(message) => match tokio::time::timeout(send_bound(cfg), transport.send(&message))
-                .await
-            {
-                Ok(Ok(_)) => Attempt::Sent,
-                // Given up before the claim runs out, so no other sender can take the row
-                // while this attempt might still be going on. Whether the server took the
-                // message is unknown: it is retried (at-least-once, as after a crash).
-                Err(_) => {
-                    let text = format!(
-                        "SMTP {}:{}: no answer within {:?}",
-                        cfg.host,
-                        cfg.port,
-                        send_bound(cfg)
-                    );
-                    *broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
-                    Attempt::Temporary(text)
-                }
-                Ok(Err(e)) => {
-                    let text = e.describe();
-                    if e.is_permanent() {
-                        Attempt::Permanent(text)
-                    } else if e.is_transient() {
-                        Attempt::Temporary(text)
-                    } else if e.is_refused_locally() {
-                        // lettre refusing this message locally (e.g. a non-ASCII
-                        // address and no SMTPUTF8): the same next time.
-                        Attempt::Permanent(text)
-                    } else {
-                        // No reply code: the connection is gone (network, TLS,
-                        // timeout). Later rows are rescheduled, not tried.
-                        let text = format!("SMTP {}:{}: {text}", cfg.host, cfg.port);
-                        *broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
-                        Attempt::Temporary(text)
-                    }
-                }
-            },
-        },
+    if let Some(error) = known_broken {
+        return Attempt::Temporary(error);
+    }
+    let message = match build_message(row, cfg, helpdesk) {
+        Ok(message) => message,
+        Err(error) => return Attempt::Permanent(error),
     };
-    if matches!(attempt, Attempt::Sent) {
-        record_sent(store, &row, cfg, &mut result).await?;
-    } else {
-        record(store, &row, attempt, cfg, &mut result).await?;
+    match tokio::time::timeout(send_bound(cfg), transport.send(&message)).await {
+        Ok(Ok(())) => Attempt::Sent,
+        // Given up before the claim runs out, so no other sender can take the row while
+        // this attempt might still be going on. Whether the server took the message is
+        // unknown: it is retried (at-least-once, as after a crash).
+        Err(_) => {
+            let text = format!(
+                "SMTP {}:{}: no answer within {:?}",
+                cfg.host,
+                cfg.port,
+                send_bound(cfg)
+            );
+            *broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
+            Attempt::Temporary(text)
+        }
+        Ok(Err(e)) => {
+            let text = e.describe();
+            if e.is_permanent() || e.is_refused_locally() {
+                // Refused for good, or lettre refusing this message locally (e.g. a
+                // non-ASCII address and no SMTPUTF8): the same next time.
+                Attempt::Permanent(text)
+            } else if e.is_transient() {
+                Attempt::Temporary(text)
+            } else {
+                // No reply code about this message: the connection is gone (network, TLS,
+                // timeout, or setting up a new one failed). Later rows are rescheduled, not
+                // tried.
+                let text = format!("SMTP {}:{}: {text}", cfg.host, cfg.port);
+                *broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
+                Attempt::Temporary(text)
+            }
+        }
+    }
+}
+
+/// Write the senders' results as they come, several at a time.
+async fn recorder(
+    store: &Store,
+    cfg: &SmtpConfig,
+    mut gathered: tokio::sync::mpsc::UnboundedReceiver<(outbox::OutboxRow, Attempt)>,
+) -> Result<SendPass, SmtpError> {
+    let mut result = SendPass::default();
+    while let Some(first) = gathered.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = gathered.try_recv() {
+            batch.push(more);
+        }
+        let mut sent = Vec::new();
+        let mut released = Vec::new();
+        let mut others = Vec::new();
+        for (row, attempt) in batch {
+            match attempt {
+                Attempt::Sent => sent.push(row),
+                Attempt::Released => released.push(row.id),
+                other => others.push((row, other)),
+            }
+        }
+        if !sent.is_empty() {
+            record_sent(store, &sent, &mut result).await?;
+        }
+        if !released.is_empty() {
+            outbox::release(&mut *store.write().await?, &released).await?;
+        }
+        for (row, attempt) in others {
+            record(store, &row, attempt, cfg, &mut result).await?;
+        }
     }
     Ok(result)
 }
 
-/// Record a reply the server accepted, however long the database takes to come back: if
-/// this were given up, the claim would run out and another pass would send the reply a
+/// Record replies the server accepted, however long the database takes to come back: if
+/// this were given up, the claims would run out and another pass would send the replies a
 /// second time. A failure that is not an outage (a bug, a constraint) is returned at once.
 async fn record_sent(
     store: &Store,
-    row: &outbox::OutboxRow,
-    cfg: &SmtpConfig,
+    rows: &[outbox::OutboxRow],
     result: &mut SendPass,
 ) -> Result<(), SmtpError> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut failures: u32 = 0;
     loop {
-        match record(store, row, Attempt::Sent, cfg, result).await {
-            Err(SmtpError::Store(e)) if e.is_unavailable() => {
+        let done = async {
+            outbox::mark_sent_many(&mut *store.write().await?, &ids, store::now_ms()).await
+        }
+        .await;
+        match done {
+            Ok(()) => break,
+            Err(e) if e.is_unavailable() => {
                 failures = failures.saturating_add(1);
                 // Short waits: once the database is back, the record must land before the
-                // claim runs out and another instance takes the row.
+                // claims run out and another instance takes the rows.
                 let wait = Duration::from_millis(500 << failures.min(3));
                 tracing::warn!(
-                    outbox_id = row.id,
+                    outbox_ids = ?ids,
                     attempt = failures,
-                    "reply sent, but the database is unavailable to record it: {e}; trying again in {:.1}s",
+                    "replies sent, but the database is unavailable to record them: {e}; trying again in {:.1}s",
                     wait.as_secs_f64()
                 );
                 tokio::time::sleep(wait).await;
             }
-            other => return other,
+            Err(e) => return Err(e.into()),
         }
     }
+    // Log lines name the row and the request, never the body: it may hold a password.
+    for row in rows {
+        let reference = row.reference.as_deref().unwrap_or("-");
+        tracing::info!(outbox_id = row.id, reference, "reply sent");
+    }
+    result.sent += u32::try_from(rows.len()).unwrap_or(u32::MAX);
+    Ok(())
 }
 
 async fn record(
@@ -581,6 +706,9 @@ async fn record(
             outbox::mark_sent(&mut conn, row.id, now).await?;
             tracing::info!(outbox_id = row.id, reference, "reply sent");
             result.sent += 1;
+        }
+        Attempt::Released => {
+            outbox::release(&mut conn, &[row.id]).await?;
         }
         Attempt::Permanent(error) => {
             tracing::warn!(outbox_id = row.id, reference, %error, "reply refused for good; marked failed");

@@ -7,22 +7,22 @@
 //!
 //! # Claiming (several senders)
 //!
-//! A sender first reads candidates with [`due`] (no lock), then [`claim`]s each one just
-//! before sending it: a single compare-and-set `UPDATE` that sets a lease
-//! (`claimed_until`) only if the row is still pending, due and unclaimed. The lease is
-//! stamped and compared by the *database's* clock, so instances on hosts whose clocks differ
-//! agree on when it runs out, and it needs no margin for clock skew. It is atomic on
-//! both backends when run on its own (autocommit):
+//! A sender first reads candidates with [`due`] (no lock), then [`claim_many`]s a handful
+//! (twice its number of connections) just before sending them: a single compare-and-set
+//! `UPDATE … RETURNING id` that sets a lease (`claimed_until`) only on rows still pending,
+//! due and unclaimed. The lease is stamped and compared by the *database's* clock, so
+//! instances on hosts whose clocks differ agree on when it runs out, and it needs no margin
+//! for clock skew. It is atomic on both backends when run on its own (autocommit):
 //! - SQLite takes the write lock for the statement, so claims are serialised;
 //! - PostgreSQL (READ COMMITTED, the default outside `Store::begin`) makes a second
 //!   claimer wait on the row lock and re-check the `WHERE` once the first commits, so it
-//!   updates 0 rows instead of claiming twice. Do not run it inside `Store::begin()`:
+//!   skips those rows instead of claiming them twice. Do not run it inside `Store::begin()`:
 //!   SERIALIZABLE turns that race into a serialisation error instead of "not claimed".
 //!
-//! Claiming one row at a time, just before sending it, rather than a batch with `FOR UPDATE
-//! SKIP LOCKED`: a sender that dies then strands at most the one reply it was sending (a batch
-//! would strand the whole batch until its lease ran out), and measured with three instances
-//! the claim is not what limits throughput (see README, "PostgreSQL and several instances").
+//! A handful, not the whole pass: a sender that dies strands only the few it held until their
+//! lease runs out, while the senders wait for the write lock once per handful rather than once
+//! per reply (on SQLite that wait, behind the pipeline's transactions, was most of a reply's
+//! cost). A sender that stops gives its unsent claims back ([`release`]).
 //!
 //! A sender that dies mid-send leaves its lease to run out; the reply is then due again.
 //! SMTP gives at-least-once delivery at best (RFC 5321 §4.5.4.1 on lost replies to the
@@ -219,6 +219,80 @@ pub async fn claim(
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// `$first, $first+1, …` for `n` values: the placeholders of an `IN (…)` list (the values
+/// themselves are always bound, never written into the SQL).
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// [`claim`] for several rows in one statement: the ids actually claimed (the others are
+/// held by another sender or no longer due). Same atomicity as [`claim`]; run it on its own.
+pub async fn claim_many(
+    conn: &mut Conn,
+    ids: &[i64],
+    now: i64,
+    lease: Duration,
+) -> Result<Vec<i64>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db_now = db_now(conn);
+    let sql = format!(
+        "UPDATE outbox SET claimed_until = {db_now} + $2 WHERE id IN ({}) AND status = 'pending' \
+         AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= {db_now}) \
+         RETURNING id",
+        placeholders(3, ids.len())
+    );
+    let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+        .bind(now)
+        .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(&mut *conn).await?)
+}
+
+/// Give claimed rows back unsent (the sender is stopping): due again at once for any sender.
+pub async fn release(conn: &mut Conn, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE outbox SET claimed_until = NULL WHERE id IN ({}) AND status = 'pending'",
+        placeholders(1, ids.len())
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// [`mark_sent`] for several rows in one statement.
+pub async fn mark_sent_many(conn: &mut Conn, ids: &[i64], now: i64) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, claimed_until = NULL, \
+         body = CASE WHEN secret IS NULL OR secret = '' THEN body ELSE REPLACE(body, secret, $2) END, \
+         secret = NULL WHERE id IN ({})",
+        placeholders(3, ids.len())
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql))
+        .bind(now)
+        .bind(SECRET_PLACEHOLDER);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// The server accepted it: done, and the secret is blanked out of the stored body (it was
