@@ -560,6 +560,126 @@ async fn baseline(stack: &Stack, n: usize, batch: usize, senders: usize) -> R<f6
     Ok(n as f64 / secs)
 }
 
+/// The latency floor: a minimal client idle in IMAP IDLE on its own INBOX, one message
+/// APPENDed every 100 ms for `secs`; on each wake-up it fetches the new UIDs and sends a
+/// fixed short reply per message (TCP_NODELAY, one connection); APPEND done → reply
+/// accepted, in ms. No parsing, no database: what the servers alone allow.
+async fn latency_floor(stack: &Stack, secs: u64) -> R<Vec<i64>> {
+    let stamp = now_ms() % 100_000_000;
+    let user = format!("bench-idle-{}x{stamp}@test.example", std::process::id());
+    let sink = format!("bench-isink-{}x{stamp}@test.example", std::process::id());
+    stack.add_users(&[&user, &sink]);
+    let envelope = Envelope::new(
+        Some(user.parse().map_err(|e| format!("{e}"))?),
+        vec![sink.parse().map_err(|e| format!("{e}"))?],
+    )
+    .map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(("127.0.0.1", stack.smtp_port))
+        .await
+        .map_err(|e| format!("SMTP connect: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut smtp = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &ClientId::default())
+        .await
+        .map_err(|e| format!("SMTP: {e}"))?;
+
+    let mut s = stack.login(&user).await?;
+    s.select("INBOX").await.map_err(|e| e.to_string())?;
+    let appended: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u32, i64>>> =
+        Default::default();
+    let mut appender = {
+        let (stack, user, appended) = (stack.clone(), user.clone(), appended.clone());
+        tokio::spawn(async move {
+            let mut a = stack.login(&user).await?;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let end = Instant::now() + Duration::from_secs(secs);
+            let mut i = 0u32;
+            while Instant::now() < end {
+                tick.tick().await;
+                i += 1;
+                let raw = format!(
+                    "From: <{user}>\r\nTo: <{user}>\r\nSubject: {i}\r\n\
+                     Message-ID: <idle-{i}-{stamp}@test.example>\r\n\r\nHi.\r\n"
+                );
+                a.append("INBOX", None, None, raw.as_bytes())
+                    .await
+                    .map_err(|e| format!("APPEND: {e}"))?;
+                appended
+                    .lock()
+                    .map_err(|e| e.to_string())?
+                    .insert(i, now_ms());
+            }
+            let _ = a.logout().await;
+            Ok::<u32, String>(i)
+        })
+    };
+
+    let mut replied: std::collections::HashMap<u32, i64> = Default::default();
+    let mut next_uid = 1u32;
+    let mut total: Option<u32> = None;
+    let deadline = Instant::now() + Duration::from_secs(secs + 30);
+    while total.is_none_or(|t| (replied.len() as u32) < t) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "IDLE floor: {} of {total:?} replies after {secs} s + 30 s",
+                replied.len()
+            ));
+        }
+        // What arrived so far (also what came before IDLE began).
+        let fetched: Vec<_> = s
+            .uid_fetch(
+                format!("{next_uid}:*"),
+                "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .try_collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        for f in &fetched {
+            let Some(uid) = f.uid.filter(|u| *u >= next_uid) else {
+                continue;
+            };
+            next_uid = next_uid.max(uid + 1);
+            let header = String::from_utf8_lossy(f.header().unwrap_or_default()).to_string();
+            let Some(n) = header
+                .trim()
+                .strip_prefix("Subject: ")
+                .and_then(|v| v.trim().parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let reply = format!(
+                "From: <{user}>\r\nTo: <{sink}>\r\nSubject: Re: {n}\r\n\
+                 Message-ID: <idle-reply-{n}-{stamp}@test.example>\r\n\r\nDone.\r\n"
+            );
+            smtp.send(&envelope, reply.as_bytes())
+                .await
+                .map_err(|e| format!("SMTP: {e}"))?;
+            replied.insert(n, now_ms());
+        }
+        if total.is_none() && appender.is_finished() {
+            total = Some((&mut appender).await.map_err(|e| e.to_string())??);
+            continue;
+        }
+        let mut idle = s.idle();
+        idle.init().await.map_err(|e| format!("IDLE: {e}"))?;
+        let (wait, _interrupt) = idle.wait_with_timeout(Duration::from_secs(1));
+        // New mail or the 1 s timeout: either way, look (the loop fetches from `next_uid`).
+        wait.await.map_err(|e| format!("IDLE: {e}"))?;
+        s = idle.done().await.map_err(|e| format!("DONE: {e}"))?;
+    }
+    let _ = s.logout().await;
+    let _ = smtp.quit().await;
+    let appended = appended.lock().map_err(|e| e.to_string())?;
+    let mut lat: Vec<i64> = replied
+        .iter()
+        .filter_map(|(n, at)| Some(at - appended.get(n)?))
+        .collect();
+    lat.sort_unstable();
+    Ok(lat)
+}
+
 /// N requests waiting, then `postroom run`: requests/s until every reply is sent.
 async fn throughput(stack: &Stack, n: usize) -> (f64, u64) {
     let site = Site::new(stack, "tp", "");
@@ -771,8 +891,11 @@ fn main() {
             (e2e, e2e_rss) = throughput(&stack, n).await;
             eprintln!("e2e:   postroom {e2e:.0} req/s, peak RSS {} MB", e2e_rss / 1024);
         }
-        let (mut lat, mut lat_n) = (Vec::new(), 0);
+        let (mut lat, mut lat_n, mut floor) = (Vec::new(), 0, Vec::new());
         if on("latency") {
+            eprintln!("e2e: latency floor, a minimal IDLE client, one message every 100 ms for {lat_secs} s");
+            floor = latency_floor(&stack, lat_secs).await.unwrap_or_else(|e| die(e));
+            eprintln!("e2e:   floor p50 {} ms, p99 {} ms ({} replies)", pct(&floor, 0.5), pct(&floor, 0.99), floor.len());
             eprintln!("e2e: latency, one request every 100 ms for {lat_secs} s");
             (lat, lat_n) = latency(&stack, lat_secs).await;
             eprintln!("e2e:   latency p50 {} ms, p99 {} ms ({} of {lat_n})", pct(&lat, 0.5), pct(&lat, 0.99), lat.len());
@@ -804,15 +927,20 @@ fn main() {
         println!("{:<44} {:>11} ms {:>16} {:>7}", "latency p95", p95, "", "");
         println!("{:<44} {:>11} ms {:>16} {:>7}", "latency p99", p99, "< 250 ms", ok((0..250).contains(&p99)));
         println!("{:<44} {:>11} ms {:>16} {:>7}", "latency max", max, "", "");
+        let (f50, f99) = (pct(&floor, 0.50), pct(&floor, 0.99));
+        println!("{:<44} {:>6} / {:>4} ms {:>16} {:>7}", format!("floor p50 / p99: IDLE client ({} replies)", floor.len()), f50, f99, "", "");
+        println!("{:<44} {:>6} / {:>4} ms {:>16} {:>7}", "postroom above the floor, p50 / p99", p50 - f50, p99 - f99, "", "");
         println!("{:<44} {:>11} MB {:>16} {:>7}", format!("peak RSS draining {drain_n}"), drain_rss / 1024, if drain_n >= 10_000 { "< 64 MB" } else { "(< 64 MB @10k)" }, ok(drain_rss < 64 * 1024));
         println!("{:<44} {:>8.0} req/s {:>16} {:>7}", format!("drain rate ({drain_n})"), drain_rate, "", "");
         println!("{:<44} {:>11} MB {:>16} {:>7}", format!("peak RSS, end-to-end run ({n})"), e2e_rss / 1024, "", "");
         println!("{:<44} {:>11} MB {:>16} {:>7}", format!("peak RSS, one {big_mb} MB message ({big_outcome})"), big_rss / 1024, "", "");
         println!(
             "{{\"e2e\":{{\"messages\":{n},\"baseline_1conn_msgs_per_s\":{base1:.1},\"baseline_msgs_per_s\":{base:.1},\"baseline_smtp_connections\":4,\"postroom_reqs_per_s\":{e2e:.1},\"ratio\":{ratio:.3},\"target_ratio\":0.8,\"peak_rss_kb\":{e2e_rss}}},\
-             \"latency\":{{\"seconds\":{lat_secs},\"requests\":{lat_n},\"measured\":{},\"p50_ms\":{p50},\"p95_ms\":{p95},\"p99_ms\":{p99},\"max_ms\":{max},\"target_p99_ms\":250}},\
+             \"latency\":{{\"seconds\":{lat_secs},\"requests\":{lat_n},\"measured\":{},\"p50_ms\":{p50},\"p95_ms\":{p95},\"p99_ms\":{p99},\"max_ms\":{max},\"target_p99_ms\":250,\"floor_p50_ms\":{},\"floor_p99_ms\":{}}},\
              \"memory\":{{\"drain_messages\":{drain_n},\"drain_peak_rss_kb\":{drain_rss},\"drain_reqs_per_s\":{drain_rate:.1},\"target_drain_peak_rss_kb\":65536,\"big_message_mb\":{big_mb},\"big_message_outcome\":\"{big_outcome}\",\"big_message_peak_rss_kb\":{big_rss}}}}}",
-            lat.len()
+            lat.len(),
+            pct(&floor, 0.50),
+            pct(&floor, 0.99)
         );
     });
 }
