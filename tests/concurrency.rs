@@ -375,3 +375,61 @@ async fn on_sqlite_concurrent_claims_give_each_reply_to_one_sender() {
 async fn on_postgres_concurrent_claims_give_each_reply_to_one_sender() {
     concurrent_claims(TestDb::postgres()).await;
 }
+
+/// Group commit (the IMAP watcher on SQLite): in one group, the second of two owners asking
+/// to remove each other sees the first's removal (each message's savepoint is released into
+/// the group), a repeated message is a duplicate, and nothing is visible to others before
+/// the commit — nor ever, when the group is dropped uncommitted (a crash before the commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commits_together_and_each_message_sees_the_ones_before() {
+    use postroom::Outcome;
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let (store, cfg) = setup(&db, 2).await;
+    let (a0, b0, a1) = (
+        removal(0, "ann", "bob"),
+        removal(0, "bob", "ann"),
+        removal(1, "ann", "bob"),
+    );
+
+    // Dropped without a commit: nothing of it stays.
+    let mut lost = pipeline::Group::begin(&store).await.unwrap();
+    let p = pipeline::prepare(&cfg, &a1).await;
+    assert_eq!(
+        lost.process(&cfg, &p, "test:lost").await.unwrap().outcome,
+        Outcome::Applied
+    );
+    drop(lost);
+    assert_eq!(owners(&store, "race-1@nhs.example").await.len(), 2);
+
+    let mut group = pipeline::Group::begin(&store).await.unwrap();
+    let mut outcomes = Vec::new();
+    for (raw, source) in [
+        (&a0, "test:1"),
+        (&b0, "test:2"),
+        (&a0, "test:3"),
+        (&a1, "test:4"),
+    ] {
+        let p = pipeline::prepare(&cfg, raw).await;
+        outcomes.push(group.process(&cfg, &p, source).await.unwrap().outcome);
+    }
+    assert_eq!(group.len(), 4);
+    // Not visible outside the group before the commit (a reader sees the old directory).
+    assert_eq!(owners(&store, "race-0@nhs.example").await.len(), 2);
+    group.commit().await.unwrap();
+
+    assert_eq!(outcomes[0], Outcome::Applied, "{outcomes:?}");
+    // Bob was removed by the first message: his own request is refused, not applied.
+    assert_ne!(outcomes[1], Outcome::Applied, "{outcomes:?}");
+    assert_eq!(outcomes[2], Outcome::Duplicate, "{outcomes:?}");
+    assert_eq!(outcomes[3], Outcome::Applied, "{outcomes:?}");
+    assert_eq!(
+        owners(&store, "race-0@nhs.example").await,
+        vec!["ann-0@nhs.example".to_owned()]
+    );
+    assert_eq!(
+        owners(&store, "race-1@nhs.example").await,
+        vec!["ann-1@nhs.example".to_owned()]
+    );
+    store.close().await;
+}
