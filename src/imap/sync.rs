@@ -5,7 +5,10 @@
 //! 2. take the list in batches of `batch_size`: fetch the batch's bodies with `BODY.PEEK[]`
 //!    (nothing is marked seen), or only `BODY.PEEK[HEADER]` for a message over
 //!    `max_message_bytes`, and hand each to the pipeline as it arrives (one message in memory
-//!    at a time), one committed transaction per message;
+//!    at a time). On SQLite the messages that arrive back to back share one transaction
+//!    (`pipeline::Group`, a savepoint each), committed whenever the next message is not
+//!    there yet, before anything else waits on the network, and every 50 messages; on
+//!    PostgreSQL each message has its own;
 //! 3. then move the batch's committed messages, one command per outcome folder;
 //! 4. then checkpoint UIDVALIDITY and the next UID.
 //!

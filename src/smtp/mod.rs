@@ -444,13 +444,13 @@ async fn pass(
         )),
     });
 
-    // Senders and the recorder side by side: a sender hands its result over and goes on
-    // with the next reply; the recorder writes whatever results have gathered in one
-    // statement. On SQLite every write waits its turn behind the pipeline's transactions
-    // (`Store::begin`), so one wait per handful of replies instead of one per reply is what
-    // lets the senders keep up with a backlog.
-    let (results, gathered) =
-        tokio::sync::mpsc::unbounded_channel::<(outbox::OutboxRow, Attempt)>();
+    // Senders and the recorder side by side: a sender hands its result over and waits until
+    // it is recorded before it sends the next reply (so no more replies than there are
+    // senders are ever sent and not yet recorded: what a crash can make go out twice); the
+    // recorder writes whatever results have gathered in one statement. On SQLite every write
+    // waits its turn behind the pipeline's transactions (`Store::begin`), so one wait shared
+    // by the senders instead of one each is what lets them keep up with a backlog.
+    let (results, gathered) = tokio::sync::mpsc::unbounded_channel::<Report>();
     let sender = Sender {
         transport,
         cfg,
@@ -473,7 +473,7 @@ async fn send_all(
     store: &Store,
     sender: &Sender<'_>,
     rows: &[outbox::OutboxRow],
-    results: tokio::sync::mpsc::UnboundedSender<(outbox::OutboxRow, Attempt)>,
+    results: tokio::sync::mpsc::UnboundedSender<Report>,
 ) -> (Result<(), SmtpError>, u32) {
     let mut skipped = 0u32;
     let mut chunks = rows.chunks(CLAIM_CHUNK);
@@ -517,14 +517,21 @@ struct Sender<'a> {
     broken: &'a Mutex<Option<String>>,
 }
 
+/// A sender's result, and how the recorder says it is written.
+type Report = (outbox::OutboxRow, Attempt, tokio::sync::oneshot::Sender<()>);
+
 async fn send_and_report(
     sender: &Sender<'_>,
     row: outbox::OutboxRow,
-    results: &tokio::sync::mpsc::UnboundedSender<(outbox::OutboxRow, Attempt)>,
+    results: &tokio::sync::mpsc::UnboundedSender<Report>,
 ) {
     let attempt = attempt(sender, &row).await;
-    // The recorder only stops early on an error, which the pass then returns.
-    let _ = results.send((row, attempt));
+    let (recorded, written) = tokio::sync::oneshot::channel();
+    // The recorder only stops early on an error, which the pass then returns; then neither
+    // the send nor the wait matters any more.
+    if results.send((row, attempt, recorded)).is_ok() {
+        let _ = written.await;
+    }
 }
 
 /// Replies claimed in one statement (at most [`CLAIM_CHUNK`]). Claimed a few at a time
@@ -617,7 +624,7 @@ async fn attempt(sender: &Sender<'_>, row: &outbox::OutboxRow) -> Attempt {
 async fn recorder(
     store: &Store,
     cfg: &SmtpConfig,
-    mut gathered: tokio::sync::mpsc::UnboundedReceiver<(outbox::OutboxRow, Attempt)>,
+    mut gathered: tokio::sync::mpsc::UnboundedReceiver<Report>,
 ) -> Result<SendPass, SmtpError> {
     let mut result = SendPass::default();
     while let Some(first) = gathered.recv().await {
@@ -628,7 +635,9 @@ async fn recorder(
         let mut sent = Vec::new();
         let mut released = Vec::new();
         let mut others = Vec::new();
-        for (row, attempt) in batch {
+        let mut acks = Vec::with_capacity(batch.len());
+        for (row, attempt, ack) in batch {
+            acks.push(ack);
             match attempt {
                 Attempt::Sent => sent.push(row),
                 Attempt::Released => released.push(row.id),
@@ -643,6 +652,9 @@ async fn recorder(
         }
         for (row, attempt) in others {
             record(store, &row, attempt, cfg, &mut result).await?;
+        }
+        for ack in acks {
+            let _ = ack.send(());
         }
     }
     Ok(result)
