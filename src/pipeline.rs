@@ -16,7 +16,7 @@ use crate::policy::{self, Decision, MailboxView, Snapshot};
 use crate::reason::Reason;
 use crate::reply::{self, Reply};
 use crate::request::RequestKind;
-use crate::request::extract::{self, ExtractContext, Extracted};
+use crate::request::extract::{self, ExtractContext, Extracted, KindMatch};
 use crate::screen;
 use crate::store::directory;
 use crate::store::journal::{self, NewAuditEvent, NewMessage, NewOutboxItem, NewRequest};
@@ -674,8 +674,13 @@ pub(crate) async fn load_snapshot(
     if let Some(from) = &msg.from
         && let Some(view) = mailbox_view(conn, &mut views, from).await?
     {
-        snap.organisation_accounts =
-            directory::count_accounts_in_organisation(conn, view.mailbox.organisation_id).await?;
+        // Only a new account is held against the organisation's account limit (policy
+        // reads the count for nothing else): not counted for the other kinds.
+        if matches!(ex.kind, KindMatch::One(RequestKind::NewAccount)) {
+            snap.organisation_accounts =
+                directory::count_accounts_in_organisation(conn, view.mailbox.organisation_id)
+                    .await?;
+        }
         snap.mailbox = Some(view);
     }
     for address in policy::addresses_to_load(msg, ex)

@@ -47,7 +47,8 @@ pub struct Snapshot {
     pub mailboxes_named: HashMap<String, Mailbox>,
     /// For each account in `accounts`: every mailbox it belongs to, with its members.
     pub account_mailboxes: HashMap<i64, Vec<MailboxView>>,
-    /// Accounts (not disabled) of the sending mailbox's organisation.
+    /// Accounts (not disabled) of the sending mailbox's organisation; counted only when the
+    /// request is for a new account (0 otherwise).
     pub organisation_accounts: i64,
 }
 
