@@ -4,20 +4,48 @@ use clap::Parser;
 use postroom::cli::{self, Cli, LogFormat};
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     // rustls panics at run time when two crypto providers are compiled in and none is chosen.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    match cli::run(cli).await {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("postroom: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("postroom: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// One worker thread unless `TOKIO_WORKER_THREADS` asks for more. postroom waits (on the
+/// mail servers, on its one database writer) far more than it computes, and what it computes
+/// is microseconds per message; on a small machine shared with the mail servers a second
+/// worker cost more in cross-thread wake-ups than it gave (README, Performance). Blocking work
+/// (password hashing, the OAuth token fetch) runs on tokio's blocking pool either way.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    let workers = match std::env::var("TOKIO_WORKER_THREADS") {
+        Err(_) => 1,
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("TOKIO_WORKER_THREADS={v:?} is not a positive number"))?,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))
 }
 
 fn init_tracing(format: LogFormat) {

@@ -92,3 +92,36 @@ fn web_serves_the_staff_page_until_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One async worker by default; `TOKIO_WORKER_THREADS` asks for more, and a value that is not
+/// a positive number is refused by name rather than ignored.
+#[test]
+fn worker_threads_come_from_tokio_worker_threads_or_are_refused_by_name() {
+    let i = Instance::new("");
+    for ok in ["", "1", "3"] {
+        let mut cmd = i.cmd();
+        if !ok.is_empty() {
+            cmd.env("TOKIO_WORKER_THREADS", ok);
+        }
+        let out = cmd.args(["audit"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "TOKIO_WORKER_THREADS={ok:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for bad in ["0", "many", "-2"] {
+        let out = i
+            .cmd()
+            .env("TOKIO_WORKER_THREADS", bad)
+            .args(["audit"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "TOKIO_WORKER_THREADS={bad:?} was accepted"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("TOKIO_WORKER_THREADS"), "{err}");
+    }
+}
