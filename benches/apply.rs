@@ -22,6 +22,12 @@
 //!
 //! Prints a table and, last, one line of JSON.
 
+// The tests' PostgreSQL helpers: a database made and dropped on a server.
+// (Its unit test is compiled without a harness here, hence the allow.)
+#[path = "../tests/common/testdb.rs"]
+#[allow(unused_imports)]
+mod testdb;
+
 use postroom::Outcome;
 use postroom::config::Config;
 use postroom::pipeline::{self, Mode};
@@ -60,7 +66,7 @@ fn die(msg: impl std::fmt::Display) -> ! {
             let _ = std::fs::remove_dir_all(dir);
         }
         for (server, name) in l.1.drain(..) {
-            let _ = pg_admin(
+            let _ = testdb::admin(
                 &server,
                 &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
             );
@@ -402,46 +408,6 @@ async fn run_backend(name: &str, url: &str, earlier: usize, n: usize, grouped: b
     }
 }
 
-/// One statement on the server's maintenance database, in a thread with its own runtime.
-fn pg_admin(server: &str, statement: &str) -> Result<(), String> {
-    let (server, statement) = (server.to_owned(), statement.to_owned());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut conn = sqlx::postgres::PgConnection::connect(&server)
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-                .execute(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = conn.close().await;
-            Ok(())
-        })
-    })
-    .join()
-    .map_err(|_| "admin thread panicked".to_owned())?
-}
-
-/// `url` with its database name replaced by `db` (query string kept).
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let cut = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| i + scheme_end);
-    match query {
-        Some(q) => format!("{}/{db}?{q}", &base[..cut]),
-        None => format!("{}/{db}", &base[..cut]),
-    }
-}
-
 fn row(backend: &str, figure: &str, value: String) {
     println!("{backend:<9} {figure:<60} {value:>16}");
 }
@@ -506,14 +472,14 @@ fn main() {
         }
         Some(server) => {
             let name = format!("postroom_bench_apply_{}", std::process::id());
-            pg_admin(server, &format!("CREATE DATABASE {name}"))
+            testdb::admin(server, &format!("CREATE DATABASE {name}"))
                 .unwrap_or_else(|e| die(format!("CREATE DATABASE {name} on BENCH_PG_URL: {e}")));
             if let Ok(mut l) = LEFTOVERS.lock() {
                 l.1.push((server.clone(), name.clone()));
             }
-            let url = with_database(server, &name);
+            let url = testdb::with_database(server, &name);
             let f = rt.block_on(run_backend("postgres", &url, earlier, n, false));
-            if let Err(e) = pg_admin(
+            if let Err(e) = testdb::admin(
                 server,
                 &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
             ) {

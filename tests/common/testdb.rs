@@ -138,7 +138,7 @@ impl Drop for TestDb {
 
 /// Run one statement on the server's maintenance database. In a thread of its own with its
 /// own runtime, so that it works from sync tests and from inside async ones alike.
-fn admin(server: &str, statement: &str) -> Result<(), String> {
+pub fn admin(server: &str, statement: &str) -> Result<(), String> {
     let server = server.to_owned();
     let statement = statement.to_owned();
     std::thread::spawn(move || {
