@@ -680,12 +680,20 @@ async fn latency_floor(stack: &Stack, secs: u64) -> R<Vec<i64>> {
     Ok(lat)
 }
 
-/// N requests waiting, then `postroom run`: requests/s until every reply is sent.
-async fn throughput(stack: &Stack, n: usize) -> (f64, u64) {
-    let site = Site::new(stack, "tp", "");
+/// N requests waiting (APPENDed over `conns` connections), then `postroom run`: requests/s
+/// until every reply is sent, and the daemon's peak RSS. With `keep_log`, the daemon's log is
+/// kept in `BENCH_LOG_DIR` when that is set (for profiling).
+async fn run_waiting(
+    stack: &Stack,
+    name: &str,
+    n: usize,
+    conns: usize,
+    keep_log: bool,
+) -> (f64, u64) {
+    let site = Site::new(stack, name, "");
     let msgs = (0..n).map(|_| site.request(0).1).collect();
     stack
-        .append_all(&site.helpdesk, msgs, 4)
+        .append_all(&site.helpdesk, msgs, conns)
         .await
         .unwrap_or_else(|e| die(e));
     let pool = site.pool().await;
@@ -701,8 +709,7 @@ async fn throughput(stack: &Stack, n: usize) -> (f64, u64) {
     let secs = started.elapsed().as_secs_f64();
     let rss = d.peak_rss_kb();
     d.stop();
-    // BENCH_LOG_DIR: keep the daemon's log of this run (for profiling).
-    if let Ok(dir) = std::env::var("BENCH_LOG_DIR") {
+    if keep_log && let Ok(dir) = std::env::var("BENCH_LOG_DIR") {
         let to = Path::new(&dir).join("e2e-postroom.log");
         if let Err(e) = std::fs::copy(site.log_path(), &to) {
             eprintln!("e2e: could not keep the log in {}: {e}", to.display());
@@ -756,30 +763,6 @@ async fn latency(stack: &Stack, secs: u64) -> (Vec<i64>, usize) {
         .collect();
     lat.sort_unstable();
     (lat, n)
-}
-
-/// Peak RSS draining `n` waiting requests.
-async fn drain(stack: &Stack, n: usize) -> (u64, f64) {
-    let site = Site::new(stack, "drain", "");
-    let msgs = (0..n).map(|_| site.request(0).1).collect();
-    stack
-        .append_all(&site.helpdesk, msgs, 8)
-        .await
-        .unwrap_or_else(|e| die(e));
-    let pool = site.pool().await;
-    let started = Instant::now();
-    let mut d = site.spawn();
-    site.wait_sent(
-        &pool,
-        &mut d,
-        n as i64,
-        Duration::from_secs(60 + n as u64 / 5),
-    )
-    .await;
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    let rss = d.peak_rss_kb();
-    d.stop();
-    (rss, rate)
 }
 
 /// Peak RSS handling one message of `mb` MB under a 12 MB (or larger) limit.
@@ -888,7 +871,7 @@ fn main() {
         }
         if on("e2e") {
             eprintln!("e2e: postroom run, {n} requests waiting");
-            (e2e, e2e_rss) = throughput(&stack, n).await;
+            (e2e, e2e_rss) = run_waiting(&stack, "tp", n, 4, true).await;
             eprintln!("e2e:   postroom {e2e:.0} req/s, peak RSS {} MB", e2e_rss / 1024);
         }
         // The machine drifts (a shared VM varies by ±15% within minutes): the baseline is
@@ -912,7 +895,7 @@ fn main() {
         let (mut drain_rss, mut drain_rate) = (0, f64::NAN);
         if on("drain") {
             eprintln!("e2e: drain {drain_n}");
-            (drain_rss, drain_rate) = drain(&stack, drain_n).await;
+            (drain_rate, drain_rss) = run_waiting(&stack, "drain", drain_n, 8, false).await;
             eprintln!("e2e:   drain peak RSS {} MB, {drain_rate:.0} req/s", drain_rss / 1024);
         }
         let (mut big_rss, mut big_outcome) = (0, "skipped".to_owned());

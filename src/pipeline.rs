@@ -144,13 +144,12 @@ async fn run_parsed(
     mode: Mode,
     hold: Option<Reason>,
 ) -> Result<Processed, StoreError> {
-    let dkim_domains = crate::dkim::verified_domains(raw, &cfg.trust).await;
-    let evidence = trust::assess(&msg, &cfg.trust, &dkim_domains);
+    let prepared = prepare_parsed(cfg, raw, msg).await;
     let input = Input {
         cfg,
         raw,
-        msg: &msg,
-        evidence: &evidence,
+        msg: &prepared.msg,
+        evidence: &prepared.evidence,
         source,
         mode,
     };
@@ -181,7 +180,10 @@ pub struct Prepared<'r> {
 /// Parse the message and check its DKIM signatures (which may look keys up: do it before
 /// joining a [`Group`], or with the group committed).
 pub async fn prepare<'r>(cfg: &Config, raw: &'r [u8]) -> Prepared<'r> {
-    let msg = message::parse(raw);
+    prepare_parsed(cfg, raw, message::parse(raw)).await
+}
+
+async fn prepare_parsed<'r>(cfg: &Config, raw: &'r [u8], msg: Message) -> Prepared<'r> {
     let dkim_domains = crate::dkim::verified_domains(raw, &cfg.trust).await;
     let evidence = trust::assess(&msg, &cfg.trust, &dkim_domains);
     Prepared { raw, msg, evidence }

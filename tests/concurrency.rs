@@ -287,7 +287,7 @@ async fn on_postgres_write_skew_between_two_transactions_is_refused() {
 }
 
 /// Several senders (as in several instances) claim the same due replies at the same moment:
-/// every reply goes to exactly one of them (`store::outbox::claim`).
+/// every reply goes to exactly one of them (`store::outbox::claim_many`).
 async fn concurrent_claims(db: TestDb) {
     use postroom::store::journal::{NewOutboxItem, enqueue_reply};
     use postroom::store::outbox;
@@ -332,12 +332,11 @@ async fn concurrent_claims(db: TestDb) {
                     }
                     for row in due {
                         let mut c = store.read().await.unwrap();
-                        if outbox::claim(&mut c, row.id, now, Duration::from_secs(60))
-                            .await
-                            .unwrap()
-                        {
-                            mine.push(row.id);
-                        }
+                        let claimed =
+                            outbox::claim_many(&mut c, &[row.id], now, Duration::from_secs(60))
+                                .await
+                                .unwrap();
+                        mine.extend(claimed);
                     }
                 }
             })

@@ -371,7 +371,7 @@ pub fn retry_delay(attempts: u32, initial: Duration, max: Duration) -> Duration 
 
 /// How long a sender owns a claimed row: the longest a send may take ([`send_bound`]) plus a
 /// margin for recording the result (12 × `smtp.timeout` + 5 s in all). After that another
-/// sender may take it. The lease runs by the database's clock (`outbox::claim`), so no margin
+/// sender may take it. The lease runs by the database's clock (`outbox::claim_many`), so no margin
 /// for clock differences between instances is needed; it is also how long a reply a killed
 /// instance was sending waits before another instance sends it.
 fn lease(cfg: &SmtpConfig) -> Duration {
@@ -397,6 +397,10 @@ enum Attempt {
     Sent,
     /// Not tried: the sender is stopping; the claim is given back.
     Released,
+    Failed(Failure),
+}
+
+enum Failure {
     /// Retry later (4yz, network, TLS, timeout).
     Temporary(String),
     /// Give up now (5yz on this message, or data that cannot be sent).
@@ -579,11 +583,11 @@ async fn attempt(sender: &Sender<'_>, row: &outbox::OutboxRow) -> Attempt {
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
     if let Some(error) = known_broken {
-        return Attempt::Temporary(error);
+        return Attempt::Failed(Failure::Temporary(error));
     }
     let message = match build_message(row, cfg, helpdesk) {
         Ok(message) => message,
-        Err(error) => return Attempt::Permanent(error),
+        Err(error) => return Attempt::Failed(Failure::Permanent(error)),
     };
     match tokio::time::timeout(send_bound(cfg), transport.send(&message)).await {
         Ok(Ok(())) => Attempt::Sent,
@@ -598,23 +602,23 @@ async fn attempt(sender: &Sender<'_>, row: &outbox::OutboxRow) -> Attempt {
                 send_bound(cfg)
             );
             *broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
-            Attempt::Temporary(text)
+            Attempt::Failed(Failure::Temporary(text))
         }
         Ok(Err(e)) => {
             let text = e.describe();
             if e.is_permanent() || e.is_refused_locally() {
                 // Refused for good, or lettre refusing this message locally (e.g. a
                 // non-ASCII address and no SMTPUTF8): the same next time.
-                Attempt::Permanent(text)
+                Attempt::Failed(Failure::Permanent(text))
             } else if e.is_transient() {
-                Attempt::Temporary(text)
+                Attempt::Failed(Failure::Temporary(text))
             } else {
                 // No reply code about this message: the connection is gone (network, TLS,
                 // timeout, or setting up a new one failed). Later rows are rescheduled, not
                 // tried.
                 let text = format!("SMTP {}:{}: {text}", cfg.host, cfg.port);
                 *broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
-                Attempt::Temporary(text)
+                Attempt::Failed(Failure::Temporary(text))
             }
         }
     }
@@ -634,14 +638,14 @@ async fn recorder(
         }
         let mut sent = Vec::new();
         let mut released = Vec::new();
-        let mut others = Vec::new();
+        let mut failed = Vec::new();
         let mut acks = Vec::with_capacity(batch.len());
         for (row, attempt, ack) in batch {
             acks.push(ack);
             match attempt {
                 Attempt::Sent => sent.push(row),
                 Attempt::Released => released.push(row.id),
-                other => others.push((row, other)),
+                Attempt::Failed(failure) => failed.push((row, failure)),
             }
         }
         if !sent.is_empty() {
@@ -650,8 +654,8 @@ async fn recorder(
         if !released.is_empty() {
             outbox::release(&mut *store.write().await?, &released).await?;
         }
-        for (row, attempt) in others {
-            record(store, &row, attempt, cfg, &mut result).await?;
+        for (row, failure) in failed {
+            record_failure(store, &row, failure, cfg, &mut result).await?;
         }
         for ack in acks {
             let _ = ack.send(());
@@ -702,10 +706,11 @@ async fn record_sent(
     Ok(())
 }
 
-async fn record(
+/// A reply not sent: scheduled again, or marked failed.
+async fn record_failure(
     store: &Store,
     row: &outbox::OutboxRow,
-    attempt: Attempt,
+    failure: Failure,
     cfg: &SmtpConfig,
     result: &mut SendPass,
 ) -> Result<(), SmtpError> {
@@ -713,21 +718,13 @@ async fn record(
     let mut conn = store.write().await?;
     let reference = row.reference.as_deref().unwrap_or("-");
     // Log lines name the row and the request, never the body: it may hold a password.
-    match attempt {
-        Attempt::Sent => {
-            outbox::mark_sent(&mut conn, row.id, now).await?;
-            tracing::info!(outbox_id = row.id, reference, "reply sent");
-            result.sent += 1;
-        }
-        Attempt::Released => {
-            outbox::release(&mut conn, &[row.id]).await?;
-        }
-        Attempt::Permanent(error) => {
+    match failure {
+        Failure::Permanent(error) => {
             tracing::warn!(outbox_id = row.id, reference, %error, "reply refused for good; marked failed");
             outbox::mark_failed(&mut conn, row.id, &error).await?;
             result.failed += 1;
         }
-        Attempt::Temporary(error) => {
+        Failure::Temporary(error) => {
             let attempts = row.attempts.saturating_add(1);
             if now >= row.attempts_since().saturating_add(ms(cfg.give_up_after)) {
                 let error = format!(

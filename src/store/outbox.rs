@@ -26,7 +26,7 @@
 //!
 //! A sender that dies mid-send leaves its lease to run out; the reply is then due again.
 //! SMTP gives at-least-once delivery at best (RFC 5321 §4.5.4.1 on lost replies to the
-//! final "."), so a crash between the server's 250 and [`mark_sent`] can send it twice.
+//! final "."), so a crash between the server's 250 and [`mark_sent_many`] can send it twice.
 
 use super::{Conn, StoreError, now_ms};
 use serde::Serialize;
@@ -198,29 +198,6 @@ pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>
         .collect()
 }
 
-/// Take the lease on one due reply for `lease` (by the database's clock). `false`: another
-/// sender has it, or it is no longer pending and due (`next_attempt_at` against `now`). Run
-/// it on its own, not inside `Store::begin()` (see the module comment).
-pub async fn claim(
-    conn: &mut Conn,
-    id: i64,
-    now: i64,
-    lease: Duration,
-) -> Result<bool, StoreError> {
-    let db_now = db_now(conn);
-    let sql = format!(
-        "UPDATE outbox SET claimed_until = {db_now} + $3 WHERE id = $1 AND status = 'pending' \
-         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= {db_now})"
-    );
-    let done = sqlx::query(AssertSqlSafe(sql))
-        .bind(id)
-        .bind(now)
-        .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// `$first, $first+1, …` for `n` values: the placeholders of an `IN (…)` list (the values
 /// themselves are always bound, never written into the SQL).
 fn placeholders(first: usize, n: usize) -> String {
@@ -230,8 +207,10 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// [`claim`] for several rows in one statement: the ids actually claimed (the others are
-/// held by another sender or no longer due). Same atomicity as [`claim`]; run it on its own.
+/// Take the lease on due replies for `lease` (by the database's clock), in one statement:
+/// the ids actually claimed; the others are held by another sender or no longer pending and
+/// due (`next_attempt_at` against `now`). Run it on its own, not inside `Store::begin()` (see
+/// the module comment).
 pub async fn claim_many(
     conn: &mut Conn,
     ids: &[i64],
@@ -274,7 +253,8 @@ pub async fn release(conn: &mut Conn, ids: &[i64]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// [`mark_sent`] for several rows in one statement.
+/// The server accepted them: done, and each secret is blanked out of the stored body (it was
+/// shown once, in the mail) and forgotten.
 pub async fn mark_sent_many(conn: &mut Conn, ids: &[i64], now: i64) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
@@ -292,23 +272,6 @@ pub async fn mark_sent_many(conn: &mut Conn, ids: &[i64], now: i64) -> Result<()
         q = q.bind(*id);
     }
     q.execute(&mut *conn).await?;
-    Ok(())
-}
-
-/// The server accepted it: done, and the secret is blanked out of the stored body (it was
-/// shown once, in the mail) and forgotten.
-pub async fn mark_sent(conn: &mut Conn, id: i64, now: i64) -> Result<(), StoreError> {
-    // REPLACE(body, '', …) is a no-op in both SQLite and PostgreSQL; the CASE spells it out.
-    sqlx::query(
-        "UPDATE outbox SET status = 'sent', sent_at = $2, attempts = attempts + 1, claimed_until = NULL, \
-         body = CASE WHEN secret IS NULL OR secret = '' THEN body ELSE REPLACE(body, secret, $3) END, \
-         secret = NULL WHERE id = $1",
-    )
-    .bind(id)
-    .bind(now)
-    .bind(SECRET_PLACEHOLDER)
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }
 
@@ -496,9 +459,15 @@ mod tests {
         let lease = Duration::from_millis(300);
         let now = now_ms();
         assert_eq!(due(&mut c, now, 10).await.unwrap().len(), 1);
-        assert!(claim(&mut c, id, now, lease).await.unwrap());
+        assert_eq!(
+            claim_many(&mut c, &[id], now, lease).await.unwrap(),
+            vec![id]
+        );
         assert!(
-            !claim(&mut c, id, now, lease).await.unwrap(),
+            claim_many(&mut c, &[id], now, lease)
+                .await
+                .unwrap()
+                .is_empty(),
             "claimed twice"
         );
         assert!(due(&mut c, now, 10).await.unwrap().is_empty());
@@ -513,7 +482,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(350)).await;
         let now = now_ms();
         assert_eq!(due(&mut c, now, 10).await.unwrap().len(), 1);
-        assert!(claim(&mut c, id, now, lease).await.unwrap());
+        assert_eq!(
+            claim_many(&mut c, &[id], now, lease).await.unwrap(),
+            vec![id]
+        );
     }
 
     #[tokio::test]
@@ -552,7 +524,7 @@ mod tests {
         assert!(row.retried_at.is_some());
         assert_eq!(row.secret.as_deref(), Some("P4ss"));
 
-        mark_sent(&mut c, id, now_ms()).await.unwrap();
+        mark_sent_many(&mut c, &[id], now_ms()).await.unwrap();
         let body: String = sqlx::query_scalar("SELECT body FROM outbox WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *c)
