@@ -11,16 +11,30 @@ use crate::store::journal::{self, NewAuditEvent};
 use crate::store::{Conn, StoreError};
 use serde_json::json;
 
+/// Whom and what a change is recorded against in the audit trail.
+pub struct Audit<'a> {
+    pub actor: &'a str,
+    pub request_id: i64,
+    pub message_db_id: i64,
+    /// The request's own event (`request.applied`…), when the caller has one to write: it is
+    /// written first, with the change's events, in one statement.
+    pub lead: Option<NewAuditEvent<'a>>,
+}
+
 /// Make the change, with an audit event for each part of it.
 pub async fn apply(
     conn: &mut Conn,
     plan: &Plan,
     d: &Decision,
-    actor: &str,
-    request_id: i64,
-    message_db_id: i64,
+    audit: Audit<'_>,
     mode: Mode,
 ) -> Result<Applied, StoreError> {
+    let Audit {
+        actor,
+        request_id,
+        message_db_id,
+        lead,
+    } = audit;
     let mut out = Applied::default();
     let mut events: Vec<(&'static str, String, serde_json::Value)> = Vec::new();
     let target = d.target.clone().unwrap_or_default();
@@ -180,21 +194,23 @@ pub async fn apply(
         }
     }
 
-    for (action, subject, detail) in events {
-        journal::insert_audit(
-            conn,
-            &NewAuditEvent {
-                actor,
-                on_behalf_of: Some(&mailbox),
-                action,
-                subject: Some(&subject),
-                detail,
-                request_id: Some(request_id),
-                message_id: Some(message_db_id),
-            },
+    let trail: Vec<NewAuditEvent> = lead
+        .into_iter()
+        .chain(
+            events
+                .iter()
+                .map(|(action, subject, detail)| NewAuditEvent {
+                    actor,
+                    on_behalf_of: Some(&mailbox),
+                    action,
+                    subject: Some(subject),
+                    detail: detail.clone(),
+                    request_id: Some(request_id),
+                    message_id: Some(message_db_id),
+                }),
         )
-        .await?;
-    }
+        .collect();
+    journal::insert_audits(conn, &trail).await?;
     Ok(out)
 }
 

@@ -311,9 +311,12 @@ async fn confirmed(
                 conn,
                 plan,
                 &d,
-                &actor,
-                request.id,
-                request.message_id,
+                apply::Audit {
+                    actor: &actor,
+                    request_id: request.id,
+                    message_db_id: request.message_id,
+                    lead: None,
+                },
                 input.mode,
             )
             .await?,

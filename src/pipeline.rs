@@ -294,10 +294,28 @@ async fn process_in(
     hold: Option<Reason>,
 ) -> Result<Processed, StoreError> {
     let msg = input.msg;
-    // Seen before (same Message-ID, or the same bytes): change nothing.
-    if let Some(seen) =
-        journal::find_seen_message(conn, msg.message_id.as_deref(), &msg.sha256).await?
-    {
+    let stored = journal::insert_message_if_new(
+        conn,
+        &NewMessage {
+            message_id: msg.message_id.as_deref(),
+            sha256: &msg.sha256,
+            raw: input.raw,
+            from_address: msg.from.as_deref(),
+            subject: &msg.subject,
+            source: input.source,
+        },
+    )
+    .await?;
+    let Some(message_db_id) = stored else {
+        // Seen before (same Message-ID, or the same bytes): change nothing.
+        let seen = journal::find_seen_message(conn, msg.message_id.as_deref(), &msg.sha256)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "message {} was refused as a duplicate but no stored copy was found",
+                    msg.sha256
+                ))
+            })?;
         let mut p = Processed::new(
             Outcome::Duplicate,
             RequestKind::Unknown,
@@ -314,20 +332,7 @@ async fn process_in(
         ));
         p.previous_outcome = seen.outcome.as_deref().and_then(|o| o.parse().ok());
         return Ok(p);
-    }
-
-    let message_db_id = journal::insert_message(
-        conn,
-        &NewMessage {
-            message_id: msg.message_id.as_deref(),
-            sha256: &msg.sha256,
-            raw: input.raw,
-            from_address: msg.from.as_deref(),
-            subject: &msg.subject,
-            source: input.source,
-        },
-    )
-    .await?;
+    };
 
     let processed = match classify(conn, input, hold, message_db_id).await? {
         Step::Done(p) => p,
@@ -476,45 +481,47 @@ async fn record(
         .clone()
         .or_else(|| msg.from.clone())
         .unwrap_or_else(|| "unknown".into());
-    journal::insert_audit(
-        conn,
-        &NewAuditEvent {
-            actor: &actor,
-            on_behalf_of: decision.mailbox.as_deref(),
-            action: &format!("request.{}", decision.outcome),
-            subject: decision.target.as_deref(),
-            detail: json!({
-                "kind": decision.kind,
-                "reason": decision.reason.as_ref().map(Reason::code),
-                "fields": decision.fields,
-                "from": msg.from,
-                "sender": msg.sender,
-                "reply_to": msg.reply_to,
-                "message_id": msg.message_id,
-                "sha256": msg.sha256,
-                "source": input.source,
-                "trust": input.evidence,
-            }),
-            request_id: Some(request_id),
-            message_id: Some(message_db_id),
-        },
-    )
-    .await?;
-
+    let event = NewAuditEvent {
+        actor: &actor,
+        on_behalf_of: decision.mailbox.as_deref(),
+        action: &format!("request.{}", decision.outcome),
+        subject: decision.target.as_deref(),
+        detail: json!({
+            "kind": decision.kind,
+            "reason": decision.reason.as_ref().map(Reason::code),
+            "fields": decision.fields,
+            "from": msg.from,
+            "sender": msg.sender,
+            "reply_to": msg.reply_to,
+            "message_id": msg.message_id,
+            "sha256": msg.sha256,
+            "source": input.source,
+            "trust": input.evidence,
+        }),
+        request_id: Some(request_id),
+        message_id: Some(message_db_id),
+    };
+    // An applied request's event is written with the change's own events (one statement).
     let applied = match &decision.plan {
         Some(plan) if decision.outcome == Outcome::Applied => Some(
             apply::apply(
                 conn,
                 plan,
                 &decision,
-                &actor,
-                request_id,
-                message_db_id,
+                apply::Audit {
+                    actor: &actor,
+                    request_id,
+                    message_db_id,
+                    lead: Some(event),
+                },
                 input.mode,
             )
             .await?,
         ),
-        _ => None,
+        _ => {
+            journal::insert_audit(conn, &event).await?;
+            None
+        }
     };
 
     if decision.outcome == Outcome::AwaitingConfirmation
@@ -583,30 +590,11 @@ pub(crate) async fn enqueue(
     request_id: Option<i64>,
 ) -> Result<Option<Reply>, StoreError> {
     let cap = i64::from(cfg.limits.max_replies_per_mailbox_per_day);
-    let sent_today = journal::replies_to_since(conn, &r.to, now_ms() - 24 * 3600 * 1000).await?;
-    if sent_today >= cap {
-        journal::insert_audit(
-            conn,
-            &NewAuditEvent {
-                actor: "postroom",
-                on_behalf_of: None,
-                action: "reply.suppressed",
-                subject: Some(&r.to),
-                detail: json!({ "subject": r.subject, "cap_per_day": cap }),
-                request_id,
-                message_id: None,
-            },
-        )
-        .await?;
-        return Ok(None);
-    }
-    if sent_today + 1 == cap {
-        r.body.push_str(&format!(
-            "\nThis is the last automatic answer to {} today ({cap} a day at most). Requests sent later today are still handled, but not answered by email until tomorrow.\n",
-            r.to
-        ));
-    }
-    journal::enqueue_reply(
+    let last_note = format!(
+        "\nThis is the last automatic answer to {} today ({cap} a day at most). Requests sent later today are still handled, but not answered by email until tomorrow.\n",
+        r.to
+    );
+    let queued = journal::enqueue_reply_capped(
         conn,
         &NewOutboxItem {
             request_id,
@@ -618,9 +606,35 @@ pub(crate) async fn enqueue(
             references: r.references.as_deref(),
             secret: r.secret.as_deref(),
         },
+        &journal::ReplyCap {
+            max: cap,
+            since_ms: now_ms() - 24 * 3600 * 1000,
+            last_note: &last_note,
+        },
     )
     .await?;
-    Ok(Some(r))
+    match queued {
+        Some((_, body)) => {
+            r.body = body;
+            Ok(Some(r))
+        }
+        None => {
+            journal::insert_audit(
+                conn,
+                &NewAuditEvent {
+                    actor: "postroom",
+                    on_behalf_of: None,
+                    action: "reply.suppressed",
+                    subject: Some(&r.to),
+                    detail: json!({ "subject": r.subject, "cap_per_day": cap }),
+                    request_id,
+                    message_id: None,
+                },
+            )
+            .await?;
+            Ok(None)
+        }
+    }
 }
 
 /// A reply in the thread of a known request (`[HD-000042]` in the subject) is a comment on
@@ -685,13 +699,15 @@ pub(crate) async fn load_snapshot(
         }
         snap.mailbox = Some(view);
     }
-    for address in policy::addresses_to_load(msg, ex)
+    let addresses: Vec<String> = policy::addresses_to_load(msg, ex)
         .into_iter()
         .take(MAX_LOOKUPS)
-    {
-        if let Some(account) = directory::find_account(conn, &address).await? {
+        .collect();
+    let mut accounts = directory::find_accounts_with_memberships(conn, &addresses).await?;
+    for address in addresses {
+        if let Some((account, memberships)) = accounts.remove(&address) {
             let mut account_views = Vec::new();
-            for m in directory::account_memberships(conn, account.id).await? {
+            for m in memberships {
                 if let Some(view) = mailbox_view(conn, &mut views, &m.mailbox).await? {
                     account_views.push(view);
                 }
@@ -714,13 +730,9 @@ async fn mailbox_view(
     if let Some(view) = seen.get(address) {
         return Ok(view.clone());
     }
-    let view = match directory::find_mailbox(conn, address).await? {
-        Some(mailbox) => {
-            let members = directory::mailbox_members(conn, mailbox.id).await?;
-            Some(MailboxView { mailbox, members })
-        }
-        None => None,
-    };
+    let view = directory::find_mailbox_with_members(conn, address)
+        .await?
+        .map(|(mailbox, members)| MailboxView { mailbox, members });
     seen.insert(address.to_owned(), view.clone());
     Ok(view)
 }

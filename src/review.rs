@@ -164,33 +164,36 @@ async fn apply_as_in(
         },
     )
     .await?;
-    journal::insert_audit(
-        conn,
-        &NewAuditEvent {
-            actor: &who,
-            on_behalf_of: d.mailbox.as_deref(),
-            action: &format!("request.{}", d.outcome),
-            subject: d.target.as_deref(),
-            detail: json!({ "kind": d.kind, "fields": d.fields, "decided_by": staff, "requester": d.requester }),
-            request_id: Some(request.id),
-            message_id: Some(request.message_id),
-        },
-    )
-    .await?;
+    let event = NewAuditEvent {
+        actor: &who,
+        on_behalf_of: d.mailbox.as_deref(),
+        action: &format!("request.{}", d.outcome),
+        subject: d.target.as_deref(),
+        detail: json!({ "kind": d.kind, "fields": d.fields, "decided_by": staff, "requester": d.requester }),
+        request_id: Some(request.id),
+        message_id: Some(request.message_id),
+    };
+    // Applied: the decision's event is written with the change's own events (one statement).
     let applied = match &d.plan {
         Some(plan) if d.outcome == Outcome::Applied => Some(
             apply::apply(
                 conn,
                 plan,
                 &d,
-                &who,
-                request.id,
-                request.message_id,
+                apply::Audit {
+                    actor: &who,
+                    request_id: request.id,
+                    message_db_id: request.message_id,
+                    lead: Some(event),
+                },
                 pipeline::Mode::Apply,
             )
             .await?,
         ),
-        _ => None,
+        _ => {
+            journal::insert_audit(conn, &event).await?;
+            None
+        }
     };
     if d.outcome == Outcome::AwaitingConfirmation
         && let Some(requester) = &d.requester

@@ -204,6 +204,10 @@ fn password_reset_is_applied_audited_and_answered() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert!(actions.contains(&"request.applied"), "{actions:?}");
+    // The request's own event comes first, then the parts of the change (they are written
+    // together, in one statement).
+    let at = |a: &str| actions.iter().position(|x| *x == a).expect(a);
+    assert!(at("request.applied") < at("password.reset"), "{actions:?}");
     let reset = audit
         .iter()
         .find(|e| e["action"] == "password.reset")

@@ -678,7 +678,7 @@ async fn requests_search_filters_and_pages() {
         let mut tx = w.store.begin().await.unwrap();
         for i in 0..60 {
             let sha = format!("bulk-{i}");
-            let mid = journal::insert_message(
+            let mid = journal::insert_message_if_new(
                 &mut tx,
                 &journal::NewMessage {
                     message_id: None,
@@ -690,7 +690,8 @@ async fn requests_search_filters_and_pages() {
                 },
             )
             .await
-            .unwrap();
+            .unwrap()
+            .expect("a new message");
             journal::insert_request(
                 &mut tx,
                 &journal::NewRequest {

@@ -1,9 +1,11 @@
 //! Organisations, shared mailboxes, accounts and who is a member or owner of what.
 
-use super::{Conn, StoreError, now_ms};
+use super::{Conn, StoreError, now_ms, placeholders};
 use crate::request::Role;
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::str::FromStr;
 
 /// An account's state. Requests may only come from `Active` accounts.
@@ -180,6 +182,93 @@ pub async fn account_memberships(
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(membership_from_row).collect()
+}
+
+/// A mailbox with its members and owners, in ONE query (the pipeline reads one or two per
+/// message, and every statement is a round trip to SQLite's worker thread).
+pub async fn find_mailbox_with_members(
+    conn: &mut Conn,
+    address: &str,
+) -> Result<Option<(Mailbox, Vec<Membership>)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT m.id, m.organisation_id, o.name AS organisation, m.address, \
+         ms.account_id, a.address AS account, a.status AS account_status, ms.role \
+         FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
+         LEFT JOIN memberships ms ON ms.mailbox_id = m.id LEFT JOIN accounts a ON a.id = ms.account_id \
+         WHERE m.address = $1 ORDER BY a.address",
+    )
+    .bind(address)
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mailbox = mailbox_from_row(first)?;
+    let mut members = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // A mailbox without members still gives one row, its member columns NULL.
+        let Some(account_id) = row.try_get::<Option<i64>, _>("account_id")? else {
+            continue;
+        };
+        let role: String = row.try_get("role")?;
+        let status: String = row.try_get("account_status")?;
+        members.push(Membership {
+            mailbox_id: mailbox.id,
+            mailbox: mailbox.address.clone(),
+            account_id,
+            account: row.try_get("account")?,
+            account_status: status
+                .parse()
+                .map_err(|e| decode_err("account status", e))?,
+            role: role.parse().map_err(|e| decode_err("role", e))?,
+        });
+    }
+    Ok(Some((mailbox, members)))
+}
+
+/// The accounts among `addresses`, each with every mailbox it belongs to, in ONE query (see
+/// [`find_mailbox_with_members`]): keyed by address; an address that is no account is absent.
+pub async fn find_accounts_with_memberships(
+    conn: &mut Conn,
+    addresses: &[String],
+) -> Result<HashMap<String, (Account, Vec<Membership>)>, StoreError> {
+    let mut found: HashMap<String, (Account, Vec<Membership>)> = HashMap::new();
+    if addresses.is_empty() {
+        return Ok(found);
+    }
+    let sql = format!(
+        "SELECT a.id, a.organisation_id, o.name AS organisation, a.address, a.name, a.status, \
+         ms.mailbox_id, m.address AS mailbox, ms.role \
+         FROM accounts a JOIN organisations o ON o.id = a.organisation_id \
+         LEFT JOIN memberships ms ON ms.account_id = a.id LEFT JOIN mailboxes m ON m.id = ms.mailbox_id \
+         WHERE a.address IN ({}) ORDER BY a.address, m.address",
+        placeholders(1, addresses.len())
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for a in addresses {
+        q = q.bind(a.as_str());
+    }
+    for row in q.fetch_all(&mut *conn).await? {
+        let address: String = row.try_get("address")?;
+        let (account, memberships) = match found.entry(address) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert((account_from_row(&row)?, Vec::new())),
+        };
+        // An account in no mailbox still gives one row, its membership columns NULL.
+        let Some(mailbox_id) = row.try_get::<Option<i64>, _>("mailbox_id")? else {
+            continue;
+        };
+        let role: String = row.try_get("role")?;
+        memberships.push(Membership {
+            mailbox_id,
+            mailbox: row.try_get("mailbox")?,
+            account_id: account.id,
+            account: account.address.clone(),
+            account_status: account.status,
+            role: role.parse().map_err(|e| decode_err("role", e))?,
+        });
+    }
+    Ok(found)
 }
 
 /// True when the address is already used by an account or a mailbox.

@@ -1,9 +1,9 @@
 //! What happened: stored messages, requests, comments, the append-only audit trail, and the
 //! outbox of replies waiting for the SMTP sender.
 
-use super::{Conn, StoreError, format_ms, now_ms};
+use super::{Conn, StoreError, format_ms, now_ms, placeholders};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 /// A message already stored, found by Message-ID or by the SHA-256 of its bytes.
 #[derive(Debug, Clone)]
@@ -63,11 +63,18 @@ pub struct NewMessage<'a> {
     pub source: &'a str,
 }
 
-pub async fn insert_message(conn: &mut Conn, m: &NewMessage<'_>) -> Result<i64, StoreError> {
+/// Store a message unless one with the same bytes (SHA-256) or Message-ID is stored already
+/// (both are unique, see migration 0001): `None` then, and nothing is written. One statement
+/// where a look-up and an insert would be two; and two instances on one PostgreSQL database
+/// that take the same message at once see a duplicate rather than a constraint error.
+pub async fn insert_message_if_new(
+    conn: &mut Conn,
+    m: &NewMessage<'_>,
+) -> Result<Option<i64>, StoreError> {
     let size = i64::try_from(m.raw.len()).unwrap_or(i64::MAX);
     Ok(sqlx::query_scalar(
         "INSERT INTO messages (message_id, sha256, raw, size, from_address, subject, source, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(m.message_id)
     .bind(m.sha256)
@@ -77,7 +84,7 @@ pub async fn insert_message(conn: &mut Conn, m: &NewMessage<'_>) -> Result<i64, 
     .bind(m.subject)
     .bind(m.source)
     .bind(now_ms())
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?)
 }
 
@@ -99,21 +106,31 @@ pub async fn insert_request(
     reference_prefix: &str,
 ) -> Result<(i64, String), StoreError> {
     let now = now_ms();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO requests (message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
-    )
-    .bind(r.message_id)
-    .bind(r.kind)
-    .bind(r.outcome)
-    .bind(r.reason)
-    .bind(r.mailbox)
-    .bind(r.requester)
-    .bind(r.target)
-    .bind(r.fields_json)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?;
+    const COLUMNS: &str = "message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at";
+    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
+    if sqlite {
+        // One statement, not an insert and an update: inside the write transaction the new
+        // row's id is the largest plus one, which is the id SQLite itself gives a rowid table
+        // without AUTOINCREMENT (https://www.sqlite.org/autoinc.html), so the reference is
+        // written with the row.
+        let sql = format!(
+            "INSERT INTO requests (id, reference, {COLUMNS}) \
+             SELECT n.id, $10 || '-' || printf('%06d', n.id), $1, $2, $3, $4, $5, $6, $7, $8, $9, $9 \
+             FROM (SELECT COALESCE(MAX(id), 0) + 1 AS id FROM requests) n RETURNING id, reference"
+        );
+        let row = bind_request(sqlx::query(AssertSqlSafe(sql)), r, now)
+            .bind(reference_prefix)
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok((row.try_get(0)?, row.try_get(1)?));
+    }
+    let sql = format!(
+        "INSERT INTO requests ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id"
+    );
+    let row = bind_request(sqlx::query(AssertSqlSafe(sql)), r, now)
+        .fetch_one(&mut *conn)
+        .await?;
+    let id: i64 = row.try_get(0)?;
     let reference = format!("{reference_prefix}-{id:06}");
     sqlx::query("UPDATE requests SET reference = $2 WHERE id = $1")
         .bind(id)
@@ -121,6 +138,21 @@ pub async fn insert_request(
         .execute(&mut *conn)
         .await?;
     Ok((id, reference))
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// The first nine parameters of a new request, in `insert_request`'s order.
+fn bind_request<'q>(q: AnyQuery<'q>, r: &NewRequest<'q>, now: i64) -> AnyQuery<'q> {
+    q.bind(r.message_id)
+        .bind(r.kind)
+        .bind(r.outcome)
+        .bind(r.reason)
+        .bind(r.mailbox)
+        .bind(r.requester)
+        .bind(r.target)
+        .bind(r.fields_json)
+        .bind(now)
 }
 
 /// A stored request, as the CLI, the staff page and thread replies need it.
@@ -224,20 +256,39 @@ pub struct NewAuditEvent<'a> {
 }
 
 pub async fn insert_audit(conn: &mut Conn, e: &NewAuditEvent<'_>) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_events (at, actor, on_behalf_of, action, subject, detail, request_id, message_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(now_ms())
-    .bind(e.actor)
-    .bind(e.on_behalf_of)
-    .bind(e.action)
-    .bind(e.subject)
-    .bind(e.detail.to_string())
-    .bind(e.request_id)
-    .bind(e.message_id)
-    .execute(&mut *conn)
-    .await?;
+    insert_audits(conn, std::slice::from_ref(e)).await
+}
+
+/// Several audit events in ONE statement, in order (their ids, and so the order the trail
+/// shows, follow the slice). A request that is applied writes its own event and one per part
+/// of the change together.
+pub async fn insert_audits(
+    conn: &mut Conn,
+    events: &[NewAuditEvent<'_>],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // Placeholders only: `$1` is the time, then seven per event.
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| format!("($1, {})", placeholders(2 + i * 7, 7)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO audit_events (at, actor, on_behalf_of, action, subject, detail, request_id, message_id) VALUES {}",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now_ms());
+    for e in events {
+        q = q
+            .bind(e.actor)
+            .bind(e.on_behalf_of)
+            .bind(e.action)
+            .bind(e.subject)
+            .bind(e.detail.to_string())
+            .bind(e.request_id)
+            .bind(e.message_id);
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -308,17 +359,48 @@ pub async fn enqueue_reply(conn: &mut Conn, o: &NewOutboxItem<'_>) -> Result<i64
     .await?)
 }
 
-/// Replies queued to one address since `since_ms` (the daily cap on answers).
-pub async fn replies_to_since(conn: &mut Conn, to: &str, since_ms: i64) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE to_address = $1 AND created_at >= $2",
-        )
-        .bind(to)
-        .bind(since_ms)
-        .fetch_one(&mut *conn)
-        .await?,
+/// The daily cap on answers to one address, checked by the statement that queues.
+pub struct ReplyCap<'a> {
+    /// Replies allowed to one address since `since_ms`.
+    pub max: i64,
+    pub since_ms: i64,
+    /// Appended to the body of the last reply the cap allows.
+    pub last_note: &'a str,
+}
+
+/// Queue a reply unless `cap.max` replies to the same address were queued since
+/// `cap.since_ms`, in ONE statement (a count and an insert would be two round trips): the id
+/// and the body as queued (with `cap.last_note` when it is the last one allowed), or `None`
+/// when the cap is reached and nothing was queued.
+pub async fn enqueue_reply_capped(
+    conn: &mut Conn,
+    o: &NewOutboxItem<'_>,
+    cap: &ReplyCap<'_>,
+) -> Result<Option<(i64, String)>, StoreError> {
+    let now = now_ms();
+    let row = sqlx::query(
+        "INSERT INTO outbox (request_id, to_address, subject, body, message_id, in_reply_to, references_ids, secret, \
+         status, attempts, next_attempt_at, created_at) \
+         SELECT $1, $2, $3, CASE WHEN c.n + 1 = $10 THEN $4 || $11 ELSE $4 END, $5, $6, $7, $8, 'pending', 0, $9, $9 \
+         FROM (SELECT COUNT(*) AS n FROM outbox WHERE to_address = $2 AND created_at >= $12) c \
+         WHERE c.n < $10 \
+         RETURNING id, body",
     )
+    .bind(o.request_id)
+    .bind(o.to)
+    .bind(o.subject)
+    .bind(o.body)
+    .bind(o.message_id)
+    .bind(o.in_reply_to)
+    .bind(o.references)
+    .bind(o.secret)
+    .bind(now)
+    .bind(cap.max)
+    .bind(cap.last_note)
+    .bind(cap.since_ms)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
 }
 
 /// A request's outcome changed after the fact (confirmed, decided by staff).

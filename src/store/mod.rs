@@ -307,6 +307,16 @@ pub fn format_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// `$first, $first+1, …` for `n` values: the placeholders of an `IN (…)` list or of one row
+/// of a multi-row `VALUES` (the values themselves are always bound, never written into the
+/// SQL).
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -28,7 +28,7 @@
 //! SMTP gives at-least-once delivery at best (RFC 5321 §4.5.4.1 on lost replies to the
 //! final "."), so a crash between the server's 250 and [`mark_sent_many`] can send it twice.
 
-use super::{Conn, StoreError, now_ms};
+use super::{Conn, StoreError, now_ms, placeholders};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 use std::time::Duration;
@@ -196,15 +196,6 @@ pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>
             })
         })
         .collect()
-}
-
-/// `$first, $first+1, …` for `n` values: the placeholders of an `IN (…)` list (the values
-/// themselves are always bound, never written into the SQL).
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Take the lease on due replies for `lease` (by the database's clock), in one statement:
