@@ -299,10 +299,11 @@ async fn run_backend(name: &str, url: &str, earlier: usize, n: usize, grouped: b
             .await
             .unwrap_or_else(|e| die(format!("{name}: preload: begin: {e}")));
         for p in &prepared {
-            let done = group
+            let (g, done) = group
                 .process(&cfg, p, "bench:earlier")
                 .await
                 .unwrap_or_else(|e| die(format!("{name}: preload: {e}")));
+            group = g;
             tally.add(&done);
         }
         group
@@ -371,10 +372,11 @@ async fn run_backend(name: &str, url: &str, earlier: usize, n: usize, grouped: b
                 .await
                 .unwrap_or_else(|e| die(format!("{name}: grouped: begin: {e}")));
             for p in &prepared {
-                let done = group
+                let (g, done) = group
                     .process(&cfg, p, "bench:grouped")
                     .await
                     .unwrap_or_else(|e| die(format!("{name}: grouped: {e}")));
+                group = g;
                 tally.add(&done);
             }
             group

@@ -190,12 +190,18 @@ async fn prepare_parsed<'r>(cfg: &Config, raw: &'r [u8], msg: Message) -> Prepar
 }
 
 /// Group commit, for the IMAP watcher on SQLite: the messages of one fetch share ONE
-/// transaction, each inside its own savepoint, so a message that fails is rolled back alone
-/// and the others still commit together. Nothing about any of them is visible, replied to
-/// or moved until [`Group::commit`] returns; a crash before it loses the lot, and the next
-/// sync fetches and processes them again, as after a crash between two ordinary
-/// transactions. The caller commits before it waits on the network, so the write lock is
-/// never held across an IMAP read.
+/// transaction. Nothing about any of them is visible, replied to or moved until
+/// [`Group::commit`] returns; a crash before it loses the lot, and the next sync fetches and
+/// processes them again, as after a crash between two ordinary transactions. The caller
+/// commits before it waits on the network, so the write lock is never held across an IMAP
+/// read.
+///
+/// A message's writes go straight into the group's transaction, without a savepoint of its
+/// own (a savepoint and its release would be two more round trips to SQLite's worker per
+/// message). So a message that fails takes the group with it: [`Group::process`] consumes the
+/// group and gives it back only on success; on an error it is rolled back, and the caller
+/// leaves every message of it for the next pass, which processes them one transaction each
+/// (`imap/sync.rs`), so one bad message cannot hold the others back.
 ///
 /// Only for SQLite, where this process's writers take turns ([`Store::begin`]) and a
 /// transaction cannot meet a conflict: on PostgreSQL a serialisation failure would undo the
@@ -213,7 +219,7 @@ impl Group {
         })
     }
 
-    /// Messages processed in the group so far (committed or not).
+    /// Messages processed in the group so far.
     pub fn len(&self) -> usize {
         self.messages
     }
@@ -222,15 +228,14 @@ impl Group {
         self.messages == 0
     }
 
-    /// Process one prepared message inside its own savepoint. On an error the savepoint is
-    /// rolled back: the group goes on without this message.
+    /// Process one prepared message in the group: the group back with the result, or the
+    /// error, the group then rolled back (dropped) with everything in it.
     pub async fn process(
-        &mut self,
+        mut self,
         cfg: &Config,
         prepared: &Prepared<'_>,
         source: &str,
-    ) -> Result<Processed, StoreError> {
-        use sqlx::Connection as _;
+    ) -> Result<(Group, Processed), StoreError> {
         let input = Input {
             cfg,
             raw: prepared.raw,
@@ -239,17 +244,14 @@ impl Group {
             source,
             mode: Mode::Apply,
         };
-        let mut savepoint = (*self.tx).begin().await?;
-        let result = process_in(&mut savepoint, &input, None).await;
-        match result {
+        match process_in(&mut self.tx, &input, None).await {
             Ok(p) => {
-                savepoint.commit().await?;
                 self.messages += 1;
-                Ok(p)
+                Ok((self, p))
             }
             Err(e) => {
-                if let Err(rollback) = savepoint.rollback().await {
-                    tracing::warn!("rolling back a failed message's savepoint: {rollback}");
+                if let Err(rollback) = self.tx.rollback().await {
+                    tracing::warn!("rolling back a failed group of messages: {rollback}");
                 }
                 Err(e)
             }

@@ -376,9 +376,9 @@ async fn on_postgres_concurrent_claims_give_each_reply_to_one_sender() {
 }
 
 /// Group commit (the IMAP watcher on SQLite): in one group, the second of two owners asking
-/// to remove each other sees the first's removal (each message's savepoint is released into
-/// the group), a repeated message is a duplicate, and nothing is visible to others before
-/// the commit — nor ever, when the group is dropped uncommitted (a crash before the commit).
+/// to remove each other sees the first's removal (one transaction), a repeated message is a
+/// duplicate, and nothing is visible to others before the commit — nor ever, when the group
+/// is dropped uncommitted (a crash before the commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_commits_together_and_each_message_sees_the_ones_before() {
     use postroom::Outcome;
@@ -392,12 +392,10 @@ async fn a_group_commits_together_and_each_message_sees_the_ones_before() {
     );
 
     // Dropped without a commit: nothing of it stays.
-    let mut lost = pipeline::Group::begin(&store).await.unwrap();
+    let lost = pipeline::Group::begin(&store).await.unwrap();
     let p = pipeline::prepare(&cfg, &a1).await;
-    assert_eq!(
-        lost.process(&cfg, &p, "test:lost").await.unwrap().outcome,
-        Outcome::Applied
-    );
+    let (lost, processed) = lost.process(&cfg, &p, "test:lost").await.unwrap();
+    assert_eq!(processed.outcome, Outcome::Applied);
     drop(lost);
     assert_eq!(owners(&store, "race-1@nhs.example").await.len(), 2);
 
@@ -410,7 +408,9 @@ async fn a_group_commits_together_and_each_message_sees_the_ones_before() {
         (&a1, "test:4"),
     ] {
         let p = pipeline::prepare(&cfg, raw).await;
-        outcomes.push(group.process(&cfg, &p, source).await.unwrap().outcome);
+        let (g, processed) = group.process(&cfg, &p, source).await.unwrap();
+        group = g;
+        outcomes.push(processed.outcome);
     }
     assert_eq!(group.len(), 4);
     // Not visible outside the group before the commit (a reader sees the old directory).
@@ -429,6 +429,55 @@ async fn a_group_commits_together_and_each_message_sees_the_ones_before() {
     assert_eq!(
         owners(&store, "race-1@nhs.example").await,
         vec!["ann-1@nhs.example".to_owned()]
+    );
+    store.close().await;
+}
+
+/// A message that fails inside a group takes the group with it (there is no savepoint per
+/// message): what the messages before it changed is rolled back too, and the writer's turn is
+/// free again at once, so the same messages can be processed on their own afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_fails_rolls_its_whole_group_back() {
+    use postroom::Outcome;
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let (store, cfg) = setup(&db, 2).await;
+    // The database refuses exactly one message.
+    sqlx::query(
+        "CREATE TRIGGER test_poison BEFORE INSERT ON messages WHEN NEW.message_id = 'race-1-bob@nhs.example' \
+         BEGIN SELECT RAISE(ABORT, 'test: this message is refused'); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let (good, poison) = (removal(0, "ann", "bob"), removal(1, "bob", "ann"));
+
+    let group = pipeline::Group::begin(&store).await.unwrap();
+    let p = pipeline::prepare(&cfg, &good).await;
+    let (group, processed) = group.process(&cfg, &p, "test:good").await.unwrap();
+    assert_eq!(processed.outcome, Outcome::Applied);
+    let p = pipeline::prepare(&cfg, &poison).await;
+    let err = group
+        .process(&cfg, &p, "test:poison")
+        .await
+        .err()
+        .expect("the refused message fails");
+    assert!(err.to_string().contains("refused"), "{err}");
+    // Nothing of the group stays: the first removal is undone with it.
+    assert_eq!(owners(&store, "race-0@nhs.example").await.len(), 2);
+
+    // On its own (as the watcher's next pass does it), the good message is applied.
+    let alone = tokio::time::timeout(
+        Duration::from_secs(10),
+        pipeline::process(&store, &cfg, &good, "test:alone", Mode::Apply),
+    )
+    .await
+    .expect("the write turn is free")
+    .unwrap();
+    assert_eq!(alone.outcome, Outcome::Applied);
+    assert_eq!(
+        owners(&store, "race-0@nhs.example").await,
+        vec!["ann-0@nhs.example".to_owned()]
     );
     store.close().await;
 }

@@ -260,36 +260,13 @@ async fn crash_between_commit_and_move_applies_once_moves_and_answers_once() {
 /// later sync once the database accepts it.
 #[tokio::test]
 async fn a_database_error_leaves_the_message_in_place_without_blocking_others_and_it_is_retried() {
-    use postroom::store::{Backend, Store};
+    use postroom::store::Store;
     let stack = MailStack::require();
     let site = Site::new(&stack, &[]);
     let daemon = site.start();
 
-    // Through the Store, so that the same test runs on both backends; only the trigger's
-    // dialect differs.
     let store = Store::connect(&site.database()).await.unwrap();
-    let (create, drop_trigger): (&[&str], &[&str]) = match store.backend() {
-        Backend::Sqlite => (
-            &[
-                "CREATE TRIGGER test_poison BEFORE INSERT ON messages WHEN NEW.subject = 'Poison' \
-               BEGIN SELECT RAISE(ABORT, 'test: this message is refused'); END",
-            ],
-            &["DROP TRIGGER test_poison"],
-        ),
-        Backend::Postgres => (
-            &[
-                "CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
-                 BEGIN IF NEW.subject = 'Poison' THEN RAISE EXCEPTION 'test: this message is refused'; \
-                 END IF; RETURN NEW; END $$",
-                "CREATE TRIGGER test_poison BEFORE INSERT ON messages FOR EACH ROW \
-                 EXECUTE FUNCTION test_poison()",
-            ],
-            &["DROP TRIGGER test_poison ON messages"],
-        ),
-    };
-    for statement in create {
-        sqlx::query(*statement).execute(store.pool()).await.unwrap();
-    }
+    refuse_poison(&store).await;
 
     let (_, poison) = site.request(
         "Poison",
@@ -318,9 +295,7 @@ async fn a_database_error_leaves_the_message_in_place_without_blocking_others_an
         daemon.log()
     );
 
-    for statement in drop_trigger {
-        sqlx::query(*statement).execute(store.pool()).await.unwrap();
-    }
+    accept_poison(&store).await;
     store.close().await;
     folder_is(
         &stack,
@@ -332,6 +307,104 @@ async fn a_database_error_leaves_the_message_in_place_without_blocking_others_an
     .await;
     assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 0);
     assert_eq!(site.audit_count("account.unlocked"), 1);
+    daemon.stop();
+}
+
+/// Make the database refuse every message with the subject `Poison`: a trigger, through the
+/// Store so that the same tests run on both backends (only the trigger's dialect differs).
+async fn refuse_poison(store: &postroom::store::Store) {
+    use postroom::store::Backend;
+    let statements: &[&str] = match store.backend() {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER test_poison BEFORE INSERT ON messages WHEN NEW.subject = 'Poison' \
+             BEGIN SELECT RAISE(ABORT, 'test: this message is refused'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.subject = 'Poison' THEN RAISE EXCEPTION 'test: this message is refused'; \
+             END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER test_poison BEFORE INSERT ON messages FOR EACH ROW \
+             EXECUTE FUNCTION test_poison()",
+        ],
+    };
+    for statement in statements {
+        sqlx::query(*statement).execute(store.pool()).await.unwrap();
+    }
+}
+
+async fn accept_poison(store: &postroom::store::Store) {
+    use postroom::store::Backend;
+    let statement = match store.backend() {
+        Backend::Sqlite => "DROP TRIGGER test_poison",
+        Backend::Postgres => "DROP TRIGGER test_poison ON messages",
+    };
+    sqlx::query(statement).execute(store.pool()).await.unwrap();
+}
+
+/// Waiting messages share one transaction on SQLite (group commit). A message the database
+/// refuses in the middle of a group rolls the group back, and the next pass gives each message
+/// its own transaction: the messages before and after it are filed and answered all the same,
+/// and it alone stays in the inbox until the database takes it.
+#[tokio::test]
+async fn a_message_that_fails_inside_a_group_holds_back_no_other() {
+    use postroom::store::{Backend, Store};
+    let stack = MailStack::require();
+    let site = Site::new(&stack, &[]);
+    let store = Store::connect(&site.database()).await.unwrap();
+    refuse_poison(&store).await;
+    let (_, before) = site.review_request();
+    let (_, poison) = site.request(
+        "Poison",
+        "",
+        &format!(
+            "Account: {}\nRequested by: {}\nPlease unlock.\n",
+            site.locked, site.owner
+        ),
+    );
+    let (_, after) = site.review_request();
+    for raw in [&before, &poison, &after] {
+        stack.append(&site.helpdesk, "INBOX", raw).await;
+    }
+
+    let daemon = site.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stack.folder_count(&site.helpdesk, REVIEW).await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the two others are not filed:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stack.folder_count(&site.helpdesk, "INBOX").await,
+        1,
+        "only the refused message is left:\n{}",
+        daemon.log()
+    );
+    if store.backend() == Backend::Sqlite {
+        // The first pass met it inside a group with the message before it.
+        let log = daemon.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("rolled back with it") && l.contains("others=1")),
+            "{log}"
+        );
+    }
+    assert_eq!(site.audit_count("request.needs_review"), 2);
+
+    accept_poison(&store).await;
+    store.close().await;
+    folder_is(
+        &stack,
+        &site.helpdesk,
+        PROCESSED,
+        1,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(site.audit_count("account.unlocked"), 1);
+    assert_eq!(site.audit_count("request.needs_review"), 2, "none twice");
     daemon.stop();
 }
 

@@ -6,16 +6,18 @@
 //!    (nothing is marked seen), or only `BODY.PEEK[HEADER]` for a message over
 //!    `max_message_bytes`, and hand each to the pipeline as it arrives (one message in memory
 //!    at a time). On SQLite the messages that arrive back to back share one transaction
-//!    (`pipeline::Group`, a savepoint each), committed whenever the next message is not
-//!    there yet, before anything else waits on the network, and every 50 messages; on
-//!    PostgreSQL each message has its own;
+//!    (`pipeline::Group`), committed whenever the next message is not there yet, before
+//!    anything else waits on the network, and every 50 messages; on PostgreSQL each message
+//!    has its own;
 //! 3. then move the batch's committed messages, one command per outcome folder;
 //! 4. then checkpoint UIDVALIDITY and the next UID.
 //!
 //! A crash after 2 and before 3 leaves committed messages in the folder: the next session's
 //! full scan fetches them again, the pipeline answers Duplicate with the first outcome, and
 //! they are only moved. A message the pipeline fails on (database error) stays where it is
-//! and is retried by a later full scan; it does not hold up the others. A database that cannot
+//! and is retried by a later full scan; it does not hold up the others (when it fails inside a
+//! group, the group's other messages stay too, and that scan gives every message its own
+//! transaction, so they are not held up by it again). A database that cannot
 //! be reached at all ends the pass instead: the watcher logs it once and retries with backoff.
 
 use super::folders::Folders;
@@ -77,6 +79,11 @@ pub struct Syncer<'a> {
     pub next_uid: u32,
     /// Something was left behind (pipeline or move failure): a full scan must retry it.
     pub rescan: bool,
+    /// A group of messages failed: passes give each message its own transaction until a full
+    /// scan has.
+    pub(super) solo: bool,
+    /// This pass gives each message its own transaction (`solo` when the pass began).
+    pub(super) solo_pass: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +95,12 @@ enum Part {
 impl Syncer<'_> {
     /// List from `from_uid` (1 for a full scan) and process what is there, batch by batch.
     pub async fn pass(&mut self, session: &mut Session, from_uid: u32) -> Result<Pass, ImapError> {
+        // After a failed group, every pass is solo until a full scan (which retries what the
+        // group left behind) has been one.
+        self.solo_pass = self.solo;
+        if from_uid <= 1 {
+            self.solo = false;
+        }
         let listing = list(session, from_uid).await?;
         let mut pass = Pass {
             listed: listing.len(),
@@ -226,7 +239,8 @@ impl Syncer<'_> {
                 })?;
         // Group commit (SQLite, whole messages): see `pipeline::Group`. Committed before
         // every wait on the server, at most `GROUP_MAX` messages at a time.
-        let grouping = large.is_empty() && self.store.backend() == Backend::Sqlite;
+        let grouping =
+            large.is_empty() && self.store.backend() == Backend::Sqlite && !self.solo_pass;
         let mut group: Option<(pipeline::Group, Vec<Pending>)> = None;
         loop {
             let next = match stream.try_next().now_or_never() {
@@ -374,38 +388,40 @@ impl Syncer<'_> {
                 }
             }
         };
-        let (g, pending) = match group {
+        let (g, mut pending) = match group.take() {
             Some(open) => open,
-            None => group.insert((
+            None => (
                 pipeline::Group::begin(self.store)
                     .await
                     .map_err(ImapError::Store)?,
                 Vec::new(),
-            )),
+            ),
         };
         match g
             .process(self.cfg, &prepared, &source)
             .instrument(span.clone())
             .await
         {
-            Ok(p) => pending.push(Pending {
-                uid,
-                processed: p,
-                started,
-                span,
-            }),
+            Ok((g, p)) => {
+                pending.push(Pending {
+                    uid,
+                    processed: p,
+                    started,
+                    span,
+                });
+                *group = Some((g, pending));
+            }
             Err(e) if e.is_unavailable() => return Err(ImapError::Store(e)),
             Err(e) => {
                 span.in_scope(|| {
                     tracing::error!(
-                        "could not process the message: {e}; it stays in {} and is retried at the next sync",
+                        others = pending.len(),
+                        "could not process the message: {e}; it and the others of its group (rolled back with it) stay in {} and are retried at the next sync, one transaction each",
                         self.folders.watched
                     )
                 });
-                // The group's transaction itself may be what failed: end it here, so the
-                // messages before this one still commit (or are retried) on their own.
                 self.rescan = true;
-                self.commit_group(group.take(), filed).await?;
+                self.solo = true;
             }
         }
         Ok(())
@@ -433,6 +449,7 @@ impl Syncer<'_> {
                 // Processed one by one at the next scan, so a message that breaks the commit
                 // cannot hold the others back for ever.
                 self.rescan = true;
+                self.solo = true;
                 return Ok(());
             }
         }

@@ -250,6 +250,8 @@ impl Watcher {
                 .filter(|c| c.uidvalidity == uidvalidity)
                 .map_or(1, |c| c.next_uid.max(1)),
             rescan: false,
+            solo: false,
+            solo_pass: false,
         };
         if saved.is_none_or(|c| c.uidvalidity != uidvalidity) {
             let start = Checkpoint {
