@@ -418,6 +418,20 @@ struct Daemon {
     child: Child,
 }
 
+/// The kernel's clock ticks per second (`getconf CLK_TCK`), the unit of /proc/PID/stat's times.
+fn clock_ticks_per_s() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .filter(|t: &f64| *t > 0.0)
+            .unwrap_or_else(|| die("getconf CLK_TCK gave no clock tick rate"))
+    })
+}
+
 impl Daemon {
     fn peak_rss_kb(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -428,6 +442,26 @@ impl Daemon {
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             })
             .unwrap_or_else(|| die("cannot read VmHWM of postroom run"))
+    }
+
+    /// CPU time (user + system, every thread) the daemon has used so far, in ms: what postroom
+    /// costs per request, a figure the machine's drift moves far less than a rate.
+    fn cpu_ms(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .unwrap_or_else(|e| die(format!("cannot read /proc/PID/stat of postroom run: {e}")));
+        // The fields after the command name (which may hold spaces) in parentheses: utime
+        // and stime are fields 14 and 15 of proc(5), here 11 and 12.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| -> f64 {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| die(format!("unexpected /proc/PID/stat: {stat}")))
+        };
+        (ticks(11) + ticks(12)) * 1000.0 / clock_ticks_per_s()
     }
 
     fn stop(mut self) {
@@ -681,15 +715,16 @@ async fn latency_floor(stack: &Stack, secs: u64) -> R<Vec<i64>> {
 }
 
 /// N requests waiting (APPENDed over `conns` connections), then `postroom run`: requests/s
-/// until every reply is sent, and the daemon's peak RSS. With `keep_log`, the daemon's log is
-/// kept in `BENCH_LOG_DIR` when that is set (for profiling).
+/// until every reply is sent, the daemon's peak RSS, and its CPU ms per request (start-up
+/// included). With `keep_log`, the daemon's log is kept in `BENCH_LOG_DIR` when that is set
+/// (for profiling).
 async fn run_waiting(
     stack: &Stack,
     name: &str,
     n: usize,
     conns: usize,
     keep_log: bool,
-) -> (f64, u64) {
+) -> (f64, u64, f64) {
     let site = Site::new(stack, name, "");
     let msgs = (0..n).map(|_| site.request(0).1).collect();
     stack
@@ -708,6 +743,7 @@ async fn run_waiting(
     .await;
     let secs = started.elapsed().as_secs_f64();
     let rss = d.peak_rss_kb();
+    let cpu = d.cpu_ms() / n as f64;
     d.stop();
     if keep_log && let Ok(dir) = std::env::var("BENCH_LOG_DIR") {
         let to = Path::new(&dir).join("e2e-postroom.log");
@@ -715,7 +751,7 @@ async fn run_waiting(
             eprintln!("e2e: could not keep the log in {}: {e}", to.display());
         }
     }
-    (n as f64 / secs, rss)
+    (n as f64 / secs, rss, cpu)
 }
 
 /// One request every 100 ms to an idle daemon; APPEND done → reply sent, in ms.
@@ -859,7 +895,8 @@ fn main() {
         }
 
         let on = |phase: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| p == phase));
-        let (mut base1, mut base, mut e2e, mut e2e_rss) = (f64::NAN, f64::NAN, f64::NAN, 0);
+        let (mut base1, mut base, mut e2e, mut e2e_rss, mut e2e_cpu) =
+            (f64::NAN, f64::NAN, f64::NAN, 0, f64::NAN);
         if on("baseline") {
             eprintln!("e2e: baseline, {n} messages");
             base1 = baseline(&stack, n, 50, 1).await.unwrap_or_else(|e| die(e));
@@ -871,8 +908,11 @@ fn main() {
         }
         if on("e2e") {
             eprintln!("e2e: postroom run, {n} requests waiting");
-            (e2e, e2e_rss) = run_waiting(&stack, "tp", n, 4, true).await;
-            eprintln!("e2e:   postroom {e2e:.0} req/s, peak RSS {} MB", e2e_rss / 1024);
+            (e2e, e2e_rss, e2e_cpu) = run_waiting(&stack, "tp", n, 4, true).await;
+            eprintln!(
+                "e2e:   postroom {e2e:.0} req/s, peak RSS {} MB, CPU {e2e_cpu:.2} ms per request",
+                e2e_rss / 1024
+            );
         }
         // The machine drifts (a shared VM varies by ±15% within minutes): the baseline is
         // measured again after postroom, and the ratio is against the mean of the two.
@@ -895,7 +935,7 @@ fn main() {
         let (mut drain_rss, mut drain_rate) = (0, f64::NAN);
         if on("drain") {
             eprintln!("e2e: drain {drain_n}");
-            (drain_rate, drain_rss) = run_waiting(&stack, "drain", drain_n, 8, false).await;
+            (drain_rate, drain_rss, _) = run_waiting(&stack, "drain", drain_n, 8, false).await;
             eprintln!("e2e:   drain peak RSS {} MB, {drain_rate:.0} req/s", drain_rss / 1024);
         }
         let (mut big_rss, mut big_outcome) = (0, "skipped".to_owned());
@@ -916,6 +956,7 @@ fn main() {
             println!("{:<44} {:>5.0} / {:>3.0} msg/s {:>13} {:>7}", "  (before / after postroom's run)", before, after, "", "");
         }
         println!("{:<44} {:>8.0} req/s {:>16} {:>7}", format!("postroom run end to end ({n} reqs)"), e2e, "", "");
+        println!("{:<44} {:>8.2} ms {:>19} {:>7}", "postroom CPU per request (user + system)", e2e_cpu, "", "");
         println!("{:<44} {:>14.2} {:>16} {:>7}", "ratio postroom/baseline (4 conns)", ratio, ">= 0.80", ok(ratio >= 0.8));
         println!("{:<44} {:>14.2} {:>16} {:>7}", "ratio postroom/baseline (1 conn)", e2e / base1, "", "");
         println!("{:<44} {:>11} ms {:>16} {:>7}", format!("latency p50 ({} of {lat_n} replies)", lat.len()), p50, "", "");
@@ -930,7 +971,7 @@ fn main() {
         println!("{:<44} {:>11} MB {:>16} {:>7}", format!("peak RSS, end-to-end run ({n})"), e2e_rss / 1024, "", "");
         println!("{:<44} {:>11} MB {:>16} {:>7}", format!("peak RSS, one {big_mb} MB message ({big_outcome})"), big_rss / 1024, "", "");
         println!(
-            "{{\"e2e\":{{\"messages\":{n},\"baseline_1conn_msgs_per_s\":{base1:.1},\"baseline_msgs_per_s\":{base:.1},\"baseline_runs_msgs_per_s\":{base_runs:?},\"baseline_smtp_connections\":4,\"postroom_reqs_per_s\":{e2e:.1},\"ratio\":{ratio:.3},\"target_ratio\":0.8,\"peak_rss_kb\":{e2e_rss}}},\
+            "{{\"e2e\":{{\"messages\":{n},\"baseline_1conn_msgs_per_s\":{base1:.1},\"baseline_msgs_per_s\":{base:.1},\"baseline_runs_msgs_per_s\":{base_runs:?},\"baseline_smtp_connections\":4,\"postroom_reqs_per_s\":{e2e:.1},\"postroom_cpu_ms_per_req\":{e2e_cpu:.3},\"ratio\":{ratio:.3},\"target_ratio\":0.8,\"peak_rss_kb\":{e2e_rss}}},\
              \"latency\":{{\"seconds\":{lat_secs},\"requests\":{lat_n},\"measured\":{},\"p50_ms\":{p50},\"p95_ms\":{p95},\"p99_ms\":{p99},\"max_ms\":{max},\"target_p99_ms\":250,\"floor_p50_ms\":{},\"floor_p99_ms\":{}}},\
              \"memory\":{{\"drain_messages\":{drain_n},\"drain_peak_rss_kb\":{drain_rss},\"drain_reqs_per_s\":{drain_rate:.1},\"target_drain_peak_rss_kb\":65536,\"big_message_mb\":{big_mb},\"big_message_outcome\":\"{big_outcome}\",\"big_message_peak_rss_kb\":{big_rss}}}}}",
             lat.len(),
