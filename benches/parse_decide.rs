@@ -11,7 +11,7 @@ use postroom::config::Config;
 use postroom::policy::{self, MailboxView, Snapshot};
 use postroom::request::Role;
 use postroom::request::extract::{self, ExtractContext};
-use postroom::store::directory::{Account, AccountStatus, Mailbox, Membership};
+use postroom::store::directory::{Account, AccountStatus, Mailbox};
 use postroom::{message, screen, trust};
 use std::hint::black_box;
 use std::path::Path;
@@ -104,20 +104,14 @@ fn snapshot() -> Snapshot {
             AccountStatus::Locked,
         ),
     ];
-    let members: Vec<Membership> = people
-        .iter()
-        .map(|(id, a, role, status)| Membership {
-            mailbox_id: 1,
-            mailbox: mailbox.address.clone(),
-            account_id: *id,
-            account: (*a).into(),
-            account_status: *status,
-            role: *role,
-        })
-        .collect();
     let view = MailboxView {
         mailbox: mailbox.clone(),
-        members,
+        members: people.len(),
+        owners: people
+            .iter()
+            .filter(|(_, _, role, _)| *role == Role::Owner)
+            .count(),
+        roles: people.iter().map(|(id, _, role, _)| (*id, *role)).collect(),
     };
     let mut snap = Snapshot {
         mailbox: Some(view.clone()),

@@ -15,8 +15,8 @@ use crate::password;
 use crate::policy::{self, Decision, MailboxView, Snapshot};
 use crate::reason::Reason;
 use crate::reply::{self, Reply};
-use crate::request::RequestKind;
 use crate::request::extract::{self, ExtractContext, Extracted, KindMatch};
+use crate::request::{RequestKind, Role};
 use crate::screen;
 use crate::store::directory;
 use crate::store::journal::{self, NewAuditEvent, NewMessage, NewOutboxItem, NewRequest};
@@ -679,18 +679,36 @@ async fn attach_to_thread(
     Ok(Some(p))
 }
 
-/// Read the part of the directory this message can touch. A mailbox is read once however
-/// many of the addresses involved belong to it (the sender, the requester and the target
-/// are usually all in the site's own mailbox, and a large mailbox has hundreds of members).
+/// Read the part of the directory this message can touch: the accounts it names with their
+/// memberships (one query), then each mailbox involved once, as counts and the roles of those
+/// accounts (the sender, the requester and the target are usually all in the site's own
+/// mailbox, and a large mailbox has hundreds of members that no rule needs one by one).
 pub(crate) async fn load_snapshot(
     conn: &mut Conn,
     msg: &Message,
     ex: &Extracted,
 ) -> Result<Snapshot, StoreError> {
     let mut snap = Snapshot::default();
-    let mut views: HashMap<String, Option<MailboxView>> = HashMap::new();
+    let addresses: Vec<String> = policy::addresses_to_load(msg, ex)
+        .into_iter()
+        .take(MAX_LOOKUPS)
+        .collect();
+    let mut accounts = directory::find_accounts_with_memberships(conn, &addresses).await?;
+    let mut roles: HashMap<i64, HashMap<i64, Role>> = HashMap::new();
+    for (account, memberships) in accounts.values() {
+        for m in memberships {
+            roles
+                .entry(m.mailbox_id)
+                .or_default()
+                .insert(account.id, m.role);
+        }
+    }
+    let mut views = Views {
+        seen: HashMap::new(),
+        roles,
+    };
     if let Some(from) = &msg.from
-        && let Some(view) = mailbox_view(conn, &mut views, from).await?
+        && let Some(view) = views.get(conn, from).await?
     {
         // Only a new account is held against the organisation's account limit (policy
         // reads the count for nothing else): not counted for the other kinds.
@@ -701,40 +719,48 @@ pub(crate) async fn load_snapshot(
         }
         snap.mailbox = Some(view);
     }
-    let addresses: Vec<String> = policy::addresses_to_load(msg, ex)
-        .into_iter()
-        .take(MAX_LOOKUPS)
-        .collect();
-    let mut accounts = directory::find_accounts_with_memberships(conn, &addresses).await?;
     for address in addresses {
         if let Some((account, memberships)) = accounts.remove(&address) {
             let mut account_views = Vec::new();
             for m in memberships {
-                if let Some(view) = mailbox_view(conn, &mut views, &m.mailbox).await? {
+                if let Some(view) = views.get(conn, &m.mailbox).await? {
                     account_views.push(view);
                 }
             }
             snap.account_mailboxes.insert(account.id, account_views);
             snap.accounts.insert(address, account);
-        } else if let Some(view) = mailbox_view(conn, &mut views, &address).await? {
+        } else if let Some(view) = views.get(conn, &address).await? {
             snap.mailboxes_named.insert(address, view.mailbox);
         }
     }
     Ok(snap)
 }
 
-/// A mailbox and its members by address, read at most once per snapshot.
-async fn mailbox_view(
-    conn: &mut Conn,
-    seen: &mut HashMap<String, Option<MailboxView>>,
-    address: &str,
-) -> Result<Option<MailboxView>, StoreError> {
-    if let Some(view) = seen.get(address) {
-        return Ok(view.clone());
+/// The mailboxes of one snapshot, each read at most once.
+struct Views {
+    seen: HashMap<String, Option<MailboxView>>,
+    /// Mailbox id → account id → role, for the snapshot's accounts.
+    roles: HashMap<i64, HashMap<i64, Role>>,
+}
+
+impl Views {
+    async fn get(
+        &mut self,
+        conn: &mut Conn,
+        address: &str,
+    ) -> Result<Option<MailboxView>, StoreError> {
+        if let Some(view) = self.seen.get(address) {
+            return Ok(view.clone());
+        }
+        let view = directory::find_mailbox_summary(conn, address).await?.map(
+            |(mailbox, members, owners)| MailboxView {
+                roles: self.roles.get(&mailbox.id).cloned().unwrap_or_default(),
+                members: usize::try_from(members).unwrap_or(0),
+                owners: usize::try_from(owners).unwrap_or(0),
+                mailbox,
+            },
+        );
+        self.seen.insert(address.to_owned(), view.clone());
+        Ok(view)
     }
-    let view = directory::find_mailbox_with_members(conn, address)
-        .await?
-        .map(|(mailbox, members)| MailboxView { mailbox, members });
-    seen.insert(address.to_owned(), view.clone());
-    Ok(view)
 }

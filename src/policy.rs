@@ -11,28 +11,31 @@ use crate::outcome::Outcome;
 use crate::reason::Reason;
 use crate::request::extract::{Extracted, Field, KindMatch};
 use crate::request::{RequestKind, Role};
-use crate::store::directory::{Account, AccountStatus, Mailbox, Membership};
+use crate::store::directory::{Account, AccountStatus, Mailbox};
 use std::collections::{BTreeMap, HashMap};
 
-/// A mailbox and everyone in it.
+/// A mailbox as the rules see it: how many members and owners it has, and the role in it of
+/// each account the snapshot loaded (every account the message names). Not the whole member
+/// list: a large site's mailbox has hundreds, and reading them for every message cost the
+/// daemon a quarter of its time (issue 7).
 #[derive(Debug, Clone)]
 pub struct MailboxView {
     pub mailbox: Mailbox,
-    pub members: Vec<Membership>,
+    /// Memberships of any role (owners included).
+    pub members: usize,
+    pub owners: usize,
+    /// Role by account id, for the snapshot's accounts that belong to this mailbox.
+    pub roles: HashMap<i64, Role>,
 }
 
 impl MailboxView {
+    /// The role of one of the snapshot's accounts (`None`: not in this mailbox). Only
+    /// accounts in [`Snapshot::accounts`] are known here.
     pub fn role_of(&self, account_id: i64) -> Option<Role> {
-        self.members
-            .iter()
-            .find(|m| m.account_id == account_id)
-            .map(|m| m.role)
+        self.roles.get(&account_id).copied()
     }
     fn owners(&self) -> usize {
-        self.members
-            .iter()
-            .filter(|m| m.role == Role::Owner)
-            .count()
+        self.owners
     }
 }
 
@@ -364,11 +367,7 @@ fn decide_inner(
             if role == Role::Owner && mbox.owners() <= 1 {
                 return Err(reject(last_owner(target, &mbox.mailbox)));
             }
-            warn_if_thin(
-                d,
-                &mbox.mailbox.address,
-                mbox.members.len().saturating_sub(1),
-            );
+            warn_if_thin(d, &mbox.mailbox.address, mbox.members.saturating_sub(1));
             d.plan = Some(Plan::RemoveMember {
                 mailbox_id: mbox.mailbox.id,
                 account_id: target.id,
@@ -454,7 +453,7 @@ fn decide_inner(
                         .iter()
                         .any(|(id, _, role)| *id == v.mailbox.id && role.is_none())
                 });
-                let after = v.members.len().saturating_sub(1) + usize::from(gains);
+                let after = v.members.saturating_sub(1) + usize::from(gains);
                 warn_if_thin(d, &v.mailbox.address, after);
             }
             d.plan = Some(Plan::Leaver {
@@ -471,7 +470,7 @@ fn decide_inner(
 /// Room for one more member (and owner) under the configured limits.
 fn check_room(cfg: &Config, mbox: &MailboxView, role: Role) -> Result<(), Stop> {
     if let Some(limit) = cfg.limits.max_members_per_mailbox
-        && mbox.members.len() >= limit as usize
+        && mbox.members >= limit as usize
     {
         return Err(reject(Reason::MemberLimit {
             mailbox: mbox.mailbox.address.clone(),

@@ -184,50 +184,36 @@ pub async fn account_memberships(
     rows.iter().map(membership_from_row).collect()
 }
 
-/// A mailbox with its members and owners, in ONE query (the pipeline reads one or two per
-/// message, and every statement is a round trip to SQLite's worker thread).
-pub async fn find_mailbox_with_members(
+/// A mailbox with how many members (of any role) and owners it has, in ONE query: what the
+/// rules need of a mailbox besides the roles of the accounts a message names.
+pub async fn find_mailbox_summary(
     conn: &mut Conn,
     address: &str,
-) -> Result<Option<(Mailbox, Vec<Membership>)>, StoreError> {
-    let rows = sqlx::query(
+) -> Result<Option<(Mailbox, i64, i64)>, StoreError> {
+    let row = sqlx::query(
         "SELECT m.id, m.organisation_id, o.name AS organisation, m.address, \
-         ms.account_id, a.address AS account, a.status AS account_status, ms.role \
+         COUNT(ms.account_id) AS members, \
+         COALESCE(SUM(CASE WHEN ms.role = 'owner' THEN 1 ELSE 0 END), 0) AS owners \
          FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
-         LEFT JOIN memberships ms ON ms.mailbox_id = m.id LEFT JOIN accounts a ON a.id = ms.account_id \
-         WHERE m.address = $1 ORDER BY a.address",
+         LEFT JOIN memberships ms ON ms.mailbox_id = m.id \
+         WHERE m.address = $1 GROUP BY m.id, m.organisation_id, o.name, m.address",
     )
     .bind(address)
-    .fetch_all(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mailbox = mailbox_from_row(first)?;
-    let mut members = Vec::with_capacity(rows.len());
-    for row in &rows {
-        // A mailbox without members still gives one row, its member columns NULL.
-        let Some(account_id) = row.try_get::<Option<i64>, _>("account_id")? else {
-            continue;
-        };
-        let role: String = row.try_get("role")?;
-        let status: String = row.try_get("account_status")?;
-        members.push(Membership {
-            mailbox_id: mailbox.id,
-            mailbox: mailbox.address.clone(),
-            account_id,
-            account: row.try_get("account")?,
-            account_status: status
-                .parse()
-                .map_err(|e| decode_err("account status", e))?,
-            role: role.parse().map_err(|e| decode_err("role", e))?,
-        });
-    }
-    Ok(Some((mailbox, members)))
+    row.map(|r| {
+        Ok((
+            mailbox_from_row(&r)?,
+            r.try_get("members")?,
+            r.try_get("owners")?,
+        ))
+    })
+    .transpose()
 }
 
-/// The accounts among `addresses`, each with every mailbox it belongs to, in ONE query (see
-/// [`find_mailbox_with_members`]): keyed by address; an address that is no account is absent.
+/// The accounts among `addresses`, each with every mailbox it belongs to, in ONE query (each
+/// statement is a round trip to SQLite's worker thread): keyed by address; an address that is
+/// no account is absent.
 pub async fn find_accounts_with_memberships(
     conn: &mut Conn,
     addresses: &[String],
