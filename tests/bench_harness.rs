@@ -1,0 +1,85 @@
+//! The end-to-end benchmark (`benches/e2e.rs`, run by `scripts/bench`) fails loudly when the
+//! mail servers are not there, rather than printing figures of zero (issue 7).
+//!
+//! Runs the bench program that `cargo test --all-targets` builds (as `scripts/test` does) with
+//! `--bench`, once without the mail stack's variables and once pointed at ports where nothing
+//! listens.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The newest `e2e-*` program next to this test's own (target/debug/deps).
+fn e2e_bench() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let deps = exe.parent().expect("deps directory");
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(deps)
+        .expect("read target/debug/deps")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("e2e-") && !n.contains('.'))
+        })
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, p)| p)
+        .expect("no e2e bench program in target/debug/deps: build it with `cargo test --all-targets` (scripts/test does)")
+}
+
+fn run(env: &[(&str, String)]) -> Output {
+    let mut c = Command::new(e2e_bench());
+    c.arg("--bench");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MAILSTACK_") || k.starts_with("BENCH_") {
+            c.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run the e2e bench")
+}
+
+/// A port on loopback where nothing listens (bound, then let go).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address").port()
+}
+
+fn assert_failed_loudly(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "exit 0:\n{stderr}\n{stdout}");
+    assert!(
+        stderr.contains("e2e: ERROR:") && stderr.contains(needle),
+        "{stderr}"
+    );
+    // No table and no JSON line of figures.
+    assert!(
+        !stdout.contains('{') && !stdout.contains("req/s"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn without_the_mail_stack_the_bench_names_what_is_missing() {
+    let out = run(&[]);
+    assert_failed_loudly(&out, "is not set: start the mail stack first");
+}
+
+#[test]
+fn with_no_server_on_the_ports_the_bench_stops_with_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(&[
+        ("MAILSTACK_DIR", dir.path().display().to_string()),
+        ("MAILSTACK_IMAP_PORT", closed_port().to_string()),
+        ("MAILSTACK_SMTP_PORT", closed_port().to_string()),
+        ("MAILSTACK_PASSWORD", "x".into()),
+        ("BENCH_MESSAGES", "10".into()),
+    ]);
+    assert_failed_loudly(&out, "is not answering");
+}
