@@ -291,25 +291,16 @@ async fn run_backend(name: &str, url: &str, earlier: usize, n: usize, grouped: b
                 }
             })
             .collect();
-        let mut prepared = Vec::with_capacity(raws.len());
-        for raw in &raws {
-            prepared.push(pipeline::prepare(&cfg, raw).await);
-        }
-        let mut group = pipeline::Group::begin(&store)
-            .await
-            .unwrap_or_else(|e| die(format!("{name}: preload: begin: {e}")));
-        for p in &prepared {
-            let (g, done) = group
-                .process(&cfg, p, "bench:earlier")
-                .await
-                .unwrap_or_else(|e| die(format!("{name}: preload: {e}")));
-            group = g;
-            tally.add(&done);
-        }
-        group
-            .commit()
-            .await
-            .unwrap_or_else(|e| die(format!("{name}: preload: commit: {e}")));
+        run_group(
+            &store,
+            &cfg,
+            &raws,
+            name,
+            "preload",
+            "bench:earlier",
+            &mut tally,
+        )
+        .await;
         i = end;
         if i % 20_000 == 0 && i < earlier {
             eprintln!(
@@ -364,25 +355,16 @@ async fn run_backend(name: &str, url: &str, earlier: usize, n: usize, grouped: b
         let mut tally = Tally::default();
         let t = Instant::now();
         for chunk in raws.chunks(GROUP) {
-            let mut prepared = Vec::with_capacity(chunk.len());
-            for raw in chunk {
-                prepared.push(pipeline::prepare(&cfg, raw).await);
-            }
-            let mut group = pipeline::Group::begin(&store)
-                .await
-                .unwrap_or_else(|e| die(format!("{name}: grouped: begin: {e}")));
-            for p in &prepared {
-                let (g, done) = group
-                    .process(&cfg, p, "bench:grouped")
-                    .await
-                    .unwrap_or_else(|e| die(format!("{name}: grouped: {e}")));
-                group = g;
-                tally.add(&done);
-            }
-            group
-                .commit()
-                .await
-                .unwrap_or_else(|e| die(format!("{name}: grouped: commit: {e}")));
+            run_group(
+                &store,
+                &cfg,
+                chunk,
+                name,
+                "grouped",
+                "bench:grouped",
+                &mut tally,
+            )
+            .await;
         }
         let rate = n as f64 / t.elapsed().as_secs_f64().max(1e-9);
         tally.require_applied(&format!("{name}, grouped"), n);
@@ -430,6 +412,38 @@ fn backend_json(f: &Figures, earlier: usize) -> String {
         earlier as f64 / f.preload_s.max(1e-9),
         f.earlier_applied,
     )
+}
+
+/// Prepare `raws`, then process them in ONE `pipeline::Group` and commit it, as the IMAP
+/// watcher on SQLite does; any error ends the bench.
+async fn run_group(
+    store: &Store,
+    cfg: &Config,
+    raws: &[Vec<u8>],
+    name: &str,
+    part: &str,
+    source: &str,
+    tally: &mut Tally,
+) {
+    let mut prepared = Vec::with_capacity(raws.len());
+    for raw in raws {
+        prepared.push(pipeline::prepare(cfg, raw).await);
+    }
+    let mut group = pipeline::Group::begin(store)
+        .await
+        .unwrap_or_else(|e| die(format!("{name}: {part}: begin: {e}")));
+    for p in &prepared {
+        let (g, done) = group
+            .process(cfg, p, source)
+            .await
+            .unwrap_or_else(|e| die(format!("{name}: {part}: {e}")));
+        group = g;
+        tally.add(&done);
+    }
+    group
+        .commit()
+        .await
+        .unwrap_or_else(|e| die(format!("{name}: {part}: commit: {e}")));
 }
 
 fn main() {

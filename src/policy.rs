@@ -34,9 +34,6 @@ impl MailboxView {
     pub fn role_of(&self, account_id: i64) -> Option<Role> {
         self.roles.get(&account_id).copied()
     }
-    fn owners(&self) -> usize {
-        self.owners
-    }
 }
 
 /// The part of the directory a message can touch, read inside the message's transaction.
@@ -364,7 +361,7 @@ fn decide_inner(
         RequestKind::RemoveMember => {
             let role =
                 target_role.ok_or_else(|| reject(Reason::NotMember(target.address.clone())))?;
-            if role == Role::Owner && mbox.owners() <= 1 {
+            if role == Role::Owner && mbox.owners <= 1 {
                 return Err(reject(last_owner(target, &mbox.mailbox)));
             }
             warn_if_thin(d, &mbox.mailbox.address, mbox.members.saturating_sub(1));
@@ -387,12 +384,12 @@ fn decide_inner(
                     role: to,
                 }));
             }
-            if from == Role::Owner && mbox.owners() <= 1 {
+            if from == Role::Owner && mbox.owners <= 1 {
                 return Err(reject(last_owner(target, &mbox.mailbox)));
             }
             if to == Role::Owner
                 && let Some(limit) = cfg.limits.max_owners_per_mailbox
-                && mbox.owners() >= limit as usize
+                && mbox.owners >= limit as usize
             {
                 return Err(reject(Reason::OwnerLimit {
                     mailbox: mbox.mailbox.address.clone(),
@@ -479,7 +476,7 @@ fn check_room(cfg: &Config, mbox: &MailboxView, role: Role) -> Result<(), Stop> 
     }
     if role == Role::Owner
         && let Some(limit) = cfg.limits.max_owners_per_mailbox
-        && mbox.owners() >= limit as usize
+        && mbox.owners >= limit as usize
     {
         return Err(reject(Reason::OwnerLimit {
             mailbox: mbox.mailbox.address.clone(),

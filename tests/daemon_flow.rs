@@ -295,16 +295,7 @@ async fn a_database_error_leaves_the_message_in_place_without_blocking_others_an
         daemon.log()
     );
 
-    accept_poison(&store).await;
-    store.close().await;
-    folder_is(
-        &stack,
-        &site.helpdesk,
-        PROCESSED,
-        1,
-        Duration::from_secs(15),
-    )
-    .await;
+    accept_poison_and_see_it_applied(store, &stack, &site).await;
     assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 0);
     assert_eq!(site.audit_count("account.unlocked"), 1);
     daemon.stop();
@@ -332,13 +323,21 @@ async fn refuse_poison(store: &postroom::store::Store) {
     }
 }
 
-async fn accept_poison(store: &postroom::store::Store) {
+/// Let the database take the refused message again (see [`refuse_poison`]): the next sync
+/// processes it, and it is filed as processed.
+async fn accept_poison_and_see_it_applied(
+    store: postroom::store::Store,
+    stack: &MailStack,
+    site: &Site,
+) {
     use postroom::store::Backend;
     let statement = match store.backend() {
         Backend::Sqlite => "DROP TRIGGER test_poison",
         Backend::Postgres => "DROP TRIGGER test_poison ON messages",
     };
     sqlx::query(statement).execute(store.pool()).await.unwrap();
+    store.close().await;
+    folder_is(stack, &site.helpdesk, PROCESSED, 1, Duration::from_secs(15)).await;
 }
 
 /// Waiting messages share one transaction on SQLite (group commit). A message the database
@@ -393,16 +392,7 @@ async fn a_message_that_fails_inside_a_group_holds_back_no_other() {
     }
     assert_eq!(site.audit_count("request.needs_review"), 2);
 
-    accept_poison(&store).await;
-    store.close().await;
-    folder_is(
-        &stack,
-        &site.helpdesk,
-        PROCESSED,
-        1,
-        Duration::from_secs(15),
-    )
-    .await;
+    accept_poison_and_see_it_applied(store, &stack, &site).await;
     assert_eq!(site.audit_count("account.unlocked"), 1);
     assert_eq!(site.audit_count("request.needs_review"), 2, "none twice");
     daemon.stop();

@@ -420,11 +420,17 @@ impl Syncer<'_> {
                         self.folders.watched
                     )
                 });
-                self.rescan = true;
-                self.solo = true;
+                self.retry_one_by_one();
             }
         }
         Ok(())
+    }
+
+    /// A group was lost: a full scan retries its messages, each in its own transaction, so a
+    /// message that breaks a group cannot hold the others back for ever.
+    fn retry_one_by_one(&mut self) {
+        self.rescan = true;
+        self.solo = true;
     }
 
     /// Commit an open group, then do for each of its messages what follows a commit. A
@@ -446,10 +452,7 @@ impl Syncer<'_> {
                     "could not commit a group of messages: {e}; they stay in {} and are retried at the next sync",
                     self.folders.watched
                 );
-                // Processed one by one at the next scan, so a message that breaks the commit
-                // cannot hold the others back for ever.
-                self.rescan = true;
-                self.solo = true;
+                self.retry_one_by_one();
                 return Ok(());
             }
         }

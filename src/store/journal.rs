@@ -340,23 +340,31 @@ pub struct NewOutboxItem<'a> {
 }
 
 pub async fn enqueue_reply(conn: &mut Conn, o: &NewOutboxItem<'_>) -> Result<i64, StoreError> {
-    let now = now_ms();
-    Ok(sqlx::query_scalar(
-        "INSERT INTO outbox (request_id, to_address, subject, body, message_id, in_reply_to, references_ids, secret, \
-         status, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9) \
-         RETURNING id",
+    let row = bind_outbox_item(
+        sqlx::query(
+            "INSERT INTO outbox (request_id, to_address, subject, body, message_id, in_reply_to, references_ids, secret, \
+             status, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9) \
+             RETURNING id",
+        ),
+        o,
+        now_ms(),
     )
-    .bind(o.request_id)
-    .bind(o.to)
-    .bind(o.subject)
-    .bind(o.body)
-    .bind(o.message_id)
-    .bind(o.in_reply_to)
-    .bind(o.references)
-    .bind(o.secret)
-    .bind(now)
     .fetch_one(&mut *conn)
-    .await?)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// The first nine parameters of a queued reply, in `enqueue_reply`'s order.
+fn bind_outbox_item<'q>(q: AnyQuery<'q>, o: &NewOutboxItem<'q>, now: i64) -> AnyQuery<'q> {
+    q.bind(o.request_id)
+        .bind(o.to)
+        .bind(o.subject)
+        .bind(o.body)
+        .bind(o.message_id)
+        .bind(o.in_reply_to)
+        .bind(o.references)
+        .bind(o.secret)
+        .bind(now)
 }
 
 /// The daily cap on answers to one address, checked by the statement that queues.
@@ -377,24 +385,18 @@ pub async fn enqueue_reply_capped(
     o: &NewOutboxItem<'_>,
     cap: &ReplyCap<'_>,
 ) -> Result<Option<(i64, String)>, StoreError> {
-    let now = now_ms();
-    let row = sqlx::query(
+    let row = bind_outbox_item(
+        sqlx::query(
         "INSERT INTO outbox (request_id, to_address, subject, body, message_id, in_reply_to, references_ids, secret, \
          status, attempts, next_attempt_at, created_at) \
          SELECT $1, $2, $3, CASE WHEN c.n + 1 = $10 THEN $4 || $11 ELSE $4 END, $5, $6, $7, $8, 'pending', 0, $9, $9 \
          FROM (SELECT COUNT(*) AS n FROM outbox WHERE to_address = $2 AND created_at >= $12) c \
          WHERE c.n < $10 \
          RETURNING id, body",
+        ),
+        o,
+        now_ms(),
     )
-    .bind(o.request_id)
-    .bind(o.to)
-    .bind(o.subject)
-    .bind(o.body)
-    .bind(o.message_id)
-    .bind(o.in_reply_to)
-    .bind(o.references)
-    .bind(o.secret)
-    .bind(now)
     .bind(cap.max)
     .bind(cap.last_note)
     .bind(cap.since_ms)
