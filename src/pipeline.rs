@@ -52,6 +52,48 @@ pub struct Processed {
     /// in that outcome's folder).
     #[serde(skip)]
     pub previous_outcome: Option<Outcome>,
+    /// What postroom understood the request to be (issue 12): `null` when the message was not
+    /// read as a request (a duplicate, a comment, mail that was screened out).
+    pub understood: Option<Understood>,
+}
+
+/// What was understood from a request: the kind, each target with how it was found, the
+/// requester and how, and the fields. In `process` JSON, the reply, the audit and the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Understood {
+    pub kind: RequestKind,
+    pub targets: Vec<Resolution>,
+    pub requester: Option<Resolution>,
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+/// One person named by a request and the account it was resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resolution {
+    /// As the message wrote it (an address, a name).
+    pub as_written: String,
+    /// The account it was resolved to; `None` when it resolved to none.
+    pub account: Option<String>,
+    /// How, in words for a person ("named by address", "the only account of the
+    /// organisation with that name").
+    pub how: String,
+}
+
+impl Understood {
+    /// What a decision records of the request (addresses only, until names resolve).
+    pub fn of(d: &Decision) -> Understood {
+        let by_address = |a: &String| Resolution {
+            as_written: a.clone(),
+            account: Some(a.clone()),
+            how: "named by address".into(),
+        };
+        Understood {
+            kind: d.kind,
+            targets: d.target.iter().map(by_address).collect(),
+            requester: d.requester.as_ref().map(by_address),
+            fields: d.fields.clone(),
+        }
+    }
 }
 
 impl Processed {
@@ -70,6 +112,7 @@ impl Processed {
             reply: None,
             request_id: None,
             previous_outcome: None,
+            understood: None,
         }
     }
 }
@@ -580,6 +623,7 @@ pub(crate) async fn answer(
     );
     p.reply = reply;
     p.request_id = Some(request_id);
+    p.understood = Some(Understood::of(d));
     Ok(p)
 }
 

@@ -71,6 +71,90 @@ pub struct Extracted {
     pub confirmation_code: Option<String>,
     /// The new text that was read (quoted history and signature removed): kept for the audit.
     pub new_text: String,
+    /// Each thing the message asks for, in the order written (issue 12): one request is made
+    /// per ask. Empty when nothing is asked ([`Extracted::not_asked`] may say why) or when the
+    /// kind is ambiguous ([`Extracted::kind`]).
+    pub asks: Vec<Ask>,
+    /// Why a message that uses a kind's words asks for nothing that may be acted on (a
+    /// question, a negation, a hypothetical, a thanks): such mail goes to a person or is
+    /// ignored, never acted on and never refused.
+    pub not_asked: Option<NotAsked>,
+    /// The name in the closing signature of the new text ("Kind regards,\nFatima Ali"), when
+    /// there is exactly one. Identifies the requester only where `[policy]` allows it.
+    pub signed_by: Option<String>,
+}
+
+/// One thing a message asks for: a kind and whom it is about, as written. `extract` finds it;
+/// the pipeline's `resolve` step turns [`Ask::target`] into an account of the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    pub kind: RequestKind,
+    /// The existing account the ask is about, as written: an address or a person's name.
+    /// `None` for a new account (the starter's name is in `fields`) or when no one is named.
+    pub target: Option<Mention>,
+    /// The fields that apply to this ask: the message's `Key: value` fields plus what the
+    /// sentence itself gave (a new starter's name, a role, a replacement).
+    pub fields: BTreeMap<Field, String>,
+}
+
+/// A person or an account as the text names them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Mention {
+    /// An address, lower-case.
+    Address(String),
+    /// A person's name as written ("Ravi Gupta", "Mr R Gupta"), whitespace collapsed.
+    Name(String),
+}
+
+impl Mention {
+    /// The mention as written, for the reply and the staff page.
+    pub fn as_written(&self) -> &str {
+        match self {
+            Mention::Address(a) | Mention::Name(a) => a,
+        }
+    }
+}
+
+/// Why a message asks for nothing, though it uses a kind's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotAsked {
+    /// "Can Joe's password be reset by himself?" — a question about a change, not a request.
+    Question,
+    /// "ignore my last email, don't take Joe off".
+    Negated,
+    /// "if the new password fails we'll be in touch".
+    Hypothetical,
+    /// "Thanks, that worked" above a quoted old request.
+    Thanks,
+    /// The kind's words appear only in quoted or forwarded text.
+    QuotedOnly,
+}
+
+/// The asks a message makes when only the old grammar (one kind, `Account:` field or one
+/// address) is known: one ask for a single recognised kind, none otherwise.
+fn asks_from(
+    kind: &KindMatch,
+    fields: &BTreeMap<Field, String>,
+    candidates: &[String],
+) -> Vec<Ask> {
+    let KindMatch::One(kind) = kind else {
+        return Vec::new();
+    };
+    let target = if kind.targets_account() {
+        match (fields.get(&Field::Account), candidates) {
+            (Some(value), _) if value.contains('@') => Some(Mention::Address(value.clone())),
+            (Some(value), _) => Some(Mention::Name(value.clone())),
+            (None, [one]) => Some(Mention::Address(one.clone())),
+            (None, _) => None,
+        }
+    } else {
+        None
+    };
+    vec![Ask {
+        kind: *kind,
+        target,
+        fields: fields.clone(),
+    }]
 }
 
 /// The fields postroom understands, whatever the wording of the key.
@@ -165,13 +249,18 @@ pub fn extract(msg: &Message, ctx: &ExtractContext<'_>) -> Extracted {
     let thread_reference = thread_reference(&msg.subject, ctx.reference_prefix);
     let confirmation_code = confirmation_code(&msg.subject, &new_text, ctx.reference_prefix);
     let candidate_accounts = candidate_accounts(&new_text, msg, ctx, &fields);
+    let kind = detect_kind(&msg.subject, &new_text);
+    let asks = asks_from(&kind, &fields, &candidate_accounts);
     Extracted {
-        kind: detect_kind(&msg.subject, &new_text),
+        kind,
         fields,
         candidate_accounts,
         thread_reference,
         confirmation_code,
         new_text,
+        asks,
+        not_asked: None,
+        signed_by: None,
     }
 }
 
