@@ -68,6 +68,7 @@ struct RawWeb {
     listen: Option<String>,
     behind_tls_proxy: Option<bool>,
     session_ttl: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// A key that takes one value or a list.
@@ -254,6 +255,55 @@ pub struct WebConfig {
     pub behind_tls_proxy: bool,
     /// A staff session ends after this long.
     pub session_ttl: Duration,
+    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (issue 13): anyone
+    /// else could write them. Default: loopback when `behind_tls_proxy`, else nobody.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl WebConfig {
+    /// Whether `peer` is one of [`WebConfig::trusted_proxies`].
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        let peer = match peer {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
+}
+
+/// `[web] trusted_proxies`: addresses (`127.0.0.1`, `::1`) or networks (`10.0.0.0/8`).
+fn trusted_proxies(
+    list: Option<Vec<String>>,
+    behind_tls_proxy: bool,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let Some(list) = list else {
+        return Ok(if behind_tls_proxy {
+            ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        } else {
+            Vec::new()
+        });
+    };
+    list.iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    key_err(
+                        "web.trusted_proxies",
+                        format!(
+                            "`{entry}` is not an address (127.0.0.1) or a network (10.0.0.0/8)"
+                        ),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Which risky changes are held until the requester confirms with a one-time code.
@@ -607,6 +657,10 @@ impl Config {
                     )
                 })?,
             behind_tls_proxy: raw.web.behind_tls_proxy.unwrap_or(false),
+            trusted_proxies: trusted_proxies(
+                raw.web.trusted_proxies,
+                raw.web.behind_tls_proxy.unwrap_or(false),
+            )?,
             session_ttl: duration_key(
                 "web.session_ttl",
                 raw.web.session_ttl,

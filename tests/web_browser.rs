@@ -170,7 +170,7 @@ async fn instance() -> (Instance, Store, Arc<Config>) {
     }
     let cfg = Arc::new(Config::load(&i.config).unwrap());
     let store = Store::open(&cfg.database).await.unwrap();
-    staff::add(&store, "alice", StaffRole::Agent, PASSWORD)
+    staff::add(&store, "alice", StaffRole::Admin, PASSWORD)
         .await
         .unwrap();
     // One reply the server refused, so the outbox shows a retry button.

@@ -96,7 +96,7 @@ async fn pages_stay_fast_with_100k_requests() {
         started.elapsed().as_secs_f64()
     );
 
-    staff::add(&store, "bench", StaffRole::Agent, "a long bench password")
+    staff::add(&store, "bench", StaffRole::Admin, "a long bench password")
         .await
         .unwrap();
     let app = web::router(WebState::new(store.clone(), Arc::new(cfg), Status::new()));

@@ -304,6 +304,13 @@ async fn behind_a_tls_proxy_the_cookie_is_secure() {
         .header("x-forwarded-for", "203.0.113.9, 198.51.100.7")
         .body(axum::body::Body::from(body))
         .unwrap();
+    // From the proxy on this host (only a trusted proxy's forwarded headers count).
+    let mut req = req;
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
     let res = w.send(req).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     assert!(

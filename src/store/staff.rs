@@ -16,8 +16,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-/// What a staff member may do. Both roles use every page today; `admin` is recorded so that
-/// staff management can move to the web page later without a migration.
+/// What a staff member may do on the staff page. An agent clears the queue (every page that
+/// shows requests, messages, the directory, the audit trail and the outbox; apply, reject,
+/// comment, retry a reply); an admin may also manage staff and export personal data in bulk
+/// (the audit CSV). Which route needs which is one table, `web::routes` (SECURITY.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StaffRole {
@@ -147,6 +149,17 @@ pub async fn add(
     role: StaffRole,
     password: &str,
 ) -> Result<StaffMember, StaffError> {
+    add_by(store, "cli", name, role, password).await
+}
+
+/// [`add`], audited as done by `actor` (`cli`, or `staff:NAME` from the staff page).
+pub async fn add_by(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    role: StaffRole,
+    password: &str,
+) -> Result<StaffMember, StaffError> {
     let name = normalise_name(name)?;
     check_password(password)?;
     let hash = hash_off_thread(password).await?;
@@ -170,7 +183,7 @@ pub async fn add(
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    audit(conn, "staff.added", &name, json!({ "role": role })).await?;
+    audit(conn, actor, "staff.added", &name, json!({ "role": role })).await?;
     tx.commit().await?;
     Ok(StaffMember {
         id,
@@ -183,6 +196,16 @@ pub async fn add(
 
 /// A new password for an existing staff member; every session they have ends.
 pub async fn set_password(store: &Store, name: &str, password: &str) -> Result<(), StaffError> {
+    set_password_by(store, "cli", name, password).await
+}
+
+/// [`set_password`], audited as done by `actor`.
+pub async fn set_password_by(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    password: &str,
+) -> Result<(), StaffError> {
     let name = normalise_name(name)?;
     check_password(password)?;
     let hash = hash_off_thread(password).await?;
@@ -196,13 +219,23 @@ pub async fn set_password(store: &Store, name: &str, password: &str) -> Result<(
         .execute(&mut *conn)
         .await?;
     end_all_sessions(conn, id).await?;
-    audit(conn, "staff.password_set", &name, json!({})).await?;
+    audit(conn, actor, "staff.password_set", &name, json!({})).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Stop (or allow again) a staff member signing in; disabling ends their sessions at once.
 pub async fn set_disabled(store: &Store, name: &str, disabled: bool) -> Result<(), StaffError> {
+    set_disabled_by(store, "cli", name, disabled).await
+}
+
+/// [`set_disabled`], audited as done by `actor`.
+pub async fn set_disabled_by(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    disabled: bool,
+) -> Result<(), StaffError> {
     let name = normalise_name(name)?;
     let mut tx = store.begin().await?;
     let conn: &mut Conn = &mut tx;
@@ -221,9 +254,52 @@ pub async fn set_disabled(store: &Store, name: &str, disabled: bool) -> Result<(
     } else {
         "staff.enabled"
     };
-    audit(conn, action, &name, json!({})).await?;
+    audit(conn, actor, action, &name, json!({})).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A new role for an existing staff member, audited as `staff.role_set` by `actor`. Takes
+/// effect on their next page: the role is read with the session on every request.
+pub async fn set_role_by(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    role: StaffRole,
+) -> Result<(), StaffError> {
+    let name = normalise_name(name)?;
+    let mut tx = store.begin().await?;
+    let conn: &mut Conn = &mut tx;
+    let id = id_of(conn, &name).await?;
+    sqlx::query("UPDATE staff SET role = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(role.as_str())
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    audit(
+        conn,
+        actor,
+        "staff.role_set",
+        &name,
+        json!({ "role": role }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One staff member by name.
+pub async fn find(store: &Store, name: &str) -> Result<Option<StaffMember>, StaffError> {
+    let Ok(name) = normalise_name(name) else {
+        return Ok(None);
+    };
+    let mut conn = store.read().await?;
+    let row = sqlx::query("SELECT id, name, role, disabled, created_at FROM staff WHERE name = $1")
+        .bind(&name)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(member_from_row).transpose()
 }
 
 /// Every staff member, by name.
@@ -253,6 +329,7 @@ async fn end_all_sessions(conn: &mut Conn, staff_id: i64) -> Result<(), StaffErr
 
 async fn audit(
     conn: &mut Conn,
+    actor: &str,
     action: &str,
     name: &str,
     detail: serde_json::Value,
@@ -260,7 +337,7 @@ async fn audit(
     journal::insert_audit(
         conn,
         &NewAuditEvent {
-            actor: "cli",
+            actor,
             on_behalf_of: None,
             action,
             subject: Some(&format!("staff:{name}")),
@@ -302,14 +379,17 @@ pub async fn verify_login(
     let (member, hash) = match &row {
         Some(r) => (
             Some(member_from_row(r)?),
-            r.try_get::<String, _>("password_hash")?,
+            Some(r.try_get::<String, _>("password_hash")?),
         ),
-        None => (None, DUMMY_HASH.clone()),
+        None => (None, None),
     };
     let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-        .await
-        .unwrap_or(false);
+    // The dummy hash is made on first use, on the blocking thread too (it costs an Argon2).
+    let ok = tokio::task::spawn_blocking(move || {
+        password::verify(&password, hash.as_deref().unwrap_or(&DUMMY_HASH))
+    })
+    .await
+    .unwrap_or(false);
     Ok(member.filter(|m| ok && !m.disabled))
 }
 
@@ -444,4 +524,183 @@ pub async fn clear_failures(store: &Store, name: &str, ip: &str) -> Result<(), S
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sign-in throttle (issue 13): a try is counted *before* its password is checked, in one
+// transaction that reads the counts and reserves the try, so that concurrent tries (in one
+// process or several, on either backend) cannot all pass the same count.
+
+/// The throttle's limits over a sliding window (`web::auth` holds the values).
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleLimits {
+    pub window_ms: i64,
+    /// Failures for one name from one address before that pair is refused for the window.
+    pub max_name_and_ip: i64,
+    /// Failures from one address (any names) before it gets one try per `pause_ms`.
+    pub max_ip: i64,
+    /// Failures for one name (any addresses) before it gets one try per `pause_ms`.
+    pub max_name: i64,
+    pub pause_ms: i64,
+}
+
+/// The throttle's answer to a sign-in try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Check the password. The try is already counted as a failure (row `id`) until
+    /// [`try_succeeded`] or [`withdraw_try`].
+    Granted { id: i64 },
+    /// Too many failures for this name from this address: refused until the oldest leaves
+    /// the window.
+    Locked { retry_after_ms: i64 },
+    /// The address (or the name) is over its limit: it gets one try per pause, and the next
+    /// one is this far away. A correct password gets in after the pause; nobody is shut out
+    /// for the whole window by someone else's failures.
+    Paused { retry_after_ms: i64 },
+}
+
+/// Count and reserve one sign-in try for `name` from `ip`, atomically: SQLite takes the write
+/// lock (`BEGIN IMMEDIATE`), PostgreSQL locks the failures table for the transaction (so
+/// several instances queue too; `LOCK TABLE` before the first query, so the counts see every
+/// earlier reservation).
+pub async fn reserve_try(
+    store: &Store,
+    name: &str,
+    ip: &str,
+    limits: ThrottleLimits,
+) -> Result<Reservation, StaffError> {
+    // Whatever was typed is kept only clipped: the name field is attacker-controlled.
+    let name: String = name.trim().to_ascii_lowercase().chars().take(200).collect();
+    let ip: String = ip.chars().take(64).collect();
+    match store.backend() {
+        super::Backend::Sqlite => {
+            let mut tx = store.begin().await?;
+            let r = reserve_in(&mut tx, &name, &ip, limits).await?;
+            tx.commit().await?;
+            Ok(r)
+        }
+        super::Backend::Postgres => {
+            let mut tx = store.pool().begin().await?;
+            sqlx::query("LOCK TABLE staff_login_failures IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+            let r = reserve_in(&mut tx, &name, &ip, limits).await?;
+            tx.commit().await?;
+            Ok(r)
+        }
+    }
+}
+
+async fn reserve_in(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    ip: &str,
+    l: ThrottleLimits,
+) -> Result<Reservation, StaffError> {
+    let now = now_ms();
+    let since = now.saturating_sub(l.window_ms);
+    sqlx::query("DELETE FROM staff_login_failures WHERE at < $1")
+        .bind(since)
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query(
+        "SELECT \
+           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND ip = $2 AND at >= $3), \
+           (SELECT MIN(at) FROM staff_login_failures WHERE name = $1 AND ip = $2 AND at >= $3), \
+           (SELECT COUNT(*) FROM staff_login_failures WHERE ip = $2 AND at >= $3), \
+           (SELECT MAX(at) FROM staff_login_failures WHERE ip = $2 AND at >= $3), \
+           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND at >= $3), \
+           (SELECT MAX(at) FROM staff_login_failures WHERE name = $1 AND at >= $3)",
+    )
+    .bind(name)
+    .bind(ip)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    let pair: i64 = row.try_get(0)?;
+    let pair_oldest: Option<i64> = row.try_get(1)?;
+    let from_ip: i64 = row.try_get(2)?;
+    let ip_latest: Option<i64> = row.try_get(3)?;
+    let for_name: i64 = row.try_get(4)?;
+    let name_latest: Option<i64> = row.try_get(5)?;
+    if pair >= l.max_name_and_ip {
+        let until = pair_oldest.unwrap_or(now).saturating_add(l.window_ms);
+        return Ok(Reservation::Locked {
+            retry_after_ms: until.saturating_sub(now).max(1),
+        });
+    }
+    let wait = |count: i64, max: i64, latest: Option<i64>| {
+        (count >= max)
+            .then(|| {
+                latest
+                    .unwrap_or(0)
+                    .saturating_add(l.pause_ms)
+                    .saturating_sub(now)
+            })
+            .filter(|w| *w > 0)
+    };
+    let paused = [
+        wait(from_ip, l.max_ip, ip_latest),
+        wait(for_name, l.max_name, name_latest),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    if let Some(retry_after_ms) = paused {
+        return Ok(Reservation::Paused { retry_after_ms });
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO staff_login_failures (name, ip, at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(name)
+    .bind(ip)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Reservation::Granted { id })
+}
+
+/// The reserved try signed in: it is no failure, and that name's failures from that address
+/// are forgotten.
+pub async fn try_succeeded(store: &Store, id: i64, name: &str, ip: &str) -> Result<(), StaffError> {
+    withdraw_try(store, id).await?;
+    clear_failures(store, name, ip).await
+}
+
+/// The reserved try was never checked (the server was too busy): it does not count.
+pub async fn withdraw_try(store: &Store, id: i64) -> Result<(), StaffError> {
+    let mut conn = store.read().await?;
+    sqlx::query("DELETE FROM staff_login_failures WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The staff page's signing key called `name`, made (random) on first use and shared by every
+/// instance through the database.
+pub async fn web_key(store: &Store, name: &str) -> Result<String, StaffError> {
+    let mut conn = store.read().await?;
+    let select = "SELECT key FROM web_keys WHERE name = $1";
+    if let Some(key) = sqlx::query_scalar::<_, String>(select)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+    {
+        return Ok(key);
+    }
+    // Two instances starting together: one insert wins, both read the winner.
+    sqlx::query(
+        "INSERT INTO web_keys (name, key, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(password::token(64))
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(sqlx::query_scalar(select)
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?)
 }

@@ -4,9 +4,79 @@
 //! The token is derived from the session's secret cookie value (SHA-256 with a label), so it
 //! needs no storage, differs per session, and cannot be computed from the database (which
 //! holds only a different hash of the cookie). The sign-in form, before any session exists,
-//! uses a double-submit token instead: a random value in a short-lived cookie and in the form.
+//! carries a [`LoginToken`]: a random pre-session id and an expiry, signed with a server key
+//! (HMAC-SHA256), in a short-lived cookie and in the form. The two must be the same token *and*
+//! the signature must be this server's, so a cookie+field pair an attacker made up is refused,
+//! and a form minted for one browser does not work with another's cookie (issue 13).
 
+use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
+
+type HmacSha256 = hmac::Hmac<sha2_011::Sha256>;
+
+/// How long a sign-in form stays usable.
+pub const LOGIN_TOKEN_TTL_MS: i64 = 3600 * 1000;
+
+/// The sign-in form's token: `PRESESSION.EXPIRES.MAC`, where MAC = HMAC-SHA256(server key,
+/// label ‖ PRESESSION ‖ EXPIRES).
+pub struct LoginToken;
+
+impl LoginToken {
+    /// A new token for a new pre-session, valid until `now_ms + LOGIN_TOKEN_TTL_MS`.
+    pub fn mint(key: &[u8], now_ms: i64) -> String {
+        let presession = crate::password::token(24);
+        let expires = now_ms.saturating_add(LOGIN_TOKEN_TTL_MS);
+        let mac = login_mac(key, &presession, expires);
+        format!("{presession}.{expires}.{mac}")
+    }
+
+    /// Whether `field` (from the form) is the token in `cookie`, signed with `key` and not
+    /// expired.
+    pub fn check(key: &[u8], cookie: &str, field: &str, now_ms: i64) -> bool {
+        if cookie.is_empty() || !same(cookie, field) {
+            return false;
+        }
+        let mut parts = cookie.split('.');
+        let (Some(presession), Some(expires), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let Ok(expires) = expires.parse::<i64>() else {
+            return false;
+        };
+        if expires <= now_ms || expires > now_ms.saturating_add(LOGIN_TOKEN_TTL_MS) {
+            return false;
+        }
+        let Ok(mac) = hex::decode(mac) else {
+            return false;
+        };
+        let Ok(mut m) = HmacSha256::new_from_slice(key) else {
+            return false;
+        };
+        login_message(&mut m, presession, expires);
+        // Constant-time comparison inside.
+        m.verify_slice(&mac).is_ok()
+    }
+}
+
+fn login_message(m: &mut HmacSha256, presession: &str, expires: i64) {
+    m.update(b"postroom login v1\0");
+    m.update(presession.as_bytes());
+    m.update(b".");
+    m.update(expires.to_string().as_bytes());
+}
+
+fn login_mac(key: &[u8], presession: &str, expires: i64) -> String {
+    match HmacSha256::new_from_slice(key) {
+        Ok(mut m) => {
+            login_message(&mut m, presession, expires);
+            hex::encode(m.finalize().into_bytes())
+        }
+        // HMAC takes a key of any length; this cannot happen, and an empty MAC never checks.
+        Err(_) => String::new(),
+    }
+}
 
 /// The form field every POST carries.
 pub const FIELD: &str = "_csrf";
@@ -50,6 +120,36 @@ mod tests {
         assert!(same(&a, &token_for_session("session-a")));
         assert!(!same(&a, &a[..63]));
         assert!(!same(&a, ""));
+    }
+
+    #[test]
+    fn login_tokens_are_this_servers_and_this_browsers() {
+        let key = b"server key";
+        let now = 1_000_000;
+        let a = LoginToken::mint(key, now);
+        let b = LoginToken::mint(key, now);
+        assert_ne!(a, b);
+        assert!(LoginToken::check(key, &a, &a, now + 1));
+        // Another browser's cookie, or no cookie.
+        assert!(!LoginToken::check(key, &b, &a, now));
+        assert!(!LoginToken::check(key, "", "", now));
+        // Another server's key.
+        assert!(!LoginToken::check(b"other key", &a, &a, now));
+        // Expired, or an expiry the attacker moved.
+        assert!(!LoginToken::check(key, &a, &a, now + LOGIN_TOKEN_TTL_MS));
+        let (rest, mac) = a.rsplit_once('.').unwrap();
+        let (id, _) = rest.split_once('.').unwrap();
+        let moved = format!("{id}.{}.{mac}", now + 10);
+        assert!(!LoginToken::check(key, &moved, &moved, now));
+        // Made up.
+        for t in [
+            "x",
+            "x.99999999999999.00",
+            "a.b.c.d",
+            &format!("{id}.{}.", now + 10),
+        ] {
+            assert!(!LoginToken::check(key, t, t, now), "{t}");
+        }
     }
 
     #[test]

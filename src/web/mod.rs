@@ -8,6 +8,7 @@
 //! ```text
 //! mod.rs        state, router, serve(), errors, rendering
 //! auth.rs       sign in / out, sessions, throttling, the guard in front of staff pages
+//! access.rs     who may use which route (the roles), checked on every staff route
 //! csrf.rs       per-session tokens and the check on every POST
 //! security.rs   response headers (CSP, nosniff, …)
 //! format.rs     times, ages, query strings, form values
@@ -15,6 +16,7 @@
 //! pages/        one module per page
 //! ```
 
+pub mod access;
 pub mod auth;
 pub mod csrf;
 pub mod format;
@@ -26,11 +28,12 @@ pub use crate::status::{ImapState, Status, StatusSnapshot};
 
 use crate::config::Config;
 use crate::store::{Store, StoreError};
+use access::Access;
 use askama::Template;
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -42,45 +45,155 @@ pub struct WebState {
     pub store: Store,
     pub cfg: Arc<Config>,
     pub status: Status,
+    /// The bound on concurrent password hashing, shared by every request of this process.
+    pub checks: Arc<auth::PasswordChecks>,
+    /// The sign-in form's signing key, read from the database once.
+    pub login_key: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl WebState {
     pub fn new(store: Store, cfg: Arc<Config>, status: Status) -> WebState {
-        WebState { store, cfg, status }
+        WebState {
+            store,
+            cfg,
+            status,
+            checks: Arc::default(),
+            login_key: Arc::default(),
+        }
     }
 }
 
-/// Every route. Pages other than `/login`, `/healthz`, `/metrics` and `/static/…` sit behind
-/// [`auth::guard`], which also checks the CSRF token of every POST.
-pub fn router(state: WebState) -> Router {
-    let staff_pages = Router::new()
-        .route("/", get(pages::queue::page))
-        .route("/queue", get(pages::queue::page))
-        .route("/requests", get(pages::requests::page))
-        .route("/requests/{reference}", get(pages::request::page))
-        .route("/requests/{reference}/apply", post(pages::request::apply))
-        .route("/requests/{reference}/reject", post(pages::request::reject))
-        .route(
+/// One route: method, path, who may use it, and its handler.
+struct Route {
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<WebState>,
+}
+
+/// Every route of the staff page, with who may use it: the only list (see [`access`]).
+fn table() -> Vec<Route> {
+    use Access::{Admin, Public, Staff};
+    let r = |method: Method, path, access, handler| Route {
+        method,
+        path,
+        access,
+        handler,
+    };
+    let (g, p) = (Method::GET, Method::POST);
+    vec![
+        r(g.clone(), "/login", Public, get(auth::login_page)),
+        r(p.clone(), "/login", Public, post(auth::login)),
+        r(g.clone(), "/healthz", Public, get(pages::health::healthz)),
+        r(g.clone(), "/metrics", Public, get(pages::health::metrics)),
+        r(g.clone(), "/static/style.css", Public, get(stylesheet)),
+        r(g.clone(), "/static/favicon.svg", Public, get(favicon)),
+        r(g.clone(), "/", Staff, get(pages::queue::page)),
+        r(g.clone(), "/queue", Staff, get(pages::queue::page)),
+        r(g.clone(), "/requests", Staff, get(pages::requests::page)),
+        r(
+            g.clone(),
+            "/requests/{reference}",
+            Staff,
+            get(pages::request::page),
+        ),
+        r(
+            p.clone(),
+            "/requests/{reference}/apply",
+            Staff,
+            post(pages::request::apply),
+        ),
+        r(
+            p.clone(),
+            "/requests/{reference}/reject",
+            Staff,
+            post(pages::request::reject),
+        ),
+        r(
+            p.clone(),
             "/requests/{reference}/comment",
+            Staff,
             post(pages::request::comment),
-        )
-        .route("/messages/{id}", get(pages::message::page))
-        .route("/directory", get(pages::directory::page))
-        .route("/audit", get(pages::audit::page))
-        .route("/audit.csv", get(pages::audit::csv))
-        .route("/outbox", get(pages::outbox::page))
-        .route("/outbox/{id}/retry", post(pages::outbox::retry))
-        .route("/logout", post(auth::logout))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::guard,
-        ));
-    Router::new()
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/healthz", get(pages::health::healthz))
-        .route("/metrics", get(pages::health::metrics))
-        .route("/static/style.css", get(stylesheet))
-        .route("/static/favicon.svg", get(favicon))
+        ),
+        r(
+            g.clone(),
+            "/messages/{id}",
+            Staff,
+            get(pages::message::page),
+        ),
+        r(g.clone(), "/directory", Staff, get(pages::directory::page)),
+        r(g.clone(), "/audit", Staff, get(pages::audit::page)),
+        // A bulk export of personal data (every account, address and decision).
+        r(g.clone(), "/audit.csv", Admin, get(pages::audit::csv)),
+        r(g.clone(), "/outbox", Staff, get(pages::outbox::page)),
+        r(
+            p.clone(),
+            "/outbox/{id}/retry",
+            Staff,
+            post(pages::outbox::retry),
+        ),
+        r(g.clone(), "/staff", Admin, get(pages::staff::page)),
+        r(p.clone(), "/staff", Admin, post(pages::staff::add)),
+        r(
+            p.clone(),
+            "/staff/{name}/disable",
+            Admin,
+            post(pages::staff::disable),
+        ),
+        r(
+            p.clone(),
+            "/staff/{name}/enable",
+            Admin,
+            post(pages::staff::enable),
+        ),
+        r(
+            p.clone(),
+            "/staff/{name}/password",
+            Admin,
+            post(pages::staff::password),
+        ),
+        r(
+            p.clone(),
+            "/staff/{name}/role",
+            Admin,
+            post(pages::staff::role),
+        ),
+        r(p, "/logout", Staff, post(auth::logout)),
+    ]
+}
+
+/// Every route as (method, path, who may use it), for tests and documentation.
+pub fn routes() -> Vec<(Method, &'static str, Access)> {
+    table()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.access))
+        .collect()
+}
+
+/// Every route. Staff routes sit behind [`auth::guard`] (a live session; the CSRF token of
+/// every POST), then [`access::require`] with the route's [`Access`].
+pub fn router(state: WebState) -> Router {
+    let mut public = Router::new();
+    let mut staff_pages = Router::new();
+    for route in table() {
+        match route.access {
+            Access::Public => public = public.route(route.path, route.handler),
+            access => {
+                let handler = route
+                    .handler
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        access,
+                        access::require,
+                    ));
+                staff_pages = staff_pages.route(route.path, handler);
+            }
+        }
+    }
+    let staff_pages = staff_pages.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::guard,
+    ));
+    public
         .merge(staff_pages)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(security::headers))

@@ -19,14 +19,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
 
+/// The staff member every test signs in as: an admin, so that every page is hers (the
+/// agent's view is [`Web::agent`]).
 pub const ALICE: &str = "alice";
 pub const ALICE_PASSWORD: &str = "correct horse battery staple";
+/// An agent, added by [`Web::agent`].
+pub const AGENT: &str = "adam";
+pub const AGENT_PASSWORD: &str = "an agent's long password";
 
 pub struct Web {
     pub instance: Instance,
     pub store: Store,
     pub cfg: Arc<Config>,
     pub status: Status,
+    pub state: WebState,
     pub app: Router,
 }
 
@@ -97,18 +103,28 @@ impl Web {
         let instance = Instance::with_directory(extra);
         let cfg = Arc::new(Config::load(&instance.config).unwrap());
         let store = Store::open(&cfg.database).await.unwrap();
-        staff::add(&store, ALICE, StaffRole::Agent, ALICE_PASSWORD)
+        staff::add(&store, ALICE, StaffRole::Admin, ALICE_PASSWORD)
             .await
             .unwrap();
         let status = Status::new();
-        let app = web::router(WebState::new(store.clone(), cfg.clone(), status.clone()));
+        let state = WebState::new(store.clone(), cfg.clone(), status.clone());
+        let app = web::router(state.clone());
         Web {
             instance,
             store,
             cfg,
             status,
+            state,
             app,
         }
+    }
+
+    /// Add the agent [`AGENT`] and sign in as them.
+    pub async fn agent(&self) -> Session {
+        staff::add(&self.store, AGENT, StaffRole::Agent, AGENT_PASSWORD)
+            .await
+            .unwrap();
+        self.sign_in_as(AGENT, AGENT_PASSWORD).await
     }
 
     /// Run a fixture email through the real pipeline (the `process` command); its reference.
@@ -175,26 +191,50 @@ impl Web {
 
     /// Try to sign in from `ip` as a browser does: open the form, send it back.
     pub async fn try_sign_in(&self, name: &str, password: &str, ip: &str) -> Answer {
+        let token = self.login_form().await;
+        self.post_login(&token, &token, name, password, ip, &[])
+            .await
+    }
+
+    /// Open the sign-in form as a new browser: the token its cookie and field carry.
+    pub async fn login_form(&self) -> String {
         let form = self.get("/login", None).await;
         assert_eq!(form.status, StatusCode::OK);
         let token = form
             .cookie("postroom_login")
             .expect("the sign-in form sets its cookie");
         assert_eq!(form.csrf(), token);
+        token
+    }
+
+    /// POST the sign-in form with this cookie and this `_csrf` field, from peer `ip`, with
+    /// extra headers.
+    pub async fn post_login(
+        &self,
+        cookie: &str,
+        field: &str,
+        name: &str,
+        password: &str,
+        ip: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let token = field;
         let body = serde_urlencoded::to_string([
-            ("_csrf", token.as_str()),
+            ("_csrf", token),
             ("name", name),
             ("password", password),
             ("next", "/"),
         ])
         .unwrap();
-        let mut req = Request::builder()
+        let mut b = Request::builder()
             .method(Method::POST)
             .uri("/login")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, format!("postroom_login={token}"))
-            .body(Body::from(body))
-            .unwrap();
+            .header(header::COOKIE, format!("postroom_login={cookie}"));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let mut req = b.body(Body::from(body)).unwrap();
         let addr: SocketAddr = format!("{ip}:50000").parse().unwrap();
         req.extensions_mut().insert(ConnectInfo(addr));
         self.send(req).await

@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod queue;
 pub mod request;
 pub mod requests;
+pub mod staff;
 
 use super::auth::Staff;
 use super::format::{self, age, time};
@@ -22,10 +23,12 @@ use serde::Deserialize;
 pub struct Layout {
     pub title: String,
     /// Which navigation entry is highlighted: `queue`, `requests`, `directory`, `audit`,
-    /// `outbox`.
+    /// `outbox`, `staff`.
     pub active: &'static str,
     pub staff: String,
     pub role: &'static str,
+    /// Admin-only links (staff, CSV export) are shown to admins only; the routes check anyway.
+    pub is_admin: bool,
     pub csrf: String,
     pub queue_size: i64,
     pub helpdesk: String,
@@ -44,6 +47,7 @@ impl Layout {
             active,
             staff: me.name.clone(),
             role: me.role.as_str(),
+            is_admin: crate::web::access::Access::Admin.allows(me.role),
             csrf: me.csrf.clone(),
             queue_size: views::queue_size(&mut conn).await?,
             helpdesk: state.cfg.helpdesk.name.clone(),
