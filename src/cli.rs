@@ -119,6 +119,23 @@ pub enum StaffCommand {
         #[arg(long, default_value = "agent")]
         role: crate::store::staff::StaffRole,
     },
+    /// Stop a staff member signing in; their sessions end at once.
+    Disable { name: String },
+    /// Let a disabled staff member sign in again.
+    Enable { name: String },
+    /// Set a staff member's password (asked for like `staff add`); their sessions end.
+    Password { name: String },
+    /// Make a staff member an `agent` or an `admin`.
+    Role {
+        name: String,
+        role: crate::store::staff::StaffRole,
+    },
+    /// Every staff member: name, role, whether disabled, when added.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +237,50 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
                 let password = read_password(&format!("Password for {name}: "))?;
                 let member = crate::store::staff::add(store, &name, role, &password).await?;
                 println!("added {} ({})", member.name, member.role);
+                Ok(())
+            }
+            StaffCommand::Disable { name } => {
+                crate::store::staff::set_disabled(store, &name, true).await?;
+                println!("disabled {name}; their sessions have ended");
+                Ok(())
+            }
+            StaffCommand::Enable { name } => {
+                crate::store::staff::set_disabled(store, &name, false).await?;
+                println!("enabled {name}");
+                Ok(())
+            }
+            StaffCommand::Password { name } => {
+                // Refuse an unknown name before asking for a password.
+                if crate::store::staff::find(store, &name).await?.is_none() {
+                    bail!("no staff member called `{name}`");
+                }
+                let password = read_password(&format!("New password for {name}: "))?;
+                crate::store::staff::set_password(store, &name, &password).await?;
+                println!("set a new password for {name}; their sessions have ended");
+                Ok(())
+            }
+            StaffCommand::Role { name, role } => {
+                crate::store::staff::set_role_by(store, "cli", &name, role).await?;
+                println!("{name} is now {role}");
+                Ok(())
+            }
+            StaffCommand::List { json } => {
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                for m in crate::store::staff::list(store).await? {
+                    if json {
+                        writeln!(out, "{}", serde_json::to_string(&m)?)?;
+                    } else {
+                        writeln!(
+                            out,
+                            "{:<24} {:<6} {:<9} added {}",
+                            m.name,
+                            m.role.as_str(),
+                            if m.disabled { "disabled" } else { "active" },
+                            crate::store::format_ms(m.created_at)
+                        )?;
+                    }
+                }
                 Ok(())
             }
         },

@@ -142,17 +142,7 @@ impl Web {
     }
 
     pub async fn send(&self, req: Request<Body>) -> Answer {
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024 * 1024)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        send(&self.app, req).await
     }
 
     pub async fn get(&self, path: &str, session: Option<&Session>) -> Answer {
@@ -273,6 +263,60 @@ impl Web {
             .await
             .unwrap()
     }
+}
+
+/// Send one request through `app`, read the answer whole.
+pub async fn send(app: &Router, req: Request<Body>) -> Answer {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024 * 1024)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// As a browser would, through `app` (any instance): open the sign-in form, send it back
+/// from peer `ip` with `headers`. For tests that sign in from many tasks at once.
+pub async fn sign_in_through(
+    app: Router,
+    name: String,
+    password: String,
+    ip: String,
+    headers: Vec<(String, String)>,
+) -> Answer {
+    let form = send(
+        &app,
+        Request::builder()
+            .uri("/login")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let token = form.cookie("postroom_login").expect("a sign-in cookie");
+    let body = serde_urlencoded::to_string([
+        ("_csrf", token.as_str()),
+        ("name", &name),
+        ("password", &password),
+    ])
+    .unwrap();
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("postroom_login={token}"));
+    for (k, v) in &headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    let mut req = b.body(Body::from(body)).unwrap();
+    let addr: SocketAddr = format!("{ip}:50000").parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr));
+    send(&app, req).await
 }
 
 /// Every header a page must carry.
