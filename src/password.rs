@@ -1,9 +1,11 @@
 //! Temporary passwords and random tokens from the operating system's CSPRNG, and Argon2id
 //! hashes (the only form in which a password is stored).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::Rng;
 use rand::rngs::OsRng;
+use std::sync::Mutex;
 
 /// No 0/O, 1/l/I: a person copies these from an email.
 const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
@@ -24,22 +26,85 @@ pub fn token(len: usize) -> String {
         .collect()
 }
 
+/// Argon2's working memory (the default parameters use 19 MiB), reused rather than allocated
+/// per hash. Allocated per hash, glibc kept every freed 19 MiB block and did not reuse it: the
+/// staff page's resident memory grew by 19 MiB with *every* password check, bounded or not
+/// (issue 13; `benches/signin_burst.rs`). A hash takes a buffer from here (or makes one) and
+/// puts it back zeroed; at most [`POOLED`] are kept.
+static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+/// As many as the staff page checks at once (`web::auth::MAX_CONCURRENT_CHECKS`).
+const POOLED: usize = 4;
+
+fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    let mut memory = MEMORY
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_default();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let out = f(&mut memory);
+    // What Argon2 leaves there is derived from the password.
+    memory.fill(Block::default());
+    if let Ok(mut pool) = MEMORY.lock()
+        && pool.len() < POOLED
+    {
+        pool.push(memory);
+    }
+    out
+}
+
 pub fn hash(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash password: {e}"))
+    let argon = Argon2::default();
+    let params = argon.params().clone();
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| format!("cannot hash password: {e}"))?;
+    let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    with_memory(params.block_count(), |m| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, m)
+    })
+    .map_err(|e| format!("cannot hash password: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::default().ident(),
+        version: Some(Version::default().into()),
+        params: ParamsString::try_from(&params)
+            .map_err(|e| format!("cannot hash password: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| format!("cannot hash password: {e}"))?),
+    };
+    Ok(phc.to_string())
 }
 
 pub fn verify(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(phc) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(version), Ok(params)) = (
+        Algorithm::try_from(phc.algorithm),
+        phc.version.map(Version::try_from).transpose(),
+        Params::try_from(&phc),
+    ) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
+    let mut out = vec![0u8; expected.len()];
+    let computed = with_memory(params.block_count(), |m| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, m)
+    });
+    // `Output`'s comparison is constant-time.
+    computed.is_ok() && Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 #[cfg(test)]
@@ -55,5 +120,35 @@ mod tests {
         assert!(h.starts_with("$argon2id$"));
         assert!(verify(&pw, &h));
         assert!(!verify("wrong", &h));
+        assert!(!verify(&pw, "not a hash"));
+    }
+
+    #[test]
+    fn hashes_are_the_librarys_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let mine = hash("a passphrase").unwrap();
+        let parsed = PasswordHash::new(&mine).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"a passphrase", &parsed)
+                .is_ok()
+        );
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"a passphrase", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify("a passphrase", &theirs));
+        assert!(!verify("a passphrase!", &theirs));
+        // Other parameters (an older or stronger hash) verify too.
+        let strong = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(32 * 1024, 3, 1, None).unwrap(),
+        )
+        .hash_password(b"x", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify("x", &strong) && !verify("y", &strong));
     }
 }
