@@ -384,6 +384,22 @@ async fn drive(c: &Client, base: &str) -> Result<(), String> {
         return Err("the export was given without a session".into());
     }
 
+    // Staff (alice is an admin): add an agent through the page's form.
+    click(c, "nav.nav a[href='/staff']").await;
+    type_into(c, "#new-name", "bob").await;
+    type_into(c, "#new-password", "bob's long password").await;
+    click(c, "form[action='/staff'] button[type=submit]").await;
+    let here = path_of(c).await;
+    if here != "/staff?done=added&name=bob" {
+        let page = c.source().await.unwrap_or_default();
+        return Err(format!("after adding bob: {here}\n{page}"));
+    }
+    let staff = c.source().await.map_err(|e| e.to_string())?;
+    if !staff.contains("bob was added") || !staff.contains("action=\"/staff/bob/disable\"") {
+        return Err(format!("bob is not on the staff page:\n{staff}"));
+    }
+    shots.take(c, "staff").await;
+
     // Sign out: back to the sign-in page, and the queue is closed again.
     click(c, "form[action='/logout'] button").await;
     if !path_of(c).await.starts_with("/login") {

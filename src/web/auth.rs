@@ -406,7 +406,7 @@ pub async fn login(
     let id = match staff::reserve_try(&state.store, &name, &ip, THROTTLE).await {
         Ok(Reservation::Granted { id }) => id,
         Ok(Reservation::Locked { retry_after_ms }) => {
-            tracing::warn!(name = %name, ip = %ip, "sign-in throttled: too many failures for this name from this address");
+            tracing::warn!(name = ?name, ip = ?ip, "sign-in throttled: too many failures for this name from this address");
             let minutes = (retry_after_ms + 59_999) / 60_000;
             return retry_after(
                 again(
@@ -421,7 +421,7 @@ pub async fn login(
             );
         }
         Ok(Reservation::Paused { retry_after_ms }) => {
-            tracing::warn!(name = %name, ip = %ip, "sign-in paused: many failures from this address or for this name");
+            tracing::warn!(name = ?name, ip = ?ip, "sign-in paused: many failures from this address or for this name");
             let secs = (retry_after_ms + 999) / 1000;
             return retry_after(
                 again(
@@ -444,7 +444,7 @@ pub async fn login(
     let member = match checked {
         None => {
             // Never checked: it is no failure.
-            tracing::warn!(name = %name, ip = %ip, "sign-in refused: too many password checks at once");
+            tracing::warn!(name = ?name, ip = ?ip, "sign-in refused: too many password checks at once");
             if let Err(e) = staff::withdraw_try(&state.store, id).await {
                 return WebError::from(e).into_response();
             }
@@ -462,7 +462,7 @@ pub async fn login(
     };
     let Some(member) = member else {
         // The reserved row stays: it is this failure.
-        tracing::info!(name = %name, ip = %ip, "sign-in failed");
+        tracing::info!(name = ?name, ip = ?ip, "sign-in failed");
         return again(
             StatusCode::UNAUTHORIZED,
             "That name and password do not match a staff account.".into(),
