@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use postroom::config::Config;
 use postroom::store::Store;
 use postroom::web::auth::{
-    MAX_CONCURRENT_CHECKS, MAX_FAILURES_IP, MAX_FAILURES_NAME_AND_IP, PAUSE_MS,
+    MAX_CONCURRENT_CHECKS, MAX_FAILURES_IP, MAX_FAILURES_NAME, MAX_FAILURES_NAME_AND_IP, PAUSE_MS,
 };
 use postroom::web::{self, Status, WebState};
 use std::sync::Arc;
@@ -387,4 +387,76 @@ async fn a_sign_in_token_works_only_with_the_browser_it_was_minted_for() {
     )
     .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+}
+
+#[tokio::test]
+async fn a_browser_that_signed_in_before_is_not_locked_out_by_other_peoples_failures() {
+    let w = Web::new().await;
+    let office = "192.0.2.40";
+    let first = w.try_sign_in(ALICE, ALICE_PASSWORD, office).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let known = first
+        .cookie("postroom_known")
+        .expect("a known-browser cookie");
+    let set = first
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("postroom_known="))
+        .unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("Path=/login"),
+        "{set}"
+    );
+    let with = |cookie: &str| vec![("cookie".to_owned(), format!("postroom_known={cookie}"))];
+    let try_with = |name: &'static str, password: &'static str, cookie: String| {
+        let app = w.app.clone();
+        let headers = with(&cookie);
+        async move { sign_in_through(app, name.into(), password.into(), office.into(), headers).await }
+    };
+
+    // Someone else behind the same address guesses alice's password until the pair locks, and
+    // sprays other names until the address pauses; others elsewhere fill alice's name limit.
+    for _ in 0..MAX_FAILURES_NAME_AND_IP {
+        let res = w.try_sign_in(ALICE, "a guess", office).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    for i in 0..MAX_FAILURES_IP {
+        w.try_sign_in(&format!("other{i}"), "a guess", office).await;
+    }
+    for i in 0..MAX_FAILURES_NAME - MAX_FAILURES_NAME_AND_IP {
+        let res = w
+            .try_sign_in(ALICE, "a guess", &format!("198.51.100.{}", i / 5 + 1))
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "try {i}");
+    }
+    let res = w.try_sign_in(ALICE, ALICE_PASSWORD, "203.0.113.1").await;
+    assert_eq!(
+        res.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the name is paused"
+    );
+    // A browser that never signed in is refused…
+    let res = w.try_sign_in(ALICE, ALICE_PASSWORD, office).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    // … and so is a made-up "known browser", or alice's browser for another name…
+    // (Another first letter of the browser id: the signature no longer matches.)
+    let other = if known.starts_with('x') { 'y' } else { 'x' };
+    let made_up = format!("{other}{}", &known[1..]);
+    let res = try_with(ALICE, ALICE_PASSWORD, made_up).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    let res = try_with("other1", "a guess", known.clone()).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    // … while alice's own browser signs her in, and stays known (same browser id).
+    let res = try_with(ALICE, ALICE_PASSWORD, known.clone()).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let renewed = res.cookie("postroom_known").unwrap();
+    assert_eq!(renewed.split('.').next(), known.split('.').next());
+
+    // A known browser has a limit of its own: five wrong passwords lock it too.
+    for i in 0..MAX_FAILURES_NAME_AND_IP {
+        let res = try_with(ALICE, "a guess", renewed.clone()).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "try {i}");
+    }
+    let res = try_with(ALICE, ALICE_PASSWORD, renewed.clone()).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
 }

@@ -563,19 +563,26 @@ pub enum Reservation {
 /// lock (`BEGIN IMMEDIATE`), PostgreSQL locks the failures table for the transaction (so
 /// several instances queue too; `LOCK TABLE` before the first query, so the counts see every
 /// earlier reservation).
+///
+/// `from` is the client's address, or for a browser known for this name (`web::auth`) that
+/// browser (`browser:ID`), with `shared = false`: its tries then count only against itself
+/// (the per-`from` limit), not against the address's or the name's limits that other people's
+/// failures fill.
 pub async fn reserve_try(
     store: &Store,
     name: &str,
-    ip: &str,
+    from: &str,
+    shared: bool,
     limits: ThrottleLimits,
 ) -> Result<Reservation, StaffError> {
+    let ip = from;
     // Whatever was typed is kept only clipped: the name field is attacker-controlled.
     let name: String = name.trim().to_ascii_lowercase().chars().take(200).collect();
     let ip: String = ip.chars().take(64).collect();
     match store.backend() {
         super::Backend::Sqlite => {
             let mut tx = store.begin().await?;
-            let r = reserve_in(&mut tx, &name, &ip, limits).await?;
+            let r = reserve_in(&mut tx, &name, &ip, shared, limits).await?;
             tx.commit().await?;
             Ok(r)
         }
@@ -584,7 +591,7 @@ pub async fn reserve_try(
             sqlx::query("LOCK TABLE staff_login_failures IN SHARE ROW EXCLUSIVE MODE")
                 .execute(&mut *tx)
                 .await?;
-            let r = reserve_in(&mut tx, &name, &ip, limits).await?;
+            let r = reserve_in(&mut tx, &name, &ip, shared, limits).await?;
             tx.commit().await?;
             Ok(r)
         }
@@ -595,6 +602,7 @@ async fn reserve_in(
     conn: &mut sqlx::AnyConnection,
     name: &str,
     ip: &str,
+    shared: bool,
     l: ThrottleLimits,
 ) -> Result<Reservation, StaffError> {
     let now = now_ms();
@@ -630,7 +638,7 @@ async fn reserve_in(
         });
     }
     let wait = |count: i64, max: i64, latest: Option<i64>| {
-        (count >= max)
+        (shared && count >= max)
             .then(|| {
                 latest
                     .unwrap_or(0)

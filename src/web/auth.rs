@@ -14,7 +14,10 @@
 //!     [`FAILURE_WINDOW_MS`]: that name is refused from there for the rest of the window;
 //!   - [`MAX_FAILURES_IP`] from one address (any names), or [`MAX_FAILURES_NAME`] for one name
 //!     (any addresses): one try per [`PAUSE_MS`] from there / for it — a pause, not a lockout,
-//!     so a correct password still gets in after it.
+//!     so a correct password still gets in after it;
+//!   - a browser that signed in as that name before (a signed cookie, [`KNOWN_COOKIE`]) is
+//!     counted on its own: [`MAX_FAILURES_NAME_AND_IP`] failures for the name from *that
+//!     browser*, whatever other people's failures from its address or for its name.
 //! - At most [`MAX_CONCURRENT_CHECKS`] passwords are checked at once (each Argon2 check takes
 //!   ~19 MiB): a try that cannot start within [`CHECK_WAIT`] is answered 429, so memory stays
 //!   bounded whatever arrives ([`PasswordChecks`]).
@@ -43,6 +46,8 @@ use tokio::sync::Semaphore;
 pub const SESSION_COOKIE: &str = "postroom_session";
 /// The sign-in form's signed token ([`csrf::LoginToken`]; there is no session yet).
 pub const LOGIN_COOKIE: &str = "postroom_login";
+/// A browser someone signed in from ([`csrf::KnownBrowser`]).
+pub const KNOWN_COOKIE: &str = "postroom_known";
 
 pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
 pub const MAX_FAILURES_NAME_AND_IP: i64 = 5;
@@ -403,7 +408,13 @@ pub async fn login(
     let again = |code: StatusCode, message: String| {
         login_form(&state, &client, &key, code, &name, &next, Some(message))
     };
-    let id = match staff::reserve_try(&state.store, &name, &ip, THROTTLE).await {
+    let browser = cookie(&headers, KNOWN_COOKIE)
+        .and_then(|t| csrf::KnownBrowser::check(&key, &t, &name, crate::store::now_ms()));
+    let (from, shared) = match &browser {
+        Some(b) => (format!("browser:{b}"), false),
+        None => (ip.clone(), true),
+    };
+    let id = match staff::reserve_try(&state.store, &name, &from, shared, THROTTLE).await {
         Ok(Reservation::Granted { id }) => id,
         Ok(Reservation::Locked { retry_after_ms }) => {
             tracing::warn!(name = ?name, ip = ?ip, "sign-in throttled: too many failures for this name from this address");
@@ -470,7 +481,7 @@ pub async fn login(
     };
     let ttl_ms = i64::try_from(state.cfg.web.session_ttl.as_millis()).unwrap_or(i64::MAX);
     let session = async {
-        staff::try_succeeded(&state.store, id, &member.name, &ip).await?;
+        staff::try_succeeded(&state.store, id, &member.name, &from).await?;
         let token = staff::create_session(&state.store, member.id, ttl_ms, &ip).await?;
         audit(&state, &member.name, "staff.signed_in", json!({ "ip": ip })).await?;
         Ok::<_, WebError>(token)
@@ -489,6 +500,22 @@ pub async fn login(
     h.append(
         header::SET_COOKIE,
         set_cookie(LOGIN_COOKIE, "", "/login", Some(0), client.https),
+    );
+    let known = csrf::KnownBrowser::mint(
+        &key,
+        &member.name,
+        browser.as_deref(),
+        crate::store::now_ms(),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(
+            KNOWN_COOKIE,
+            &known,
+            "/login",
+            Some(csrf::KNOWN_BROWSER_TTL_MS / 1000),
+            client.https,
+        ),
     );
     response
 }

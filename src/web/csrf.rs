@@ -60,6 +60,60 @@ impl LoginToken {
     }
 }
 
+/// How long a browser stays known after its last sign-in.
+pub const KNOWN_BROWSER_TTL_MS: i64 = 90 * 24 * 3600 * 1000;
+
+/// A browser someone signed in from: `BROWSER.EXPIRES.MAC`, MAC = HMAC-SHA256(server key,
+/// label ‖ staff name ‖ BROWSER ‖ EXPIRES), in an `HttpOnly` cookie for `/login` (the
+/// "device cookie" of OWASP's answer to lockout attacks). Tries from a browser known for the
+/// name typed are throttled on their own, so other people's failures from the same address, or
+/// for the same name, do not lock its owner out.
+pub struct KnownBrowser;
+
+impl KnownBrowser {
+    /// A token for `name` on browser `id` (a new id when `None`), valid for
+    /// [`KNOWN_BROWSER_TTL_MS`].
+    pub fn mint(key: &[u8], name: &str, id: Option<&str>, now_ms: i64) -> String {
+        let id = id.map_or_else(|| crate::password::token(24), str::to_owned);
+        let expires = now_ms.saturating_add(KNOWN_BROWSER_TTL_MS);
+        let mac = match HmacSha256::new_from_slice(key) {
+            Ok(mut m) => {
+                known_message(&mut m, name, &id, expires);
+                hex::encode(m.finalize().into_bytes())
+            }
+            Err(_) => String::new(),
+        };
+        format!("{id}.{expires}.{mac}")
+    }
+
+    /// The browser's id, if `token` was minted here for `name` and has not expired.
+    pub fn check(key: &[u8], token: &str, name: &str, now_ms: i64) -> Option<String> {
+        let mut parts = token.split('.');
+        let (Some(id), Some(expires), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let expires = expires.parse::<i64>().ok()?;
+        if expires <= now_ms || expires > now_ms.saturating_add(KNOWN_BROWSER_TTL_MS) {
+            return None;
+        }
+        let mac = hex::decode(mac).ok()?;
+        let mut m = HmacSha256::new_from_slice(key).ok()?;
+        known_message(&mut m, name, id, expires);
+        m.verify_slice(&mac).is_ok().then(|| id.to_owned())
+    }
+}
+
+fn known_message(m: &mut HmacSha256, name: &str, id: &str, expires: i64) {
+    m.update(b"postroom known browser v1\0");
+    m.update(name.as_bytes());
+    m.update(b"\0");
+    m.update(id.as_bytes());
+    m.update(b".");
+    m.update(expires.to_string().as_bytes());
+}
+
 fn login_message(m: &mut HmacSha256, presession: &str, expires: i64) {
     m.update(b"postroom login v1\0");
     m.update(presession.as_bytes());
@@ -150,6 +204,29 @@ mod tests {
         ] {
             assert!(!LoginToken::check(key, t, t, now), "{t}");
         }
+    }
+
+    #[test]
+    fn known_browsers_are_this_servers_for_this_name() {
+        let key = b"server key";
+        let now = 1_000_000;
+        let t = KnownBrowser::mint(key, "alice", None, now);
+        let id = KnownBrowser::check(key, &t, "alice", now + 1).unwrap();
+        assert_eq!(id.len(), 24);
+        // Renewed with the same id.
+        let again = KnownBrowser::mint(key, "alice", Some(&id), now + 5);
+        assert_eq!(KnownBrowser::check(key, &again, "alice", now + 6), Some(id));
+        assert_eq!(KnownBrowser::check(key, &t, "bob", now), None);
+        assert_eq!(KnownBrowser::check(b"other", &t, "alice", now), None);
+        assert_eq!(
+            KnownBrowser::check(key, &t, "alice", now + KNOWN_BROWSER_TTL_MS),
+            None
+        );
+        assert_eq!(KnownBrowser::check(key, "x.1.ab", "alice", now), None);
+        // A login token is not a known browser, and the other way round.
+        let login = LoginToken::mint(key, now);
+        assert_eq!(KnownBrowser::check(key, &login, "alice", now), None);
+        assert!(!LoginToken::check(key, &t, &t, now));
     }
 
     #[test]
