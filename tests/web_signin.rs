@@ -91,6 +91,8 @@ async fn concurrent_wrong_sign_ins_for_one_name_check_at_most_the_limit() {
     let res = w.try_sign_in(ALICE, ALICE_PASSWORD, "192.0.2.10").await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers.contains_key("retry-after"));
+    // None of those 429s was for a busy server: they are the throttle's.
+    assert_eq!(w.state.checks.busy(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -155,6 +157,15 @@ async fn a_burst_of_sign_ins_never_hashes_more_than_the_bound_at_once() {
             .await,
         (n - busy) as i64
     );
+    // The scrape tells the operator.
+    let m = w.get("/metrics", None).await.body;
+    for line in [
+        format!("postroom_signin_checks_total {}", n - busy),
+        format!("postroom_signin_refused_total{{why=\"busy\"}} {busy}"),
+        "postroom_signin_refused_total{why=\"throttled\"} 0".to_owned(),
+    ] {
+        assert!(m.lines().any(|l| l == line), "missing `{line}`:\n{m}");
+    }
     // Afterwards, signing in works.
     w.sign_in().await;
 }

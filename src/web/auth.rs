@@ -80,7 +80,9 @@ pub struct PasswordChecks {
     permits: Semaphore,
     running: AtomicUsize,
     peak: AtomicUsize,
+    checked: AtomicU64,
     busy: AtomicU64,
+    throttled: AtomicU64,
 }
 
 impl Default for PasswordChecks {
@@ -89,7 +91,9 @@ impl Default for PasswordChecks {
             permits: Semaphore::new(MAX_CONCURRENT_CHECKS),
             running: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            checked: AtomicU64::new(0),
             busy: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
         }
     }
 }
@@ -106,7 +110,22 @@ impl PasswordChecks {
         self.peak.fetch_max(now, Ordering::SeqCst);
         let out = check.await;
         self.running.fetch_sub(1, Ordering::SeqCst);
+        self.checked.fetch_add(1, Ordering::Relaxed);
         Some(out)
+    }
+
+    /// Passwords checked (hashes run), since start.
+    pub fn checked(&self) -> u64 {
+        self.checked.load(Ordering::Relaxed)
+    }
+
+    /// Sign-in tries the throttle refused (locked or paused) before any check, since start.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    fn note_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The most checks that ever ran at once.
@@ -417,6 +436,7 @@ pub async fn login(
     let id = match staff::reserve_try(&state.store, &name, &from, shared, THROTTLE).await {
         Ok(Reservation::Granted { id }) => id,
         Ok(Reservation::Locked { retry_after_ms }) => {
+            state.checks.note_throttled();
             tracing::warn!(name = ?name, ip = ?ip, "sign-in throttled: too many failures for this name from this address");
             let minutes = (retry_after_ms + 59_999) / 60_000;
             return retry_after(
@@ -432,6 +452,7 @@ pub async fn login(
             );
         }
         Ok(Reservation::Paused { retry_after_ms }) => {
+            state.checks.note_throttled();
             tracing::warn!(name = ?name, ip = ?ip, "sign-in paused: many failures from this address or for this name");
             let secs = (retry_after_ms + 999) / 1000;
             return retry_after(

@@ -252,6 +252,31 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
         "Credential tokens that could not be obtained or were refused, since start.",
     );
     let _ = writeln!(out, "postroom_token_failures_total {}", snap.token_failures);
+    // The staff page's sign-in (issue 13): a rise in refusals is someone guessing or flooding.
+    let checks = &state.checks;
+    family(
+        &mut out,
+        "postroom_signin_checks_total",
+        "counter",
+        "Staff sign-in passwords checked by this process, since start.",
+    );
+    let _ = writeln!(out, "postroom_signin_checks_total {}", checks.checked());
+    family(
+        &mut out,
+        "postroom_signin_refused_total",
+        "counter",
+        "Staff sign-in tries refused unchecked, since start: throttled (too many failures) or busy (too many checks at once).",
+    );
+    let _ = writeln!(
+        out,
+        "postroom_signin_refused_total{{why=\"throttled\"}} {}",
+        checks.throttled()
+    );
+    let _ = writeln!(
+        out,
+        "postroom_signin_refused_total{{why=\"busy\"}} {}",
+        checks.busy()
+    );
     family(
         &mut out,
         "postroom_start_time_seconds",
