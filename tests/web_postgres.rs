@@ -130,6 +130,32 @@ async fn every_page_runs_on_postgres() {
         staff::clear_failures(&store, "alice", "127.0.0.1")
             .await
             .unwrap();
+        // The throttle's reservation and the signing key (issue 13).
+        let limits = postroom::web::auth::THROTTLE;
+        let staff::Reservation::Granted { id } =
+            staff::reserve_try(&store, "alice", "127.0.0.1", true, limits)
+                .await
+                .unwrap()
+        else {
+            panic!("a first try is granted");
+        };
+        staff::withdraw_try(&store, id).await.unwrap();
+        let staff::Reservation::Granted { id } =
+            staff::reserve_try(&store, "alice", "browser:x", false, limits)
+                .await
+                .unwrap()
+        else {
+            panic!("a first try is granted");
+        };
+        staff::try_succeeded(&store, id, "alice", "browser:x")
+            .await
+            .unwrap();
+        let key = staff::web_key(&store, "login").await.unwrap();
+        assert_eq!(staff::web_key(&store, "login").await.unwrap(), key);
+        staff::set_role_by(&store, "cli", "alice", StaffRole::Admin)
+            .await
+            .unwrap();
+        assert!(staff::find(&store, "alice").await.unwrap().is_some());
         let cookie = staff::create_session(&store, alice.id, 3_600_000, "127.0.0.1")
             .await
             .unwrap();
@@ -153,6 +179,7 @@ async fn every_page_runs_on_postgres() {
             "/audit?actor=staff%3Aalice&action=x&subject=y&from=2000-01-01",
             "/audit?subject=tom.smith%40nhs.example",
             "/audit.csv",
+            "/staff",
             "/outbox",
             "/outbox?status=failed",
             "/healthz",

@@ -559,7 +559,7 @@ pub enum Reservation {
     Paused { retry_after_ms: i64 },
 }
 
-/// Count and reserve one sign-in try for `name` from `ip`, atomically: SQLite takes the write
+/// Count and reserve one sign-in try for `name` from `from`, atomically: SQLite takes the write
 /// lock (`BEGIN IMMEDIATE`), PostgreSQL locks the failures table for the transaction (so
 /// several instances queue too; `LOCK TABLE` before the first query, so the counts see every
 /// earlier reservation).
@@ -575,10 +575,9 @@ pub async fn reserve_try(
     shared: bool,
     limits: ThrottleLimits,
 ) -> Result<Reservation, StaffError> {
-    let ip = from;
     // Whatever was typed is kept only clipped: the name field is attacker-controlled.
     let name: String = name.trim().to_ascii_lowercase().chars().take(200).collect();
-    let ip: String = ip.chars().take(64).collect();
+    let ip: String = from.chars().take(64).collect();
     match store.backend() {
         super::Backend::Sqlite => {
             let mut tx = store.begin().await?;
