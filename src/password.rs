@@ -124,6 +124,26 @@ mod tests {
     }
 
     #[test]
+    fn argon2_memory_is_reused_and_kept_bounded() {
+        let h = hash("a passphrase").unwrap();
+        // Eight checks at once need eight buffers; afterwards at most POOLED stay, zeroed.
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let h = h.clone();
+                std::thread::spawn(move || verify("a passphrase", &h))
+            })
+            .collect();
+        assert!(threads.into_iter().all(|t| t.join().unwrap()));
+        let pool = MEMORY.lock().unwrap();
+        // (Other tests may hold some of them right now: no lower bound.)
+        assert!(pool.len() <= POOLED, "{}", pool.len());
+        assert!(
+            pool.iter()
+                .all(|m| m.iter().all(|b| b.as_ref().iter().all(|x| *x == 0)))
+        );
+    }
+
+    #[test]
     fn hashes_are_the_librarys_both_ways() {
         use argon2::password_hash::{PasswordHasher, PasswordVerifier};
         let mine = hash("a passphrase").unwrap();
