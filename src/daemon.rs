@@ -179,8 +179,9 @@ async fn housekeeping(store: Store, cfg: Arc<Config>, status: Status, shutdown: 
         std::process::id()
     );
     let mut next_retention = tokio::time::Instant::now() + Duration::from_secs(60);
-    // The first checkpoint soon after start, then every `[audit] checkpoint_every`.
-    let mut next_checkpoint = tokio::time::Instant::now() + Duration::from_secs(30);
+    // A checkpoint at start (when the chain grew since the last), then every
+    // `[audit] checkpoint_every`.
+    let mut next_checkpoint = tokio::time::Instant::now();
     loop {
         match store.read().await {
             Ok(mut conn) => {

@@ -103,6 +103,13 @@ impl Checkpoint {
         let at = field("at")?;
         let key = field("key")?;
         let signature = field("signature")?;
+        let hex_of = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+        if !hex_of(&key, 64) {
+            bail!("`key: {key}` is not an Ed25519 public key (64 hex digits)");
+        }
+        if !hex_of(&signature, 128) {
+            bail!("`signature: {signature}` is not an Ed25519 signature (128 hex digits)");
+        }
         Ok(Checkpoint {
             events,
             head: head.to_ascii_lowercase(),
@@ -110,6 +117,28 @@ impl Checkpoint {
             key: key.to_ascii_lowercase(),
             signature: signature.to_ascii_lowercase(),
         })
+    }
+
+    /// Read a checkpoint file: the text form as printed, or a saved checkpoint email (whose
+    /// body the sender may have quoted-printable encoded: lines of 76 characters or more).
+    pub fn from_file(bytes: &[u8]) -> Result<Checkpoint> {
+        let text = String::from_utf8_lossy(bytes);
+        if let Ok(cp) = Checkpoint::parse(&text) {
+            return Ok(cp);
+        }
+        // A message as saved by a mail client (.eml): its decoded text body. The parser has
+        // panicked on hostile input before (src/message.rs): contain that too.
+        let body = std::panic::catch_unwind(|| {
+            mail_parser::MessageParser::default()
+                .parse(bytes)
+                .and_then(|m| m.body_text(0).map(|b| b.into_owned()))
+        })
+        .ok()
+        .flatten();
+        match body {
+            Some(body) => Checkpoint::parse(&body),
+            None => Checkpoint::parse(&text),
+        }
     }
 
     /// Check the signature with `expected` (the key the verifier trusts), which must also be
@@ -391,6 +420,33 @@ mod tests {
         assert!(e.to_string().contains("events: x"), "{e}");
         let e = Checkpoint::parse(&format!("{HEADER}\nevents: 1\nhead: zz\n")).unwrap_err();
         assert!(e.to_string().contains("SHA-256"), "{e}");
+    }
+
+    #[test]
+    fn a_saved_email_with_a_quoted_printable_body_is_a_checkpoint() {
+        let cp = Checkpoint::sign(&key(), 7, &"ef".repeat(32), 0);
+        // As lettre sends a body with lines of 76 characters or more: soft line breaks.
+        let body: String = cp
+            .render()
+            .lines()
+            .map(|l| {
+                if l.len() < 76 {
+                    format!("{l}\r\n")
+                } else {
+                    format!("{}=\r\n{}\r\n", &l[..70], &l[70..])
+                }
+            })
+            .collect();
+        let raw = format!(
+            "From: helpdesk@nhs.example\r\nTo: archive@elsewhere.example\r\nSubject: checkpoint\r\n\
+             MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: quoted-printable\r\n\r\nKeep this.\r\n\r\n{body}"
+        );
+        assert!(
+            Checkpoint::parse(&raw).is_err(),
+            "the raw text alone is cut"
+        );
+        assert_eq!(Checkpoint::from_file(raw.as_bytes()).unwrap(), cp);
     }
 
     #[test]

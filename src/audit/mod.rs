@@ -57,9 +57,9 @@ pub async fn verify(
     }
     if let Some((file, key)) = given {
         let key = checkpoint::parse_public_key(key).context("--public-key")?;
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        let cp = Checkpoint::parse(&text).with_context(|| file.display().to_string())?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let cp = Checkpoint::from_file(&bytes).with_context(|| file.display().to_string())?;
         let source = format!("checkpoint of {} in {}", cp.at, file.display());
         if let Err(e) = cp.check_signature(&key) {
             return Ok(signature_failure(&source, &e));
