@@ -1357,6 +1357,39 @@ mod tests {
     }
 
     #[test]
+    fn audit_keys_are_checked_and_named() {
+        let base = "[helpdesk]\naddress = \"helpdesk@nhs.example\"\n[audit]\n";
+        let err = |extra: &str| {
+            Config::from_toml_with_env(&format!("{base}{extra}"), &[])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("signing_key_file = \"k\"\ncheckpoint_every = \"10s\"\n");
+        assert!(e.contains("audit.checkpoint_every"), "{e}");
+        let e = err("signing_key_file = \"k\"\ncheckpoint_to = \"Helpdesk@nhs.example\"\n");
+        assert!(
+            e.contains("audit.checkpoint_to") && e.contains("outside"),
+            "{e}"
+        );
+        let e = err("checkpoint_to = \"archive@records.nhs.example\"\n");
+        assert!(e.contains("signing_key_file"), "{e}");
+        let e = err("signing_key_file = \"k\"\ncheckpoint_to = \"not an address\"\n");
+        assert!(e.contains("not an email address"), "{e}");
+        let c = Config::from_toml_with_env(
+            &format!(
+                "{base}signing_key_file = \"k\"\ncheckpoint_to = \"Archive@Records.nhs.example\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.audit.checkpoint_to.as_deref(),
+            Some("archive@records.nhs.example")
+        );
+        assert_eq!(c.audit.checkpoint_every, Duration::from_secs(3600));
+    }
+
+    #[test]
     fn the_example_config_documents_valid_keys() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/postroom.example.toml");
         let text = std::fs::read_to_string(path).unwrap();

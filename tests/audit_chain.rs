@@ -591,6 +591,36 @@ fn plain_update_delete_and_truncate_are_refused() {
 }
 
 #[test]
+fn retention_works_under_the_triggers_and_leaves_a_chained_record() {
+    let i = Instance::with_directory(
+        "[retention]\nraw_messages = \"1ms\"\ndisabled_accounts = \"1ms\"\n",
+    );
+    assert_eq!(i.process_fixture("leaver.eml")["outcome"], "applied");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let before = chained(&i);
+    let done: Value = serde_json::from_str(i.ok(&["retention"]).trim()).unwrap();
+    assert_eq!(done["accounts_deleted"], json!(["amy.jones@nhs.example"]));
+    // Nothing of the trail went; retention's own acts were added to the chain.
+    assert_eq!(chained(&i), before + 2);
+    assert_eq!(
+        scalar(
+            &i,
+            "SELECT COUNT(*) FROM audit_events WHERE seq IS NOT NULL AND \
+             ((action = 'account.deleted' AND subject = 'amy.jones@nhs.example') OR action = 'messages.raw_dropped')"
+        ),
+        2
+    );
+    let dropped = i
+        .audit()
+        .into_iter()
+        .find(|e| e["action"] == "messages.raw_dropped")
+        .unwrap();
+    assert!(dropped["detail"]["message_ids"][0].is_i64(), "{dropped}");
+    let (ok, report) = verify(&i, &[]);
+    assert!(ok, "{report}");
+}
+
+#[test]
 fn events_from_before_the_chain_are_covered_by_its_genesis() {
     // A database as migration 0050 finds it: events with no place in the chain.
     let i = Instance::new("");
