@@ -155,6 +155,16 @@ pub enum DirectoryCommand {
     Import { file: PathBuf },
     /// Write the directory as CSV to standard output.
     Export,
+    /// Who was a member or owner at a time, rebuilt from the audit trail: one JSON line per
+    /// membership (mailbox, account, role, from/until and the request that changed each).
+    /// A date (`2026-03-03`) means anyone with access at any moment of that day (UTC); an
+    /// RFC 3339 time or a duration ago (`24h`) means that instant.
+    At {
+        when: String,
+        /// Only this shared mailbox.
+        #[arg(long)]
+        mailbox: Option<String>,
+    },
 }
 
 /// Run one command to completion.
@@ -209,6 +219,9 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
                 let stdout = std::io::stdout();
                 directory_csv::export(store, stdout.lock()).await?;
                 Ok(())
+            }
+            DirectoryCommand::At { when, mailbox } => {
+                directory_at(store, cfg, &when, mailbox.as_deref()).await
             }
         },
         Command::Process { dry_run, files } => process(store, cfg, &files, dry_run).await,
@@ -341,6 +354,52 @@ async fn audit(store: &Store, since: Option<&str>, limit: i64) -> Result<()> {
     let mut out = stdout.lock();
     for e in events {
         writeln!(out, "{}", serde_json::to_string(&e)?)?;
+    }
+    Ok(())
+}
+
+async fn directory_at(
+    store: &Store,
+    cfg: &Config,
+    when: &str,
+    mailbox: Option<&str>,
+) -> Result<()> {
+    let (start, end) = match chrono::NaiveDate::parse_from_str(when, "%Y-%m-%d") {
+        Ok(day) => {
+            let start = day
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp_millis())
+                .with_context(|| format!("`{when}` is not a day"))?;
+            (start, start + 86_400_000 - 1)
+        }
+        Err(_) => {
+            let t = parse_since(when).map_err(|_| {
+                anyhow::anyhow!(
+                    "`{when}`: expected a date (2026-03-03), an RFC 3339 time, or a duration ago like 24h"
+                )
+            })?;
+            (t, t)
+        }
+    };
+    let mailbox = mailbox.map(|m| m.trim().to_ascii_lowercase());
+    let answer = {
+        let mut conn = store.read().await?;
+        crate::audit::as_of::memberships(&mut conn, start, end, mailbox.as_deref()).await?
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for m in &answer.memberships {
+        writeln!(out, "{}", serde_json::to_string(m)?)?;
+    }
+    // The answer is only as good as the trail it was rebuilt from: say how that stands.
+    let check = crate::audit::verify(store, cfg, None).await?;
+    eprintln!("{}", check.message);
+    if answer.imports_after > 0 {
+        eprintln!(
+            "note: {} directory import(s) since then changed the directory without itemising each membership in the \
+             audit trail; memberships they changed may be shown as they are now",
+            answer.imports_after
+        );
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! ([`chain`]), the chain's head signed and kept elsewhere ([`checkpoint`]), and
 //! `postroom audit verify` to check both ([`verify`]). SECURITY.md describes the model.
 
+pub mod as_of;
 pub mod chain;
 pub mod checkpoint;
 
