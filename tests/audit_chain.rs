@@ -728,10 +728,27 @@ async fn concurrent_writers_make_one_chain() {
             retries
         }));
     }
+    // Verifying while they write never sees a false break (a head ahead of the events walked).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checker = {
+        let (store, done) = (stores[1].clone(), done.clone());
+        tokio::spawn(async move {
+            let mut checks = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || checks == 0 {
+                let mut conn = store.read().await.unwrap();
+                let verdict = chain::verify(&mut conn, &[]).await.unwrap();
+                assert!(verdict.is_intact(), "verify during writes: {verdict:?}");
+                checks += 1;
+            }
+            checks
+        })
+    };
     let mut retries = 0;
     for t in tasks {
         retries += t.await.unwrap();
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let checks = checker.await.unwrap();
     let mut conn = stores[0].read().await.unwrap();
     let verdict = chain::verify(&mut conn, &[]).await.unwrap();
     let expected = (WRITERS * EACH * 2) as i64;
@@ -753,7 +770,7 @@ async fn concurrent_writers_make_one_chain() {
     .await
     .unwrap();
     assert_eq!(split, 0);
-    eprintln!("{retries} serialisation retries");
+    eprintln!("{retries} serialisation retries, {checks} verifications during the writes");
     drop(conn);
     for s in &stores {
         s.close().await;
