@@ -1387,6 +1387,22 @@ mod tests {
             Some("archive@records.nhs.example")
         );
         assert_eq!(c.audit.checkpoint_every, Duration::from_secs(3600));
+
+        // The example config's commented [audit] keys are valid as written.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/postroom.example.toml");
+        let text = std::fs::read_to_string(path)
+            .unwrap()
+            .replace("password_file = ", "# password_file = ");
+        let mut text = text.replacen("# signing_key_file = ", "signing_key_file = ", 1);
+        for k in ["checkpoint_every", "checkpoint_to"] {
+            text = text.replacen(&format!("# {k} = "), &format!("{k} = "), 1);
+        }
+        let env = [
+            ("POSTROOM_IMAP_PASSWORD".to_owned(), "x".to_owned()),
+            ("POSTROOM_SMTP_PASSWORD".to_owned(), "y".to_owned()),
+        ];
+        let c = Config::from_toml_with_env(&text, &env).unwrap();
+        assert!(c.audit.signing_key_file.is_some() && c.audit.checkpoint_to.is_some());
     }
 
     #[test]
