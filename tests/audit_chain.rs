@@ -776,3 +776,65 @@ async fn concurrent_writers_make_one_chain() {
         s.close().await;
     }
 }
+
+/// The daemon's schedule signs when the chain grew and the last checkpoint is not recent, so
+/// several instances running it on one database do not each sign (and email) one.
+#[tokio::test]
+async fn the_schedule_signs_once_per_period_and_only_for_a_grown_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = support::testdb::TestDb::new(dir.path());
+    let key = dir.path().join("audit.key");
+    postroom::audit::checkpoint::keygen(&key).unwrap();
+    let cfg = postroom::config::Config::from_toml_with_env(
+        &format!(
+            "[database]\nurl = \"{}\"\n[helpdesk]\naddress = \"helpdesk@nhs.example\"\n\
+             [audit]\nsigning_key_file = \"{}\"\ncheckpoint_every = \"1h\"\n",
+            db.url,
+            key.display()
+        ),
+        &[],
+    )
+    .unwrap();
+    let store = Store::open(&cfg.database).await.unwrap();
+    let event = NewAuditEvent {
+        actor: "postroom",
+        on_behalf_of: None,
+        action: "test.event",
+        subject: None,
+        detail: json!({}),
+        request_id: None,
+        message_id: None,
+    };
+    let mut conn = store.read().await.unwrap();
+    journal::insert_audit(&mut conn, &event).await.unwrap();
+    drop(conn);
+    let first = postroom::audit::checkpoint::scheduled(&store, &cfg)
+        .await
+        .unwrap();
+    assert_eq!(first.map(|c| c.events), Some(1));
+    // Unchanged chain: nothing to sign.
+    assert!(
+        postroom::audit::checkpoint::scheduled(&store, &cfg)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Grown, but another instance signed moments ago: not due yet.
+    let mut conn = store.read().await.unwrap();
+    journal::insert_audit(&mut conn, &event).await.unwrap();
+    drop(conn);
+    assert!(
+        postroom::audit::checkpoint::scheduled(&store, &cfg)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut conn = store.read().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_checkpoints")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(conn);
+    store.close().await;
+}
