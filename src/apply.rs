@@ -121,12 +121,19 @@ pub async fn apply(
             mailbox_id,
             account_id,
         } => {
+            // The role it had goes into the trail: membership as of a date (audit::as_of)
+            // cannot tell it otherwise for a membership older than the trail.
+            let role = directory::account_memberships(conn, *account_id)
+                .await?
+                .into_iter()
+                .find(|m| m.mailbox_id == *mailbox_id)
+                .map(|m| m.role);
             directory::remove_membership(conn, *mailbox_id, *account_id).await?;
             out.done.push(format!("Removed {target} from {mailbox}."));
             events.push((
                 "membership.removed",
                 target.clone(),
-                json!({ "mailbox": mailbox }),
+                json!({ "mailbox": mailbox, "role": role }),
             ));
         }
         Plan::ChangeRole {
@@ -181,7 +188,7 @@ pub async fn apply(
                 events.push((
                     "membership.removed",
                     target.clone(),
-                    json!({ "mailbox": m.mailbox }),
+                    json!({ "mailbox": m.mailbox, "role": m.role }),
                 ));
             }
             directory::set_status(conn, *account_id, AccountStatus::Disabled).await?;

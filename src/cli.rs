@@ -62,8 +62,12 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print the audit trail as JSON lines, oldest first.
+    /// Print the audit trail as JSON lines, oldest first; or verify it, sign a checkpoint of
+    /// it, make a signing key (`postroom audit verify|checkpoint|keygen`).
+    #[command(args_conflicts_with_subcommands = true)]
     Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
         /// Only events since this time: `2026-11-26`, an RFC 3339 time, or a duration ago (`24h`).
         #[arg(long)]
         since: Option<String>,
@@ -139,15 +143,64 @@ pub enum StaffCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit chain and report the first broken link (an edited, deleted or reordered
+    /// event, a truncated tail), checking it against every stored checkpoint and the one
+    /// given. Exit status 0 only when intact.
+    Verify {
+        /// A checkpoint kept outside postroom (a file, or a saved checkpoint email).
+        #[arg(long, requires = "public_key")]
+        checkpoint: Option<PathBuf>,
+        /// The public key that signed it: 64 hex digits, or a file holding them.
+        #[arg(long, requires = "checkpoint")]
+        public_key: Option<String>,
+        /// One JSON object instead of a line for a person.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a checkpoint of the chain now (`[audit] signing_key_file`), store it, email it to
+    /// `[audit] checkpoint_to` if set, and print it.
+    Checkpoint,
+    /// Write a new Ed25519 signing key to FILE (mode 0600; never replaces a file) and print
+    /// its public key.
+    Keygen { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DirectoryCommand {
     /// Import a CSV file (header organisation,mailbox,account,name,role[,status]); all or nothing.
     Import { file: PathBuf },
     /// Write the directory as CSV to standard output.
     Export,
+    /// Who was a member or owner at a time, rebuilt from the audit trail: one JSON line per
+    /// membership (mailbox, account, role, from/until and the request that changed each).
+    /// A date (`2026-03-03`) means anyone with access at any moment of that day (UTC); an
+    /// RFC 3339 time or a duration ago (`24h`) means that instant.
+    At {
+        when: String,
+        /// Only this shared mailbox.
+        #[arg(long)]
+        mailbox: Option<String>,
+    },
 }
 
 /// Run one command to completion.
 pub async fn run(cli: Cli) -> Result<()> {
+    // A key is made before there is a config or a database to name it in.
+    if let Command::Audit {
+        command: Some(AuditCommand::Keygen { file }),
+        ..
+    } = &cli.command
+    {
+        let public = crate::audit::checkpoint::keygen(file)?;
+        println!("{public}");
+        eprintln!(
+            "wrote a signing key to {} (keep it secret); its public key is above: keep that where \
+             checkpoints are checked",
+            file.display()
+        );
+        return Ok(());
+    }
     let cfg = Config::load(&cli.config)?;
     let store = match &cli.command {
         Command::Migrate { dry_run: true } => Store::connect(&cfg.database).await?,
@@ -184,9 +237,20 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
                 directory_csv::export(store, stdout.lock()).await?;
                 Ok(())
             }
+            DirectoryCommand::At { when, mailbox } => {
+                directory_at(store, cfg, &when, mailbox.as_deref()).await
+            }
         },
         Command::Process { dry_run, files } => process(store, cfg, &files, dry_run).await,
-        Command::Audit { since, limit } => audit(store, since.as_deref(), limit).await,
+        Command::Audit {
+            command: None,
+            since,
+            limit,
+        } => audit(store, since.as_deref(), limit).await,
+        Command::Audit {
+            command: Some(command),
+            ..
+        } => audit_command(store, cfg, command).await,
         Command::Run => crate::daemon::run(cfg, store).await,
         Command::Check => crate::check::run(cfg, store).await,
         Command::Web => crate::daemon::web_only(cfg, store).await,
@@ -353,6 +417,88 @@ async fn audit(store: &Store, since: Option<&str>, limit: i64) -> Result<()> {
         writeln!(out, "{}", serde_json::to_string(&e)?)?;
     }
     Ok(())
+}
+
+async fn directory_at(
+    store: &Store,
+    cfg: &Config,
+    when: &str,
+    mailbox: Option<&str>,
+) -> Result<()> {
+    let (start, end) = match chrono::NaiveDate::parse_from_str(when, "%Y-%m-%d") {
+        Ok(day) => {
+            let start = day
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp_millis())
+                .with_context(|| format!("`{when}` is not a day"))?;
+            (start, start + 86_400_000 - 1)
+        }
+        Err(_) => {
+            let t = parse_since(when).map_err(|_| {
+                anyhow::anyhow!(
+                    "`{when}`: expected a date (2026-03-03), an RFC 3339 time, or a duration ago like 24h"
+                )
+            })?;
+            (t, t)
+        }
+    };
+    let mailbox = mailbox.map(|m| m.trim().to_ascii_lowercase());
+    let answer = {
+        let mut conn = store.read().await?;
+        crate::audit::as_of::memberships(&mut conn, start, end, mailbox.as_deref()).await?
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for m in &answer.memberships {
+        writeln!(out, "{}", serde_json::to_string(m)?)?;
+    }
+    // The answer is only as good as the trail it was rebuilt from: say how that stands.
+    let check = crate::audit::verify(store, cfg, None).await?;
+    eprintln!("{}", check.message);
+    if answer.imports_after > 0 {
+        eprintln!(
+            "note: {} directory import(s) since then changed the directory without itemising each membership in the \
+             audit trail; memberships they changed may be shown as they are now",
+            answer.imports_after
+        );
+    }
+    Ok(())
+}
+
+async fn audit_command(store: &Store, cfg: &Config, command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::Verify {
+            checkpoint,
+            public_key,
+            json,
+        } => {
+            let given = checkpoint.as_deref().zip(public_key.as_deref());
+            let report = crate::audit::verify(store, cfg, given).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.message);
+            }
+            if !report.intact {
+                bail!("the audit trail does not verify");
+            }
+            Ok(())
+        }
+        AuditCommand::Checkpoint => {
+            let Some(path) = &cfg.audit.signing_key_file else {
+                bail!(
+                    "no [audit] signing_key_file in the config: make a key with `postroom audit keygen FILE`"
+                );
+            };
+            let key = crate::audit::checkpoint::load_key(path)?;
+            let cp = crate::audit::checkpoint::make(store, cfg, &key).await?;
+            tracing::info!(events = cp.events, head = %cp.head, "audit checkpoint signed");
+            print!("{}", cp.render());
+            Ok(())
+        }
+        // Handled in `run`, before the config is read.
+        AuditCommand::Keygen { .. } => Ok(()),
+    }
 }
 
 /// A secret from the terminal without echo, or the first line of standard input when it is

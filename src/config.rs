@@ -53,6 +53,16 @@ struct RawConfig {
     web: RawWeb,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    signing_key_file: Option<PathBuf>,
+    checkpoint_every: Option<String>,
+    checkpoint_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +214,19 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub web: WebConfig,
     pub retention: RetentionConfig,
+    pub audit: AuditConfig,
+}
+
+/// The audit chain's signed checkpoints (`[audit]`, src/audit/).
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The Ed25519 key that signs checkpoints (`postroom audit keygen FILE` writes one).
+    /// Without it, `postroom audit checkpoint` refuses and the daemon makes none.
+    pub signing_key_file: Option<PathBuf>,
+    /// How often the daemon makes a checkpoint (when the chain has grown since the last).
+    pub checkpoint_every: Duration,
+    /// Where each checkpoint is emailed (through the outbox): an address outside postroom.
+    pub checkpoint_to: Option<String>,
 }
 
 /// How long data is kept (`postroom retention`, and daily in `postroom run`).
@@ -681,8 +704,11 @@ impl Config {
             )?,
         };
 
+        let audit = check_audit(raw.audit, &address, &imap)?;
+
         Ok(Config {
             retention,
+            audit,
             web,
             trust,
             confirmation,
@@ -703,6 +729,61 @@ impl Config {
             policy: PolicyConfig { required },
         })
     }
+}
+
+fn check_audit(
+    raw: RawAudit,
+    helpdesk: &str,
+    imap: &[ImapConfig],
+) -> Result<AuditConfig, ConfigError> {
+    let checkpoint_every = duration_key(
+        "audit.checkpoint_every",
+        raw.checkpoint_every,
+        Duration::from_secs(3600),
+    )?;
+    if checkpoint_every < Duration::from_secs(60) {
+        return Err(key_err(
+            "audit.checkpoint_every",
+            "must be at least 1m: each checkpoint is an email",
+        ));
+    }
+    let checkpoint_to = match raw.checkpoint_to {
+        None => None,
+        Some(to) => {
+            let to = to.trim().to_ascii_lowercase();
+            let valid = to
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+                && !to.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !valid {
+                return Err(key_err(
+                    "audit.checkpoint_to",
+                    format!("{to:?} is not an email address"),
+                ));
+            }
+            // Kept outside postroom, and no mail loop: never the helpdesk or a watched inbox.
+            if to == helpdesk || imap.iter().any(|i| i.username.eq_ignore_ascii_case(&to)) {
+                return Err(key_err(
+                    "audit.checkpoint_to",
+                    format!(
+                        "{to} is an address postroom reads: checkpoints must go to an address outside postroom"
+                    ),
+                ));
+            }
+            Some(to)
+        }
+    };
+    if checkpoint_to.is_some() && raw.signing_key_file.is_none() {
+        return Err(key_err(
+            "audit.checkpoint_to",
+            "needs `signing_key_file`: there is no checkpoint to send without a key",
+        ));
+    }
+    Ok(AuditConfig {
+        signing_key_file: raw.signing_key_file,
+        checkpoint_every,
+        checkpoint_to,
+    })
 }
 
 fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
@@ -1153,6 +1234,7 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
         "limits",
         "web",
         "retention",
+        "audit",
     ];
     // (section, entry index, key, value); plain ones first so that indexed ones win.
     let mut overrides: Vec<(&str, Option<usize>, String, toml::Value)> = Vec::new();
@@ -1326,6 +1408,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("imap.password"), "{err}");
+    }
+
+    #[test]
+    fn audit_keys_are_checked_and_named() {
+        let base = "[helpdesk]\naddress = \"helpdesk@nhs.example\"\n[audit]\n";
+        let err = |extra: &str| {
+            Config::from_toml_with_env(&format!("{base}{extra}"), &[])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("signing_key_file = \"k\"\ncheckpoint_every = \"10s\"\n");
+        assert!(e.contains("audit.checkpoint_every"), "{e}");
+        let e = err("signing_key_file = \"k\"\ncheckpoint_to = \"Helpdesk@nhs.example\"\n");
+        assert!(
+            e.contains("audit.checkpoint_to") && e.contains("outside"),
+            "{e}"
+        );
+        let e = err("checkpoint_to = \"archive@records.nhs.example\"\n");
+        assert!(e.contains("signing_key_file"), "{e}");
+        let e = err("signing_key_file = \"k\"\ncheckpoint_to = \"not an address\"\n");
+        assert!(e.contains("not an email address"), "{e}");
+        let c = Config::from_toml_with_env(
+            &format!(
+                "{base}signing_key_file = \"k\"\ncheckpoint_to = \"Archive@Records.nhs.example\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.audit.checkpoint_to.as_deref(),
+            Some("archive@records.nhs.example")
+        );
+        assert_eq!(c.audit.checkpoint_every, Duration::from_secs(3600));
+
+        // The example config's commented [audit] keys are valid as written.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/postroom.example.toml");
+        let text = std::fs::read_to_string(path)
+            .unwrap()
+            .replace("password_file = ", "# password_file = ");
+        let mut text = text.replacen("# signing_key_file = ", "signing_key_file = ", 1);
+        for k in ["checkpoint_every", "checkpoint_to"] {
+            text = text.replacen(&format!("# {k} = "), &format!("{k} = "), 1);
+        }
+        let env = [
+            ("POSTROOM_IMAP_PASSWORD".to_owned(), "x".to_owned()),
+            ("POSTROOM_SMTP_PASSWORD".to_owned(), "y".to_owned()),
+        ];
+        let c = Config::from_toml_with_env(&text, &env).unwrap();
+        assert!(c.audit.signing_key_file.is_some() && c.audit.checkpoint_to.is_some());
     }
 
     #[test]

@@ -179,6 +179,9 @@ async fn housekeeping(store: Store, cfg: Arc<Config>, status: Status, shutdown: 
         std::process::id()
     );
     let mut next_retention = tokio::time::Instant::now() + Duration::from_secs(60);
+    // A checkpoint at start (when the chain grew since the last), then every
+    // `[audit] checkpoint_every`.
+    let mut next_checkpoint = tokio::time::Instant::now();
     loop {
         match store.read().await {
             Ok(mut conn) => {
@@ -202,6 +205,22 @@ async fn housekeeping(store: Store, cfg: Arc<Config>, status: Status, shutdown: 
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!("retention failed (tried again tomorrow): {e}"),
+            }
+        }
+        if cfg.audit.signing_key_file.is_some() && tokio::time::Instant::now() >= next_checkpoint {
+            next_checkpoint = tokio::time::Instant::now() + cfg.audit.checkpoint_every;
+            match crate::audit::checkpoint::scheduled(&store, &cfg).await {
+                Ok(Some(cp)) => tracing::info!(
+                    events = cp.events,
+                    head = %cp.head,
+                    at = %cp.at,
+                    key = %cp.key,
+                    signature = %cp.signature,
+                    emailed_to = cfg.audit.checkpoint_to.as_deref().unwrap_or("(nobody)"),
+                    "audit checkpoint signed"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("audit checkpoint failed (tried again next time): {e:#}"),
             }
         }
         tokio::select! {

@@ -4,6 +4,7 @@
 //! parse → screen → extract → authorise → decide → one transaction → reply.
 
 pub mod apply;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,13 @@
 //! (default 400 days) and disabled accounts deleted `disabled_accounts` (default 30 days) after
 //! they were disabled — the standing rule for leavers. The audit trail is kept whole: it
 //! names accounts by address, so it outlives them.
+//!
+//! Retention never deletes, edits or summarises an audit event: the triggers that refuse
+//! UPDATE and DELETE on `audit_events` (and TRUNCATE on PostgreSQL) have no exception, and the
+//! hash chain (`audit::chain`) stays whole. What retention removes is recorded as events of its
+//! own, chained like every other: one `account.deleted` per account, and one
+//! `messages.raw_dropped` with the count and the range of message ids whose bytes went (the
+//! rows, their SHA-256 and the requests stay).
 
 use crate::config::Config;
 use crate::store::journal::{self, NewAuditEvent};
@@ -28,8 +35,8 @@ pub async fn run(
     let raw_cutoff = cutoff(cfg.retention.raw_messages);
     let account_cutoff = cutoff(cfg.retention.disabled_accounts);
     let mut tx = store.begin().await?;
-    let raw_messages_dropped: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages WHERE received_at < $1 AND raw_deleted_at IS NULL",
+    let (raw_messages_dropped, first_id, last_id): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(id), MAX(id) FROM messages WHERE received_at < $1 AND raw_deleted_at IS NULL",
     )
     .bind(raw_cutoff)
     .fetch_one(&mut *tx)
@@ -86,7 +93,11 @@ pub async fn run(
                 on_behalf_of: None,
                 action: "messages.raw_dropped",
                 subject: None,
-                detail: json!({ "count": raw_messages_dropped, "received_before": crate::store::format_ms(raw_cutoff) }),
+                detail: json!({
+                    "count": raw_messages_dropped,
+                    "received_before": crate::store::format_ms(raw_cutoff),
+                    "message_ids": [first_id, last_id],
+                }),
                 request_id: None,
                 message_id: None,
             },

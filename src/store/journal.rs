@@ -1,7 +1,7 @@
 //! What happened: stored messages, requests, comments, the append-only audit trail, and the
 //! outbox of replies waiting for the SMTP sender.
 
-use super::{Conn, StoreError, format_ms, now_ms, placeholders};
+use super::{Conn, StoreError, format_ms, now_ms};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -262,34 +262,27 @@ pub async fn insert_audit(conn: &mut Conn, e: &NewAuditEvent<'_>) -> Result<(), 
 /// Several audit events in ONE statement, in order (their ids, and so the order the trail
 /// shows, follow the slice). A request that is applied writes its own event and one per part
 /// of the change together.
+///
+/// Each event is chained (`audit::chain`): it stores its place, the previous event's hash and
+/// its own, computed here after taking the chain's head in the same transaction (a caller
+/// outside a transaction gets one for the head and the events together).
 pub async fn insert_audits(
     conn: &mut Conn,
     events: &[NewAuditEvent<'_>],
 ) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    // Placeholders only: `$1` is the time, then seven per event.
-    let rows: Vec<String> = (0..events.len())
-        .map(|i| format!("($1, {})", placeholders(2 + i * 7, 7)))
+    let appends: Vec<crate::audit::chain::Append<'_>> = events
+        .iter()
+        .map(|e| crate::audit::chain::Append {
+            actor: e.actor,
+            on_behalf_of: e.on_behalf_of,
+            action: e.action,
+            subject: e.subject,
+            detail: e.detail.to_string(),
+            request_id: e.request_id,
+            message_id: e.message_id,
+        })
         .collect();
-    let sql = format!(
-        "INSERT INTO audit_events (at, actor, on_behalf_of, action, subject, detail, request_id, message_id) VALUES {}",
-        rows.join(", ")
-    );
-    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now_ms());
-    for e in events {
-        q = q
-            .bind(e.actor)
-            .bind(e.on_behalf_of)
-            .bind(e.action)
-            .bind(e.subject)
-            .bind(e.detail.to_string())
-            .bind(e.request_id)
-            .bind(e.message_id);
-    }
-    q.execute(&mut *conn).await?;
-    Ok(())
+    crate::audit::chain::append(conn, now_ms(), &appends).await
 }
 
 /// Audit events at or after `since_ms`, oldest first.

@@ -117,6 +117,7 @@ impl Site {
             "imap",
             "smtp",
             "web",
+            "audit",
         ] {
             let keys: Vec<_> = settings.iter().filter(|(s, _, _)| s == section).collect();
             if keys.is_empty() {

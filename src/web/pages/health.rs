@@ -58,6 +58,11 @@ pub async fn healthz(State(state): State<WebState>) -> Response {
     let imap_ok = snap.imap_healthy(now, IMAP_GRACE);
     let healthy = db.is_ok() && imap_ok;
     let time = |ms: Option<i64>| ms.map(crate::store::format_ms);
+    // Only from a database that answered: a hanging one already cost its timeout.
+    let audit = match &db {
+        Ok(_) => audit_facts(&state).await,
+        Err(_) => serde_json::Value::Null,
+    };
     let body = json!({
         "status": if healthy { "ok" } else { "unhealthy" },
         "database": match &db {
@@ -81,6 +86,7 @@ pub async fn healthz(State(state): State<WebState>) -> Response {
             "failed": f.outbox.failed,
             "oldest_pending_seconds": f.oldest_pending.map(|d| d.as_secs()),
         })),
+        "audit": audit,
     });
     let code = if healthy {
         StatusCode::OK
@@ -88,6 +94,25 @@ pub async fn healthz(State(state): State<WebState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
+}
+
+/// The audit chain's head and its last signed checkpoint (for a monitor to copy elsewhere);
+/// `null` when the database does not answer. Not part of the health verdict.
+async fn audit_facts(state: &WebState) -> serde_json::Value {
+    let work = async {
+        let mut conn = state.store.read().await?;
+        let (events, head) = crate::audit::chain::head(&mut conn).await?;
+        let last = crate::audit::checkpoint::latest(&mut conn).await?;
+        Ok::<_, StoreError>(json!({
+            "events": events,
+            "head": head,
+            "last_checkpoint": last,
+        }))
+    };
+    match tokio::time::timeout(DB_TIMEOUT, work).await {
+        Ok(Ok(v)) => v,
+        _ => serde_json::Value::Null,
+    }
 }
 
 /// One metric family's header.
