@@ -373,29 +373,37 @@ async fn process(store: &Store, cfg: &Config, files: &[PathBuf], dry_run: bool) 
     let mut failed = 0usize;
     for file in files {
         let name = file.display().to_string();
-        let line = match std::fs::read(file) {
+        // One line per request: a message that asks for several things prints several.
+        let lines = match std::fs::read(file) {
             Err(e) => {
                 failed += 1;
-                json!({ "file": name, "error": format!("cannot read: {e}") })
+                vec![json!({ "file": name, "error": format!("cannot read: {e}") })]
             }
             Ok(raw) => {
-                match pipeline::process(store, cfg, &raw, &format!("file:{name}"), mode).await {
-                    Ok(p) => {
-                        let mut v = serde_json::to_value(&p)?;
-                        if let Some(obj) = v.as_object_mut() {
-                            obj.insert("file".into(), json!(name));
+                match pipeline::process_all(store, cfg, &raw, &format!("file:{name}"), mode).await
+                {
+                    Ok(all) => {
+                        let mut lines = Vec::new();
+                        for p in &all {
+                            let mut v = serde_json::to_value(p)?;
+                            if let Some(obj) = v.as_object_mut() {
+                                obj.insert("file".into(), json!(name));
+                            }
+                            lines.push(v);
                         }
-                        v
+                        lines
                     }
                     Err(e) => {
                         failed += 1;
-                        json!({ "file": name, "error": e.to_string() })
+                        vec![json!({ "file": name, "error": e.to_string() })]
                     }
                 }
             }
         };
         let mut out = stdout.lock();
-        writeln!(out, "{line}")?;
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
         out.flush()?;
     }
     if failed > 0 {

@@ -37,8 +37,9 @@ struct RawConfig {
     #[serde(default)]
     database: RawDatabase,
     helpdesk: Option<RawHelpdesk>,
+    /// A role per kind, and the `requester_from_signature` switch (a boolean).
     #[serde(default)]
-    policy: BTreeMap<String, String>,
+    policy: BTreeMap<String, toml::Value>,
     /// `[imap]` (one inbox) or `[[imap]]` (several): read by [`raw_imaps`], so that an error
     /// names the entry (`imap[1].host`).
     imap: Option<toml::Value>,
@@ -508,6 +509,10 @@ impl HelpdeskConfig {
 #[derive(Debug, Clone, Default)]
 pub struct PolicyConfig {
     required: BTreeMap<RequestKind, Role>,
+    /// Whether a closing signature naming exactly one member of the mailbox identifies the
+    /// requester when there is no `Sender:` and no `Requested by:` line (off by default:
+    /// SECURITY.md, "Who is asking").
+    pub requester_from_signature: bool,
 }
 
 impl PolicyConfig {
@@ -591,8 +596,18 @@ impl Config {
         }
 
         let mut required = BTreeMap::new();
-        for (kind_name, role_name) in &raw.policy {
+        let mut requester_from_signature = false;
+        for (kind_name, value) in &raw.policy {
             let full = format!("policy.{kind_name}");
+            if kind_name == "requester_from_signature" {
+                requester_from_signature = value
+                    .as_bool()
+                    .ok_or_else(|| key(&full, "expected true or false".into()))?;
+                continue;
+            }
+            let role_name = value
+                .as_str()
+                .ok_or_else(|| key(&full, "expected \"owner\" or \"member\"".into()))?;
             let kind: RequestKind = kind_name.parse().map_err(|e: String| key(&full, e))?;
             if kind == RequestKind::Unknown {
                 return Err(key(
@@ -726,7 +741,10 @@ impl Config {
                 address,
                 reference_prefix,
             },
-            policy: PolicyConfig { required },
+            policy: PolicyConfig {
+                required,
+                requester_from_signature,
+            },
         })
     }
 }

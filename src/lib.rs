@@ -23,6 +23,7 @@ pub mod policy;
 pub mod reason;
 pub mod reply;
 pub mod request;
+pub mod resolve;
 pub mod review;
 pub mod screen;
 pub mod smtp;

@@ -15,7 +15,8 @@ use crate::password;
 use crate::policy::{self, Decision, MailboxView, Snapshot};
 use crate::reason::Reason;
 use crate::reply::{self, Reply};
-use crate::request::extract::{self, ExtractContext, Extracted, KindMatch};
+use crate::request::extract::{self, Ask, ExtractContext, Extracted, Field, KindMatch, Mention, NotAsked};
+use crate::resolve;
 use crate::request::{RequestKind, Role};
 use crate::screen;
 use crate::store::directory;
@@ -80,6 +81,29 @@ pub struct Resolution {
 }
 
 impl Understood {
+    /// Lines for the reply: each person named in words and the account found, and a
+    /// requester found by name or signature. Addresses speak for themselves.
+    pub fn lines(&self) -> Vec<String> {
+        let line = |r: &Resolution, role: &str| match &r.account {
+            Some(account) if *account != r.as_written => Some(format!(
+                "{role}{} → {account}: {}",
+                r.as_written, r.how
+            )),
+            Some(_) => None,
+            None => Some(format!("{role}{}: {}", r.as_written, r.how)),
+        };
+        let mut lines: Vec<String> = self.targets.iter().filter_map(|t| line(t, "")).collect();
+        if let Some(r) = &self.requester
+            && r.how != "named by address"
+        {
+            match &r.account {
+                Some(account) => lines.push(format!("Asked by {account}: {}", r.how)),
+                None => lines.extend(line(r, "Asked by ")),
+            }
+        }
+        lines
+    }
+
     /// What a decision records of the request (addresses only, until names resolve).
     pub fn of(d: &Decision) -> Understood {
         let by_address = |a: &String| Resolution {
@@ -121,6 +145,8 @@ impl Processed {
 /// accounts is ambiguous anyway, and a hostile message must not cost thousands of queries.
 const MAX_LOOKUPS: usize = 12;
 
+/// Process one message; the result the message is filed under (see [`headline`]). A message
+/// that asks for several things makes several requests: [`process_all`] returns each.
 pub async fn process(
     store: &Store,
     cfg: &Config,
@@ -128,7 +154,49 @@ pub async fn process(
     source: &str,
     mode: Mode,
 ) -> Result<Processed, StoreError> {
+    run(store, cfg, raw, source, mode, None).await.map(headline)
+}
+
+/// Process one message: one result per request it made (one, unless it asked for several
+/// things), in the order asked. What `process` prints and `eval` judges.
+pub async fn process_all(
+    store: &Store,
+    cfg: &Config,
+    raw: &[u8],
+    source: &str,
+    mode: Mode,
+) -> Result<Vec<Processed>, StoreError> {
     run(store, cfg, raw, source, mode, None).await
+}
+
+/// How much a person's attention an outcome needs: the message is filed under the outcome of
+/// its request that needs the most (a message with one applied and one held request goes where
+/// staff look).
+fn attention(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::NeedsReview => 6,
+        Outcome::AwaitingConfirmation => 5,
+        Outcome::Rejected => 4,
+        Outcome::Applied => 3,
+        Outcome::Ignored => 2,
+        Outcome::Duplicate => 1,
+    }
+}
+
+/// The result a message is filed and reported under: its request needing the most attention
+/// (the first of those), or the only one.
+pub fn headline(mut all: Vec<Processed>) -> Processed {
+    let best = all
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, p)| (attention(p.outcome), std::cmp::Reverse(*i)))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    if best < all.len() {
+        all.swap_remove(best)
+    } else {
+        Processed::new(Outcome::Ignored, RequestKind::Unknown, None, None)
+    }
 }
 
 /// A message over the size limit: only its header was downloaded. It is stored (header only)
@@ -150,6 +218,7 @@ pub async fn process_oversized(
         Some(Reason::TooLarge { size, limit }),
     )
     .await
+    .map(headline)
 }
 
 async fn run(
@@ -159,7 +228,7 @@ async fn run(
     source: &str,
     mode: Mode,
     hold: Option<Reason>,
-) -> Result<Processed, StoreError> {
+) -> Result<Vec<Processed>, StoreError> {
     run_parsed(store, cfg, raw, message::parse(raw), source, mode, hold).await
 }
 
@@ -175,7 +244,9 @@ pub async fn replay(
     let mut msg = message::parse(raw);
     msg.message_id = None;
     msg.sha256 = format!("replay:{}", msg.sha256);
-    run_parsed(store, cfg, raw, msg, source, Mode::DryRun, None).await
+    run_parsed(store, cfg, raw, msg, source, Mode::DryRun, None)
+        .await
+        .map(headline)
 }
 
 async fn run_parsed(
@@ -186,7 +257,7 @@ async fn run_parsed(
     source: &str,
     mode: Mode,
     hold: Option<Reason>,
-) -> Result<Processed, StoreError> {
+) -> Result<Vec<Processed>, StoreError> {
     let prepared = prepare_parsed(cfg, raw, msg).await;
     let input = Input {
         cfg,
@@ -288,9 +359,9 @@ impl Group {
             mode: Mode::Apply,
         };
         match process_in(&mut self.tx, &input, None).await {
-            Ok(p) => {
+            Ok(all) => {
                 self.messages += 1;
-                Ok((self, p))
+                Ok((self, headline(all)))
             }
             Err(e) => {
                 if let Err(rollback) = self.tx.rollback().await {
@@ -313,7 +384,7 @@ async fn attempt_once(
     store: &Store,
     input: &Input<'_>,
     hold: Option<Reason>,
-) -> Result<Processed, StoreError> {
+) -> Result<Vec<Processed>, StoreError> {
     let mut tx = store.begin().await?;
     let result = process_in(&mut tx, input, hold).await;
     match (&result, input.mode) {
@@ -337,7 +408,7 @@ async fn process_in(
     conn: &mut Conn,
     input: &Input<'_>,
     hold: Option<Reason>,
-) -> Result<Processed, StoreError> {
+) -> Result<Vec<Processed>, StoreError> {
     let msg = input.msg;
     let stored = journal::insert_message_if_new(
         conn,
@@ -376,27 +447,75 @@ async fn process_in(
                 .unwrap_or_default()
         ));
         p.previous_outcome = seen.outcome.as_deref().and_then(|o| o.parse().ok());
-        return Ok(p);
+        return Ok(vec![p]);
     };
 
-    let processed = match classify(conn, input, hold, message_db_id).await? {
-        Step::Done(p) => p,
-        Step::Decided(d) => record(conn, input, d, message_db_id).await?,
+    let all = match classify(conn, input, hold, message_db_id).await? {
+        Step::Done(p) => vec![p],
+        Step::Decided(d) => {
+            let understood = Understood::of(&d);
+            vec![record(conn, input, d, understood, message_db_id, Answer::Now).await?]
+        }
+        Step::Asks(decided) => record_asks(conn, input, decided, message_db_id).await?,
     };
-    journal::set_message_outcome(
-        conn,
-        message_db_id,
-        processed.outcome.as_str(),
-        processed.request_id,
-    )
-    .await?;
-    Ok(processed)
+    // The message row points at its first request, under the outcome it is filed by.
+    let filed = all
+        .iter()
+        .map(|p| p.outcome)
+        .max_by_key(|o| attention(*o))
+        .unwrap_or(Outcome::Ignored);
+    let first_request = all.iter().find_map(|p| p.request_id);
+    journal::set_message_outcome(conn, message_db_id, filed.as_str(), first_request).await?;
+    Ok(all)
+}
+
+/// Several requests from one message: each recorded (own reference, outcome, audit), then ONE
+/// reply to the mailbox that lists each outcome.
+async fn record_asks(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    decided: Vec<(Decision, Understood)>,
+    message_db_id: i64,
+) -> Result<Vec<Processed>, StoreError> {
+    let mut all = Vec::new();
+    let mut parts = Vec::new();
+    for (d, understood) in decided {
+        let mut p = record(conn, input, d, understood, message_db_id, Answer::Later).await?;
+        if let (Some(r), Some(reference)) = (p.reply.take(), p.reference.clone()) {
+            parts.push(reply::Part {
+                reference,
+                outcome: p.outcome,
+                kind: p.kind,
+                reply: r,
+                understood: p.understood.as_ref().map(Understood::lines).unwrap_or_default(),
+            });
+        }
+        all.push(p);
+    }
+    if let Some(combined) = reply::combine(&input.cfg.helpdesk, parts) {
+        let first = all.iter().find_map(|p| p.request_id);
+        let queued = enqueue(conn, input.cfg, combined, first).await?;
+        for p in &mut all {
+            p.reply = queued.clone();
+        }
+    }
+    Ok(all)
 }
 
 enum Step {
     /// Handled without a new request (a comment, a confirmation).
     Done(Processed),
     Decided(Decision),
+    /// Several things asked: a request each, answered together.
+    Asks(Vec<(Decision, Understood)>),
+}
+
+/// Whether a recorded request's reply is queued at once, or returned to be combined with the
+/// replies of the message's other requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Now,
+    Later,
 }
 
 /// Everything up to the decision, in the order that fails closed.
@@ -468,16 +587,302 @@ async fn classify(
         return Ok(unknown(Outcome::Ignored, Reason::Loop));
     }
 
+    // Only a registered mailbox's mail is read further than this: anything else is refused by
+    // the rules below, whatever it asks.
+    let mailbox = match &msg.from {
+        Some(from) => directory::find_mailbox(conn, from).await?,
+        None => None,
+    };
+    if let Some(mailbox) = &mailbox {
+        let held = |kind, reason| {
+            let mut d = Decision::new(Outcome::NeedsReview, kind, Some(reason));
+            d.mailbox = Some(mailbox.address.clone());
+            Step::Decided(d)
+        };
+        // `[HD-…]` that is not one of ours (attach_to_thread found none): an answer to
+        // something, not a new request — its text is about an old one.
+        if let Some(reference) = &ex.thread_reference {
+            return Ok(held(
+                RequestKind::Unknown,
+                Reason::UnknownThread(reference.clone()),
+            ));
+        }
+        if ex.asks.is_empty()
+            && let Some(why) = ex.not_asked
+        {
+            return Ok(not_asked(mailbox, why));
+        }
+        if ex.asks.len() > MAX_ASKS {
+            return Ok(held(
+                RequestKind::Unknown,
+                Reason::TooManyAsks {
+                    asks: ex.asks.len(),
+                    max: MAX_ASKS,
+                },
+            ));
+        }
+        if ex.asks.len() > 1 {
+            let mut decided = Vec::new();
+            for ask in &ex.asks {
+                decided.push(decide_ask(conn, input, &ex, Some(ask), mailbox, true).await?);
+            }
+            return Ok(Step::Asks(decided));
+        }
+        let (d, understood) = decide_ask(conn, input, &ex, ex.asks.first(), mailbox, false).await?;
+        return Ok(Step::Asks(vec![(d, understood)]));
+    }
     let snapshot = load_snapshot(conn, msg, &ex).await?;
-    let mut d = policy::decide(msg, &ex, &snapshot, cfg);
-    if policy::needs_confirmation(&d, &snapshot, cfg) {
+    Ok(Step::Decided(decide(msg, &ex, &snapshot, cfg)))
+}
+
+/// The rules, then the confirmation rule for changes that hand over control.
+fn decide(msg: &Message, ex: &Extracted, snapshot: &Snapshot, cfg: &Config) -> Decision {
+    let mut d = policy::decide(msg, ex, snapshot, cfg);
+    if policy::needs_confirmation(&d, snapshot, cfg) {
         d.outcome = Outcome::AwaitingConfirmation;
         d.reason = Some(Reason::ConfirmationNeeded {
             requester: d.requester.clone().unwrap_or_default(),
         });
         d.warnings.clear();
     }
-    Ok(Step::Decided(d))
+    d
+}
+
+/// The most asks one message may make before a person handles them all.
+pub const MAX_ASKS: usize = 20;
+
+/// Mail that uses a request's words but asks nothing: never acted on, never refused. A thanks
+/// or a hypothetical ("if it fails we'll be in touch") needs nobody; a question, a negation
+/// ("don't take Joe off" may cancel an earlier request) or words only in quoted text are read
+/// by a person.
+fn not_asked(mailbox: &crate::store::directory::Mailbox, why: NotAsked) -> Step {
+    let (outcome, words) = match why {
+        NotAsked::Thanks => (Outcome::Ignored, "a thank-you"),
+        NotAsked::Hypothetical => (Outcome::Ignored, "something that may happen later"),
+        NotAsked::Question => (Outcome::NeedsReview, "a question"),
+        NotAsked::Negated => (Outcome::NeedsReview, "something not to do"),
+        NotAsked::QuotedOnly => (Outcome::NeedsReview, "only quoted or forwarded text asks"),
+    };
+    let mut d = Decision::new(
+        outcome,
+        RequestKind::Unknown,
+        Some(Reason::NotAsked(words.into())),
+    );
+    d.mailbox = Some(mailbox.address.clone());
+    Step::Decided(d)
+}
+
+/// Resolve one ask's people to accounts, then decide it under the rules. `several`: the
+/// message made other asks too, so only this ask's own target is read (not every address of
+/// the text).
+async fn decide_ask(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    ex: &Extracted,
+    ask: Option<&Ask>,
+    mailbox: &crate::store::directory::Mailbox,
+    several: bool,
+) -> Result<(Decision, Understood), StoreError> {
+    let (msg, cfg) = (input.msg, input.cfg);
+    let mut one = ex.clone();
+    let mut targets = Vec::new();
+    let mut requester = None;
+    let kind = ask.map_or(RequestKind::Unknown, |a| a.kind);
+    let held = |reason, targets: Vec<Resolution>| {
+        let mut d = Decision::new(Outcome::NeedsReview, kind, Some(reason));
+        d.mailbox = Some(mailbox.address.clone());
+        let understood = Understood {
+            kind,
+            targets,
+            requester: None,
+            fields: d.fields.clone(),
+        };
+        (d, understood)
+    };
+    if let Some(ask) = ask {
+        one.kind = KindMatch::One(ask.kind);
+        one.fields = ask.fields.clone();
+        one.asks = vec![ask.clone()];
+        if several {
+            one.candidate_accounts.clear();
+        }
+        let scope = resolve::Scope::for_kind(ask.kind);
+        match &ask.target {
+            Some(Mention::Address(address)) => {
+                one.fields.insert(Field::Account, address.clone());
+                targets.push(by_address(address));
+            }
+            Some(Mention::Name(name)) => {
+                let found = resolve::name(
+                    conn,
+                    name,
+                    mailbox.organisation_id,
+                    mailbox.id,
+                    scope,
+                    ask.kind,
+                )
+                .await?;
+                match found {
+                    resolve::Resolved::One { address, how } => {
+                        one.fields.insert(Field::Account, address.clone());
+                        one.candidate_accounts.clear();
+                        targets.push(Resolution {
+                            as_written: name.clone(),
+                            account: Some(address),
+                            how,
+                        });
+                    }
+                    resolve::Resolved::Several(candidates) => {
+                        let unresolved = vec![unresolved(name, "several accounts have that name")];
+                        return Ok(held(
+                            Reason::AmbiguousName {
+                                name: name.clone(),
+                                candidates,
+                            },
+                            unresolved,
+                        ));
+                    }
+                    resolve::Resolved::None => {
+                        let unresolved = vec![unresolved(name, "no account has that name")];
+                        return Ok(held(Reason::UnknownName(name.clone()), unresolved));
+                    }
+                    resolve::Resolved::TooLoose(candidate) => {
+                        let unresolved = vec![unresolved(name, "a first name only")];
+                        return Ok(held(
+                            Reason::NameTooLoose {
+                                name: name.clone(),
+                                candidate,
+                            },
+                            unresolved,
+                        ));
+                    }
+                }
+            }
+            None => {}
+        }
+        // A new starter whose name an account of the organisation already has: the same
+        // person coming back, or a namesake? A person checks before a second account is made.
+        if ask.kind == RequestKind::NewAccount
+            && let Some(name) = starter_name(&one.fields)
+        {
+            let existing = resolve::exact_name(conn, &name, mailbox.organisation_id).await?;
+            if !existing.is_empty() {
+                return Ok(held(
+                    Reason::StarterExists {
+                        name,
+                        accounts: existing,
+                    },
+                    Vec::new(),
+                ));
+            }
+        }
+    }
+    // The requester named in words: among the mailbox's members, as an address would be.
+    let personal_sender = msg
+        .sender
+        .as_deref()
+        .is_some_and(|s| s != mailbox.address);
+    let written_requester = one.fields.get(&Field::RequestedBy).cloned();
+    match written_requester {
+        Some(written) if !written.contains('@') => {
+            match resolve::name(
+                conn,
+                &written,
+                mailbox.organisation_id,
+                mailbox.id,
+                resolve::Scope::Mailbox,
+                RequestKind::Unknown,
+            )
+            .await?
+            {
+                resolve::Resolved::One { address, how } => {
+                    one.fields.insert(Field::RequestedBy, address.clone());
+                    requester = Some(Resolution {
+                        as_written: written,
+                        account: Some(address),
+                        how: format!("named on the Requested by line: {how}"),
+                    });
+                }
+                resolve::Resolved::Several(candidates) => {
+                    return Ok(held(
+                        Reason::AmbiguousName {
+                            name: written,
+                            candidates,
+                        },
+                        targets,
+                    ));
+                }
+                // Left as written: the rules refuse an unknown requester by what was written.
+                resolve::Resolved::None | resolve::Resolved::TooLoose(_) => {}
+            }
+        }
+        Some(_) => {}
+        None if !personal_sender && cfg.policy.requester_from_signature => {
+            if let Some(signed) = &ex.signed_by
+                && let resolve::Resolved::One { address, how } = resolve::name(
+                    conn,
+                    signed,
+                    mailbox.organisation_id,
+                    mailbox.id,
+                    resolve::Scope::Mailbox,
+                    RequestKind::Unknown,
+                )
+                .await?
+            {
+                one.fields.insert(Field::RequestedBy, address.clone());
+                requester = Some(Resolution {
+                    as_written: signed.clone(),
+                    account: Some(address),
+                    how: format!("signed the email: {how}"),
+                });
+            }
+        }
+        None => {}
+    }
+    let snapshot = load_snapshot(conn, msg, &one).await?;
+    let d = decide(msg, &one, &snapshot, cfg);
+    let mut understood = Understood::of(&d);
+    if !targets.is_empty() {
+        understood.targets = targets;
+    }
+    if let Some(r) = requester {
+        understood.requester = Some(r);
+    } else if let Some(r) = &mut understood.requester
+        && personal_sender
+        && msg.sender.as_deref() == r.account.as_deref()
+    {
+        r.how = "the Sender header (sent on behalf of the mailbox)".into();
+    }
+    Ok((d, understood))
+}
+
+fn by_address(address: &str) -> Resolution {
+    Resolution {
+        as_written: address.to_owned(),
+        account: Some(address.to_owned()),
+        how: "named by address".into(),
+    }
+}
+
+fn unresolved(name: &str, why: &str) -> Resolution {
+    Resolution {
+        as_written: name.to_owned(),
+        account: None,
+        how: why.to_owned(),
+    }
+}
+
+/// The new starter's name as the rules will read it (`Name:`, or first and last name).
+fn starter_name(fields: &std::collections::BTreeMap<Field, String>) -> Option<String> {
+    match (fields.get(&Field::FirstName), fields.get(&Field::LastName)) {
+        (Some(f), Some(l)) if !f.trim().is_empty() && !l.trim().is_empty() => {
+            Some(format!("{} {}", f.trim(), l.trim()))
+        }
+        _ => fields
+            .get(&Field::Name)
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty()),
+    }
 }
 
 /// Structural limits against hostile input; `None` when within them.
@@ -501,7 +906,9 @@ async fn record(
     conn: &mut Conn,
     input: &Input<'_>,
     decision: Decision,
+    understood: Understood,
     message_db_id: i64,
+    when: Answer,
 ) -> Result<Processed, StoreError> {
     let (msg, cfg) = (input.msg, input.cfg);
     let helpdesk = &cfg.helpdesk;
@@ -542,6 +949,7 @@ async fn record(
             "sha256": msg.sha256,
             "source": input.source,
             "trust": input.evidence,
+            "understood": understood,
         }),
         request_id: Some(request_id),
         message_id: Some(message_db_id),
@@ -575,16 +983,27 @@ async fn record(
         confirm::issue(conn, cfg, &decision, requester, request_id, &reference).await?;
     }
 
-    answer(
-        conn,
-        cfg,
-        &decision,
-        &reference,
-        request_id,
-        msg,
-        applied.as_ref(),
-    )
-    .await
+    let mut p = match when {
+        Answer::Now => {
+            answer(
+                conn,
+                cfg,
+                &decision,
+                &reference,
+                request_id,
+                msg,
+                applied.as_ref(),
+            )
+            .await?
+        }
+        Answer::Later => {
+            let mut p = processed_for(&decision, &reference, request_id);
+            p.reply = build_reply(cfg, &decision, &reference, msg, applied.as_ref());
+            p
+        }
+    };
+    p.understood = Some(understood);
+    Ok(p)
 }
 
 /// Answer a decided request: build the reply to its mailbox (when it gets one), queue it
@@ -599,7 +1018,23 @@ pub(crate) async fn answer(
     original: &Message,
     applied: Option<&reply::Applied>,
 ) -> Result<Processed, StoreError> {
-    let built = reply::build(
+    let reply = match build_reply(cfg, d, reference, original, applied) {
+        Some(r) => enqueue(conn, cfg, r, Some(request_id)).await?,
+        None => None,
+    };
+    let mut p = processed_for(d, reference, request_id);
+    p.reply = reply;
+    Ok(p)
+}
+
+fn build_reply(
+    cfg: &Config,
+    d: &Decision,
+    reference: &str,
+    original: &Message,
+    applied: Option<&reply::Applied>,
+) -> Option<Reply> {
+    reply::build(
         &cfg.helpdesk,
         &reply::ReplyInput {
             decision: d,
@@ -610,21 +1045,19 @@ pub(crate) async fn answer(
             applied,
             unique: &password::token(12),
         },
-    );
-    let reply = match built {
-        Some(r) => enqueue(conn, cfg, r, Some(request_id)).await?,
-        None => None,
-    };
+    )
+}
+
+fn processed_for(d: &Decision, reference: &str, request_id: i64) -> Processed {
     let mut p = Processed::new(
         d.outcome,
         d.kind,
         Some(reference.to_owned()),
         d.reason.as_ref(),
     );
-    p.reply = reply;
     p.request_id = Some(request_id);
     p.understood = Some(Understood::of(d));
-    Ok(p)
+    p
 }
 
 /// Queue a reply, under the daily cap of answers per address: the last one allowed says so,

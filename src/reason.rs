@@ -58,6 +58,33 @@ pub enum Reason {
         account: String,
     },
     NameMissing,
+    /// A person named in words matches several accounts (issue 12): a person decides.
+    AmbiguousName {
+        name: String,
+        candidates: Vec<String>,
+    },
+    /// A person named in words matches no account of the organisation.
+    UnknownName(String),
+    /// A first name alone for a change the site cannot undo (a leaver): a person checks.
+    NameTooLoose {
+        name: String,
+        candidate: String,
+    },
+    /// A new starter whose name already belongs to an account of the organisation.
+    StarterExists {
+        name: String,
+        accounts: Vec<String>,
+    },
+    /// The message uses a request's words but asks nothing (a question, a negation, a
+    /// hypothetical, a thanks, words only in quoted text): a person reads it.
+    NotAsked(String),
+    /// A reply in the thread of a reference this desk does not know.
+    UnknownThread(String),
+    /// More asks in one message than postroom acts on alone.
+    TooManyAsks {
+        asks: usize,
+        max: usize,
+    },
     BadRole(String),
     RoleMissing,
 
@@ -133,6 +160,13 @@ impl Reason {
             Reason::TargetIsMailbox(_) => "target_is_mailbox",
             Reason::OtherOrganisation { .. } => "other_organisation",
             Reason::NameMissing => "name_missing",
+            Reason::AmbiguousName { .. } => "ambiguous_name",
+            Reason::UnknownName(_) => "unknown_name",
+            Reason::NameTooLoose { .. } => "name_too_loose",
+            Reason::StarterExists { .. } => "starter_exists",
+            Reason::NotAsked(_) => "not_asked",
+            Reason::UnknownThread(_) => "unknown_thread",
+            Reason::TooManyAsks { .. } => "too_many_asks",
             Reason::BadRole(_) => "bad_role",
             Reason::RoleMissing => "role_missing",
             Reason::AccountDisabled(_) => "account_disabled",
@@ -211,6 +245,29 @@ impl Reason {
                 "{account} belongs to another organisation; a shared mailbox can only ask for changes to its own organisation's accounts."
             ),
             Reason::NameMissing => "A new account needs the person's name: add a line \"Name: First Last\" (or \"First name:\" and \"Last name:\") and send the request again.".into(),
+            Reason::AmbiguousName { name, candidates } => format!(
+                "\"{name}\" could be any of {}. A person on the helpdesk will check which one is meant; next time, give the person's email address.",
+                candidates.join(", ")
+            ),
+            Reason::UnknownName(name) => format!(
+                "We found no account named \"{name}\" in your organisation. A person on the helpdesk will check it; please check the spelling, or give the person's email address."
+            ),
+            Reason::NameTooLoose { name, candidate } => format!(
+                "\"{name}\" is a first name only, and this change cannot easily be undone. A person on the helpdesk will check that {candidate} is meant."
+            ),
+            Reason::StarterExists { name, accounts } => format!(
+                "Your organisation already has an account named \"{name}\" ({}). A person on the helpdesk will check whether this is the same person before making a second account.",
+                accounts.join(", ")
+            ),
+            Reason::NotAsked(why) => format!(
+                "We did not read this message as asking for a change ({why}), so nothing was done. A person on the helpdesk will read it."
+            ),
+            Reason::UnknownThread(reference) => format!(
+                "This answers {reference}, which we cannot find, so it was not treated as a new request. A person on the helpdesk will read it."
+            ),
+            Reason::TooManyAsks { asks, max } => format!(
+                "The message asks for {asks} changes; we act on at most {max} from one email. A person on the helpdesk will handle them."
+            ),
             Reason::BadRole(r) => format!("\"{r}\" is not a role we know: use \"Role: member\" or \"Role: owner\"."),
             Reason::RoleMissing => "Say which role the account should have: add a line \"Role: owner\" or \"Role: member\".".into(),
             Reason::AccountDisabled(a) => format!(

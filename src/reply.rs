@@ -163,6 +163,117 @@ pub fn build(helpdesk: &HelpdeskConfig, input: &ReplyInput<'_>) -> Option<Reply>
     })
 }
 
+/// One request's reply, before the replies of one message are put together.
+pub struct Part {
+    pub reference: String,
+    pub outcome: Outcome,
+    pub kind: crate::request::RequestKind,
+    pub reply: Reply,
+    /// "What we understood" lines for this request (names resolved, requester found by name);
+    /// empty when everything was named by address.
+    pub understood: Vec<String>,
+}
+
+/// Where the closing lines of a reply body start: the thread note, else the signature.
+fn closing(body: &str) -> usize {
+    body.find("\nIf you reply, keep [")
+        .or_else(|| body.find("\n-- \n"))
+        .unwrap_or(body.len())
+}
+
+fn understood_block(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut block = String::from("\nWhat we understood:\n");
+    for l in lines {
+        block.push_str(&format!("- {l}\n"));
+    }
+    block
+}
+
+/// The one reply to a message's requests: a request's own reply (with what was understood)
+/// when it made one, else one reply listing each request's outcome under its reference. The
+/// temporary passwords of several requests are gathered in one block at the end, so that the
+/// outbox blanks them all once the reply is sent (the block is the reply's secret).
+pub fn combine(helpdesk: &HelpdeskConfig, mut parts: Vec<Part>) -> Option<Reply> {
+    if parts.len() <= 1 {
+        let part = parts.pop()?;
+        let mut reply = part.reply;
+        let at = closing(&reply.body);
+        reply.body.insert_str(at, &understood_block(&part.understood));
+        return Some(reply);
+    }
+    let first = parts.first()?;
+    let to = first.reply.to.clone();
+    let message_id = first.reply.message_id.clone();
+    let in_reply_to = first.reply.in_reply_to.clone();
+    let references = first.reply.references.clone();
+    let reference = first.reference.clone();
+    let subject = format!(
+        "[{reference}] {} requests: {}",
+        parts.len(),
+        parts
+            .iter()
+            .map(|p| format!("{} {}", p.kind.title(), p.outcome.title().to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let subject: String = subject.chars().take(200).collect();
+    let mut body = format!(
+        "Hello,\n\nYour email asked for {} things. Each has its own reference:\n",
+        parts.len()
+    );
+    for p in &parts {
+        body.push_str(&format!(
+            "\n- [{}] {}: {}\n",
+            p.reference,
+            p.kind.title(),
+            p.outcome.title()
+        ));
+    }
+    let mut passwords = Vec::new();
+    for p in &parts {
+        body.push_str(&format!(
+            "\n===== [{}] {} =====\n",
+            p.reference,
+            p.kind.title()
+        ));
+        let own = &p.reply.body;
+        let start = own.find("Hello,\n\n").map_or(0, |i| i + "Hello,\n\n".len());
+        let mut text = own.get(start..closing(own)).unwrap_or_default().to_owned();
+        if let Some(secret) = &p.reply.secret {
+            text = text.replace(secret.as_str(), "(given at the end of this email)");
+            passwords.push(format!("[{}]: {secret}", p.reference));
+        }
+        body.push_str(text.trim_end());
+        body.push('\n');
+        body.push_str(&understood_block(&p.understood));
+    }
+    let secret = if passwords.is_empty() {
+        None
+    } else {
+        let block = format!("Temporary passwords:\n{}\n", passwords.join("\n"));
+        body.push_str(&format!(
+            "\n{block}Each must be changed at the next sign-in. They are shown only in this email and are not kept by the helpdesk: please pass each on to the person directly and delete this email.\n"
+        ));
+        Some(block)
+    };
+    body.push_str(&format!(
+        "\nIf you reply about one of them, keep its reference (such as [{reference}]) in the subject.\n\n-- \n{} (automatic reply from {})\n",
+        helpdesk.name, helpdesk.address
+    ));
+    Some(Reply {
+        to,
+        subject,
+        body,
+        message_id,
+        in_reply_to,
+        references,
+        secret,
+    })
+}
+
 /// Whether a Message-ID is one postroom made (`HD-000042.<token>@<helpdesk domain>`). Sites
 /// often share the helpdesk's domain, so the domain alone proves nothing.
 pub fn is_our_message_id(helpdesk: &HelpdeskConfig, id: &str) -> bool {

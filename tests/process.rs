@@ -264,7 +264,8 @@ fn new_account_gets_an_allocated_address_and_membership() {
         .export_row("rosehill.care@nhs.example", "zoe.angstrom@nhs.example")
         .expect("accent-folded address allocated and a member of the sending mailbox");
     assert!(row.ends_with(",member,active"), "{row}");
-    // A second request for the same name gets the next free address.
+    // A second request for the same name is held for a person (issue 12): the same person
+    // coming back, or a namesake? Staff check before a second account is made.
     let text = std::fs::read_to_string(fixture("new_account_fields.eml")).unwrap();
     let again = text
         .replacen("Message-ID: <", "Message-ID: <again-", 1)
@@ -272,10 +273,11 @@ fn new_account_gets_an_allocated_address_and_membership() {
     let path = i.dir.path().join("again.eml");
     std::fs::write(&path, again).unwrap();
     let v = i.process(&[path.as_path()], false).remove(0);
-    assert_eq!(outcome(&v), "applied", "{v}");
+    assert_eq!(outcome(&v), "needs_review", "{v}");
+    assert_eq!(v["reason"], "starter_exists", "{v}");
     assert!(
         i.export_row("rosehill.care@nhs.example", "zoe.angstrom2@nhs.example")
-            .is_some()
+            .is_none()
     );
 }
 

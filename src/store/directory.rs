@@ -2,6 +2,7 @@
 
 use super::{Conn, StoreError, now_ms, placeholders};
 use crate::request::Role;
+use crate::resolve::NameKeys;
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
@@ -335,9 +336,11 @@ pub struct NewAccount<'a> {
 
 pub async fn insert_account(conn: &mut Conn, a: &NewAccount<'_>) -> Result<i64, StoreError> {
     let now = now_ms();
+    let keys = NameKeys::of(a.name);
     Ok(sqlx::query_scalar(
         "INSERT INTO accounts (organisation_id, address, name, job_title, status, password_hash, must_change, \
-         status_changed_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+         status_changed_at, created_at, name_key, first_key, initial_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) RETURNING id",
     )
     .bind(a.organisation_id)
     .bind(a.address)
@@ -347,8 +350,87 @@ pub async fn insert_account(conn: &mut Conn, a: &NewAccount<'_>) -> Result<i64, 
     .bind(a.password_hash)
     .bind(i64::from(a.must_change))
     .bind(now)
+    .bind(keys.full)
+    .bind(keys.first)
+    .bind(keys.initial)
     .fetch_one(&mut *conn)
     .await?)
+}
+
+/// Which of an account's name keys a look-up compares (see `resolve::NameKeys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameMatch {
+    Full,
+    First,
+    Initial,
+}
+
+/// Addresses of the accounts of an organisation (or of the members of one of its mailboxes)
+/// whose name key equals `key`; at most `limit`, by address. Uses the per-organisation
+/// indexes of migration 0040.
+pub async fn find_accounts_by_name(
+    conn: &mut Conn,
+    organisation_id: i64,
+    mailbox_id: Option<i64>,
+    column: NameMatch,
+    key: &str,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    // The column is chosen from a closed set, never from input.
+    let column = match column {
+        NameMatch::Full => "name_key",
+        NameMatch::First => "first_key",
+        NameMatch::Initial => "initial_key",
+    };
+    let sql = match mailbox_id {
+        None => format!(
+            "SELECT a.address FROM accounts a WHERE a.organisation_id = $1 AND a.{column} = $2 \
+             ORDER BY a.address LIMIT $3"
+        ),
+        Some(_) => format!(
+            "SELECT a.address FROM accounts a JOIN memberships ms ON ms.account_id = a.id \
+             WHERE a.organisation_id = $1 AND a.{column} = $2 AND ms.mailbox_id = $4 \
+             ORDER BY a.address LIMIT $3"
+        ),
+    };
+    let mut q = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(organisation_id)
+        .bind(key)
+        .bind(limit);
+    if let Some(m) = mailbox_id {
+        q = q.bind(m);
+    }
+    Ok(q.fetch_all(&mut *conn).await?)
+}
+
+/// Store an account's name keys (after its name changed).
+pub async fn set_name_keys(conn: &mut Conn, account_id: i64, name: &str) -> Result<(), StoreError> {
+    let keys = NameKeys::of(name);
+    sqlx::query("UPDATE accounts SET name_key = $2, first_key = $3, initial_key = $4 WHERE id = $1")
+        .bind(account_id)
+        .bind(keys.full)
+        .bind(keys.first)
+        .bind(keys.initial)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Key the accounts that have no name keys yet (written before migration 0040), a batch at a
+/// time; returns how many were keyed.
+pub async fn key_unkeyed_accounts(conn: &mut Conn, batch: i64) -> Result<u64, StoreError> {
+    let rows = sqlx::query("SELECT id, name FROM accounts WHERE name_key IS NULL ORDER BY id LIMIT $1")
+        .bind(batch)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut keyed = 0;
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let name: String = row.try_get("name")?;
+        set_name_keys(conn, id, &name).await?;
+        keyed += 1;
+    }
+    Ok(keyed)
 }
 
 /// Update name and status of an existing account (import); returns true when anything changed.
@@ -369,6 +451,9 @@ pub async fn update_account_from_import(
     .bind(now_ms())
     .execute(&mut *conn)
     .await?;
+    if r.rows_affected() > 0 && !name.is_empty() {
+        set_name_keys(conn, account_id, name).await?;
+    }
     Ok(r.rows_affected() > 0)
 }
 

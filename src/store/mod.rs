@@ -228,7 +228,20 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.migrator().run(&self.pool).await?;
-        Ok(())
+        self.key_account_names().await
+    }
+
+    /// Accounts written before migration 0040 get their name keys (folded in Rust, so not in
+    /// the migration's SQL), a batch per transaction; a no-op once every account has them.
+    async fn key_account_names(&self) -> Result<(), StoreError> {
+        loop {
+            let mut tx = self.begin().await?;
+            let keyed = directory::key_unkeyed_accounts(&mut tx, 1000).await?;
+            tx.commit().await?;
+            if keyed == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Migrations known to this build that the database has not applied yet.

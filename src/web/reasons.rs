@@ -120,6 +120,19 @@ pub fn explain(request: &RequestRow, from: Option<&str>, cfg: &Config) -> Option
             "Too complex to read automatically (a limit on headers, parts, nesting or text was hit)."
         }
         "ambiguous_kind" => "The message seems to ask for more than one thing.",
+        "ambiguous_name" => {
+            "A person named in the message matches several accounts; the audit event below lists them."
+        }
+        "unknown_name" => "A person named in the message matches no account of the organisation.",
+        "name_too_loose" => "A first name alone, for a change the site cannot undo: check who is meant.",
+        "starter_exists" => {
+            "The new starter's name already belongs to an account of the organisation: check whether it is the same person."
+        }
+        "not_asked" => {
+            "The message uses a request's words but asks for nothing (a question, a negation, a hypothetical, a thanks, or words only in quoted text)."
+        }
+        "unknown_thread" => "A reply in the thread of a reference this desk does not know.",
+        "too_many_asks" => "More asks in one message than postroom acts on alone.",
         "ambiguous_account" => {
             "The message names several accounts, so it is not clear which one is meant."
         }
