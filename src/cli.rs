@@ -380,8 +380,7 @@ async fn process(store: &Store, cfg: &Config, files: &[PathBuf], dry_run: bool) 
                 vec![json!({ "file": name, "error": format!("cannot read: {e}") })]
             }
             Ok(raw) => {
-                match pipeline::process_all(store, cfg, &raw, &format!("file:{name}"), mode).await
-                {
+                match pipeline::process_all(store, cfg, &raw, &format!("file:{name}"), mode).await {
                     Ok(all) => {
                         let mut lines = Vec::new();
                         for p in &all {

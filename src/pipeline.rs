@@ -15,9 +15,11 @@ use crate::password;
 use crate::policy::{self, Decision, MailboxView, Snapshot};
 use crate::reason::Reason;
 use crate::reply::{self, Reply};
-use crate::request::extract::{self, Ask, ExtractContext, Extracted, Field, KindMatch, Mention, NotAsked};
-use crate::resolve;
+use crate::request::extract::{
+    self, Ask, ExtractContext, Extracted, Field, KindMatch, Mention, NotAsked,
+};
 use crate::request::{RequestKind, Role};
+use crate::resolve;
 use crate::screen;
 use crate::store::directory;
 use crate::store::journal::{self, NewAuditEvent, NewMessage, NewOutboxItem, NewRequest};
@@ -85,10 +87,9 @@ impl Understood {
     /// requester found by name or signature. Addresses speak for themselves.
     pub fn lines(&self) -> Vec<String> {
         let line = |r: &Resolution, role: &str| match &r.account {
-            Some(account) if *account != r.as_written => Some(format!(
-                "{role}{} → {account}: {}",
-                r.as_written, r.how
-            )),
+            Some(account) if *account != r.as_written => {
+                Some(format!("{role}{} → {account}: {}", r.as_written, r.how))
+            }
             Some(_) => None,
             None => Some(format!("{role}{}: {}", r.as_written, r.how)),
         };
@@ -487,7 +488,11 @@ async fn record_asks(
                 outcome: p.outcome,
                 kind: p.kind,
                 reply: r,
-                understood: p.understood.as_ref().map(Understood::lines).unwrap_or_default(),
+                understood: p
+                    .understood
+                    .as_ref()
+                    .map(Understood::lines)
+                    .unwrap_or_default(),
             });
         }
         all.push(p);
@@ -778,10 +783,7 @@ async fn decide_ask(
         }
     }
     // The requester named in words: among the mailbox's members, as an address would be.
-    let personal_sender = msg
-        .sender
-        .as_deref()
-        .is_some_and(|s| s != mailbox.address);
+    let personal_sender = msg.sender.as_deref().is_some_and(|s| s != mailbox.address);
     let written_requester = one.fields.get(&Field::RequestedBy).cloned();
     match written_requester {
         Some(written) if !written.contains('@') => {

@@ -201,7 +201,9 @@ pub fn combine(helpdesk: &HelpdeskConfig, mut parts: Vec<Part>) -> Option<Reply>
         let part = parts.pop()?;
         let mut reply = part.reply;
         let at = closing(&reply.body);
-        reply.body.insert_str(at, &understood_block(&part.understood));
+        reply
+            .body
+            .insert_str(at, &understood_block(&part.understood));
         return Some(reply);
     }
     let first = parts.first()?;

@@ -15,9 +15,7 @@ use crate::store::directory::{self, NameMatch};
 use crate::store::{Conn, StoreError};
 
 /// Titles dropped from a name before it is compared.
-const TITLES: [&str; 9] = [
-    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame",
-];
+const TITLES: [&str; 9] = ["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame"];
 
 /// The longest name compared (longer text is not a name anyone wrote).
 const MAX_NAME_CHARS: usize = 120;
@@ -64,7 +62,10 @@ impl NameKeys {
         let first = words.first().cloned().unwrap_or_default();
         let initial = match (words.first(), words.last()) {
             (Some(f), Some(l)) if words.len() >= 2 => {
-                format!("{} {l}", f.chars().next().map(String::from).unwrap_or_default())
+                format!(
+                    "{} {l}",
+                    f.chars().next().map(String::from).unwrap_or_default()
+                )
             }
             _ => String::new(),
         };
@@ -189,9 +190,15 @@ pub async fn name(
         Scope::Mailbox => Some(mailbox_id),
         Scope::Organisation => None,
     };
-    let mut found =
-        directory::find_accounts_by_name(conn, organisation_id, mailbox, column, key, MAX_CANDIDATES)
-            .await?;
+    let mut found = directory::find_accounts_by_name(
+        conn,
+        organisation_id,
+        mailbox,
+        column,
+        key,
+        MAX_CANDIDATES,
+    )
+    .await?;
     // A first name alone must be unique in the whole organisation, whatever the scope: "Sam"
     // when the organisation has two Sams is not sure, even if one of them is in the mailbox.
     if matches!(query, NameQuery::First(_)) && scope == Scope::Mailbox && found.len() == 1 {

@@ -406,23 +406,26 @@ pub async fn find_accounts_by_name(
 /// Store an account's name keys (after its name changed).
 pub async fn set_name_keys(conn: &mut Conn, account_id: i64, name: &str) -> Result<(), StoreError> {
     let keys = NameKeys::of(name);
-    sqlx::query("UPDATE accounts SET name_key = $2, first_key = $3, initial_key = $4 WHERE id = $1")
-        .bind(account_id)
-        .bind(keys.full)
-        .bind(keys.first)
-        .bind(keys.initial)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE accounts SET name_key = $2, first_key = $3, initial_key = $4 WHERE id = $1",
+    )
+    .bind(account_id)
+    .bind(keys.full)
+    .bind(keys.first)
+    .bind(keys.initial)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
 /// Key the accounts that have no name keys yet (written before migration 0040), a batch at a
 /// time; returns how many were keyed.
 pub async fn key_unkeyed_accounts(conn: &mut Conn, batch: i64) -> Result<u64, StoreError> {
-    let rows = sqlx::query("SELECT id, name FROM accounts WHERE name_key IS NULL ORDER BY id LIMIT $1")
-        .bind(batch)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows =
+        sqlx::query("SELECT id, name FROM accounts WHERE name_key IS NULL ORDER BY id LIMIT $1")
+            .bind(batch)
+            .fetch_all(&mut *conn)
+            .await?;
     let mut keyed = 0;
     for row in &rows {
         let id: i64 = row.try_get("id")?;

@@ -124,7 +124,9 @@ pub fn explain(request: &RequestRow, from: Option<&str>, cfg: &Config) -> Option
             "A person named in the message matches several accounts; the audit event below lists them."
         }
         "unknown_name" => "A person named in the message matches no account of the organisation.",
-        "name_too_loose" => "A first name alone, for a change the site cannot undo: check who is meant.",
+        "name_too_loose" => {
+            "A first name alone, for a change the site cannot undo: check who is meant."
+        }
         "starter_exists" => {
             "The new starter's name already belongs to an account of the organisation: check whether it is the same person."
         }
