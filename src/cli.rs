@@ -107,6 +107,17 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Measure how well requests are understood: decide every message of a labelled corpus
+    /// (DIR/manifest.toml) in a dry run against DIR/directory.csv in a throw-away database,
+    /// and print understood / sent to review / wrong, then each miss.
+    #[command(after_long_help = crate::ops::eval::HELP)]
+    Eval {
+        /// The corpus directory.
+        dir: PathBuf,
+        /// One JSON document instead of lines for a person.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the helpdesk staff who sign in to the staff page.
     Staff {
         #[command(subcommand)]
@@ -200,6 +211,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             file.display()
         );
         return Ok(());
+    }
+    // The eval brings its own database (and may bring its own config): nothing configured is
+    // opened.
+    if let Command::Eval { dir, json } = &cli.command {
+        return eval(dir, &cli.config, *json).await;
     }
     let cfg = Config::load(&cli.config)?;
     let store = match &cli.command {
@@ -296,6 +312,8 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
+        // Handled in `run`, before any configured database is opened.
+        Command::Eval { .. } => bail!("eval opens no configured database"),
         Command::Staff { command } => match command {
             StaffCommand::Add { name, role } => {
                 let password = read_password(&format!("Password for {name}: "))?;
@@ -407,6 +425,25 @@ async fn process(store: &Store, cfg: &Config, files: &[PathBuf], dry_run: bool) 
     }
     if failed > 0 {
         bail!("{failed} of {} files could not be processed", files.len());
+    }
+    Ok(())
+}
+
+/// `postroom eval DIR`: the report, then a failure when any message is wrong (so CI holds the
+/// line on precision).
+async fn eval(dir: &std::path::Path, config: &std::path::Path, as_json: bool) -> Result<()> {
+    let report = crate::ops::eval::evaluate(dir, config).await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::ops::eval::render(&report));
+    }
+    if report.wrong > 0 {
+        bail!(
+            "{} of {} messages decided wrongly",
+            report.wrong,
+            report.messages
+        );
     }
     Ok(())
 }

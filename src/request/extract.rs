@@ -29,7 +29,9 @@
 
 use crate::message::Message;
 use crate::request::kinds::RequestKind;
+use crate::request::understand;
 use regex::Regex;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -128,33 +130,8 @@ pub enum NotAsked {
     Thanks,
     /// The kind's words appear only in quoted or forwarded text.
     QuotedOnly,
-}
-
-/// The asks a message makes when only the old grammar (one kind, `Account:` field or one
-/// address) is known: one ask for a single recognised kind, none otherwise.
-fn asks_from(
-    kind: &KindMatch,
-    fields: &BTreeMap<Field, String>,
-    candidates: &[String],
-) -> Vec<Ask> {
-    let KindMatch::One(kind) = kind else {
-        return Vec::new();
-    };
-    let target = if kind.targets_account() {
-        match (fields.get(&Field::Account), candidates) {
-            (Some(value), _) if value.contains('@') => Some(Mention::Address(value.clone())),
-            (Some(value), _) => Some(Mention::Name(value.clone())),
-            (None, [one]) => Some(Mention::Address(one.clone())),
-            (None, _) => None,
-        }
-    } else {
-        None
-    };
-    vec![Ask {
-        kind: *kind,
-        target,
-        fields: fields.clone(),
-    }]
+    /// "Joe, who you unlocked last week, says thanks": a change already made, mentioned.
+    InPassing,
 }
 
 /// The fields postroom understands, whatever the wording of the key.
@@ -187,7 +164,7 @@ pub enum Field {
 
 impl Field {
     /// The field a key names (already lower-cased and normalised by [`normalise_key`]).
-    fn from_key(key: &str) -> Option<Field> {
+    pub(crate) fn from_key(key: &str) -> Option<Field> {
         Some(match key {
             "name" | "full name" | "staff name" | "name of staff member" | "employee name" => {
                 Field::Name
@@ -244,23 +221,29 @@ impl Field {
 /// 8-letter words ("whatever", "Rejected") are not read as codes; the labelled forms are fully
 /// case-insensitive.
 pub fn extract(msg: &Message, ctx: &ExtractContext<'_>) -> Extracted {
-    let new_text = strip_quoted(&msg.text);
+    let (new_text, history) = split_history(&msg.text);
     let fields = fields(&new_text);
     let thread_reference = thread_reference(&msg.subject, ctx.reference_prefix);
     let confirmation_code = confirmation_code(&msg.subject, &new_text, ctx.reference_prefix);
     let candidate_accounts = candidate_accounts(&new_text, msg, ctx, &fields);
-    let kind = detect_kind(&msg.subject, &new_text);
-    let asks = asks_from(&kind, &fields, &candidate_accounts);
+    let understanding = understand::understand(&understand::Input {
+        subject: &msg.subject,
+        new_text: &new_text,
+        history,
+        fields: &fields,
+        candidates: &candidate_accounts,
+        excluded: &excluded_addresses(msg, ctx, &fields),
+    });
     Extracted {
-        kind,
+        kind: understanding.kind,
         fields,
         candidate_accounts,
         thread_reference,
         confirmation_code,
         new_text,
-        asks,
-        not_asked: None,
-        signed_by: None,
+        asks: understanding.asks,
+        not_asked: understanding.not_asked,
+        signed_by: understanding.signed_by,
     }
 }
 
@@ -272,7 +255,7 @@ pub const CODE_LEN: usize = 8;
 /// An email address as people type them (not the full RFC 5322 grammar: quoted local parts
 /// and IP literals never name an account here). A local part cannot start with `.` or `'`, so
 /// `'tom@x'` and `...tom@x` yield `tom@x`.
-static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"[A-Za-z0-9_%+-][A-Za-z0-9._%+'-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+",
     )
@@ -323,17 +306,26 @@ const HEADER_BLOCK_LINES: usize = 4;
 /// non-blank lines by `Sent:`/`Date:`, or an underscore rule followed by `From:`), or a
 /// forwarded-message marker. Lines starting with `>` are dropped wherever they are.
 pub fn strip_quoted(text: &str) -> String {
+    split_history(text).0
+}
+
+/// The new text (as [`strip_quoted`]) and the history: everything from the first cut on, and
+/// the `>` lines, which are quoted too.
+pub fn split_history(text: &str) -> (String, String) {
     let lines: Vec<&str> = text.lines().collect();
     let end = (0..lines.len())
         .find(|&i| starts_history(&lines, i))
         .unwrap_or(lines.len());
-    let kept: Vec<&str> = lines
+    let (kept, quoted): (Vec<&str>, Vec<&str>) = lines
         .iter()
         .take(end)
-        .filter(|line| !line.trim_start().starts_with('>'))
-        .copied()
-        .collect();
-    kept.join("\n").trim().to_string()
+        .partition(|line| !line.trim_start().starts_with('>'));
+    let mut history = quoted.join("\n");
+    for line in lines.iter().skip(end) {
+        history.push('\n');
+        history.push_str(line);
+    }
+    (kept.join("\n").trim().to_string(), history)
 }
 
 /// Whether line `i` is where quoted history or the signature begins.
@@ -383,12 +375,26 @@ fn normalise_key(key: &str) -> String {
         .join(" ")
 }
 
-/// Splits a field line into its normalised key and raw value.
-fn field_line(line: &str) -> Option<(String, &str)> {
+/// Splits a field line into its normalised key and raw value. A table row (`Full name | Joe
+/// Bloggs`, `| Account: | x |`, and HTML tables, whose cells are rendered with `|` between
+/// them) is read as a field line too.
+pub(crate) fn field_line(line: &str) -> Option<(String, Cow<'_, str>)> {
+    if line.contains('|') {
+        let row = line.trim().trim_matches('|').trim();
+        let (key, value) = row.split_once('|')?;
+        let key = key.trim().trim_end_matches(':');
+        let value = value.trim().trim_end_matches('|').trim();
+        let caps = FIELD_LINE
+            .captures(&format!("{key}:"))?
+            .get(1)?
+            .as_str()
+            .to_string();
+        return Some((normalise_key(&caps), Cow::Owned(value.replace('|', " "))));
+    }
     let caps = FIELD_LINE.captures(line)?;
     let key = caps.get(1)?.as_str();
     let value = caps.get(2)?.as_str();
-    Some((normalise_key(key), value))
+    Some((normalise_key(key), Cow::Borrowed(value)))
 }
 
 /// The value of a field, cleaned; `None` when nothing is left.
@@ -413,12 +419,12 @@ fn field_value(field: Field, raw: &str) -> Option<String> {
 }
 
 /// Every known field of the text; the first occurrence of a field wins.
-fn fields(text: &str) -> BTreeMap<Field, String> {
+pub(crate) fn fields(text: &str) -> BTreeMap<Field, String> {
     let mut fields = BTreeMap::new();
     for line in text.lines() {
         if let Some((key, raw)) = field_line(line)
             && let Some(field) = Field::from_key(&key)
-            && let Some(value) = field_value(field, raw)
+            && let Some(value) = field_value(field, &raw)
         {
             fields.entry(field).or_insert(value);
         }
@@ -433,7 +439,25 @@ fn candidate_accounts(
     ctx: &ExtractContext<'_>,
     fields: &BTreeMap<Field, String>,
 ) -> Vec<String> {
-    let excluded: Vec<String> = [
+    let excluded = excluded_addresses(msg, ctx, fields);
+    let mut candidates: Vec<String> = Vec::new();
+    for address in ADDRESS.find_iter(text) {
+        let address = address.as_str().to_lowercase();
+        if !excluded.contains(&address) && !candidates.contains(&address) {
+            candidates.push(address);
+        }
+    }
+    candidates
+}
+
+/// Addresses that are never the account a request is about: the mailbox, the helpdesk, the
+/// sender, and the `Requested by:`/`Mailbox:`/`Replacement:` values.
+fn excluded_addresses(
+    msg: &Message,
+    ctx: &ExtractContext<'_>,
+    fields: &BTreeMap<Field, String>,
+) -> Vec<String> {
+    [
         ctx.mailbox,
         Some(ctx.helpdesk),
         msg.from.as_deref(),
@@ -447,15 +471,7 @@ fn candidate_accounts(
             .iter()
             .filter_map(|f| fields.get(f).cloned()),
     )
-    .collect();
-    let mut candidates: Vec<String> = Vec::new();
-    for address in ADDRESS.find_iter(text) {
-        let address = address.as_str().to_lowercase();
-        if !excluded.contains(&address) && !candidates.contains(&address) {
-            candidates.push(address);
-        }
-    }
-    candidates
+    .collect()
 }
 
 // ---- Subject: prefixes, thread reference, confirmation code ---------------------------------
@@ -468,7 +484,7 @@ static SUBJECT_PREFIXES: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
-fn strip_subject_prefixes(subject: &str) -> &str {
+pub(crate) fn strip_subject_prefixes(subject: &str) -> &str {
     let rest = SUBJECT_PREFIXES.find(subject).map_or(subject, |prefix| {
         subject.get(prefix.end()..).unwrap_or_default()
     });
@@ -677,7 +693,7 @@ fn normalise_for_kinds(text: &str) -> String {
 }
 
 /// The kinds a text names, after absorption, in [`RequestKind::ALL`] order.
-fn kinds_named(text: &str) -> Vec<RequestKind> {
+pub(crate) fn kinds_named(text: &str) -> Vec<RequestKind> {
     let text = normalise_for_kinds(text);
     let named: Vec<RequestKind> = KIND_WORDING
         .iter()
@@ -708,7 +724,7 @@ const KIND_KEYS: [&str; 4] = ["request", "type", "request type", "type of reques
 
 /// The kind a `Request:`/`Type:` line names exactly: `password_reset`, `password reset` or
 /// the title `Password reset`.
-fn declared_kind(body: &str) -> Option<RequestKind> {
+pub(crate) fn declared_kind(body: &str) -> Option<RequestKind> {
     body.lines().find_map(|line| {
         let (key, value) = field_line(line)?;
         if !KIND_KEYS.contains(&key.as_str()) {
