@@ -664,6 +664,7 @@ fn not_asked(mailbox: &crate::store::directory::Mailbox, why: NotAsked) -> Step 
     let (outcome, words) = match why {
         NotAsked::Thanks => (Outcome::Ignored, "a thank-you"),
         NotAsked::Hypothetical => (Outcome::Ignored, "something that may happen later"),
+        NotAsked::InPassing => (Outcome::NeedsReview, "a mention in passing"),
         NotAsked::Question => (Outcome::NeedsReview, "a question"),
         NotAsked::Negated => (Outcome::NeedsReview, "something not to do"),
         NotAsked::QuotedOnly => (Outcome::NeedsReview, "only quoted or forwarded text asks"),
