@@ -629,11 +629,31 @@ async fn classify(
         if ex.asks.len() > 1 {
             let mut decided = Vec::new();
             for ask in &ex.asks {
-                decided.push(decide_ask(conn, input, &ex, Some(ask), mailbox, true).await?);
+                let (mut d, understood) =
+                    decide_ask(conn, input, &ex, Some(ask), mailbox, true).await?;
+                // Splitting one email into several asks is the least certain reading there
+                // is: an ask the rules would refuse may be one we misread, and a refusal
+                // blames the site. A person looks at it instead (with the same reason).
+                if d.outcome == Outcome::Rejected {
+                    d.outcome = Outcome::NeedsReview;
+                }
+                decided.push((d, understood));
             }
             return Ok(Step::Asks(decided));
         }
-        let (d, understood) = decide_ask(conn, input, &ex, ex.asks.first(), mailbox, false).await?;
+        let (mut d, understood) =
+            decide_ask(conn, input, &ex, ex.asks.first(), mailbox, false).await?;
+        // "Add a Name: line" is only fair to a site that wrote no name at all: when the
+        // starter's name was to be read from sentences, a name we could not read is ours to
+        // check, not the site's to resend.
+        if d.outcome == Outcome::Rejected
+            && d.reason == Some(Reason::NameMissing)
+            && ![Field::Name, Field::FirstName, Field::LastName]
+                .iter()
+                .any(|f| ex.fields.contains_key(f))
+        {
+            d.outcome = Outcome::NeedsReview;
+        }
         return Ok(Step::Asks(vec![(d, understood)]));
     }
     let snapshot = load_snapshot(conn, msg, &ex).await?;
