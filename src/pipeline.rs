@@ -598,7 +598,14 @@ async fn classify(
         Some(from) => directory::find_mailbox(conn, from).await?,
         None => None,
     };
-    if let Some(mailbox) = &mailbox {
+    // A message naming another mailbox is refused whole by the rules (a mailbox changes only
+    // its own membership), however many asks it makes.
+    let other_mailbox = |m: &crate::store::directory::Mailbox| {
+        ex.fields
+            .get(&Field::Mailbox)
+            .is_some_and(|named| *named != m.address)
+    };
+    if let Some(mailbox) = mailbox.as_ref().filter(|m| !other_mailbox(m)) {
         let held = |kind, reason| {
             let mut d = Decision::new(Outcome::NeedsReview, kind, Some(reason));
             d.mailbox = Some(mailbox.address.clone());

@@ -105,12 +105,6 @@ const CASES: &[(&str, &str, &str, Option<&str>)] = &[
         Some("other_mailbox"),
     ),
     (
-        "ambiguous_kind.eml",
-        "needs_review",
-        "unknown",
-        Some("ambiguous_kind"),
-    ),
-    (
         "unknown_kind.eml",
         "needs_review",
         "unknown",
@@ -222,6 +216,50 @@ fn password_reset_is_applied_audited_and_answered() {
         !all_audit.contains(pw),
         "password leaked into the audit trail"
     );
+}
+
+/// Issue 12: "Please reset the password for tom.smith@… and add sam.green@… to the mailbox"
+/// asks for two things; each becomes a request of its own (own reference, outcome and audit),
+/// from the one message in one transaction, answered in one reply that lists both.
+#[test]
+fn two_asks_in_one_message_become_two_requests_answered_in_one_reply() {
+    let i = Instance::with_directory("");
+    let f = fixture("ambiguous_kind.eml");
+    let out = i.process(&[f.as_path()], false);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0]["kind"], "password_reset", "{out:?}");
+    assert_eq!(out[1]["kind"], "add_member", "{out:?}");
+    for v in &out {
+        assert_eq!(outcome(v), "applied", "{v}");
+        assert_eq!(v["file"], out[0]["file"]);
+    }
+    assert_ne!(out[0]["reference"], out[1]["reference"]);
+    assert_eq!(
+        out[0]["understood"]["targets"][0]["account"],
+        "tom.smith@nhs.example"
+    );
+    assert_eq!(
+        out[1]["understood"]["targets"][0]["account"],
+        "sam.green@nhs.example"
+    );
+    // One reply, listing each request under its reference.
+    assert_eq!(out[0]["reply"], out[1]["reply"]);
+    let body = out[0]["reply"]["body"].as_str().unwrap();
+    for v in &out {
+        let reference = v["reference"].as_str().unwrap();
+        assert!(body.contains(&format!("[{reference}]")), "{body}");
+    }
+    // Both changes were made; each request has its own audit event.
+    assert!(
+        i.export_row("rosehill.care@nhs.example", "sam.green@nhs.example")
+            .is_some()
+    );
+    let applied: Vec<_> = i
+        .audit()
+        .into_iter()
+        .filter(|e| e["action"] == "request.applied")
+        .collect();
+    assert_eq!(applied.len(), 2, "{applied:?}");
 }
 
 #[test]
