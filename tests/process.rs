@@ -105,6 +105,12 @@ const CASES: &[(&str, &str, &str, Option<&str>)] = &[
         Some("other_mailbox"),
     ),
     (
+        "ambiguous_kind.eml",
+        "needs_review",
+        "unknown",
+        Some("ambiguous_kind"),
+    ),
+    (
         "unknown_kind.eml",
         "needs_review",
         "unknown",
@@ -218,13 +224,13 @@ fn password_reset_is_applied_audited_and_answered() {
     );
 }
 
-/// Issue 12: "Please reset the password for tom.smith@… and add sam.green@… to the mailbox"
+/// Issue 12: `two_asks.eml`, "Please reset the password for tom.smith@… and add sam.green@… to the mailbox"
 /// asks for two things; each becomes a request of its own (own reference, outcome and audit),
 /// from the one message in one transaction, answered in one reply that lists both.
 #[test]
 fn two_asks_in_one_message_become_two_requests_answered_in_one_reply() {
     let i = Instance::with_directory("");
-    let f = fixture("ambiguous_kind.eml");
+    let f = fixture("two_asks.eml");
     let out = i.process(&[f.as_path()], false);
     assert_eq!(out.len(), 2, "{out:?}");
     assert_eq!(out[0]["kind"], "password_reset", "{out:?}");
