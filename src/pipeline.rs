@@ -62,7 +62,7 @@ pub struct Processed {
 
 /// What was understood from a request: the kind, each target with how it was found, the
 /// requester and how, and the fields. In `process` JSON, the reply, the audit and the page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Understood {
     pub kind: RequestKind,
     pub targets: Vec<Resolution>,
@@ -71,7 +71,7 @@ pub struct Understood {
 }
 
 /// One person named by a request and the account it was resolved to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Resolution {
     /// As the message wrote it (an address, a name).
     pub as_written: String,
@@ -80,6 +80,9 @@ pub struct Resolution {
     /// How, in words for a person ("named by address", "the only account of the
     /// organisation with that name").
     pub how: String,
+    /// When it resolved to no one account: the accounts it could be (offered to staff).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub candidates: Vec<String>,
 }
 
 impl Understood {
@@ -111,6 +114,7 @@ impl Understood {
             as_written: a.clone(),
             account: Some(a.clone()),
             how: "named by address".into(),
+            candidates: Vec::new(),
         };
         Understood {
             kind: d.kind,
@@ -724,6 +728,10 @@ async fn decide_ask(
     let held = |reason, targets: Vec<Resolution>| {
         let mut d = Decision::new(Outcome::NeedsReview, kind, Some(reason));
         d.mailbox = Some(mailbox.address.clone());
+        // What was read stays with the request: the staff page's form starts from it.
+        if let Some(ask) = ask {
+            d.fields = policy::field_names(&ask.fields);
+        }
         let understood = Understood {
             kind,
             targets,
@@ -763,10 +771,15 @@ async fn decide_ask(
                             as_written: name.clone(),
                             account: Some(address),
                             how,
+                            candidates: Vec::new(),
                         });
                     }
                     resolve::Resolved::Several(candidates) => {
-                        let unresolved = vec![unresolved(name, "several accounts have that name")];
+                        let unresolved = vec![unresolved(
+                            name,
+                            "several accounts have that name",
+                            &candidates,
+                        )];
                         return Ok(held(
                             Reason::AmbiguousName {
                                 name: name.clone(),
@@ -776,11 +789,15 @@ async fn decide_ask(
                         ));
                     }
                     resolve::Resolved::None => {
-                        let unresolved = vec![unresolved(name, "no account has that name")];
+                        let unresolved = vec![unresolved(name, "no account has that name", &[])];
                         return Ok(held(Reason::UnknownName(name.clone()), unresolved));
                     }
                     resolve::Resolved::TooLoose(candidate) => {
-                        let unresolved = vec![unresolved(name, "a first name only")];
+                        let unresolved = vec![unresolved(
+                            name,
+                            "a first name only",
+                            std::slice::from_ref(&candidate),
+                        )];
                         return Ok(held(
                             Reason::NameTooLoose {
                                 name: name.clone(),
@@ -831,6 +848,7 @@ async fn decide_ask(
                         as_written: written,
                         account: Some(address),
                         how: format!("named on the Requested by line: {how}"),
+                        candidates: Vec::new(),
                     });
                 }
                 resolve::Resolved::Several(candidates) => {
@@ -864,6 +882,7 @@ async fn decide_ask(
                     as_written: signed.clone(),
                     account: Some(address),
                     how: format!("signed the email: {how}"),
+                    candidates: Vec::new(),
                 });
             }
         }
@@ -891,14 +910,16 @@ fn by_address(address: &str) -> Resolution {
         as_written: address.to_owned(),
         account: Some(address.to_owned()),
         how: "named by address".into(),
+        candidates: Vec::new(),
     }
 }
 
-fn unresolved(name: &str, why: &str) -> Resolution {
+fn unresolved(name: &str, why: &str, candidates: &[String]) -> Resolution {
     Resolution {
         as_written: name.to_owned(),
         account: None,
         how: why.to_owned(),
+        candidates: candidates.to_vec(),
     }
 }
 

@@ -177,6 +177,14 @@ pub fn addresses_to_load(msg: &Message, ex: &Extracted) -> Vec<String> {
     out
 }
 
+/// Fields by the names the audit, the request row and the staff page use.
+pub fn field_names(fields: &BTreeMap<Field, String>) -> BTreeMap<String, String> {
+    fields
+        .iter()
+        .map(|(k, v)| (field_name(*k).to_owned(), v.clone()))
+        .collect()
+}
+
 fn field_name(f: Field) -> &'static str {
     match f {
         Field::Name => "name",

@@ -1021,3 +1021,59 @@ async fn staff_accounts_are_validated_and_disabling_ends_sessions() {
             .any(|e| e["action"] == "staff.added" && e["subject"] == "staff:bob")
     );
 }
+
+/// Issue 12: a request held because a name matched two accounts shows what was understood
+/// (the name, the candidates) and its *apply as* form starts from it: the kind chosen, the
+/// name as written in the account box, and the candidates and the mailbox's members offered.
+#[tokio::test]
+async fn a_held_name_prefills_the_apply_form_with_its_candidates() {
+    let w = Web::new().await;
+    let more = w.instance.dir.path().join("more.csv");
+    std::fs::write(
+        &more,
+        "organisation,mailbox,account,name,role,status\n\
+         Rosehill Care,,thomas.smith@nhs.example,Tom Smith,,active\n",
+    )
+    .unwrap();
+    w.instance
+        .ok(&["directory", "import", more.to_str().unwrap()]);
+    let v = w.process_text(
+        "ambiguous-name.eml",
+        "Authentication-Results: mail.nhs.example; dkim=pass header.d=nhs.example; dmarc=pass header.from=nhs.example\n\
+         From: Rosehill Care <rosehill.care@nhs.example>\n\
+         To: helpdesk@nhs.example\n\
+         Subject: Password reset\n\
+         Message-ID: <ambiguous-name.web@nhs.example>\n\
+         Content-Type: text/plain; charset=utf-8\n\n\
+         Please reset the password.\n\nAccount: Tom Smith\nRequested by: jane.doe@nhs.example\n",
+    );
+    assert_eq!(v["reason"], "ambiguous_name", "{v}");
+    let reference = v["reference"].as_str().unwrap();
+    let s = w.sign_in().await;
+    let page = w.get(&format!("/requests/{reference}"), Some(&s)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(body.contains("People named"), "{body}");
+    assert!(
+        body.contains(
+            "several accounts have that name (thomas.smith@nhs.example, tom.smith@nhs.example)"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<option value="password_reset" selected>"#),
+        "{body}"
+    );
+    assert!(body.contains(r#"value="tom smith""#), "{body}");
+    assert!(body.contains(r#"list="c-account""#), "{body}");
+    for candidate in [
+        "thomas.smith@nhs.example",
+        "tom.smith@nhs.example",
+        "jane.doe@nhs.example",
+    ] {
+        assert!(
+            body.contains(&format!(r#"<option value="{candidate}">"#)),
+            "{candidate}: {body}"
+        );
+    }
+}

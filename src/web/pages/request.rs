@@ -32,6 +32,9 @@ pub struct FieldInput {
     pub value: String,
     /// A select instead of a text box: (value, label, selected).
     pub options: Vec<(String, String, bool)>,
+    /// Suggestions for a text box (a `datalist`): the accounts a name could be, the mailbox's
+    /// members.
+    pub choices: Vec<String>,
 }
 
 pub struct KindOption {
@@ -88,6 +91,8 @@ struct RequestPage {
     received: String,
     updated: String,
     fields: Vec<(String, String)>,
+    /// "What postroom understood": each person named and how they were resolved.
+    understood: Vec<String>,
     reason: Option<Explained>,
     confirmation: Option<String>,
     email: Option<EmailView>,
@@ -172,6 +177,46 @@ async fn build(
 
     let fields: BTreeMap<String, String> =
         serde_json::from_str(&request.fields).unwrap_or_default();
+    // What the pipeline understood, as its audit event recorded it (issue 12).
+    let understood: Option<crate::pipeline::Understood> = audit
+        .iter()
+        .find_map(|e| e.detail.get("understood"))
+        .and_then(|u| serde_json::from_value(u.clone()).ok());
+    let understood_lines = understood
+        .as_ref()
+        .map(|u| {
+            let mut lines: Vec<String> = u
+                .targets
+                .iter()
+                .map(|t| match (&t.account, t.candidates.is_empty()) {
+                    (Some(a), _) if *a == t.as_written => format!("{a}: {}", t.how),
+                    (Some(a), _) => format!("{} → {a}: {}", t.as_written, t.how),
+                    (None, true) => format!("{}: {}", t.as_written, t.how),
+                    (None, false) => {
+                        format!("{}: {} ({})", t.as_written, t.how, t.candidates.join(", "))
+                    }
+                })
+                .collect();
+            if let Some(r) = &u.requester {
+                lines.push(format!(
+                    "Asked by {}: {}",
+                    r.account.as_deref().unwrap_or(&r.as_written),
+                    r.how
+                ));
+            }
+            lines
+        })
+        .unwrap_or_default();
+    let member_addresses: Vec<String> = members.iter().map(|m| m.account.clone()).collect();
+    let mut account_choices: Vec<String> = understood
+        .iter()
+        .flat_map(|u| u.targets.iter().flat_map(|t| t.candidates.iter().cloned()))
+        .collect();
+    for a in &member_addresses {
+        if !account_choices.contains(a) {
+            account_choices.push(a.clone());
+        }
+    }
     let waiting = request.outcome == Outcome::NeedsReview.as_str();
     let stored_kind: RequestKind = request.kind.parse().unwrap_or(RequestKind::Unknown);
 
@@ -221,11 +266,17 @@ async fn build(
             } else {
                 Vec::new()
             };
+            let choices = match *name {
+                "account" => account_choices.clone(),
+                "requested_by" | "replacement" => member_addresses.clone(),
+                _ => Vec::new(),
+            };
             FieldInput {
                 name,
                 label: field_label(name),
                 value: v,
                 options,
+                choices,
             }
         })
         .collect();
@@ -262,6 +313,7 @@ async fn build(
         received: time(request.created_at),
         updated: time(request.updated_at),
         fields: fields.into_iter().collect(),
+        understood: understood_lines,
         confirmation,
         email,
         organisation: mailbox
