@@ -233,6 +233,7 @@ pub fn extract(msg: &Message, ctx: &ExtractContext<'_>) -> Extracted {
         fields: &fields,
         candidates: &candidate_accounts,
         excluded: &excluded_addresses(msg, ctx, &fields),
+        site: &site_words(ctx.mailbox),
     });
     Extracted {
         kind: understanding.kind,
@@ -245,6 +246,19 @@ pub fn extract(msg: &Message, ctx: &ExtractContext<'_>) -> Extracted {
         not_asked: understanding.not_asked,
         signed_by: understanding.signed_by,
     }
+}
+
+/// The words of the sending mailbox's own address ("rosehill", "care" of
+/// rosehill.care@nhs.example): the site's name, never a person's.
+fn site_words(mailbox: Option<&str>) -> Vec<String> {
+    let local = mailbox
+        .and_then(|m| m.split('@').next())
+        .unwrap_or_default();
+    local
+        .split(['.', '_', '-', '+'])
+        .filter(|w| w.len() > 2)
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// The characters of a confirmation code: no `0`/`O` or `1`/`I` to misread.
