@@ -316,9 +316,21 @@ static HTML_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)<(/?)(div|p|tr|li|h[1-6]|table|blockquote|hr|ul|ol|pre|dt|dd)\b")
         .expect("static regex")
 });
-/// Table cells: a form laid out as `<td>Account:</td><td>x</td>` must read `Account: x`.
+/// Table cells: a form laid out as `<td>Account:</td><td>x</td>` must read `Account: x`, and
+/// `<td>Full name</td><td>Joe Bloggs</td>` must read as a field too: cells are separated by `|`,
+/// which the grammar reads as a table row (see `request::extract::field_line`).
 static HTML_CELL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)<(td|th)\b").expect("static regex"));
+/// Where quoted history starts in HTML: Outlook's reply/forward header block (`divRplyFwdMsg`,
+/// `x_divRplyFwdMsg` once forwarded again, also as `id="x_…"` on the rule above it), Gmail's
+/// `gmail_quote` and Apple Mail's `<blockquote type="cite">`. Rendered to text, their contents
+/// would read as new text (a blockquote loses its `>`), so a separator line that
+/// `strip_quoted` cuts at is put before them; the history stays in the text (a forward may
+/// supply a target).
+static HTML_QUOTE_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)<(?:div|hr)\b[^>]*\bid\s*=\s*["']?(?:x_)*divRplyFwdMsg|<div\b[^>]*\bclass\s*=\s*["']?[^"'>]*\bgmail_quote\b|<blockquote\b[^>]*\btype\s*=\s*["']?cite"#)
+        .expect("static regex")
+});
 
 /// The first text body (mail-parser lists an HTML part there when a message has no plain
 /// alternative), with line endings normalised to `\n`.
@@ -329,9 +341,33 @@ fn body_text(parsed: &mail_parser::Message<'_>) -> String {
             // mail-parser's renderer breaks lines only at `<br>` and `</p>`, so the `<div>`
             // lines of Outlook on the web and Gmail would run together ("Account: xRequested
             // by: y"): mark the other block elements as line breaks first.
-            let html = HTML_BLOCK.replace_all(html, "<br><$1$2");
-            let html = HTML_CELL.replace_all(&html, " <$1");
+            let html = match HTML_QUOTE_START.find(html) {
+                Some(quote) => format!(
+                    "{}<br>-----Original Message-----<br>{}",
+                    html.get(..quote.start()).unwrap_or_default(),
+                    html.get(quote.start()..).unwrap_or_default()
+                ),
+                None => html.to_string(),
+            };
+            let html = HTML_BLOCK.replace_all(&html, "<br><$1$2");
+            let html = HTML_CELL.replace_all(&html, " | <$1");
+            // A row starts with its first cell, not a separator; a labelled cell
+            // (`Account:`) needs none either.
             html_to_text(&html)
+                .lines()
+                .map(|line| {
+                    let line = line.trim_start();
+                    let line = line.strip_prefix('|').unwrap_or(line).trim_start();
+                    match line.split_once(':') {
+                        Some((key, rest)) if rest.trim_start().starts_with('|') => {
+                            let rest = rest.trim_start();
+                            format!("{key}: {}", rest.get(1..).unwrap_or_default().trim_start())
+                        }
+                        _ => line.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
         }
         _ => String::new(),
     };

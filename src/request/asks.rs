@@ -72,23 +72,31 @@ const SPLIT_WORDS: [&str; 8] = [
     "additionally",
     "too",
 ];
-/// Words that open a greeting or a sign-off: the names in that part are the reader or the
-/// writer, not whom the ask is about.
-const GREETING_WORDS: [&str; 14] = [
+/// Words that greet or sign off: a name right after one is the reader or the writer, not whom
+/// the ask is about.
+const GREETING_WORDS: [&str; 18] = [
     "hi",
     "hello",
     "hey",
+    "hiya",
     "dear",
     "morning",
     "afternoon",
+    "evening",
     "thanks",
     "thank",
     "cheers",
+    "ta",
     "many",
     "kind",
     "best",
     "regards",
-    "from",
+    "wishes",
+    "love",
+];
+/// Sign-off words a comma may separate from the writer's name.
+const SIGN_OFF_WORDS: [&str; 9] = [
+    "thanks", "thank", "cheers", "ta", "regards", "wishes", "love", "best", "thx",
 ];
 /// Words before a name that make it not a target ("the same access as Sam", "on behalf of").
 const NOT_TARGET_BEFORE: [&str; 5] = ["as", "like", "than", "behalf", "cc"];
@@ -129,13 +137,29 @@ fn settle(name: &str, addresses: &[String]) -> Person {
     }
 }
 
+/// Whether the word before token `start` (punctuation skipped) greets or signs off: "Hi Sam",
+/// "Thanks, Bernadette" name the reader or the writer.
+fn after_greeting(s: &Sentence<'_>, start: usize) -> bool {
+    let Some(prev) = start.checked_sub(1) else {
+        return false;
+    };
+    if is_word(s, prev, &GREETING_WORDS) {
+        return true;
+    }
+    // "Thanks, Bernadette": a sign-off, then a comma, then the name.
+    matches!(s.toks.get(prev), Some(Tok::Punct(',')))
+        && prev
+            .checked_sub(1)
+            .is_some_and(|w| is_word(s, w, &SIGN_OFF_WORDS))
+}
+
 fn is_word(s: &Sentence<'_>, i: usize, words: &[&str]) -> bool {
     words.contains(&s.lower(i).as_str())
 }
 
 /// Reads the prose. `excluded` are addresses that are never a target (the mailbox, the
 /// helpdesk, the requester…).
-pub fn read(prose: &str, excluded: &[String]) -> Reading {
+pub fn read(prose: &str, excluded: &[String], site: &[String]) -> Reading {
     let mut reading = Reading::default();
     let all = sentences(prose);
     let all = all.get(..all.len().min(MAX_SENTENCES)).unwrap_or_default();
@@ -153,7 +177,14 @@ pub fn read(prose: &str, excluded: &[String]) -> Reading {
         if reading.asks.len() >= MAX_ASKS {
             break;
         }
-        read_sentence(s, excluded, &addresses, &mut last_person, &mut reading);
+        read_sentence(
+            s,
+            excluded,
+            site,
+            &addresses,
+            &mut last_person,
+            &mut reading,
+        );
     }
     reading.asks = settle_asks(reading.asks);
     reading.asks.truncate(MAX_ASKS);
@@ -166,11 +197,41 @@ pub fn read(prose: &str, excluded: &[String]) -> Reading {
 fn read_sentence(
     s: &Sentence<'_>,
     excluded: &[String],
+    site: &[String],
     addresses: &[String],
     last_person: &mut Option<Person>,
     reading: &mut Reading,
 ) {
-    let phrases = wording::phrases(&s.norm);
+    let found = names::mentions_except(s, site);
+    let mut phrases = wording::phrases(&s.norm);
+    // "add Peter Hughes", "remove Joe Bloggs": the bare verb before a person's name.
+    for f in &found {
+        let (Who::Name(_), Some(verb)) = (&f.who, f.start.checked_sub(1)) else {
+            continue;
+        };
+        let kind = match s.lower(verb).as_str() {
+            "add" => RequestKind::AddMember,
+            "remove" => RequestKind::RemoveMember,
+            _ => continue,
+        };
+        let (Some(&(start, _)), Some(&(_, end))) = (s.spans.get(verb), s.spans.get(f.end - 1))
+        else {
+            continue;
+        };
+        if !phrases
+            .iter()
+            .any(|p| p.kind == kind && p.start <= start && start < p.end)
+        {
+            phrases.push(wording::Phrase {
+                kind,
+                strength: Strength::Action,
+                start,
+                end,
+                role: None,
+            });
+        }
+    }
+    phrases.sort_by_key(|p| p.start);
     // Parts: boundaries outside phrases.
     let inside = |i: usize| {
         let (start, _) = s.spans.get(i).copied().unwrap_or_default();
@@ -192,14 +253,6 @@ fn read_sentence(
         part_of.push(part_starts.len() - 1);
     }
     let parts = part_starts.len();
-    let greeting: Vec<bool> = part_starts
-        .iter()
-        .map(|&start| {
-            (start..s.toks.len())
-                .find(|&i| matches!(s.toks.get(i), Some(Tok::Word(_))))
-                .is_some_and(|i| is_word(s, i, &GREETING_WORDS))
-        })
-        .collect();
     // Mentions, with pronouns pointed at the last person before them.
     let mut people: Vec<(usize, Person)> = Vec::new();
     let mut ors = vec![false; parts];
@@ -212,13 +265,25 @@ fn read_sentence(
         }
     }
     let mut before_phrase: Vec<(usize, Option<Person>)> = Vec::new();
-    for Found { who, start, .. } in names::mentions(s) {
-        let part = part_of.get(start).copied().unwrap_or(0);
+    let name_ends: Vec<usize> = found
+        .iter()
+        .filter(|f| matches!(f.who, Who::Name(_)))
+        .map(|f| f.end)
+        .collect();
+    for Found { who, start, .. } in found {
+        // "Hannah Moss - Receptionist": a word after a dash after a name is a job, not a person.
+        if matches!(who, Who::Name(ref n) if !n.contains(' '))
+            && start.checked_sub(1).is_some_and(|d| {
+                matches!(s.toks.get(d), Some(Tok::Punct('-' | '–'))) && name_ends.contains(&d)
+            })
+        {
+            continue;
+        }
         let person = match who {
             Who::Address(a) if excluded.contains(&a) => continue,
             Who::Address(a) => Person::Address(a),
             Who::Name(n) => {
-                if greeting.get(part).copied().unwrap_or(false)
+                if after_greeting(s, start)
                     || start
                         .checked_sub(1)
                         .is_some_and(|p| is_word(s, p, &NOT_TARGET_BEFORE))
@@ -264,7 +329,7 @@ fn read_sentence(
             .get(part)
             .and_then(|&t| s.spans.get(t))
             .map_or(0, |&(b, _)| b);
-        if let Some(why) = intent::not_asked(s, part_start, p.start, question) {
+        if let Some(why) = intent::not_asked(s, part_start, p.start, p.end, question) {
             reading.not_asked.get_or_insert(why);
             continue;
         }
@@ -272,7 +337,7 @@ fn read_sentence(
         let mut or = ors.get(part).copied().unwrap_or(false);
         for (tok, person) in &people {
             let from = part_of.get(*tok).copied().unwrap_or(0);
-            if owner(from) == Some(part) && !greeting.get(from).copied().unwrap_or(false) {
+            if owner(from) == Some(part) {
                 or |= ors.get(from).copied().unwrap_or(false);
                 if !targets.contains(person) {
                     targets.push(person.clone());
@@ -325,10 +390,12 @@ fn read_sentence(
 }
 
 /// Kinds that absorb another for the same person.
+/// (A reset does not absorb an explicit unlock: "unlock Priya and reset her password" asks
+/// both; "locked out" beside a reset is a symptom, dropped by the action rule.)
 const ABSORBS: [(RequestKind, RequestKind); 3] = [
     (RequestKind::Leaver, RequestKind::RemoveMember),
-    (RequestKind::PasswordReset, RequestKind::Unlock),
     (RequestKind::NewAccount, RequestKind::AddMember),
+    (RequestKind::NewAccount, RequestKind::ChangeRole),
 ];
 
 /// Per person: actions over symptoms, absorption, one ask per kind; no-one asks dropped when
@@ -349,6 +416,14 @@ fn settle_asks(raw: Vec<RawAsk>) -> Vec<RawAsk> {
             .iter()
             .any(|(by, absorbed)| *absorbed == ask.kind && has(p, &|o| o.kind == *by))
         {
+            // A new starter's role ("make her an owner") goes with the new account.
+            if let Some(role) = ask.role
+                && let Some(new) = out
+                    .iter_mut()
+                    .find(|o| o.kind == RequestKind::NewAccount && o.person == *p)
+            {
+                new.role = new.role.or(Some(role));
+            }
             continue;
         }
         if p.is_none() && raw.iter().any(|o| o.kind == ask.kind && o.person.is_some()) {
@@ -380,15 +455,19 @@ mod tests {
     }
 
     fn asks(text: &str) -> Vec<(RequestKind, Option<Person>)> {
-        read(text, &["rosehill.care@nhs.example".to_string()])
-            .asks
-            .into_iter()
-            .map(|a| (a.kind, a.person))
-            .collect()
+        read(
+            text,
+            &["rosehill.care@nhs.example".to_string()],
+            &["rosehill".to_string()],
+        )
+        .asks
+        .into_iter()
+        .map(|a| (a.kind, a.person))
+        .collect()
     }
 
     fn why(text: &str) -> Option<NotAsked> {
-        let r = read(text, &[]);
+        let r = read(text, &[], &[]);
         assert!(r.asks.is_empty(), "{text}: {:?}", r.asks);
         r.not_asked
     }
@@ -513,6 +592,15 @@ mod tests {
             ]
         );
         assert_eq!(
+            asks(
+                "Two changes to the shared mailbox please:\n- add Peter Hughes\n- remove Joe Bloggs"
+            ),
+            vec![
+                (AddMember, name("Peter Hughes")),
+                (RemoveMember, name("Joe Bloggs"))
+            ]
+        );
+        assert_eq!(
             asks("Amy has left. Please also unlock Kim."),
             vec![(Leaver, name("Amy")), (Unlock, name("Kim"))]
         );
@@ -527,6 +615,19 @@ mod tests {
     }
 
     #[test]
+    fn a_list_under_a_colon() {
+        assert_eq!(
+            asks(
+                "Could you create accounts for:\n\nHannah Moss - Receptionist\nOliver Bennett - Phlebotomist"
+            ),
+            vec![
+                (NewAccount, name("Hannah Moss")),
+                (NewAccount, name("Oliver Bennett"))
+            ]
+        );
+    }
+
+    #[test]
     fn the_explicit_action_wins() {
         assert_eq!(
             asks("Joe keeps getting locked out, please reset his password"),
@@ -535,6 +636,13 @@ mod tests {
         assert_eq!(
             asks("Joe keeps getting locked out. Please reset it."),
             vec![(PasswordReset, name("Joe"))]
+        );
+        assert_eq!(
+            asks("Please unlock Priya Sharma and reset her password too"),
+            vec![
+                (Unlock, name("Priya Sharma")),
+                (PasswordReset, name("Priya Sharma"))
+            ]
         );
         assert_eq!(
             asks("Amy has left, please remove her from the mailbox"),
@@ -565,6 +673,7 @@ mod tests {
         let r = read(
             "A new carer, Hannah Moss, starts next week — can she have an account?",
             &[],
+            &[],
         );
         assert_eq!(r.asks.len(), 1, "{:?}", r.asks);
         assert_eq!(r.asks[0].kind, NewAccount);
@@ -573,10 +682,11 @@ mod tests {
         let r = read(
             "We have a new starter by the name of Joe Bloggs, please set him up an account",
             &[],
+            &[],
         );
         assert_eq!(r.asks.len(), 1, "{:?}", r.asks);
         assert_eq!(r.asks[0].person, name("Joe Bloggs"));
-        let r = read("Priya Shah needs an NHSmail address", &[]);
+        let r = read("Priya Shah needs an NHSmail address", &[], &[]);
         assert_eq!(
             (r.asks[0].kind, r.asks[0].person.clone()),
             (NewAccount, name("Priya Shah"))
@@ -627,9 +737,9 @@ mod tests {
     #[test]
     fn hostile_input_is_bounded() {
         let many: String = (0..3000).map(|i| format!("Person{i} Smith, ")).collect();
-        let r = read(&format!("Please unlock {many}"), &[]);
+        let r = read(&format!("Please unlock {many}"), &[], &[]);
         assert!(r.asks.len() <= MAX_ASKS);
         let long = "a".repeat(200_000);
-        assert!(read(&long, &[]).asks.is_empty());
+        assert!(read(&long, &[], &[]).asks.is_empty());
     }
 }

@@ -1,9 +1,25 @@
-//! Message text → what was asked: the kind and its fields.
+//! Message text → what was asked: the asks (kind, person as written, fields), or why nothing
+//! is asked; plus the fields, the thread reference and the confirmation code.
 //!
 //! Reads only the new text of the message: quoted history (`> ` lines, "On … wrote:", Outlook's
-//! "From: … Sent: …" block, forwarded parts) and signatures are cut before anything is read.
+//! "From: … Sent: …" block, forwarded parts; in HTML, the reply blocks, see
+//! `message::body_text`) and signatures are cut before anything is read.
 //!
-//! # How the kind is chosen
+//! The asks are read by the grammar of the sibling modules (see `docs/understanding.md` for
+//! the rules in plain words): [`crate::request::understand`] decides what is read (declared kind,
+//! subject, fields, tables, forwards, thanks-replies), [`crate::request::asks`] reads the
+//! sentences into one ask per person and kind, with [`crate::request::wording`] (how each kind
+//! is asked, action or symptom), [`crate::request::names`] (people named),
+//! [`crate::request::intent`] (questions, negations, hypotheticals, mentions in passing) and
+//! [`crate::request::signature`] (the closing and its signer).
+//!
+//! [`Extracted::kind`] summarises the asks: `One(k)` when they share one kind, `Ambiguous` when
+//! they have several kinds (each ask still carries its own) or a subject named several kinds it
+//! could not split (then no asks), `None` when nothing is asked.
+//!
+//! # [`detect_kind`]: the kind of a subject and body as one block
+//!
+//! Kept for callers that want one kind for a whole text (it is not what `extract` uses):
 //!
 //! 1. A field line `Request: <kind>` or `Type: <kind>` (also `Request type:`, `Type of request:`)
 //!    whose value names a kind exactly (`password_reset`, `password reset`, or the kind's title
@@ -233,6 +249,7 @@ pub fn extract(msg: &Message, ctx: &ExtractContext<'_>) -> Extracted {
         fields: &fields,
         candidates: &candidate_accounts,
         excluded: &excluded_addresses(msg, ctx, &fields),
+        site: &site_words(ctx.mailbox),
     });
     Extracted {
         kind: understanding.kind,
@@ -245,6 +262,19 @@ pub fn extract(msg: &Message, ctx: &ExtractContext<'_>) -> Extracted {
         not_asked: understanding.not_asked,
         signed_by: understanding.signed_by,
     }
+}
+
+/// The words of the sending mailbox's own address ("rosehill", "care" of
+/// rosehill.care@nhs.example): the site's name, never a person's.
+fn site_words(mailbox: Option<&str>) -> Vec<String> {
+    let local = mailbox
+        .and_then(|m| m.split('@').next())
+        .unwrap_or_default();
+    local
+        .split(['.', '_', '-', '+'])
+        .filter(|w| w.len() > 2)
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// The characters of a confirmation code: no `0`/`O` or `1`/`I` to misread.

@@ -42,7 +42,18 @@ static INTERROGATIVE_UNMARKED: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A negation that takes back what follows it in the same part of the sentence.
 static NEGATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:don t|do not|dont|doesn t|does not|didn t|did not|no need|not need|not needed|needn t|need not|never mind|nevermind|ignore|disregard|cancel my|cancel the|hold off|not to|shouldn t|should not|won t need|will not need|no longer need|not necessary|not required|isn t necessary|no longer required|not yet|rather than|instead of|not)\b")
+    Regex::new(r"\b(?:don t|do not|dont|doesn t|does not|didn t|did not|no need|not need|not needed|needn t|need not|never mind|nevermind|ignore|disregard|cancel my|cancel the|hold off|not to|shouldn t|should not|won t need|will not need|won t|will not|wont|no longer need|not necessary|not required|isn t necessary|no longer required|no longer|not yet|rather than|instead of|not)\b")
+        .expect("static regex")
+});
+
+/// Uncertainty before the phrase: "might be leaving", "may need an account".
+static UNSURE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:(?:we|she|he|they|i|it|you) (?:may|might)|might|may be|may need|may have|possibly|perhaps|maybe|probably|thinking of|thinking about|considering|planning to|likely to|could be|thinks (?:she|he|they) might)\b")
+        .expect("static regex")
+});
+/// A change already made, named by what follows it: "the password reset you did … worked".
+static DONE_AFTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^ (?:\w+ ){0,1}(?:you (?:did|sent|made|set up|gave|organised|arranged|processed)|worked|has worked|went through|was done|has been done|was sorted)\b")
         .expect("static regex")
 });
 
@@ -116,6 +127,7 @@ pub fn not_asked(
     s: &Sentence<'_>,
     clause_start: usize,
     phrase_start: usize,
+    phrase_end: usize,
     question: bool,
 ) -> Option<NotAsked> {
     if question {
@@ -124,6 +136,13 @@ pub fn not_asked(
     let before_in_clause = s.norm.get(clause_start..phrase_start).unwrap_or_default();
     if NEGATION.is_match(before_in_clause) {
         return Some(NotAsked::Negated);
+    }
+    if UNSURE.is_match(before_in_clause) {
+        return Some(NotAsked::Hypothetical);
+    }
+    let after = s.norm.get(phrase_end..).unwrap_or_default();
+    if DONE_AFTER.is_match(after) {
+        return Some(NotAsked::InPassing);
     }
     let before = s.norm.get(..phrase_start).unwrap_or_default();
     let before = POLITE_CONDITION.replace_all(before, " ");
@@ -185,7 +204,7 @@ mod tests {
     fn reason(text: &str, phrase_word: &str) -> Option<NotAsked> {
         let s = &sentences(text)[0];
         let at = s.norm.find(phrase_word).unwrap_or_default();
-        not_asked(s, 0, at, false)
+        not_asked(s, 0, at, at + phrase_word.len(), false)
     }
 
     #[test]

@@ -303,11 +303,157 @@ const STOP: &[&str] = &[
     "confirmation",
     "done",
     "attached",
+    "hiya",
+    "hca",
+    "hcas",
+    "gp",
+    "gps",
+    "rgn",
+    "rmn",
     "below",
     "above",
     "forwarded",
     "original",
     "message",
+];
+
+/// Ordinary words that open a sentence or fill an all-capitals one: never a name there
+/// ("Poor Gareth", "GIVE NADIA HUSSAIN ACCESS"). Words that are also common first names (Mark,
+/// Grace, Will…) are not listed.
+const COMMON: &[&str] = &[
+    "for",
+    "in",
+    "on",
+    "at",
+    "of",
+    "with",
+    "by",
+    "about",
+    "into",
+    "onto",
+    "off",
+    "out",
+    "up",
+    "down",
+    "over",
+    "give",
+    "get",
+    "got",
+    "make",
+    "create",
+    "set",
+    "let",
+    "put",
+    "take",
+    "left",
+    "leave",
+    "disable",
+    "enable",
+    "close",
+    "delete",
+    "starting",
+    "start",
+    "starts",
+    "started",
+    "charge",
+    "poor",
+    "sad",
+    "sadly",
+    "unfortunately",
+    "quick",
+    "quickly",
+    "another",
+    "other",
+    "same",
+    "only",
+    "still",
+    "already",
+    "both",
+    "every",
+    "everyone",
+    "someone",
+    "anyone",
+    "nobody",
+    "need",
+    "needs",
+    "needed",
+    "want",
+    "wants",
+    "send",
+    "sending",
+    "see",
+    "use",
+    "using",
+    "sort",
+    "fix",
+    "change",
+    "changes",
+    "changed",
+    "move",
+    "moved",
+    "keep",
+    "keeps",
+    "told",
+    "wrong",
+    "again",
+    "soon",
+    "asap",
+    "now",
+    "here",
+    "there",
+    "able",
+    "unable",
+    "working",
+    "work",
+    "works",
+    "joined",
+    "joining",
+    "join",
+    "left",
+    "gone",
+    "going",
+    "coming",
+    "come",
+    "back",
+    "home",
+    "remember",
+    "forgot",
+    "forgotten",
+    "holiday",
+    "sick",
+    "leave",
+    "notice",
+    "last",
+    "final",
+    "next",
+    "this",
+    "that",
+    "tomorrow",
+    "morning",
+    "afternoon",
+    "evening",
+    "action",
+    "urgency",
+    "urgent",
+    "priority",
+    "level",
+    "details",
+    "date",
+    "start",
+    "end",
+    "type",
+    "status",
+    "new",
+    "old",
+    "current",
+    "previous",
+    "mobile",
+    "phone",
+    "tel",
+    "ext",
+    "fax",
+    "site",
+    "location",
 ];
 
 /// Words that make a run a place or an organisation, not a person.
@@ -361,6 +507,22 @@ const PLACE: &[&str] = &[
     "plc",
 ];
 
+/// Words before "to" that make what follows a place.
+const MOTION: [&str; 12] = [
+    "home",
+    "back",
+    "moving",
+    "moved",
+    "move",
+    "go",
+    "going",
+    "went",
+    "return",
+    "returning",
+    "relocating",
+    "travelling",
+];
+
 const PRONOUNS: [&str; 8] = ["he", "him", "his", "she", "her", "they", "them", "their"];
 
 fn is_capitalised(word: &str) -> bool {
@@ -394,8 +556,19 @@ fn is_place(word: &str) -> bool {
     PLACE.contains(&without_possessive(word).to_lowercase().as_str())
 }
 
+/// Whether a word is in upper case throughout (two letters or more).
+fn all_caps(word: &str) -> bool {
+    word.chars().filter(|c| c.is_alphabetic()).count() > 1 && !word.chars().any(char::is_lowercase)
+}
+
 /// The people, addresses and pronouns a sentence mentions, in order.
 pub fn mentions(s: &Sentence<'_>) -> Vec<Found> {
+    mentions_except(s, &[])
+}
+
+/// As [`mentions`], with words that are never a name here (the sending site's own words,
+/// "rosehill" of rosehill.care@…).
+pub fn mentions_except(s: &Sentence<'_>, site: &[String]) -> Vec<Found> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < s.toks.len() {
@@ -419,7 +592,7 @@ pub fn mentions(s: &Sentence<'_>) -> Vec<Found> {
                     i += 1;
                     continue;
                 }
-                let (end, name) = name_run(s, i);
+                let (end, name) = name_run(s, i, site);
                 if end > i {
                     if let Some(name) = name {
                         out.push(Found {
@@ -440,13 +613,34 @@ pub fn mentions(s: &Sentence<'_>) -> Vec<Found> {
 }
 
 /// The run of name words from `start`: where it ends, and the name when it is a person's.
-fn name_run(s: &Sentence<'_>, start: usize) -> (usize, Option<String>) {
+fn name_run(s: &Sentence<'_>, start: usize, site: &[String]) -> (usize, Option<String>) {
     let mut words: Vec<&str> = Vec::new();
     let mut i = start;
     let mut place = false;
     let mut has_name_word = false;
+    // In mixed-case text an all-capitals word is an acronym (GP, HCA, PC); in an all-capitals
+    // sentence, ordinary words are not names.
+    let words_total = s.toks.iter().filter(|t| matches!(t, Tok::Word(_))).count();
+    let caps_total = s
+        .toks
+        .iter()
+        .filter(|t| matches!(t, Tok::Word(w) if all_caps(w)))
+        .count();
+    let shouting = caps_total * 2 > words_total;
+    let first_word = (0..start).all(|j| !matches!(s.toks.get(j), Some(Tok::Word(_))))
+        || matches!(
+            start.checked_sub(1).and_then(|j| s.toks.get(j)),
+            Some(Tok::Punct('\n' | '-' | '•' | '*' | ':'))
+        );
     while let Some(Tok::Word(w)) = s.toks.get(i) {
         let lower = w.to_lowercase();
+        let bare = without_possessive(&lower).to_string();
+        if (all_caps(w) && !shouting)
+            || ((shouting || (first_word && i == start)) && COMMON.contains(&bare.as_str()))
+            || site.contains(&bare)
+        {
+            break;
+        }
         let title = TITLES.contains(&lower.as_str());
         let initial = w.chars().count() == 1 && is_capitalised(w);
         if !is_capitalised(w) || (!title && !initial && is_stop(w)) && !is_place(w) {
@@ -478,7 +672,13 @@ fn name_run(s: &Sentence<'_>, start: usize) -> (usize, Option<String>) {
             Some(Tok::Word(w)) => Some(w.to_lowercase()),
             _ => None,
         })
-        .is_some_and(|w| w == "at" || w == "in");
+        .is_some_and(|w| matches!(w.as_str(), "at" | "in" | "from" | "near" | "visiting"));
+    // "going back home to Gdansk", "moving to Leeds": a place.
+    let after_motion = start.checked_sub(2).is_some_and(|p| {
+        matches!(s.toks.get(p + 1), Some(Tok::Word(to)) if to.eq_ignore_ascii_case("to"))
+            && matches!(s.toks.get(p), Some(Tok::Word(w)) if MOTION.contains(&w.to_lowercase().as_str()))
+    });
+    let after_place_word = after_place_word || after_motion;
     let ok = has_name_word && !place && !after_place_word && words.len() <= 4;
     (i, ok.then(|| words.join(" ")))
 }

@@ -114,7 +114,15 @@ pub fn sentences(text: &str) -> Vec<Sentence<'_>> {
             Tok::Punct('.') => !matches!(current.last(), Some(Tok::Word(w))
                 if w.chars().count() == 1 || ABBREVIATIONS.contains(&w.to_lowercase().as_str())),
             Tok::Punct('!' | '?' | ';') => true,
-            Tok::Punct('\n') => newline_run >= 1,
+            // A blank line ends a sentence, unless the sentence ends with `:` (a list under it:
+            // "create accounts for:\n\nHannah Moss\nOliver Bennett").
+            Tok::Punct('\n') => {
+                newline_run >= 1
+                    && !matches!(
+                        current.iter().rev().find(|t| **t != Tok::Punct('\n')),
+                        Some(Tok::Punct(':'))
+                    )
+            }
             _ => false,
         };
         newline_run = if tok == Tok::Punct('\n') {

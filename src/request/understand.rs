@@ -39,6 +39,8 @@ pub struct Input<'a> {
     pub fields: &'a BTreeMap<Field, String>,
     pub candidates: &'a [String],
     pub excluded: &'a [String],
+    /// The sending mailbox's own words ("rosehill", "care"): never a person's name.
+    pub site: &'a [String],
 }
 
 pub struct Understanding {
@@ -76,17 +78,99 @@ fn mention(person: &Person) -> Mention {
     }
 }
 
-/// The prose: field lines and the closing left out.
-fn prose(new_text: &str) -> (String, Option<String>) {
+/// The cells of a table line (`\t` or `|` between them), or `None`.
+fn cells(line: &str) -> Option<Vec<String>> {
+    let sep = if line.contains('\t') {
+        '\t'
+    } else if line.contains('|') {
+        '|'
+    } else {
+        return None;
+    };
+    let trimmed = line.trim().trim_matches('|');
+    let cells: Vec<String> = trimmed.split(sep).map(|c| c.trim().to_string()).collect();
+    (cells.len() >= 2).then_some(cells)
+}
+
+/// A table with a header row of field names ("Forename | Surname | Job title") and a row per
+/// person: the lines it spans and each row's fields.
+/// A row of a column table: its fields.
+type Row = BTreeMap<Field, String>;
+
+fn column_table(lines: &[&str]) -> Option<(std::ops::Range<usize>, Vec<Row>)> {
+    for (i, line) in lines.iter().enumerate() {
+        let Some(header) = cells(line) else { continue };
+        let columns: Vec<Option<Field>> = header
+            .iter()
+            .map(|c| {
+                Field::from_key(
+                    &c.trim_end_matches(':')
+                        .to_lowercase()
+                        .replace(['-', '_'], " "),
+                )
+            })
+            .collect();
+        let names_a_person = columns.iter().any(|c| {
+            matches!(
+                c,
+                Some(Field::Name | Field::FirstName | Field::LastName | Field::Account)
+            )
+        });
+        if !names_a_person || columns.iter().filter(|c| c.is_some()).count() < 2 {
+            continue;
+        }
+        let mut rows = Vec::new();
+        let mut end = i + 1;
+        while let Some(row) = lines.get(end).and_then(|l| cells(l)) {
+            if row.len() != header.len() || rows.len() >= asks::MAX_ASKS {
+                break;
+            }
+            let mut fields = BTreeMap::new();
+            for (column, value) in columns.iter().zip(&row) {
+                if let Some(field) = column
+                    && !value.is_empty()
+                {
+                    let value = if *field == Field::Account {
+                        value.to_lowercase()
+                    } else {
+                        value.split_whitespace().collect::<Vec<_>>().join(" ")
+                    };
+                    fields.insert(*field, value);
+                }
+            }
+            rows.push(fields);
+            end += 1;
+        }
+        if !rows.is_empty() {
+            return Some((i..end, rows));
+        }
+    }
+    None
+}
+
+/// The prose: field lines, a column table and the closing left out.
+fn prose(new_text: &str) -> (String, Option<String>, Vec<Row>) {
     let lines: Vec<&str> = new_text.lines().collect();
     let (end, signer) = signature::closing(&lines);
-    let kept: Vec<&str> = lines
-        .iter()
-        .take(end)
-        .filter(|line| field_line(line).is_none_or(|(key, _)| Field::from_key(&key).is_none()))
-        .copied()
-        .collect();
-    (kept.join("\n"), signer)
+    let (table, rows) = match column_table(&lines) {
+        Some((range, rows)) => (range, rows),
+        None => (0..0, Vec::new()),
+    };
+    let mut kept: Vec<String> = Vec::new();
+    for (i, line) in lines.iter().enumerate().take(end) {
+        if table.contains(&i) {
+            continue;
+        }
+        match field_line(line) {
+            Some((key, _)) if Field::from_key(&key).is_some() => {}
+            // A table row's label is not prose ("Urgency | Today"): its value is.
+            Some((_, value)) if line.contains('\t') || line.contains('|') => {
+                kept.push(value.into_owned());
+            }
+            _ => kept.push((*line).to_string()),
+        }
+    }
+    (kept.join("\n"), signer, rows)
 }
 
 /// The sender address of the first forwarded or quoted header block, with its line lowered.
@@ -99,8 +183,8 @@ fn forwarded_sender(history: &str, excluded: &[String]) -> Option<(String, Strin
 }
 
 pub fn understand(input: &Input<'_>) -> Understanding {
-    let (prose, signed_by) = prose(input.new_text);
-    let mut reading = asks::read(&prose, input.excluded);
+    let (prose, signed_by, rows) = prose(input.new_text);
+    let mut reading = asks::read(&prose, input.excluded, input.site);
     let subject = strip_subject_prefixes(input.subject);
     let reply = is_reply(input.subject);
     let mut not_asked = None;
@@ -170,6 +254,38 @@ pub fn understand(input: &Input<'_>) -> Understanding {
             }
         }
     }
+    // A table of people under one kind: one ask per row.
+    if !rows.is_empty() {
+        let mut kinds: Vec<RequestKind> = reading.asks.iter().map(|a| a.kind).collect();
+        kinds.dedup();
+        if let [kind] = kinds.as_slice() {
+            let kind = *kind;
+            let mut table_asks = Vec::new();
+            for row in &rows {
+                let mut fields = input.fields.clone();
+                fields.extend(row.clone());
+                let target = if kind == RequestKind::NewAccount {
+                    None
+                } else {
+                    row.get(&Field::Account)
+                        .map(|a| Mention::Address(a.clone()))
+                        .or_else(|| row.get(&Field::Name).map(|n| Mention::Name(n.clone())))
+                        .or_else(
+                            || match (row.get(&Field::FirstName), row.get(&Field::LastName)) {
+                                (Some(f), Some(l)) => Some(Mention::Name(format!("{f} {l}"))),
+                                _ => None,
+                            },
+                        )
+                };
+                table_asks.push(Ask {
+                    kind,
+                    target,
+                    fields,
+                });
+            }
+            return understood(table_asks, None, signed_by);
+        }
+    }
     let not_asked = if reading.asks.is_empty() {
         not_asked.or(reading.not_asked)
     } else {
@@ -177,13 +293,27 @@ pub fn understand(input: &Input<'_>) -> Understanding {
     };
 
     // The Account: field is the target when the prose names at most one person.
-    let account_field = input.fields.get(&Field::Account).map(|v| {
-        if v.contains('@') {
-            Mention::Address(v.clone())
-        } else {
-            Mention::Name(v.clone())
+    // …else a `Name:` field (or `First name:` and `Last name:`) names the person.
+    let name_field = input.fields.get(&Field::Name).cloned().or_else(|| {
+        match (
+            input.fields.get(&Field::FirstName),
+            input.fields.get(&Field::LastName),
+        ) {
+            (Some(first), Some(last)) => Some(format!("{first} {last}")),
+            _ => None,
         }
     });
+    let account_field = input
+        .fields
+        .get(&Field::Account)
+        .map(|v| {
+            if v.contains('@') {
+                Mention::Address(v.clone())
+            } else {
+                Mention::Name(v.clone())
+            }
+        })
+        .or_else(|| name_field.map(Mention::Name));
     let distinct_people = {
         let mut p: Vec<&Person> = reading
             .asks
@@ -257,6 +387,15 @@ pub fn understand(input: &Input<'_>) -> Understanding {
         }
     }
 
+    understood(asks, not_asked, signed_by)
+}
+
+/// The understanding of these asks: `kind` is the one kind they share, or all their kinds.
+fn understood(
+    asks: Vec<Ask>,
+    not_asked: Option<NotAsked>,
+    signed_by: Option<String>,
+) -> Understanding {
     let mut kinds: Vec<RequestKind> = asks.iter().map(|a| a.kind).collect();
     kinds.sort();
     kinds.dedup();
@@ -270,5 +409,183 @@ pub fn understand(input: &Input<'_>) -> Understanding {
         asks,
         not_asked,
         signed_by,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::parse;
+    use crate::request::extract::{ExtractContext, Extracted, extract};
+
+    fn read(subject: &str, content_type: &str, body: &str) -> Extracted {
+        let raw = format!(
+            "From: Rosehill Care <rosehill.care@nhs.example>\r\nTo: helpdesk@nhs.example\r\n\
+             Subject: {subject}\r\nContent-Type: {content_type}; charset=utf-8\r\n\r\n{body}"
+        );
+        let ctx = ExtractContext {
+            mailbox: Some("rosehill.care@nhs.example"),
+            helpdesk: "helpdesk@nhs.example",
+            reference_prefix: "HD",
+        };
+        extract(&parse(raw.as_bytes()), &ctx)
+    }
+
+    fn plain(subject: &str, body: &str) -> Extracted {
+        read(subject, "text/plain", body)
+    }
+
+    fn targets(ex: &Extracted) -> Vec<(RequestKind, Option<Mention>)> {
+        ex.asks.iter().map(|a| (a.kind, a.target.clone())).collect()
+    }
+
+    #[test]
+    fn a_forward_supplies_the_target_the_new_text_points_at() {
+        let ex = plain(
+            "Fwd: can't log in",
+            "Dev's email is below - could you unlock him?\n\nThanks\nFatima\n\n\
+             ---------- Forwarded message ---------\nFrom: Dev Shah <dev.shah@nhs.example>\n\
+             Date: Mon, 3 Mar 2025\nSubject: can't log in\n\nI'm locked out, please unlock me\n",
+        );
+        assert_eq!(
+            targets(&ex),
+            vec![(
+                RequestKind::Unlock,
+                Some(Mention::Address("dev.shah@nhs.example".into()))
+            )]
+        );
+        assert_eq!(ex.signed_by.as_deref(), Some("Fatima"));
+    }
+
+    #[test]
+    fn quoted_requests_are_never_asks() {
+        let ex = plain(
+            "Re: [HD-000001] Done: Password reset",
+            "Thanks, that worked!\n\nOn Mon, 3 Mar 2025 at 09:05, Helpdesk <helpdesk@nhs.example> wrote:\n\
+             > Please reset the password for Joe Bloggs\n",
+        );
+        assert!(ex.asks.is_empty());
+        assert_eq!(ex.not_asked, Some(NotAsked::Thanks));
+        assert_eq!(ex.kind, KindMatch::None);
+        let ex = plain(
+            "Fwd: Unlock",
+            "FYI\n\n---------- Forwarded message ---------\nFrom: Jane <jane.doe@nhs.example>\n\
+             Date: Mon, 3 Mar 2025\n\nPlease unlock Kim Lee\n",
+        );
+        assert!(ex.asks.is_empty());
+        assert_eq!(ex.not_asked, Some(NotAsked::QuotedOnly));
+    }
+
+    #[test]
+    fn html_reply_blocks_are_cut_before_reading() {
+        for html in [
+            "<div>Thanks, all sorted!</div><div id=\"divRplyFwdMsg\"><b>From:</b> Rosehill</div><div>Please unlock Kim Lee</div>",
+            "<div>Thanks, all sorted!</div><hr id=\"x_divRplyFwdMsg\"><div>Please unlock Kim Lee</div>",
+            "<div>Thanks, all sorted!</div><div class=\"gmail_quote\"><div>Please unlock Kim Lee</div></div>",
+            "<div>Thanks, all sorted!</div><blockquote type=\"cite\"><div>Please unlock Kim Lee</div></blockquote>",
+        ] {
+            let ex = read("Re: Unlock", "text/html", html);
+            assert!(ex.asks.is_empty(), "{html}: {:?}", ex.asks);
+            assert_eq!(ex.new_text, "Thanks, all sorted!", "{html}");
+            assert_eq!(ex.not_asked, Some(NotAsked::Thanks), "{html}");
+        }
+    }
+
+    #[test]
+    fn starters_from_tables_and_fields() {
+        let ex = read(
+            "New starter",
+            "text/html",
+            "<p>Please create an account:</p><table><tr><td>Full name</td><td>Joe Bloggs</td></tr>\
+             <tr><td>Job title</td><td>Carer</td></tr></table>",
+        );
+        assert_eq!(ex.asks.len(), 1, "{:?}", ex.asks);
+        assert_eq!(
+            ex.asks[0].fields.get(&Field::Name).map(String::as_str),
+            Some("Joe Bloggs")
+        );
+        assert_eq!(
+            ex.asks[0].fields.get(&Field::JobTitle).map(String::as_str),
+            Some("Carer")
+        );
+        let ex = plain(
+            "New starter",
+            "New account please\nFull name | Hannah Moss\n",
+        );
+        assert_eq!(
+            ex.asks[0].fields.get(&Field::Name).map(String::as_str),
+            Some("Hannah Moss")
+        );
+        let ex = plain(
+            "New starters",
+            "Please create accounts for:\nForename\tSurname\tJob title\nLily\tChapman\tCarer\nMarcus\tReed\tNurse\n",
+        );
+        assert_eq!(ex.asks.len(), 2, "{:?}", ex.asks);
+        assert_eq!(
+            ex.asks[1].fields.get(&Field::FirstName).map(String::as_str),
+            Some("Marcus")
+        );
+        assert_eq!(
+            ex.asks[1].fields.get(&Field::LastName).map(String::as_str),
+            Some("Reed")
+        );
+        let ex = plain(
+            "Hello",
+            "A new carer, Hannah Moss, starts next week - can she have an account?\n\nKind regards\nFatima Ali\nDeputy Manager",
+        );
+        assert_eq!(ex.asks.len(), 1);
+        assert_eq!(ex.asks[0].kind, RequestKind::NewAccount);
+        assert_eq!(
+            ex.asks[0].fields.get(&Field::Name).map(String::as_str),
+            Some("Hannah Moss")
+        );
+        assert_eq!(ex.signed_by.as_deref(), Some("Fatima Ali"));
+    }
+
+    #[test]
+    fn fields_naming_people() {
+        let ex = plain(
+            "Password reset",
+            "Account: Ravi Gupta\nRequested by: Fatima Ali\n",
+        );
+        assert_eq!(
+            targets(&ex),
+            // Address fields are lower-cased; resolution folds case.
+            vec![(
+                RequestKind::PasswordReset,
+                Some(Mention::Name("ravi gupta".into()))
+            )]
+        );
+        assert_eq!(
+            ex.fields.get(&Field::RequestedBy).map(String::as_str),
+            Some("fatima ali")
+        );
+        let ex = plain("Unlock", "Please unlock\naccount: ravi gupta\n");
+        assert_eq!(
+            targets(&ex),
+            vec![(
+                RequestKind::Unlock,
+                Some(Mention::Name("ravi gupta".into()))
+            )]
+        );
+        // The subject gives the kind, the body the person.
+        let ex = plain("Password reset", "For Ravi Gupta please.\n\nThanks\nJane");
+        assert_eq!(
+            targets(&ex),
+            vec![(
+                RequestKind::PasswordReset,
+                Some(Mention::Name("Ravi Gupta".into()))
+            )]
+        );
+        // Several kinds: `kind` lists them, the asks carry each.
+        let ex = plain(
+            "Two things",
+            "Please unlock Joe Bloggs and add him to the inbox.",
+        );
+        assert_eq!(
+            ex.kind,
+            KindMatch::Ambiguous(vec![RequestKind::Unlock, RequestKind::AddMember])
+        );
+        assert_eq!(ex.asks.len(), 2);
     }
 }

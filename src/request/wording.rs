@@ -30,7 +30,7 @@ pub struct Phrase {
 }
 
 /// Where a mailbox is named.
-const MAILBOX: &str = r"(?:the |our |this |my |a |that |shared |team |office |main |group )*(?:mailbox|mail box|inbox|in box|shared inbox|distribution list|email account|emails)";
+const MAILBOX: &str = r"(?:the |our |this |my |a |that |shared |team |office |main |group )*(?:[a-z]+ )?(?:mailbox|mail box|inbox|in box|shared inbox|distribution list|email account|emails)";
 
 /// Job words after "new": a new carer is a new starter.
 const JOBS: &str = r"(?:senior |night |day |bank |agency |trainee |student |relief |weekend |part time |full time )?(?:carers?|care assistants?|care workers?|support workers?|healthcare assistants?|hcas?|nurses?|receptionists?|administrators?|admins?|managers?|deputy managers?|cooks?|chefs?|housekeepers?|domestics?|activities coordinators?|team leaders?|apprentices?|volunteers?|recruits?|hires?|gps?|doctors?|pharmacists?|physios?|secretar(?:y|ies))";
@@ -65,7 +65,7 @@ fn wording() -> Vec<(RequestKind, Strength, String)> {
         (NewAccount, Action, r"\b(?:have|get|need|needs|needed|require|requires|given|be given|issued|want|wants) (?:her |him |them |she |he |they )?(?:an? |her own |his own |their own |some )?(?:new )?(?:nhsmail |nhs mail |nhs |email |e mail |user |staff |system |computer |login |log in )*(?:accounts?|address|email|login|log in|logon|nhsmail)\b".into()),
         (NewAccount, Action, r"\b(?:joining|joined|joins|starting|started|starts|start) (?:\w+ ){0,3}(?:needs?|will need|requires?) (?:an? )?(?:\w+ )?(?:accounts?|address|login)\b".into()),
         // ---- password_reset
-        (PasswordReset, Action, r"\bpasswords? (?:reset|resets|change|changed please)\b".into()),
+        (PasswordReset, Action, r"\bpasswords? (?:reset|resets|resetting|re setting|change|changed please|changing)\b".into()),
         (PasswordReset, Action, r"\bresets? (?:\w+ ){0,4}passwords?\b".into()),
         (PasswordReset, Action, r"\bchange (?:\w+ ){0,3}passwords?\b".into()),
         (PasswordReset, Action, r"\b(?:a |some |two |three )?new passwords? (?:for|please|needed|required|pls)\b".into()),
@@ -101,14 +101,15 @@ fn wording() -> Vec<(RequestKind, Strength, String)> {
         (AddMember, Action, r"\b(?:be |been |being )?given access\b".into()),
         (AddMember, Action, format!(r"\b(?:have|get|need|needs|needed|require|requires|want|wants) (?:\w+ ){{0,2}}access (?:to|into|for|on) {MAILBOX}\b")),
         (AddMember, Action, format!(r"\blet (?:\w+ ){{0,4}}(?:in to|into|in|see|use|access|read) {MAILBOX}\b")),
-        (AddMember, Action, format!(r"\b(?:able to|so (?:she|he|they) can|so that (?:she|he|they) can) (?:see|use|access|read|get into|view|open) {MAILBOX}\b")),
+        (AddMember, Action, format!(r"\b(?:able to|so (?:she|he|they) can|so that (?:she|he|they) can) (?:see|use|access|read|get into|view|open|send from)(?: and (?:see|use|access|read|send from|reply from))? {MAILBOX}\b")),
+        (AddMember, Action, r"\badd (?:him|her|them)\b".into()),
         // ---- remove_member
         (RemoveMember, Action, r"\bremove (?:a |the )?members?\b".into()),
         (RemoveMember, Action, format!(r"\b(?:remov(?:e|ed|ing|al)|take|taking|took) (?:\w+ ){{0,5}}(?:from|off|out of) {MAILBOX}\b")),
         (RemoveMember, Action, r"\btake [a-z]+ (?:[a-z]+ )?off\b".into()),
         (RemoveMember, Action, r"\b(?:remove|revoke|withdraw|take away|cancel|stop|end) (?:\w+ ){0,4}access\b".into()),
         (RemoveMember, Action, r"\bno longer (?:needs?|requires?|should have|has need of) (?:\w+ ){0,3}access\b".into()),
-        (RemoveMember, Action, r"\b(?:shouldn t|should not|doesn t|does not|don t|do not|mustn t|must not) (?:need|needs|require|requires|have|get|be given|to have|still have) (?:\w+ ){0,2}access\b".into()),
+        (RemoveMember, Action, r"\b(?:shouldn t|should not|doesn t|does not|don t|do not|mustn t|must not|won t|will not|wont) (?:need|needs|require|requires|have|get|be given|to have|still have) (?:\w+ ){0,2}access\b".into()),
         (RemoveMember, Action, r"\baccess (?:\w+ ){0,3}(?:removed|revoked|taken away|taken off|stopped|withdrawn|ended|cancelled|canceled)\b".into()),
         // ---- change_role
         (ChangeRole, Action, r"\bchange (?:of )?roles?\b".into()),
@@ -118,6 +119,7 @@ fn wording() -> Vec<(RequestKind, Strength, String)> {
         (ChangeRole, Action, r"\b(?:promot|demot)(?:e|ed|es|ing|ion)\b".into()),
         (ChangeRole, Action, r"\b(?:change|set|switch|move) (?:\w+ ){0,5}to (?:an |a )?(?:owners?|members?)\b".into()),
         (ChangeRole, Action, r"\bownership\b".into()),
+        (ChangeRole, Action, r"\b(?:be |been )?made (?:an |a |the |joint |co |another )?(?:owners?|co owners?)\b".into()),
         (ChangeRole, Action, format!(r"\b(?:look after|looks after|manage|manages|run|runs|administer|be in charge of) {MAILBOX} (?:as well as|with|alongside|too|as well|jointly)\b")),
         (ChangeRole, Action, r"\bowner (?:rights|access|permissions|privileges|role)\b".into()),
         (ChangeRole, Action, r"\b(?:take|takes|taking) over (?:as )?(?:the )?(?:mailbox )?owner\b".into()),
