@@ -645,7 +645,18 @@ async fn classify(
                 // Splitting one email into several asks is the least certain reading there
                 // is: an ask the rules would refuse may be one we misread, and a refusal
                 // blames the site. A person looks at it instead (with the same reason).
-                if d.outcome == Outcome::Rejected {
+                // Who is asking is the message's, not the split's: those refusals stand.
+                let about_the_requester = matches!(
+                    d.reason,
+                    Some(
+                        Reason::RequesterMissing
+                            | Reason::RequesterNotFound(_)
+                            | Reason::RequesterInactive(_)
+                            | Reason::RequesterNotMember { .. }
+                            | Reason::RequesterRoleTooLow { .. }
+                    )
+                );
+                if d.outcome == Outcome::Rejected && !about_the_requester {
                     d.outcome = Outcome::NeedsReview;
                 }
                 decided.push((d, understood));
@@ -809,6 +820,17 @@ async fn decide_ask(
                 }
             }
             None => {}
+        }
+        // An account's name carries no title ("Dr Tariq Aziz" is Tariq Aziz).
+        if ask.kind == RequestKind::NewAccount {
+            for field in [Field::Name, Field::FirstName] {
+                if let Some(value) = one.fields.get(&field) {
+                    let untitled = resolve::without_title(value);
+                    if !untitled.is_empty() && untitled != *value {
+                        one.fields.insert(field, untitled);
+                    }
+                }
+            }
         }
         // A new starter whose name an account of the organisation already has: the same
         // person coming back, or a namesake? A person checks before a second account is made.

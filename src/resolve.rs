@@ -44,6 +44,21 @@ pub fn name_words(name: &str) -> Vec<String> {
     words
 }
 
+/// A name without the titles before it ("Dr Tariq Aziz" → "Tariq Aziz", "Mrs. J. Smith" →
+/// "J. Smith"), as written otherwise.
+pub fn without_title(name: &str) -> String {
+    let mut rest = name.trim();
+    loop {
+        let word = rest.split_whitespace().next().unwrap_or_default();
+        let bare = word.trim_end_matches('.').to_lowercase();
+        if rest.len() > word.len() && TITLES.contains(&bare.as_str()) {
+            rest = rest.get(word.len()..).unwrap_or_default().trim_start();
+        } else {
+            return rest.to_owned();
+        }
+    }
+}
+
 /// The keys an account is found by.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NameKeys {
@@ -264,6 +279,15 @@ mod tests {
         assert_eq!(NameKeys::of("Ravi Gupta").initial, "r gupta");
         assert_eq!(NameKeys::of("Ravi Gupta").first, "ravi");
         assert_eq!(NameKeys::of("Cher").initial, "");
+    }
+
+    #[test]
+    fn titles_come_off_a_new_name() {
+        assert_eq!(without_title("Dr Tariq Aziz"), "Tariq Aziz");
+        assert_eq!(without_title("Mrs. J. Smith"), "J. Smith");
+        assert_eq!(without_title("Drew Barry"), "Drew Barry");
+        // A title alone is left as it is (the rules then find no name).
+        assert_eq!(without_title("Dr"), "Dr");
     }
 
     #[test]
