@@ -232,3 +232,22 @@ fn a_bad_policy_switch_names_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("policy.requester_from_signature"), "{err}");
 }
+
+#[test]
+fn more_asks_than_the_cap_go_to_a_person_whole() {
+    let i = Instance::with_directory("");
+    let many: Vec<String> = (1..=25).map(|n| format!("user{n}@nhs.example")).collect();
+    let path = message(
+        &i,
+        "too-many",
+        "Password resets",
+        "",
+        &format!(
+            "Please reset the passwords for these accounts:\n{}\n\nRequested by: jane.doe@nhs.example\n",
+            many.join("\n")
+        ),
+    );
+    let v = one(&i, &path);
+    assert_eq!(v["outcome"], "needs_review", "{v}");
+    assert_eq!(v["reason"], "too_many_asks", "{v}");
+}
