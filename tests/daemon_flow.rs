@@ -741,3 +741,66 @@ async fn two_inboxes_in_one_config_are_each_watched_with_their_own_folders() {
         "{log}"
     );
 }
+
+/// Issue 12 through the daemon: people named in words, two asks in one email. "Kim Locked" and
+/// "Mel Member" resolve to the site's accounts; each ask becomes a request of its own, both
+/// applied in the message's one transaction, answered by ONE reply in the thread that lists both
+/// references; the message is filed once.
+#[tokio::test]
+async fn two_asks_naming_people_are_two_requests_answered_in_one_reply() {
+    let stack = MailStack::require();
+    let site = Site::new(&stack, &[]);
+    let daemon = site.start_with(&[], true);
+
+    let (id, raw) = site.request(
+        "Two things please",
+        "",
+        &format!(
+            "Hi,\n\nKim Locked is locked out, could you unlock her account? And please reset the password for Mel Member.\n\nRequested by: {}\n\nOlive\n",
+            site.owner
+        ),
+    );
+    stack.send(&site.mailbox, &[&site.helpdesk], &raw).await;
+
+    let replies = stack
+        .wait_for(&site.mailbox, "INBOX", 1, Duration::from_secs(30))
+        .await;
+    folder_is(
+        &stack,
+        &site.helpdesk,
+        PROCESSED,
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    // Still one reply a moment later: the two requests were answered together.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stack.folder_count(&site.mailbox, "INBOX").await, 1);
+    let reply = &replies[0];
+    assert_eq!(
+        header(reply, "In-Reply-To").as_deref(),
+        Some(format!("<{id}>").as_str())
+    );
+    assert!(contains(reply, &site.locked), "names the unlocked account");
+    assert!(contains(reply, &site.member), "names the reset account");
+    // The body is encoded (it has a "→"): read it as a client would.
+    let text = postroom::message::parse(reply).text;
+    assert!(
+        text.contains(&format!("→ {}", site.locked)) && text.contains("What we understood"),
+        "says how the name was read: {text}"
+    );
+    assert_eq!(site.audit_count("request.applied"), 2);
+    assert_eq!(site.audit_count("account.unlocked"), 1);
+    let references: Vec<String> = site
+        .audit()
+        .iter()
+        .filter(|e| e["action"] == "request.applied")
+        .filter_map(|e| e["reference"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(references.len(), 2, "{references:?}");
+    assert_ne!(references[0], references[1]);
+    for r in &references {
+        assert!(contains(reply, r), "the reply lists {r}");
+    }
+    daemon.stop();
+}
