@@ -20,6 +20,9 @@ pub struct Message {
     pub from: Option<String>,
     /// The display name of `From:`, if any.
     pub from_name: Option<String>,
+    /// How many mailboxes the `From:` header names (RFC 5322 allows several only with a
+    /// `Sender:`; postroom trusts exactly one).
+    pub from_mailboxes: usize,
     /// The `Sender:` address, lower-cased (Exchange "send on behalf of").
     pub sender: Option<String>,
     /// `Reply-To:` (never used to answer; kept for the audit and the staff page).
@@ -128,6 +131,7 @@ pub fn parse(raw: &[u8]) -> Message {
     };
     let message_id = id("x-microsoft-original-message-id").or_else(|| id("message-id"));
     msg.message_id = message_id;
+    msg.from_mailboxes = parsed.from().map_or(0, |a| a.iter().count());
     if let Some(from) = parsed.from().and_then(|a| a.first()) {
         msg.from = from.address().and_then(normalise_address);
         msg.from_name = from

@@ -106,6 +106,13 @@ pub fn assess(msg: &Message, cfg: &TrustConfig, dkim_pass_domains: &[String]) ->
         ev.summary = "no From: address".into();
         return ev;
     };
+    // RFC 5322 §3.6 allows exactly one From: (and one Sender:); DMARC (RFC 7489 §6.6.1) says
+    // mail with several should be rejected: a boundary may check one From: and a reader take
+    // another. One From: header naming more than one mailbox is refused for the same reason.
+    if let Some(why) = ambiguous_author(msg) {
+        ev.summary = why;
+        return ev;
+    }
     let mut why_not = Vec::new();
     for mode in &cfg.modes {
         let verdict = match mode {
@@ -142,6 +149,21 @@ pub fn assess(msg: &Message, cfg: &TrustConfig, dkim_pass_domains: &[String]) ->
         why_not.join("; ")
     };
     ev
+}
+
+/// Why the message's author is ambiguous: several `From:` or `Sender:` headers, or a `From:`
+/// naming several mailboxes; `None` when there is one of each at most.
+pub fn ambiguous_author(msg: &Message) -> Option<String> {
+    for name in ["from", "sender"] {
+        let n = msg.header_values(name).count();
+        if n > 1 {
+            return Some(format!(
+                "{n} {name}: headers (RFC 5322 allows one; RFC 7489 §6.6.1: reject)"
+            ));
+        }
+    }
+    let mailboxes = msg.from_mailboxes;
+    (mailboxes > 1).then(|| format!("the From: header names {mailboxes} mailboxes"))
 }
 
 fn exchange_internal(msg: &Message) -> Result<String, String> {
@@ -188,9 +210,10 @@ fn authentication_results(
         }
         let ok = match r.method.as_str() {
             "dmarc" if cfg.accept.contains(&Method::Dmarc) => {
-                // DMARC evaluates the From: domain itself; check it names ours when present.
+                // DMARC evaluates a From: domain: it counts only when the result says which,
+                // and it is ours (a pass for another, or for an unnamed, domain proves nothing).
                 r.property("header.from")
-                    .is_none_or(|d| d.eq_ignore_ascii_case(from_domain))
+                    .is_some_and(|d| d.eq_ignore_ascii_case(from_domain))
             }
             "dkim" if cfg.accept.contains(&Method::Dkim) => r
                 .property("header.d")

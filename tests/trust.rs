@@ -509,3 +509,97 @@ fn trust_none_is_for_trials() {
     );
     assert_eq!(v["outcome"], "applied", "{v}");
 }
+
+/// Issue 13, item 7: the probe's message — `From: attacker@evil.example`, then
+/// `From: rosehill.care@…`, and a `dmarc=pass` without `header.from` — was applied (the last
+/// From: was used). RFC 5322 allows one From:; RFC 7489 §6.6.1 says reject.
+#[test]
+fn two_from_headers_are_refused_whichever_comes_first() {
+    let i = Instance::with_directory("");
+    let before = i.export();
+    for (first, second) in [
+        (
+            "attacker@evil.example",
+            "Rosehill Care <rosehill.care@nhs.example>",
+        ),
+        (
+            "Rosehill Care <rosehill.care@nhs.example>",
+            "attacker@evil.example",
+        ),
+    ] {
+        let raw = mail(
+            &[
+                "Authentication-Results: mail.nhs.example; dmarc=pass",
+                &format!("From: {first}"),
+            ],
+            second,
+            "Password reset",
+            RESET_TOM,
+        );
+        let v = run(&i, &raw);
+        assert_refused_silently(&i, &v, &before, "unauthenticated");
+        assert!(
+            v["explanation"].as_str().unwrap().contains("from: headers"),
+            "{v}"
+        );
+    }
+    // With a DMARC pass that names our domain, two From: headers are still refused.
+    let raw = mail(
+        &[PASS, "From: attacker@evil.example"],
+        "rosehill.care@nhs.example",
+        "Password reset",
+        RESET_TOM,
+    );
+    let v = run(&i, &raw);
+    assert_refused_silently(&i, &v, &before, "unauthenticated");
+}
+
+/// A `dmarc=pass` that does not say which From: domain it evaluated proves nothing.
+#[test]
+fn a_dmarc_pass_without_header_from_proves_nothing() {
+    let i = Instance::with_directory("");
+    let before = i.export();
+    let raw = mail(
+        &["Authentication-Results: mail.nhs.example; dmarc=pass"],
+        "rosehill.care@nhs.example",
+        "Password reset",
+        RESET_TOM,
+    );
+    let v = run(&i, &raw);
+    assert_refused_silently(&i, &v, &before, "unauthenticated");
+    let raw = mail(
+        &["Authentication-Results: mail.nhs.example; dmarc=pass header.from=evil.example"],
+        "rosehill.care@nhs.example",
+        "Password reset",
+        RESET_TOM,
+    );
+    let v = run(&i, &raw);
+    assert_refused_silently(&i, &v, &before, "unauthenticated");
+}
+
+/// One From: naming two mailboxes, or two Sender: headers: whose mail is it? Refused.
+#[test]
+fn a_from_naming_two_mailboxes_or_two_sender_headers_are_refused() {
+    let i = Instance::with_directory("");
+    let before = i.export();
+    let raw = mail(
+        &[PASS],
+        "rosehill.care@nhs.example, attacker@evil.example",
+        "Password reset",
+        RESET_TOM,
+    );
+    let v = run(&i, &raw);
+    assert_refused_silently(&i, &v, &before, "unauthenticated");
+    let raw = mail(
+        &[
+            PASS,
+            "Sender: jane.doe@nhs.example",
+            "Sender: tom.smith@nhs.example",
+        ],
+        "rosehill.care@nhs.example",
+        "Password reset",
+        "Account: tom.smith@nhs.example",
+    );
+    let v = run(&i, &raw);
+    assert_refused_silently(&i, &v, &before, "unauthenticated");
+}
