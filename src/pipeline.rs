@@ -1141,6 +1141,27 @@ pub(crate) async fn enqueue(
     mut r: Reply,
     request_id: Option<i64>,
 ) -> Result<Option<Reply>, StoreError> {
+    // A reply carrying a secret — a temporary password, a confirmation code — is its only
+    // copy: suppressing it would leave a password nobody knows (issue 13). The cap is against
+    // loops, and such a reply answers one authenticated, decided request: it is always queued
+    // (and counts towards the day's answers like any other).
+    if r.secret.is_some() {
+        journal::enqueue_reply(
+            conn,
+            &NewOutboxItem {
+                request_id,
+                to: &r.to,
+                subject: &r.subject,
+                body: &r.body,
+                message_id: &r.message_id,
+                in_reply_to: r.in_reply_to.as_deref(),
+                references: r.references.as_deref(),
+                secret: r.secret.as_deref(),
+            },
+        )
+        .await?;
+        return Ok(Some(r));
+    }
     let cap = i64::from(cfg.limits.max_replies_per_mailbox_per_day);
     let last_note = format!(
         "\nThis is the last automatic answer to {} today ({cap} a day at most). Requests sent later today are still handled, but not answered by email until tomorrow.\n",

@@ -385,6 +385,7 @@ fn an_owner_who_leaves_hands_over_to_the_replacement() {
 #[test]
 fn answers_per_mailbox_are_capped_and_the_last_says_so() {
     let i = Instance::with_directory("[limits]\nmax_replies_per_mailbox_per_day = 2\n");
+    // Requests whose answers carry no secret (tom is not locked: each is refused, and said so).
     let bodies: Vec<Value> = (0..3)
         .map(|_| {
             run(
@@ -392,15 +393,17 @@ fn answers_per_mailbox_are_capped_and_the_last_says_so() {
                 &mail(
                     &[PASS],
                     "rosehill.care@nhs.example",
-                    "Password reset",
+                    "Unlock account",
                     RESET_TOM,
                 ),
             )
         })
         .collect();
     assert!(
-        bodies.iter().all(|v| v["outcome"] == "applied"),
-        "still processed"
+        bodies
+            .iter()
+            .all(|v| v["outcome"] == "rejected" && v["reason"] == "already_active"),
+        "still processed: {bodies:?}"
     );
     assert!(
         !bodies[0]["reply"]["body"]
@@ -602,4 +605,53 @@ fn a_from_naming_two_mailboxes_or_two_sender_headers_are_refused() {
     );
     let v = run(&i, &raw);
     assert_refused_silently(&i, &v, &before, "unauthenticated");
+}
+
+/// Issue 13, item 3: with the daily cap reached, a password reset was applied and its reply —
+/// the only copy of the temporary password — suppressed. A reply that carries a secret (a
+/// temporary password, a confirmation code) is never suppressed by the cap.
+#[test]
+fn the_reply_cap_never_throws_away_a_temporary_password() {
+    let i = Instance::with_directory("[limits]\nmax_replies_per_mailbox_per_day = 1\n");
+    let first = run(
+        &i,
+        &mail(
+            &[PASS],
+            "rosehill.care@nhs.example",
+            "Unlock account",
+            RESET_TOM,
+        ),
+    );
+    assert!(!first["reply"].is_null(), "{first}");
+    // The cap is now reached: an answer without a secret is suppressed…
+    let capped = run(
+        &i,
+        &mail(
+            &[PASS],
+            "rosehill.care@nhs.example",
+            "Unlock account",
+            RESET_TOM,
+        ),
+    );
+    assert!(capped["reply"].is_null(), "{capped}");
+    // …but a password reset's answer, the only copy of its password, is still sent.
+    let reset = run(
+        &i,
+        &mail(
+            &[PASS],
+            "rosehill.care@nhs.example",
+            "Password reset",
+            RESET_TOM,
+        ),
+    );
+    assert_eq!(reset["outcome"], "applied", "{reset}");
+    let body = reset["reply"]["body"].as_str().unwrap_or_default();
+    assert!(body.contains("Temporary password:"), "{reset}");
+    let queued = outbox(&i);
+    assert!(
+        queued
+            .iter()
+            .any(|(_, _, b)| b.contains("Temporary password:")),
+        "{queued:?}"
+    );
 }
