@@ -106,7 +106,7 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        let organisation = get(0);
+        let organisation = crate::text::clean(&get(0));
         if organisation.is_empty() {
             return Err(bad("`organisation` is empty".into()));
         }
@@ -140,12 +140,27 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
             return Err(bad("`mailbox` and `account` are the same address".into()));
         }
         let status = get(5).parse::<AccountStatus>().map_err(bad)?;
+        // Names as the pipeline keeps them: no control, bidi or zero-width characters, no
+        // formula, bounded (issue 13).
+        let name = crate::text::clean(&get(3));
+        if let Some(why) = crate::text::name_problem(&name) {
+            return Err(bad(format!(
+                "name `{}` cannot be used: {why}",
+                crate::text::clip(&name, 40)
+            )));
+        }
+        if let Some(why) = crate::text::name_problem(&organisation) {
+            return Err(bad(format!(
+                "organisation `{}` cannot be used: {why}",
+                crate::text::clip(&organisation, 40)
+            )));
+        }
         rows.push(Row {
             line,
             organisation,
             mailbox,
             account,
-            name: get(3),
+            name,
             role,
             status,
         });
@@ -297,14 +312,19 @@ pub async fn export(store: &Store, out: impl Write) -> Result<(), ImportError> {
     let io = |e: csv::Error| ImportError::File(format!("cannot write CSV: {e}"));
     w.write_record(COLUMNS).map_err(io)?;
     for r in rows {
-        w.write_record([
-            &r.organisation,
-            &r.mailbox,
-            &r.account,
-            &r.name,
-            &r.role,
-            &r.status,
-        ])
+        // Every cell defused (a name stored before issue 13, an organisation's name): the
+        // export is opened in spreadsheets.
+        w.write_record(
+            [
+                &r.organisation,
+                &r.mailbox,
+                &r.account,
+                &r.name,
+                &r.role,
+                &r.status,
+            ]
+            .map(|cell| crate::text::csv_cell(&crate::text::clean(cell)).into_owned()),
+        )
         .map_err(io)?;
     }
     w.flush()

@@ -29,6 +29,7 @@ pub mod screen;
 pub mod smtp;
 pub mod status;
 pub mod store;
+pub mod text;
 pub mod trust;
 pub mod web;
 

@@ -606,6 +606,18 @@ fn infer_role(text: &str, subject: &str) -> Option<Role> {
 }
 
 fn plan_new_account(ex: &Extracted, mbox: &MailboxView, d: &mut Decision) -> Result<(), Stop> {
+    // A value that can never be a name is refused as such, before it is split into parts.
+    for field in [Field::Name, Field::FirstName, Field::LastName, Field::JobTitle] {
+        if let Some(value) = ex.fields.get(&field) {
+            let value = crate::text::clean(value);
+            if let Some(why) = crate::text::name_problem(&value) {
+                return Err(reject(Reason::BadName {
+                    name: crate::text::clip(&value, 60),
+                    why,
+                }));
+            }
+        }
+    }
     let (first, last) = match (
         ex.fields.get(&Field::FirstName),
         ex.fields.get(&Field::LastName),
@@ -627,6 +639,42 @@ fn plan_new_account(ex: &Extracted, mbox: &MailboxView, d: &mut Decision) -> Res
             }
         }
     };
+    // What reaches the directory, the export, replies and pages: no control, bidi or
+    // zero-width characters, no spreadsheet formula, a bounded length (issue 13).
+    let (first, last) = (crate::text::clean(&first), crate::text::clean(&last));
+    let name = format!("{first} {last}");
+    if let Some(why) =
+        crate::text::name_problem(&first).or_else(|| crate::text::name_problem(&name))
+    {
+        return Err(reject(Reason::BadName {
+            name: crate::text::clip(&name, 60),
+            why,
+        }));
+    }
+    let job_title = ex
+        .fields
+        .get(&Field::JobTitle)
+        .map(|t| crate::text::clean(t));
+    if let Some(title) = &job_title
+        && let Some(why) = crate::text::name_problem(title)
+    {
+        return Err(reject(Reason::BadName {
+            name: crate::text::clip(title, 60),
+            why,
+        }));
+    }
+    // RFC 5321 §4.5.3.1.1: a local part is at most 64 octets (with room for a number when
+    // the address is taken).
+    let local = format!("{}.{}", address_part(&first), address_part(&last));
+    if local.len() > MAX_LOCAL_PART {
+        return Err(reject(Reason::BadName {
+            name: crate::text::clip(&name, 60),
+            why: format!(
+                "its address would be {} characters before the @, and addresses allow {MAX_LOCAL_PART}",
+                local.len()
+            ),
+        }));
+    }
     let role = role_field(ex)?.unwrap_or(Role::Member);
     let domain = mbox
         .mailbox
@@ -641,14 +689,18 @@ fn plan_new_account(ex: &Extracted, mbox: &MailboxView, d: &mut Decision) -> Res
         organisation_id: mbox.mailbox.organisation_id,
         mailbox_id: mbox.mailbox.id,
         domain,
-        name: format!("{first} {last}"),
+        name,
         first,
         last,
-        job_title: ex.fields.get(&Field::JobTitle).cloned(),
+        job_title,
         role,
     });
     Ok(())
 }
+
+/// The longest local part a new address gets: RFC 5321 allows 64 octets; a few are kept for
+/// the number added when the address is taken (`zoe.angstrom2`).
+const MAX_LOCAL_PART: usize = 60;
 
 /// One part of a new address: accents folded (Zoë → zoe), lower-case, letters and digits, with
 /// inner spaces and hyphens kept as single hyphens ("Mary Ann" → mary-ann, "O'Neil" → oneil).

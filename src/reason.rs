@@ -58,6 +58,12 @@ pub enum Reason {
         account: String,
     },
     NameMissing,
+    /// A name (or job title) that cannot be stored: a spreadsheet formula, too long, or too
+    /// long for an address.
+    BadName {
+        name: String,
+        why: String,
+    },
     /// A person named in words matches several accounts (issue 12): a person decides.
     AmbiguousName {
         name: String,
@@ -160,6 +166,7 @@ impl Reason {
             Reason::TargetIsMailbox(_) => "target_is_mailbox",
             Reason::OtherOrganisation { .. } => "other_organisation",
             Reason::NameMissing => "name_missing",
+            Reason::BadName { .. } => "bad_name",
             Reason::AmbiguousName { .. } => "ambiguous_name",
             Reason::UnknownName(_) => "unknown_name",
             Reason::NameTooLoose { .. } => "name_too_loose",
@@ -245,6 +252,9 @@ impl Reason {
                 "{account} belongs to another organisation; a shared mailbox can only ask for changes to its own organisation's accounts."
             ),
             Reason::NameMissing => "A new account needs the person's name: add a line \"Name: First Last\" (or \"First name:\" and \"Last name:\") and send the request again.".into(),
+            Reason::BadName { name, why } => format!(
+                "We cannot make an account named \"{name}\": {why}. Please send the person's name as it should appear, in letters."
+            ),
             Reason::AmbiguousName { name, candidates } => format!(
                 "\"{name}\" could be any of {}. A person on the helpdesk will check which one is meant; next time, give the person's email address.",
                 candidates.join(", ")

@@ -56,8 +56,15 @@ fn base_subject(original: &str, prefix: &str) -> String {
         }
         break;
     }
-    s.chars().filter(|c| !c.is_control()).collect()
+    // No control, bidi or zero-width character from the site's subject reaches ours, and it
+    // is clipped: a 200,000-character subject made a 200,022-character reply subject, and
+    // RFC 5322 §2.1.1 lines are 998 characters at most (issue 13).
+    let kept: String = s.chars().filter(|c| !crate::text::is_unsafe(*c)).collect();
+    crate::text::clip(&kept, MAX_SUBJECT_CHARS)
 }
+
+/// The most of a site's subject copied into a reply's.
+const MAX_SUBJECT_CHARS: usize = 160;
 
 pub struct ReplyInput<'a> {
     pub decision: &'a Decision,
@@ -310,7 +317,12 @@ pub struct Notice<'a> {
 }
 
 pub fn notice(helpdesk: &HelpdeskConfig, n: &Notice<'_>) -> Reply {
-    let title: String = n.title.chars().filter(|c| !c.is_control()).collect();
+    let title: String = n
+        .title
+        .chars()
+        .filter(|c| !crate::text::is_unsafe(*c))
+        .collect();
+    let title = crate::text::clip(&title, MAX_SUBJECT_CHARS);
     Reply {
         to: n.to.to_owned(),
         subject: format!("[{}] {title}", n.reference),

@@ -120,6 +120,9 @@ pub fn explain(request: &RequestRow, from: Option<&str>, cfg: &Config) -> Option
             "Too complex to read automatically (a limit on headers, parts, nesting or text was hit)."
         }
         "ambiguous_kind" => "The message seems to ask for more than one thing.",
+        "bad_name" => {
+            "The name (or job title) could not be used: a formula, too long, or too long for an address."
+        }
         "ambiguous_name" => {
             "A person named in the message matches several accounts; the audit event below lists them."
         }

