@@ -151,10 +151,11 @@ static WORDING: LazyLock<Vec<(RequestKind, Strength, Regex)>> = LazyLock::new(||
         .collect()
 });
 
-/// One alternation per kind and strength, to skip a sentence in one scan when it names none.
-static ANY: LazyLock<Regex> = LazyLock::new(|| {
+/// All the phrases in one set: one scan of a sentence says which phrases occur in it, and only
+/// those are searched for their positions.
+static ANY: LazyLock<regex::RegexSet> = LazyLock::new(|| {
     let all: Vec<String> = wording().into_iter().map(|(_, _, p)| p).collect();
-    Regex::new(&all.join("|")).expect("static regex")
+    regex::RegexSet::new(&all).expect("static regex")
 });
 
 /// The role a phrase implies.
@@ -176,11 +177,12 @@ fn role_in(text: &str) -> Option<Role> {
 /// Every phrase in a normalised sentence, in order of where it starts. Phrases of one kind
 /// that overlap are one phrase.
 pub fn phrases(norm: &str) -> Vec<Phrase> {
-    if !ANY.is_match(norm) {
+    let present = ANY.matches(norm);
+    if !present.matched_any() {
         return Vec::new();
     }
     let mut out: Vec<Phrase> = Vec::new();
-    for (kind, strength, regex) in WORDING.iter() {
+    for (kind, strength, regex) in present.iter().filter_map(|i| WORDING.get(i)) {
         for m in regex.find_iter(norm) {
             let text = m.as_str();
             // "let Joe back into the inbox" is an unlock, not a new membership.
