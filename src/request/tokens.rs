@@ -35,7 +35,6 @@ impl Sentence<'_> {
         let i = self.spans.partition_point(|&(_, end)| end <= offset);
         i.min(self.toks.len().saturating_sub(1))
     }
-    }
 }
 
 /// Titles that end with a dot without ending the sentence.
