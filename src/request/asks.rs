@@ -154,7 +154,10 @@ fn after_greeting(s: &Sentence<'_>, start: usize) -> bool {
 }
 
 fn is_word(s: &Sentence<'_>, i: usize, words: &[&str]) -> bool {
-    words.contains(&s.lower(i).as_str())
+    match s.toks.get(i) {
+        Some(Tok::Word(w)) => words.iter().any(|x| w.eq_ignore_ascii_case(x)),
+        _ => false,
+    }
 }
 
 /// Reads the prose. `excluded` are addresses that are never a target (the mailbox, the
@@ -209,10 +212,12 @@ fn read_sentence(
         let (Who::Name(_), Some(verb)) = (&f.who, f.start.checked_sub(1)) else {
             continue;
         };
-        let kind = match s.lower(verb).as_str() {
-            "add" => RequestKind::AddMember,
-            "remove" => RequestKind::RemoveMember,
-            _ => continue,
+        let kind = if is_word(s, verb, &["add"]) {
+            RequestKind::AddMember
+        } else if is_word(s, verb, &["remove"]) {
+            RequestKind::RemoveMember
+        } else {
+            continue;
         };
         let (Some(&(start, _)), Some(&(_, end))) = (s.spans.get(verb), s.spans.get(f.end - 1))
         else {

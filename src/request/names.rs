@@ -6,6 +6,15 @@
 //! are found separately: the grammar points them at the last person named before them.
 
 use crate::request::tokens::{Sentence, Tok};
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+/// The word lists as sets: every capitalised word of every message is looked up.
+static STOP_SET: LazyLock<HashSet<&'static str>> = LazyLock::new(|| STOP.iter().copied().collect());
+static COMMON_SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| COMMON.iter().copied().collect());
+static PLACE_SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| PLACE.iter().copied().collect());
 
 /// A person or address mentioned, with the tokens it spans.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -549,11 +558,11 @@ pub fn is_stop(word: &str) -> bool {
         || lower.ends_with("'ve")
         || lower.ends_with("'m")
         || lower.ends_with("'d")
-        || STOP.contains(&lower.as_str())
+        || STOP_SET.contains(lower.as_str())
 }
 
 fn is_place(word: &str) -> bool {
-    PLACE.contains(&without_possessive(word).to_lowercase().as_str())
+    PLACE_SET.contains(without_possessive(word).to_lowercase().as_str())
 }
 
 /// Whether a word is in upper case throughout (two letters or more).
@@ -570,6 +579,18 @@ pub fn mentions(s: &Sentence<'_>) -> Vec<Found> {
 /// "rosehill" of rosehill.care@…).
 pub fn mentions_except(s: &Sentence<'_>, site: &[String]) -> Vec<Found> {
     let mut out = Vec::new();
+    // In mixed-case text an all-capitals word is an acronym (GP, HCA, PC); in an all-capitals
+    // sentence, ordinary words are not names.
+    let words_total = s.toks.iter().filter(|t| matches!(t, Tok::Word(_))).count();
+    let caps_total = s
+        .toks
+        .iter()
+        .filter(|t| matches!(t, Tok::Word(w) if all_caps(w)))
+        .count();
+    let shape = Shape {
+        shouting: caps_total * 2 > words_total,
+        first_word: s.toks.iter().position(|t| matches!(t, Tok::Word(_))),
+    };
     let mut i = 0;
     while i < s.toks.len() {
         match s.toks.get(i) {
@@ -592,7 +613,7 @@ pub fn mentions_except(s: &Sentence<'_>, site: &[String]) -> Vec<Found> {
                     i += 1;
                     continue;
                 }
-                let (end, name) = name_run(s, i, site);
+                let (end, name) = name_run(s, i, site, &shape);
                 if end > i {
                     if let Some(name) = name {
                         out.push(Found {
@@ -613,21 +634,24 @@ pub fn mentions_except(s: &Sentence<'_>, site: &[String]) -> Vec<Found> {
 }
 
 /// The run of name words from `start`: where it ends, and the name when it is a person's.
-fn name_run(s: &Sentence<'_>, start: usize, site: &[String]) -> (usize, Option<String>) {
+/// What a sentence's shape says about its capitals, computed once per sentence.
+struct Shape {
+    shouting: bool,
+    first_word: Option<usize>,
+}
+
+fn name_run(
+    s: &Sentence<'_>,
+    start: usize,
+    site: &[String],
+    shape: &Shape,
+) -> (usize, Option<String>) {
     let mut words: Vec<&str> = Vec::new();
     let mut i = start;
     let mut place = false;
     let mut has_name_word = false;
-    // In mixed-case text an all-capitals word is an acronym (GP, HCA, PC); in an all-capitals
-    // sentence, ordinary words are not names.
-    let words_total = s.toks.iter().filter(|t| matches!(t, Tok::Word(_))).count();
-    let caps_total = s
-        .toks
-        .iter()
-        .filter(|t| matches!(t, Tok::Word(w) if all_caps(w)))
-        .count();
-    let shouting = caps_total * 2 > words_total;
-    let first_word = (0..start).all(|j| !matches!(s.toks.get(j), Some(Tok::Word(_))))
+    let shouting = shape.shouting;
+    let first_word = shape.first_word == Some(start)
         || matches!(
             start.checked_sub(1).and_then(|j| s.toks.get(j)),
             Some(Tok::Punct('\n' | '-' | '•' | '*' | ':'))
@@ -636,7 +660,7 @@ fn name_run(s: &Sentence<'_>, start: usize, site: &[String]) -> (usize, Option<S
         let lower = w.to_lowercase();
         let bare = without_possessive(&lower).to_string();
         if (all_caps(w) && !shouting)
-            || ((shouting || (first_word && i == start)) && COMMON.contains(&bare.as_str()))
+            || ((shouting || (first_word && i == start)) && COMMON_SET.contains(bare.as_str()))
             || site.contains(&bare)
         {
             break;

@@ -35,14 +35,6 @@ impl Sentence<'_> {
         let i = self.spans.partition_point(|&(_, end)| end <= offset);
         i.min(self.toks.len().saturating_sub(1))
     }
-
-    /// The token's word lower-cased (empty for others).
-    pub fn lower(&self, i: usize) -> String {
-        match self.toks.get(i) {
-            Some(Tok::Word(w)) => w.to_lowercase(),
-            _ => String::new(),
-        }
-    }
 }
 
 /// Titles that end with a dot without ending the sentence.

@@ -32,6 +32,9 @@ use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+/// How much of the quoted history is looked at for a kind's words.
+const HISTORY_READ: usize = 4000;
+
 pub struct Input<'a> {
     pub subject: &'a str,
     pub new_text: &'a str,
@@ -207,7 +210,18 @@ pub fn understand(input: &Input<'_>) -> Understanding {
             })
             .collect();
     } else if !reading.any_phrase {
-        let in_history = !kinds_named(&input.history).is_empty();
+        // The start of the history is enough to tell a reply to a request (and bounds the work).
+        let history = input
+            .history
+            .get(..input.history.len().min(HISTORY_READ))
+            .or_else(|| {
+                let end = (0..=HISTORY_READ.min(input.history.len()))
+                    .rev()
+                    .find(|&i| input.history.is_char_boundary(i))?;
+                input.history.get(..end)
+            })
+            .unwrap_or_default();
+        let in_history = !kinds_named(history).is_empty();
         let in_subject = kinds_named(subject);
         if (reply && !in_subject.is_empty()) || in_history {
             not_asked = Some(if THANKS.is_match(&prose) {
