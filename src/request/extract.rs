@@ -1460,8 +1460,17 @@ mod tests {
                 jane,
                 &["sam.green@nhs.example"],
             ),
+            // Unsure which of three changes one account needs, and asks which: held.
             want(
                 "ambiguous_kind.eml",
+                KindMatch::Ambiguous(vec![PasswordReset, Unlock]),
+                None,
+                jane,
+                &["tom.smith@nhs.example"],
+            ),
+            // A reset and an add, each for its own person (several asks).
+            want(
+                "two_asks.eml",
                 KindMatch::Ambiguous(vec![PasswordReset, AddMember]),
                 None,
                 jane,
