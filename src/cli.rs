@@ -392,12 +392,13 @@ async fn process(store: &Store, cfg: &Config, files: &[PathBuf], dry_run: bool) 
     for file in files {
         let name = file.display().to_string();
         // One line per request: a message that asks for several things prints several.
-        let lines = match std::fs::read(file) {
+        let limit = cfg.max_message_bytes();
+        let lines = match read_bounded(file, limit) {
             Err(e) => {
                 failed += 1;
                 vec![json!({ "file": name, "error": format!("cannot read: {e}") })]
             }
-            Ok(raw) => {
+            Ok(Read::Whole(raw)) => {
                 match pipeline::process_all(store, cfg, &raw, &format!("file:{name}"), mode).await {
                     Ok(all) => {
                         let mut lines = Vec::new();
@@ -409,6 +410,24 @@ async fn process(store: &Store, cfg: &Config, files: &[PathBuf], dry_run: bool) 
                             lines.push(v);
                         }
                         lines
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        vec![json!({ "file": name, "error": e.to_string() })]
+                    }
+                }
+            }
+            // Over the limit: only the header is stored, held for a person — as the IMAP
+            // watcher does with mail it does not download whole (issue 13).
+            Ok(Read::HeaderOnly { header, size }) => {
+                let source = format!("file:{name}");
+                match pipeline::process_oversized(store, cfg, &header, size, limit, &source).await {
+                    Ok(p) => {
+                        let mut v = serde_json::to_value(&p)?;
+                        if let Some(obj) = v.as_object_mut() {
+                            obj.insert("file".into(), json!(name));
+                        }
+                        vec![v]
                     }
                     Err(e) => {
                         failed += 1;
@@ -446,6 +465,39 @@ async fn eval(dir: &std::path::Path, config: &std::path::Path, as_json: bool) ->
         );
     }
     Ok(())
+}
+
+/// A message file as `process` reads it.
+enum Read {
+    Whole(Vec<u8>),
+    /// Over `max_message_bytes`: its header only (never the whole file in memory).
+    HeaderOnly {
+        header: Vec<u8>,
+        size: u64,
+    },
+}
+
+/// The most of an oversized file read to find its header.
+const HEADER_READ: u64 = 256 * 1024;
+
+fn read_bounded(file: &std::path::Path, limit: u64) -> std::io::Result<Read> {
+    use std::io::Read as _;
+    let size = std::fs::metadata(file)?.len();
+    if size <= limit {
+        return Ok(Read::Whole(std::fs::read(file)?));
+    }
+    let mut head = Vec::new();
+    std::fs::File::open(file)?
+        .take(HEADER_READ)
+        .read_to_end(&mut head)?;
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| head.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(head.len());
+    head.truncate(end);
+    Ok(Read::HeaderOnly { header: head, size })
 }
 
 async fn audit(store: &Store, since: Option<&str>, limit: i64) -> Result<()> {

@@ -505,6 +505,9 @@ impl HelpdeskConfig {
     }
 }
 
+/// `max_message_bytes` when not set: 25 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 25 * 1024 * 1024;
+
 /// Who may ask for each kind: an owner of the mailbox (the default) or any member.
 #[derive(Debug, Clone, Default)]
 pub struct PolicyConfig {
@@ -522,6 +525,14 @@ impl PolicyConfig {
 }
 
 impl Config {
+    /// The largest message handled whole (`[imap] max_message_bytes` of the first inbox, or
+    /// its default): the same limit for `process` as for the IMAP watcher.
+    pub fn max_message_bytes(&self) -> u64 {
+        self.imap
+            .first()
+            .map_or(DEFAULT_MAX_MESSAGE_BYTES, |i| i.max_message_bytes)
+    }
+
     /// Read, override from the environment, and check.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = match std::fs::read_to_string(path) {
@@ -1122,7 +1133,7 @@ fn check_imap(key: &str, r: RawImap) -> Result<ImapConfig, ConfigError> {
             Duration::from_secs(60),
         )?,
         batch_size,
-        max_message_bytes: r.max_message_bytes.unwrap_or(25 * 1024 * 1024),
+        max_message_bytes: r.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
         timeout: duration_key(&k("timeout"), r.timeout, Duration::from_secs(60))?,
         reconnect_max: duration_key(
             &k("reconnect_max"),

@@ -607,7 +607,12 @@ fn infer_role(text: &str, subject: &str) -> Option<Role> {
 
 fn plan_new_account(ex: &Extracted, mbox: &MailboxView, d: &mut Decision) -> Result<(), Stop> {
     // A value that can never be a name is refused as such, before it is split into parts.
-    for field in [Field::Name, Field::FirstName, Field::LastName, Field::JobTitle] {
+    for field in [
+        Field::Name,
+        Field::FirstName,
+        Field::LastName,
+        Field::JobTitle,
+    ] {
         if let Some(value) = ex.fields.get(&field) {
             let value = crate::text::clean(value);
             if let Some(why) = crate::text::name_problem(&value) {

@@ -142,3 +142,36 @@ fn a_huge_subject_gives_a_bounded_reply_subject() {
     );
     assert!(reply_subject.ends_with('…'), "{reply_subject}");
 }
+
+/// Issue 13, item 8: `process` stored a 100 MB message whole. Over `max_message_bytes` (25 MiB
+/// by default) only its header is stored, and it is held for a person (`too_large`), as the
+/// IMAP watcher does.
+#[test]
+fn process_applies_max_message_bytes_and_stores_only_the_header() {
+    let i = Instance::with_directory("");
+    let mut raw = format!(
+        "{PASS}\r\nFrom: Rosehill Care <rosehill.care@nhs.example>\r\nTo: helpdesk@nhs.example\r\n\
+         Subject: Password reset\r\nMessage-ID: <huge.hardening@nhs.example>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nAccount: tom.smith@nhs.example\r\nRequested by: jane.doe@nhs.example\r\n"
+    )
+    .into_bytes();
+    raw.resize(26 * 1024 * 1024, b'x');
+    let path = i.dir.path().join("huge.eml");
+    std::fs::write(&path, &raw).unwrap();
+    drop(raw);
+    let v = i.process(&[path.as_path()], false).remove(0);
+    assert_eq!(v["outcome"], "needs_review", "{v}");
+    assert_eq!(v["reason"], "too_large", "{v}");
+    let database = i.database();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stored: i64 = rt.block_on(async {
+        let store = postroom::store::Store::open(&database).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT MAX(LENGTH(raw)) FROM messages")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        n
+    });
+    assert!(stored < 64 * 1024, "stored {stored} bytes");
+}
