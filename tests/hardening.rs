@@ -175,3 +175,34 @@ fn process_applies_max_message_bytes_and_stores_only_the_header() {
     });
     assert!(stored < 64 * 1024, "stored {stored} bytes");
 }
+
+/// A database that cannot be opened printed SQLite's `(code: 14) unable to open database
+/// file` three times and never named the path: one line, naming it and the cause.
+#[test]
+fn a_database_that_cannot_be_opened_is_named_once_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("postroom.toml");
+    std::fs::write(
+        &config,
+        "[database]\nurl = \"sqlite:///nonexistent-dir-for-postroom/p.db\"\n\n[helpdesk]\naddress = \"helpdesk@nhs.example\"\nname = \"T\"\nreference_prefix = \"HD\"\n",
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("postroom")
+        .unwrap()
+        .arg("--config")
+        .arg(&config)
+        .env_remove("POSTROOM_DATABASE_URL")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("/nonexistent-dir-for-postroom/p.db"),
+        "{err}"
+    );
+    assert!(lines[0].contains("unable to open database file"), "{err}");
+    assert_eq!(err.matches("unable to open").count(), 1, "{err}");
+}

@@ -94,6 +94,37 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Invalid(String),
+    /// The database could not be opened: one line naming it and the cause (the error is
+    /// kept for [`StoreError::is_unavailable`], not repeated as a source chain).
+    #[error("cannot open the database {target}: {}", innermost(error))]
+    Open { target: String, error: sqlx::Error },
+}
+
+/// The cause of an error in the words of whoever raised it (SQLite's or PostgreSQL's own
+/// message, not sqlx's wrapping of it).
+fn innermost(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Where a database URL points, without a password: the file for SQLite, host and database
+/// for PostgreSQL.
+fn target_of(url: &str) -> String {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        return path.split('?').next().unwrap_or(path).to_owned();
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{}", rest.split('?').next().unwrap_or(rest))
+        }
+        None => "(unreadable URL)".to_owned(),
+    }
 }
 
 impl StoreError {
@@ -116,6 +147,7 @@ impl StoreError {
         use sqlx::migrate::MigrateError;
         let e = match self {
             StoreError::Db(e)
+            | StoreError::Open { error: e, .. }
             | StoreError::Migrate(
                 MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _),
             ) => e,
@@ -194,7 +226,13 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
-        let pool = pool_options.connect_with(options).await?;
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::Open {
+                target: target_of(&cfg.url),
+                error,
+            })?;
         if backend == Backend::Sqlite && !url.contains(":memory:") {
             // WAL lets the web page read while the pipeline writes; it is a property of the
             // file, so setting it once is enough.
