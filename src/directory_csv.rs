@@ -68,6 +68,12 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
     for (i, h) in headers.iter().enumerate() {
         let h = h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
         match COLUMNS.iter().position(|c| *c == h) {
+            Some(p) if index[p].is_some() => {
+                return Err(ImportError::Row {
+                    line: 1,
+                    message: format!("column `{h}` appears twice in the header"),
+                });
+            }
             Some(p) => index[p] = Some(i),
             None => {
                 return Err(ImportError::Row {
@@ -208,6 +214,8 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
         ..Default::default()
     };
     let mut progress = crate::ops::progress::Progress::new("import", rows.len() as u64);
+    // Owners made members by this file: (line, mailbox id, mailbox, account).
+    let mut demoted: Vec<(u64, i64, Option<String>, Option<String>)> = Vec::new();
     for row in rows {
         progress.inc(1);
         let bad = |message: String| ImportError::Row {
@@ -295,12 +303,44 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
         {
             match directory::upsert_membership(conn, mailbox_id, account_id, role).await? {
                 None => s.memberships += 1,
-                Some(previous) if previous != role => s.memberships_updated += 1,
+                Some(previous) if previous != role => {
+                    s.memberships_updated += 1;
+                    if previous == Role::Owner {
+                        demoted.push((
+                            row.line,
+                            mailbox_id,
+                            row.mailbox.clone(),
+                            row.account.clone(),
+                        ));
+                    }
+                }
                 Some(_) => {}
             }
         }
     }
     progress.finish();
+    // The pipeline's rule, for imports too: a mailbox keeps at least one owner. Checked once
+    // every row is in (a file may demote one owner and promote another), naming the line
+    // that demoted the last one; nothing is applied.
+    for (line, mailbox_id, mailbox, account) in demoted {
+        let owners: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM memberships WHERE mailbox_id = $1 AND role = 'owner'",
+        )
+        .bind(mailbox_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+        if owners == 0 {
+            return Err(ImportError::Row {
+                line,
+                message: format!(
+                    "this makes {} a member, and {} would have no owner left: name another owner first",
+                    account.unwrap_or_default(),
+                    mailbox.unwrap_or_default()
+                ),
+            });
+        }
+    }
     Ok(s)
 }
 

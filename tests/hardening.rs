@@ -206,3 +206,48 @@ fn a_database_that_cannot_be_opened_is_named_once_with_its_cause() {
     assert!(lines[0].contains("unable to open database file"), "{err}");
     assert_eq!(err.matches("unable to open").count(), 1, "{err}");
 }
+
+/// `directory import` silently accepted a row demoting a mailbox's last owner, and a header
+/// with a repeated column: both refused, naming the line, nothing applied.
+#[test]
+fn directory_import_refuses_demoting_the_last_owner_and_a_repeated_column() {
+    let i = Instance::with_directory("");
+    let before = i.export();
+    let run = |name: &str, text: &str| {
+        let csv = i.dir.path().join(name);
+        std::fs::write(&csv, text).unwrap();
+        let out = i
+            .cmd()
+            .args(["directory", "import", csv.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(
+        "demote.csv",
+        "organisation,mailbox,account,name,role,status\n\
+         Rosehill Care,,new.person@nhs.example,New Person,,active\n\
+         Rosehill Care,rosehill.care@nhs.example,jane.doe@nhs.example,Jane Doe,member,active\n",
+    );
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("no owner"), "{err}");
+    let err = run(
+        "repeated.csv",
+        "organisation,mailbox,account,name,name,role\n\
+         Rosehill Care,,x@nhs.example,X,Y,\n",
+    );
+    assert!(err.contains("line 1"), "{err}");
+    assert!(err.contains("appears twice"), "{err}");
+    assert_eq!(i.export(), before);
+    // Demoting one owner while another is named in the same file is fine.
+    let csv = i.dir.path().join("handover.csv");
+    std::fs::write(
+        &csv,
+        "organisation,mailbox,account,name,role,status\n\
+         Rosehill Care,rosehill.care@nhs.example,tom.smith@nhs.example,Tom Smith,owner,active\n\
+         Rosehill Care,rosehill.care@nhs.example,jane.doe@nhs.example,Jane Doe,member,active\n",
+    )
+    .unwrap();
+    i.ok(&["directory", "import", csv.to_str().unwrap()]);
+}

@@ -108,7 +108,7 @@ const CASES: &[(&str, &str, &str, Option<&str>)] = &[
         "ambiguous_kind.eml",
         "needs_review",
         "unknown",
-        Some("ambiguous_kind"),
+        Some("not_asked"),
     ),
     (
         "unknown_kind.eml",

@@ -1460,10 +1460,10 @@ mod tests {
                 jane,
                 &["sam.green@nhs.example"],
             ),
-            // Unsure which of three changes one account needs, and asks which: held.
+            // Unsure which of three changes one account needs, and asks which: a question.
             want(
                 "ambiguous_kind.eml",
-                KindMatch::Ambiguous(vec![PasswordReset, Unlock]),
+                KindMatch::None,
                 None,
                 jane,
                 &["tom.smith@nhs.example"],

@@ -185,8 +185,19 @@ fn forwarded_sender(history: &str, excluded: &[String]) -> Option<(String, Strin
     })
 }
 
+/// A message asking which change to make, rather than asking for one: "I'm not sure what Tom
+/// needs: a reset, an unlock… Which would you suggest?" Every kind it names is an option, not
+/// an ask; a person answers it.
+static ADVICE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:which|what) (?:would|do|should|could) you (?:suggest|recommend|advise)\b|\bnot sure (?:what|which) \w+(?: \w+)? needs?\b|\bwhich (?:one|of (?:these|them|those)) (?:should|do|would) (?:we|i)\b")
+        .expect("static regex")
+});
+
 pub fn understand(input: &Input<'_>) -> Understanding {
     let (prose, signed_by, rows) = prose(input.new_text);
+    if ADVICE.is_match(&prose) {
+        return understood(Vec::new(), Some(NotAsked::Question), signed_by);
+    }
     let mut reading = asks::read(&prose, input.excluded, input.site);
     let subject = strip_subject_prefixes(input.subject);
     let reply = is_reply(input.subject);
