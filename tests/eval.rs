@@ -126,7 +126,12 @@ expect = ["review", "ignore"]
     assert!(!out.status.success(), "a wrong decision fails the run");
     let r = report(&out);
     assert_eq!(
-        (&r["messages"], &r["understood"], &r["sent_to_review"], &r["wrong"]),
+        (
+            &r["messages"],
+            &r["understood"],
+            &r["sent_to_review"],
+            &r["wrong"]
+        ),
         (&3.into(), &1.into(), &1.into(), &1.into()),
         "{r:#}"
     );
@@ -150,7 +155,10 @@ expect = ["review", "ignore"]
     assert!(text.contains("sent to review     1   33.3%"), "{text}");
     assert!(text.contains("wrong              1   33.3%"), "{text}");
     let wrong_at = text.find("mislabelled.eml").unwrap();
-    assert!(text[wrong_at..].contains("expected review/ignore"), "{text}");
+    assert!(
+        text[wrong_at..].contains("expected review/ignore"),
+        "{text}"
+    );
     assert!(
         text[wrong_at..].contains("got      applied password_reset tom.smith@nhs.example"),
         "{text}"
@@ -177,7 +185,11 @@ expect = ["review", "ignore"]
     )
     .unwrap();
     let out = eval(d, &config, true);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(report(&out)["understood"], 2);
 }
 
@@ -221,7 +233,10 @@ fn a_malformed_manifest_is_refused_naming_the_file_and_the_entry() {
             "[[message]]\nfile = \"a.eml\"\nexpect = \"review\"\n",
             "message 2 (a.eml): this file is listed twice",
         ),
-        ("[[message]]\nfile = \"b.eml\"\nexpected = \"act\"\n", "unknown field `expected`"),
+        (
+            "[[message]]\nfile = \"b.eml\"\nexpected = \"act\"\n",
+            "unknown field `expected`",
+        ),
         ("[[message]\nfile = \"b.eml\"\n", "manifest.toml"),
     ];
     for (second, wanted) in cases {

@@ -289,6 +289,49 @@ async fn drive(c: &Client, base: &str) -> Result<(), String> {
     }
     shots.take(c, "queue").await;
 
+    // A request held because it named two accounts (issue 12): its *apply as* form comes
+    // prefilled with what postroom understood — the kind, the requester — and offers the
+    // mailbox's members as the account.
+    c.goto(&format!("{base}/requests/HD-000008"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let value = |css: &'static str| async move {
+        c.find(Locator::Css(css))
+            .await
+            .map_err(|e| format!("{css}: {e}"))?
+            .prop("value")
+            .await
+            .map_err(|e| format!("{css}: {e}"))
+    };
+    if value("#kind").await?.as_deref() != Some("password_reset") {
+        return Err("the apply form does not start from the kind understood".into());
+    }
+    if value("#f-requested_by").await?.as_deref() != Some("jane.doe@nhs.example") {
+        return Err("the apply form does not start from the requester understood".into());
+    }
+    let choices = c
+        .find_all(Locator::Css("datalist#c-account option"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut offered = Vec::new();
+    for o in &choices {
+        offered.push(
+            o.attr("value")
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default(),
+        );
+    }
+    if !offered.iter().any(|a| a == "tom.smith@nhs.example") {
+        return Err(format!(
+            "the account box offers {offered:?}, not the mailbox's members"
+        ));
+    }
+    shots.take(c, "request-prefilled").await;
+    c.goto(&format!("{base}/queue"))
+        .await
+        .map_err(|e| e.to_string())?;
+
     // Open the held request and apply it as a password reset.
     click(c, "a[href='/requests/HD-000001']").await;
     let detail = c.source().await.map_err(|e| e.to_string())?;
