@@ -804,3 +804,59 @@ async fn two_asks_naming_people_are_two_requests_answered_in_one_reply() {
     }
     daemon.stop();
 }
+
+/// Issue 12 through the daemon: mail that does not ask is never acted on and never refused. A
+/// thank-you over a quoted old request is filed as ignored (no answer); a name that matches no
+/// one, a question about a change, and a reply in a thread the desk does not know are held for
+/// a person, each with its reason; nothing in the directory changes.
+#[tokio::test]
+async fn what_was_not_asked_is_held_or_ignored_through_the_daemon() {
+    let stack = MailStack::require();
+    let site = Site::new(&stack, &[]);
+    let daemon = site.start_with(&[], true);
+    let requested_by = format!("\n\nRequested by: {}\n", site.owner);
+    let (_, thanks) = site.request(
+        "Re: Locked out",
+        "",
+        &format!(
+            "Thanks, that worked!\n\nOn Mon, 3 Mar 2025 at 10:00, Olive <{}> wrote:\n> Kim is locked out, please unlock {}\n",
+            site.owner, site.locked
+        ),
+    );
+    let (_, nobody) = site.request(
+        "Password reset",
+        "",
+        &format!("Please reset the password for Zara Nobody.{requested_by}"),
+    );
+    let (_, question) = site.request(
+        "Question",
+        "",
+        &format!("Does Mel Member need a new password after the holiday?{requested_by}"),
+    );
+    let (_, thread) = site.request(
+        "Re: [HD-099999] Done: Unlock account",
+        "",
+        &format!("Please unlock {} again.{requested_by}", site.locked),
+    );
+    for raw in [&thanks, &nobody, &question, &thread] {
+        stack.append(&site.helpdesk, "INBOX", raw).await;
+    }
+    let t = Duration::from_secs(30);
+    folder_is(&stack, &site.helpdesk, "INBOX", 0, t).await;
+    folder_is(&stack, &site.helpdesk, IGNORED, 1, t).await;
+    folder_is(&stack, &site.helpdesk, REVIEW, 3, t).await;
+    assert_eq!(stack.folder_count(&site.helpdesk, PROCESSED).await, 0);
+    assert_eq!(stack.folder_count(&site.helpdesk, REJECTED).await, 0);
+    let reasons: Vec<String> = site
+        .audit()
+        .iter()
+        .filter(|e| e["action"] == "request.needs_review")
+        .filter_map(|e| e["detail"]["reason"].as_str().map(str::to_owned))
+        .collect();
+    for reason in ["unknown_name", "not_asked", "unknown_thread"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
+    assert_eq!(site.audit_count("account.unlocked"), 0);
+    assert_eq!(site.audit_count("account.password_reset"), 0);
+    daemon.stop();
+}
