@@ -1077,3 +1077,31 @@ async fn a_held_name_prefills_the_apply_form_with_its_candidates() {
         );
     }
 }
+
+/// Issue 13: after a staff decision the page said which reply went out by taking the latest
+/// one, so a decision whose answer the daily cap suppressed pointed at the earlier "Received"
+/// acknowledgement. It now names the decision's own reply, or says there was none.
+#[tokio::test]
+async fn the_decision_notice_names_the_decisions_own_reply_or_none() {
+    let w = Web::with_config("[limits]\nmax_replies_per_mailbox_per_day = 1\n").await;
+    // Held and acknowledged: the site's one answer for today.
+    let held = w.process_fixture("unknown_kind.eml");
+    let s = w.sign_in().await;
+    let r = w
+        .submit(
+            &format!("/requests/{held}/reject"),
+            &[("message", "Please say what you need.")],
+            &s,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = w.get(r.location(), Some(&s)).await.body;
+    assert!(
+        page.contains("No reply was queued for this decision"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("The reply to rosehill.care@nhs.example is in the outbox"),
+        "{page}"
+    );
+}

@@ -382,12 +382,18 @@ fn notice_text(done: &str, request: &RequestRow, replies: &[views::Reply]) -> Op
         "comment" => Some("Your comment is saved.".into()),
         "decided" => {
             let outcome = outcome_label(&request.outcome).to_lowercase();
-            let reply = match replies.last() {
+            // The decision's own reply: one queued when (or after) the request was last
+            // decided, never the earlier "Received" acknowledgement (issue 13).
+            let reply = match replies
+                .iter()
+                .rev()
+                .find(|r| r.created_at >= request.updated_at)
+            {
                 Some(r) => format!(
-                    " The reply to {} is in the outbox ({}).",
-                    r.to_address, r.status
+                    " The reply to {} is in the outbox ({}). Its subject: \u{201c}{}\u{201d}.",
+                    r.to_address, r.status, r.subject
                 ),
-                None => " No reply is sent for this request.".into(),
+                None => " No reply was queued for this decision (the site's answers for today may have reached the daily cap: see the audit events).".into(),
             };
             Some(format!(
                 "Decision recorded: the request is now {outcome}.{reply}"
