@@ -1145,21 +1145,18 @@ pub(crate) async fn enqueue(
     // copy: suppressing it would leave a password nobody knows (issue 13). The cap is against
     // loops, and such a reply answers one authenticated, decided request: it is always queued
     // (and counts towards the day's answers like any other).
+    let item = NewOutboxItem {
+        request_id,
+        to: &r.to,
+        subject: &r.subject,
+        body: &r.body,
+        message_id: &r.message_id,
+        in_reply_to: r.in_reply_to.as_deref(),
+        references: r.references.as_deref(),
+        secret: r.secret.as_deref(),
+    };
     if r.secret.is_some() {
-        journal::enqueue_reply(
-            conn,
-            &NewOutboxItem {
-                request_id,
-                to: &r.to,
-                subject: &r.subject,
-                body: &r.body,
-                message_id: &r.message_id,
-                in_reply_to: r.in_reply_to.as_deref(),
-                references: r.references.as_deref(),
-                secret: r.secret.as_deref(),
-            },
-        )
-        .await?;
+        journal::enqueue_reply(conn, &item).await?;
         return Ok(Some(r));
     }
     let cap = i64::from(cfg.limits.max_replies_per_mailbox_per_day);
@@ -1169,16 +1166,7 @@ pub(crate) async fn enqueue(
     );
     let queued = journal::enqueue_reply_capped(
         conn,
-        &NewOutboxItem {
-            request_id,
-            to: &r.to,
-            subject: &r.subject,
-            body: &r.body,
-            message_id: &r.message_id,
-            in_reply_to: r.in_reply_to.as_deref(),
-            references: r.references.as_deref(),
-            secret: r.secret.as_deref(),
-        },
+        &item,
         &journal::ReplyCap {
             max: cap,
             since_ms: now_ms() - 24 * 3600 * 1000,
