@@ -477,15 +477,16 @@ pub async fn verify(conn: &mut Conn, claims: &[Claim]) -> Result<Verdict, StoreE
     // walk (an event seen was committed with its head, so the head read later covers it), and
     // if it has moved past what was walked, the walk goes on over the new events. Only a head
     // ahead of the events with no new event to read is a truncation.
+    // A head is taken as final when a walk made after reading it found nothing more: the
+    // first walk may well see no event at all and the head read after it several.
     let mut passes = 0;
+    let mut head_seen: Option<i64> = None;
     let (head_count, head_hash) = loop {
         passes += 1;
-        let mut progressed = false;
         loop {
             let page = events_after(conn, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
-            progressed = true;
             for e in &page {
                 let Some(seq) = e.seq else {
                     if chained {
@@ -558,7 +559,8 @@ pub async fn verify(conn: &mut Conn, claims: &[Claim]) -> Result<Verdict, StoreE
             }
         }
         let h = head(conn).await?;
-        if h.0 > expected_seq - 1 && progressed && passes < 1000 {
+        if h.0 > expected_seq - 1 && head_seen != Some(h.0) && passes < 1000 {
+            head_seen = Some(h.0);
             continue;
         }
         break h;
