@@ -44,6 +44,7 @@
 //! are the same and "add tom.smith@nhs.example to the mailbox" is five words.
 
 use crate::message::Message;
+use crate::request::disclaimer;
 use crate::request::kinds::RequestKind;
 use crate::request::understand;
 use regex::Regex;
@@ -346,9 +347,14 @@ pub fn split_history(text: &str) -> (String, String) {
     let end = (0..lines.len())
         .find(|&i| starts_history(&lines, i))
         .unwrap_or(lines.len());
+    // A confidentiality notice above the history is neither new text nor history: dropped.
+    let notice = lines
+        .get(..end)
+        .and_then(disclaimer::start)
+        .unwrap_or(end);
     let (kept, quoted): (Vec<&str>, Vec<&str>) = lines
         .iter()
-        .take(end)
+        .take(notice)
         .partition(|line| !line.trim_start().starts_with('>'));
     let mut history = quoted.join("\n");
     for line in lines.iter().skip(end) {
