@@ -704,7 +704,10 @@ mod tests {
         assert_eq!(judge(&trap, &[acted]).0, Class::Wrong);
 
         let only_review = entry(&[Expect::Review], &[], None);
-        assert_eq!(judge(&only_review, std::slice::from_ref(&ign)).0, Class::Wrong);
+        assert_eq!(
+            judge(&only_review, std::slice::from_ref(&ign)).0,
+            Class::Wrong
+        );
         let only_ignore = entry(&[Expect::Ignore], &[], None);
         assert_eq!(judge(&only_ignore, &[rev]).0, Class::SentToReview);
         assert_eq!(judge(&only_ignore, &[]).0, Class::Wrong);
