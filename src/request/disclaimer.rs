@@ -27,8 +27,9 @@ static NOTICE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A separator line: a run of one punctuation character ("*****", "-----", "_____", "=====").
-static SEPARATOR: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*(?:\*{5,}|-{5,}|_{5,}|={5,}|~{5,}|#{5,})\s*$").expect("static regex"));
+static SEPARATOR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(?:\*{5,}|-{5,}|_{5,}|={5,}|~{5,}|#{5,})\s*$").expect("static regex")
+});
 
 fn is_blank(line: &str) -> bool {
     line.trim().is_empty()

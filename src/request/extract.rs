@@ -348,10 +348,7 @@ pub fn split_history(text: &str) -> (String, String) {
         .find(|&i| starts_history(&lines, i))
         .unwrap_or(lines.len());
     // A confidentiality notice above the history is neither new text nor history: dropped.
-    let notice = lines
-        .get(..end)
-        .and_then(disclaimer::start)
-        .unwrap_or(end);
+    let notice = lines.get(..end).and_then(disclaimer::start).unwrap_or(end);
     let (kept, quoted): (Vec<&str>, Vec<&str>) = lines
         .iter()
         .take(notice)
