@@ -839,12 +839,19 @@ async fn decide_ask(
         {
             let existing = resolve::exact_name(conn, &name, mailbox.organisation_id).await?;
             if !existing.is_empty() {
+                // Named in what was understood, so the audit and the staff page's form show
+                // which accounts to compare the starter with.
+                let same_name = vec![unresolved(
+                    &name,
+                    "an account of the organisation already has that name",
+                    &existing,
+                )];
                 return Ok(held(
                     Reason::StarterExists {
                         name,
                         accounts: existing,
                     },
-                    Vec::new(),
+                    same_name,
                 ));
             }
         }

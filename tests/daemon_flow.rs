@@ -857,6 +857,174 @@ async fn what_was_not_asked_is_held_or_ignored_through_the_daemon() {
         assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
     }
     assert_eq!(site.audit_count("account.unlocked"), 0);
-    assert_eq!(site.audit_count("account.password_reset"), 0);
+    assert_eq!(site.audit_count("password.reset"), 0);
+    daemon.stop();
+}
+
+/// Issue 12 through the daemon, the points the two tests above leave: a name two accounts of the
+/// organisation share is held with both candidates; more asks than the cap are held whole; a
+/// new starter whose name an account already has is held; the requester is found by name on a
+/// `Requested by:` line and, with `[policy] requester_from_signature` on, from the one member
+/// who signs; a confidentiality notice under the message ("please tell the sender and delete
+/// it") asks nothing.
+#[tokio::test]
+async fn names_caps_starters_signatures_and_notices_through_the_daemon() {
+    let stack = MailStack::require();
+    let site = Site::new(&stack, &[("policy", "requester_from_signature", "true")]);
+    // A second Otto Outsider in the organisation; an owner and a member with everyday names
+    // (the site's own are "Olive Owner" and "Mel Member", whose surnames are words).
+    let namesake = format!("otto2-{}@test.example", site.token());
+    let priya = format!("priya-{}@test.example", site.token());
+    let ravi = format!("ravi-{}@test.example", site.token());
+    let csv = site.dir.path().join("namesake.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "organisation,mailbox,account,name,role,status\n\
+             {o},,{namesake},Otto Outsider,,active\n\
+             {o},{mb},{priya},Priya Shah,owner,active\n\
+             {o},{mb},{ravi},Ravi Gupta,member,active\n",
+            o = site.organisation(),
+            mb = site.mailbox
+        ),
+    )
+    .unwrap();
+    let out = site.cli(&["directory", "import", csv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let daemon = site.start_with(&[], true);
+
+    let requested_by = format!("\n\nRequested by: {}\n", site.owner);
+    let (_, ambiguous) = site.request(
+        "Password reset",
+        "",
+        &format!("Please reset the password for Otto Outsider.{requested_by}"),
+    );
+    let many: Vec<String> = (1..=25)
+        .map(|n| format!("user{n}-{}@test.example", site.token()))
+        .collect();
+    let (_, capped) = site.request(
+        "Password resets",
+        "",
+        &format!(
+            "Please reset the passwords for these accounts:\n{}{requested_by}",
+            many.join("\n")
+        ),
+    );
+    let (_, starter) = site.request(
+        "New starter",
+        "",
+        &format!("A new carer, Otto Outsider, starts on Monday. Could he have an account please?{requested_by}"),
+    );
+    // Applied: the requester by name, then by signature (no Sender, no Requested by line).
+    let (_, by_name) = site.request(
+        "Locked out",
+        "",
+        "Kim Locked is locked out, please unlock her.\n\nRequested by: Olive Owner\n",
+    );
+    let (_, signed) = site.request(
+        "Password",
+        "",
+        "Ravi Gupta can't remember his password, could you sort it?\n\nMany thanks,\nPriya Shah\n",
+    );
+    let (_, noticed) = site.request(
+        "Unlock",
+        "",
+        &format!(
+            "Please reset the password for {}.{requested_by}\n*****************\nThis email and any files sent with it are confidential. If it has reached you by mistake, please tell the sender and then delete it; do not act on what it says.\n*****************\n",
+            site.member
+        ),
+    );
+    for raw in [&ambiguous, &capped, &starter, &by_name, &signed, &noticed] {
+        stack.append(&site.helpdesk, "INBOX", raw).await;
+    }
+    let t = Duration::from_secs(30);
+    folder_is(&stack, &site.helpdesk, "INBOX", 0, t).await;
+    let audit = site.audit();
+    let decided: Vec<String> = audit
+        .iter()
+        .filter(|e| {
+            e["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("request."))
+        })
+        .map(|e| {
+            format!(
+                "{} {} {} {}",
+                e["action"], e["detail"]["kind"], e["detail"]["reason"], e["detail"]
+            )
+        })
+        .collect();
+    eventually(&format!("3 held, 3 applied: {decided:#?}"), t, || async {
+        stack.folder_count(&site.helpdesk, REVIEW).await == 3
+            && stack.folder_count(&site.helpdesk, PROCESSED).await == 3
+    })
+    .await;
+    assert_eq!(
+        stack.folder_count(&site.helpdesk, REJECTED).await,
+        0,
+        "{decided:#?}"
+    );
+
+    let held: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "request.needs_review")
+        .collect();
+    let reason_of = |code: &str| {
+        held.iter()
+            .find(|e| e["detail"]["reason"] == code)
+            .unwrap_or_else(|| panic!("no {code} among {held:#?}"))
+    };
+    let both = reason_of("ambiguous_name").to_string();
+    assert!(
+        both.contains(&site.outsider) && both.contains(&namesake),
+        "{both}"
+    );
+    reason_of("too_many_asks");
+    let starter = reason_of("starter_exists").to_string();
+    assert!(starter.contains(&site.outsider), "{starter}");
+
+    // Applied: the unlock by a named requester, the reset by a signed one, the reset under a
+    // notice; each once, on the right account, and nothing for "the sender".
+    let applied: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "request.applied")
+        .collect();
+    assert_eq!(applied.len(), 3, "{applied:#?}");
+    let unlocked: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "account.unlocked")
+        .collect();
+    assert_eq!(unlocked.len(), 1, "{unlocked:#?}");
+    assert!(
+        unlocked
+            .iter()
+            .all(|e| e["subject"] == site.locked.as_str()),
+        "{unlocked:#?}"
+    );
+    let resets: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "password.reset")
+        .collect();
+    assert_eq!(resets.len(), 2, "{resets:#?}");
+    assert!(
+        resets.iter().any(|e| e["subject"] == ravi.as_str())
+            && resets.iter().any(|e| e["subject"] == site.member.as_str()),
+        "{resets:#?}"
+    );
+    let how: Vec<String> = applied
+        .iter()
+        .filter_map(|e| e["detail"]["understood"]["requester"]["how"].as_str())
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        how.iter()
+            .any(|h| h.starts_with("named on the Requested by line"))
+            && how.iter().any(|h| h.starts_with("signed the email")),
+        "{how:?}"
+    );
     daemon.stop();
 }

@@ -115,9 +115,7 @@ fn two_accounts_with_one_name_go_to_a_person_with_both_named() {
     assert!(why.contains("tom.smith@nhs.example"), "{why}");
     // Nothing changed: the password of neither was reset.
     assert!(
-        !i.audit()
-            .iter()
-            .any(|e| e["action"] == "account.password_reset"),
+        !i.audit().iter().any(|e| e["action"] == "password.reset"),
         "{:?}",
         i.audit()
     );

@@ -113,6 +113,7 @@ impl Site {
             "helpdesk",
             "trust",
             "confirmation",
+            "policy",
             "limits",
             "imap",
             "smtp",
