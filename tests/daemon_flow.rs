@@ -866,7 +866,8 @@ async fn what_was_not_asked_is_held_or_ignored_through_the_daemon() {
 /// new starter whose name an account already has is held; the requester is found by name on a
 /// `Requested by:` line and, with `[policy] requester_from_signature` on, from the one member
 /// who signs; a confidentiality notice under the message ("please tell the sender and delete
-/// it") asks nothing.
+/// it") asks nothing; a new starter named in a sentence gets an account; a forward supplies
+/// the person the new text points at ("Mel's email is below").
 #[tokio::test]
 async fn names_caps_starters_signatures_and_notices_through_the_daemon() {
     let stack = MailStack::require();
@@ -938,7 +939,31 @@ async fn names_caps_starters_signatures_and_notices_through_the_daemon() {
             site.member
         ),
     );
-    for raw in [&ambiguous, &capped, &starter, &by_name, &signed, &noticed] {
+    // A new starter named in a sentence; a forward that supplies the target the new text
+    // points at ("her email is below").
+    let (_, hannah) = site.request(
+        "New carer",
+        "",
+        &format!("Hi, a new carer, Hannah Moss, starts next week - can she have an account please?{requested_by}"),
+    );
+    let (_, forward) = site.request(
+        "Fwd: can't log in",
+        "",
+        &format!(
+            "Mel's email is below - could you reset her password please?{requested_by}\n\
+             ---------- Forwarded message ---------\n\
+             From: Mel <{m}>\n\
+             Date: Wed, 25 Nov 2026 at 09:12\n\
+             Subject: can't log in\n\
+             To: Test Care <{mb}>\n\n\
+             My password doesn't work any more.\n",
+            m = site.member,
+            mb = site.mailbox
+        ),
+    );
+    for raw in [
+        &ambiguous, &capped, &starter, &by_name, &signed, &noticed, &hannah, &forward,
+    ] {
         stack.append(&site.helpdesk, "INBOX", raw).await;
     }
     let t = Duration::from_secs(30);
@@ -958,9 +983,9 @@ async fn names_caps_starters_signatures_and_notices_through_the_daemon() {
             )
         })
         .collect();
-    eventually(&format!("3 held, 3 applied: {decided:#?}"), t, || async {
+    eventually(&format!("3 held, 5 applied: {decided:#?}"), t, || async {
         stack.folder_count(&site.helpdesk, REVIEW).await == 3
-            && stack.folder_count(&site.helpdesk, PROCESSED).await == 3
+            && stack.folder_count(&site.helpdesk, PROCESSED).await == 5
     })
     .await;
     assert_eq!(
@@ -993,7 +1018,7 @@ async fn names_caps_starters_signatures_and_notices_through_the_daemon() {
         .iter()
         .filter(|e| e["action"] == "request.applied")
         .collect();
-    assert_eq!(applied.len(), 3, "{applied:#?}");
+    assert_eq!(applied.len(), 5, "{applied:#?}");
     let unlocked: Vec<&Value> = audit
         .iter()
         .filter(|e| e["action"] == "account.unlocked")
@@ -1009,7 +1034,24 @@ async fn names_caps_starters_signatures_and_notices_through_the_daemon() {
         .iter()
         .filter(|e| e["action"] == "password.reset")
         .collect();
-    assert_eq!(resets.len(), 2, "{resets:#?}");
+    assert_eq!(resets.len(), 3, "{resets:#?}");
+    assert_eq!(
+        resets
+            .iter()
+            .filter(|e| e["subject"] == site.member.as_str())
+            .count(),
+        2,
+        "the notice's and the forward's: {resets:#?}"
+    );
+    let created: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "account.created")
+        .collect();
+    assert_eq!(created.len(), 1, "{created:#?}");
+    assert!(
+        created[0].to_string().contains("Hannah Moss"),
+        "{created:#?}"
+    );
     assert!(
         resets.iter().any(|e| e["subject"] == ravi.as_str())
             && resets.iter().any(|e| e["subject"] == site.member.as_str()),
