@@ -372,6 +372,9 @@ fn decide_inner(
             if role == Role::Owner && mbox.owners <= 1 {
                 return Err(reject(last_owner(target, &mbox.mailbox)));
             }
+            if mbox.members <= 1 {
+                return Err(reject(last_member(target, &mbox.mailbox)));
+            }
             warn_if_thin(d, &mbox.mailbox.address, mbox.members.saturating_sub(1));
             d.plan = Some(Plan::RemoveMember {
                 mailbox_id: mbox.mailbox.id,
@@ -459,6 +462,11 @@ fn decide_inner(
                         .any(|(id, _, role)| *id == v.mailbox.id && role.is_none())
                 });
                 let after = v.members.saturating_sub(1) + usize::from(gains);
+                // A leaver's account is disabled whatever happens; leaving a mailbox nobody
+                // can read is what continuity forbids (issue 16): a colleague first.
+                if after == 0 {
+                    return Err(reject(last_member(target, &v.mailbox)));
+                }
                 warn_if_thin(d, &v.mailbox.address, after);
             }
             d.plan = Some(Plan::Leaver {
@@ -519,6 +527,13 @@ pub fn needs_confirmation(d: &Decision, snap: &Snapshot, cfg: &Config) -> bool {
         Some(Plan::Leaver { replacement, .. }) => replacement.is_some(),
         Some(Plan::Unlock { from, .. }) => *from == AccountStatus::Disabled,
         Some(Plan::PasswordReset { .. }) | None => false,
+    }
+}
+
+fn last_member(account: &Account, mailbox: &Mailbox) -> Reason {
+    Reason::LastMember {
+        account: account.address.clone(),
+        mailbox: mailbox.address.clone(),
     }
 }
 

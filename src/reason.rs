@@ -111,6 +111,11 @@ pub enum Reason {
         account: String,
         mailbox: String,
     },
+    /// The change would leave a shared mailbox with no member at all: nobody could read it.
+    LastMember {
+        account: String,
+        mailbox: String,
+    },
     ReplacementMissing {
         account: String,
     },
@@ -183,6 +188,7 @@ impl Reason {
             Reason::AlreadyRole { .. } => "already_role",
             Reason::AlreadyDisabled(_) => "already_disabled",
             Reason::LastOwner { .. } => "last_owner",
+            Reason::LastMember { .. } => "last_member",
             Reason::ReplacementMissing { .. } => "replacement_missing",
             Reason::BadReplacement(_) => "bad_replacement",
             Reason::AccountLimit { .. } => "account_limit",
@@ -292,6 +298,9 @@ impl Reason {
             Reason::AlreadyDisabled(a) => format!("{a} is already disabled: nothing was changed."),
             Reason::LastOwner { account, mailbox } => format!(
                 "{account} is the last owner of {mailbox}; a mailbox must always keep an owner. Make another member an owner first (a role change), then send this request again."
+            ),
+            Reason::LastMember { account, mailbox } => format!(
+                "{account} is the only member of {mailbox}: without them nobody could read the mailbox, and mail to it would go unseen. Ask for a colleague to be added first (for example \"Please add <name> to {mailbox}\"), then send this request again."
             ),
             Reason::ReplacementMissing { account } => format!(
                 "{account} is an owner. An owner who leaves must hand over: add a line \"Replacement: name@…\" naming the account that becomes owner in their place, and send the request again."

@@ -512,3 +512,70 @@ fn migrate_dry_run_lists_pending_then_nothing() {
         "no pending migrations"
     );
 }
+
+/// Continuity (issue 16): a change that would leave a shared mailbox with nobody at all is
+/// refused with advice to add a colleague first, and nothing changes. The owner rules already
+/// keep every mailbox that has an owner from being emptied; a leaver also leaves the
+/// organisation's other mailboxes, and one of those may have no owner and no other member.
+/// Once a colleague is added there, the same leaver is applied.
+#[test]
+fn a_mailbox_is_never_left_with_no_member() {
+    let i = Instance::with_directory("");
+    let csv = i.dir.path().join("lone.csv");
+    let directory = |extra: &str| {
+        format!(
+            "organisation,mailbox,account,name,role,status\n\
+             Lone Practice,lone.practice@nhs.example,olga.owner@nhs.example,Olga Owner,owner,active\n\
+             Lone Practice,lone.practice@nhs.example,sam.solo@nhs.example,Sam Solo,member,active\n\
+             Lone Practice,lone.branch@nhs.example,sam.solo@nhs.example,Sam Solo,member,active\n{extra}"
+        )
+    };
+    std::fs::write(&csv, directory("")).unwrap();
+    i.ok(&["directory", "import", csv.to_str().unwrap()]);
+    let path = i.dir.path().join("lone-leaver.eml");
+    std::fs::write(
+        &path,
+        "Authentication-Results: mail.nhs.example; dkim=pass header.d=nhs.example header.s=s1; dmarc=pass header.from=nhs.example\r\n\
+         From: Lone Practice <lone.practice@nhs.example>\r\n\
+         To: Helpdesk <helpdesk@nhs.example>\r\n\
+         Subject: Leaver\r\n\
+         Date: Mon, 03 Mar 2025 10:03:00 +0000\r\n\
+         Message-ID: <lone-leaver@nhs.example>\r\n\
+         Content-Type: text/plain; charset=\"utf-8\"\r\n\r\n\
+         Sam has left us, please close his account.\r\n\r\n\
+         Account: sam.solo@nhs.example\r\nRequested by: olga.owner@nhs.example\r\n",
+    )
+    .unwrap();
+    let before = i.export();
+    let v = i.process(&[&path], false).remove(0);
+    assert_eq!(outcome(&v), "rejected", "{v}");
+    assert_eq!(v["reason"], "last_member", "{v}");
+    let body = v["reply"]["body"].as_str().unwrap();
+    assert!(
+        body.contains("only member of lone.branch@nhs.example") && body.contains("colleague"),
+        "{body}"
+    );
+    assert_eq!(i.export(), before, "nothing changed");
+
+    // A colleague added to the branch's mailbox: the leaver goes through (a new message).
+    std::fs::write(
+        &csv,
+        directory(
+            "Lone Practice,lone.branch@nhs.example,ann.new@nhs.example,Ann New,member,active\n",
+        ),
+    )
+    .unwrap();
+    i.ok(&["directory", "import", csv.to_str().unwrap()]);
+    let again = i.dir.path().join("lone-leaver-again.eml");
+    let raw = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("<lone-leaver@", "<lone-leaver-again@");
+    std::fs::write(&again, raw).unwrap();
+    let v = i.process(&[&again], false).remove(0);
+    assert_eq!(outcome(&v), "applied", "{v}");
+    let body = v["reply"]["body"].as_str().unwrap();
+    assert!(
+        body.contains("lone.branch@nhs.example now has 1 member"),
+        "{body}"
+    );
+}

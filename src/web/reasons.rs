@@ -91,6 +91,10 @@ pub fn explain(request: &RequestRow, from: Option<&str>, cfg: &Config) -> Option
             .clone()
             .zip(mailbox.clone())
             .map(|(account, mailbox)| Reason::LastOwner { account, mailbox }),
+        "last_member" => target
+            .clone()
+            .zip(mailbox.clone())
+            .map(|(account, mailbox)| Reason::LastMember { account, mailbox }),
         "replacement_missing" => target
             .clone()
             .map(|account| Reason::ReplacementMissing { account }),
