@@ -101,6 +101,13 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Shared mailboxes at risk of being lost (`[continuity]`): one JSON line each, with its
+    /// risks and reminders; `continuity remind` emails the ones due a reminder now.
+    #[command(args_conflicts_with_subcommands = true)]
+    Continuity {
+        #[command(subcommand)]
+        command: Option<ContinuityCommand>,
+    },
     /// Apply `[retention]`: drop old raw messages, delete long-disabled accounts.
     Retention {
         /// Only say what would be removed.
@@ -175,6 +182,14 @@ pub enum AuditCommand {
     /// Write a new Ed25519 signing key to FILE (mode 0600; never replaces a file) and print
     /// its public key.
     Keygen { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContinuityCommand {
+    /// One pass of the reminders now (as `postroom run` does every hour): each at-risk mailbox
+    /// not reminded within `remind_every` is emailed through the outbox (sent by `postroom
+    /// run`); mailboxes no longer at risk stop being reminded. Prints what it did as JSON.
+    Remind,
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +320,20 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
                 return Err(e.into());
             }
             println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Continuity { command: None } => {
+            let mut conn = store.read().await?;
+            for a in crate::continuity::assess(&mut conn, cfg).await? {
+                println!("{}", serde_json::to_string(&a)?);
+            }
+            Ok(())
+        }
+        Command::Continuity {
+            command: Some(ContinuityCommand::Remind),
+        } => {
+            let pass = crate::continuity::remind(store, cfg, cfg.continuity.reminders).await?;
+            println!("{}", serde_json::to_string(&pass)?);
             Ok(())
         }
         Command::Retention { dry_run } => {

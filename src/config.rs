@@ -56,6 +56,17 @@ struct RawConfig {
     retention: RawRetention,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    continuity: RawContinuity,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContinuity {
+    reminders: Option<bool>,
+    remind_every: Option<String>,
+    min_members: Option<u32>,
+    inactive_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +227,21 @@ pub struct Config {
     pub web: WebConfig,
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
+    pub continuity: ContinuityConfig,
+}
+
+/// When a shared mailbox is at risk of being lost, and how often its site is reminded
+/// (`[continuity]`, src/continuity.rs).
+#[derive(Debug, Clone)]
+pub struct ContinuityConfig {
+    /// Whether `postroom run` emails at-risk mailboxes (the list is kept either way).
+    pub reminders: bool,
+    /// At most one reminder per mailbox this often, until it is fixed.
+    pub remind_every: Duration,
+    /// Fewer active members than this is a risk (0: never).
+    pub min_members: u32,
+    /// No request from the mailbox for this many days is a risk (0: never).
+    pub inactive_days: u32,
 }
 
 /// The audit chain's signed checkpoints (`[audit]`, src/audit/).
@@ -731,10 +757,28 @@ impl Config {
         };
 
         let audit = check_audit(raw.audit, &address, &imap)?;
+        let remind_every = duration_key(
+            "continuity.remind_every",
+            raw.continuity.remind_every,
+            Duration::from_secs(7 * 86400),
+        )?;
+        if remind_every < Duration::from_secs(3600) {
+            return Err(key_err(
+                "continuity.remind_every",
+                "must be at least 1h: each reminder is an email to a site",
+            ));
+        }
+        let continuity = ContinuityConfig {
+            reminders: raw.continuity.reminders.unwrap_or(true),
+            remind_every,
+            min_members: raw.continuity.min_members.unwrap_or(2),
+            inactive_days: raw.continuity.inactive_days.unwrap_or(0),
+        };
 
         Ok(Config {
             retention,
             audit,
+            continuity,
             web,
             trust,
             confirmation,
@@ -1264,6 +1308,7 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
         "web",
         "retention",
         "audit",
+        "continuity",
     ];
     // (section, entry index, key, value); plain ones first so that indexed ones win.
     let mut overrides: Vec<(&str, Option<usize>, String, toml::Value)> = Vec::new();

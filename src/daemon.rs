@@ -167,6 +167,9 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
 /// How often an instance writes its state for `postroom status`, and applies `[retention]`.
 const HEALTH_EVERY: Duration = Duration::from_secs(10);
 const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// The first continuity pass after start, then how often one runs (`src/continuity.rs`).
+const CONTINUITY_FIRST: Duration = Duration::from_secs(300);
+const CONTINUITY_EVERY: Duration = Duration::from_secs(3600);
 
 /// Report this instance's state to the database every few seconds, and apply the retention
 /// rules once a day. Failures are logged and tried again next time: never fatal.
@@ -182,6 +185,9 @@ async fn housekeeping(store: Store, cfg: Arc<Config>, status: Status, shutdown: 
     // A checkpoint at start (when the chain grew since the last), then every
     // `[audit] checkpoint_every`.
     let mut next_checkpoint = tokio::time::Instant::now();
+    // Continuity reminders: a first pass a few minutes after start (not at once: a restart
+    // loop must not become a mail loop; the per-mailbox period guards that too), then hourly.
+    let mut next_continuity = tokio::time::Instant::now() + CONTINUITY_FIRST;
     loop {
         match store.read().await {
             Ok(mut conn) => {
@@ -221,6 +227,24 @@ async fn housekeeping(store: Store, cfg: Arc<Config>, status: Status, shutdown: 
                 ),
                 Ok(None) => {}
                 Err(e) => tracing::warn!("audit checkpoint failed (tried again next time): {e:#}"),
+            }
+        }
+        if tokio::time::Instant::now() >= next_continuity {
+            next_continuity = tokio::time::Instant::now() + CONTINUITY_EVERY;
+            match crate::continuity::remind(&store, &cfg, cfg.continuity.reminders).await {
+                Ok(p) if !p.reminded.is_empty() || !p.fixed.is_empty() || !p.capped.is_empty() => {
+                    tracing::info!(
+                        at_risk = p.at_risk,
+                        reminded = p.reminded.len(),
+                        fixed = p.fixed.len(),
+                        capped = p.capped.len(),
+                        "continuity reminders"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("continuity reminders failed (tried again next hour): {e}")
+                }
             }
         }
         tokio::select! {

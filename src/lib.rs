@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod confirm;
+pub mod continuity;
 pub mod daemon;
 pub mod directory_csv;
 pub mod dkim;

@@ -1105,3 +1105,49 @@ async fn the_decision_notice_names_the_decisions_own_reply_or_none() {
         "{page}"
     );
 }
+
+/// Continuity on the directory page (issue 16): the mailboxes the last pass found at risk, why,
+/// since when and how many reminders each had; a disabled account's scheduled deletion.
+#[tokio::test]
+async fn the_directory_page_shows_continuity_reminders_and_scheduled_deletions() {
+    let w = Web::new().await;
+    let more = w.instance.dir.path().join("more.csv");
+    std::fs::write(
+        &more,
+        "organisation,mailbox,account,name,role,status\n\
+         Oakview GP,oakview.gp@nhs.example,li.wong@nhs.example,Li Wong,member,disabled\n",
+    )
+    .unwrap();
+    w.instance
+        .ok(&["directory", "import", more.to_str().unwrap()]);
+    let s = w.sign_in().await;
+    let before = w.get("/directory", Some(&s)).await.body;
+    assert!(before.contains("No mailbox is being reminded"), "{before}");
+
+    let pass: serde_json::Value =
+        serde_json::from_str(w.instance.ok(&["continuity", "remind"]).trim()).unwrap();
+    assert!(
+        pass["reminded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "oakview.gp@nhs.example"),
+        "{pass}"
+    );
+    let page = w.get("/directory", Some(&s)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    let at = body.find("Continuity reminders").unwrap();
+    let section = &body[at..body[at..].find("</section>").map_or(body.len(), |e| at + e)];
+    assert!(section.contains("oakview.gp@nhs.example"), "{section}");
+    assert!(section.contains("too few active members"), "{section}");
+    assert!(
+        section.contains("<td class=\"num\">1</td>"),
+        "one reminder: {section}"
+    );
+    assert!(!section.contains("rosehill.care@nhs.example"), "{section}");
+    assert!(
+        body.contains("scheduled for deletion on"),
+        "Li Wong was disabled: {body}"
+    );
+}

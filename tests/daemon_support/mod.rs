@@ -119,6 +119,7 @@ impl Site {
             "smtp",
             "web",
             "audit",
+            "continuity",
         ] {
             let keys: Vec<_> = settings.iter().filter(|(s, _, _)| s == section).collect();
             if keys.is_empty() {

@@ -5,7 +5,7 @@ use super::Layout;
 use crate::store::now_ms;
 use crate::store::views;
 use crate::web::auth::Staff;
-use crate::web::format::{query, time};
+use crate::web::format::{query, time, time_opt};
 use crate::web::{WebError, WebState, render};
 use askama::Template;
 use axum::Extension;
@@ -39,7 +39,21 @@ pub struct ChangeLine {
     pub organisation: String,
     pub status: String,
     pub changed: String,
+    /// A disabled account is deleted by retention after `[retention] disabled_accounts`.
+    pub deletion: Option<String>,
 }
+
+/// A mailbox the last continuity pass found at risk, with its reminders.
+pub struct ReminderLine {
+    pub mailbox: String,
+    pub risks: String,
+    pub since: String,
+    pub sent: i64,
+    pub last: String,
+}
+
+/// How many open continuity episodes the page lists.
+pub const REMINDERS_SHOWN: i64 = 100;
 
 #[derive(Template)]
 #[template(path = "directory.html")]
@@ -49,6 +63,10 @@ struct DirectoryPage {
     organisations: Vec<views::OrganisationSummary>,
     mailboxes: Vec<MailboxLine>,
     changes: Vec<ChangeLine>,
+    reminders: Vec<ReminderLine>,
+    reminders_total: i64,
+    reminders_on: bool,
+    remind_every: String,
     recent_days: i64,
     prev: Option<String>,
     next: Option<String>,
@@ -77,7 +95,11 @@ pub async fn page(
     .await?;
     let since = now_ms() - RECENT_DAYS * 86_400_000;
     let changes = views::recent_status_changes(&mut conn, since, 100).await?;
+    let (episodes, reminders_total) =
+        crate::store::continuity::open_episodes(&mut conn, REMINDERS_SHOWN).await?;
     drop(conn);
+    let keep_disabled =
+        i64::try_from(state.cfg.retention.disabled_accounts.as_millis()).unwrap_or(i64::MAX);
 
     let more = mailboxes.len() as i64 > PAGE_SIZE;
     mailboxes.truncate(usize::try_from(PAGE_SIZE).unwrap_or(0));
@@ -120,10 +142,31 @@ pub async fn page(
                 address: c.address,
                 name: c.name,
                 organisation: c.organisation,
+                deletion: (c.status == "disabled")
+                    .then(|| time(c.changed_at.saturating_add(keep_disabled))),
                 status: c.status,
                 changed: time(c.changed_at),
             })
             .collect(),
+        reminders: episodes
+            .into_iter()
+            .map(|(mailbox, e)| ReminderLine {
+                mailbox,
+                risks: e
+                    .risks
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(crate::continuity::Risk::label)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                since: time(e.since),
+                sent: e.sent_count,
+                last: time_opt(e.last_sent_at),
+            })
+            .collect(),
+        reminders_total,
+        reminders_on: state.cfg.continuity.reminders,
+        remind_every: humantime::format_duration(state.cfg.continuity.remind_every).to_string(),
         recent_days: RECENT_DAYS,
         prev,
         next,

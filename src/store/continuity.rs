@@ -1,0 +1,150 @@
+//! What continuity needs from the database: each shared mailbox's members and owners counted
+//! by status, when each last sent a request, and the reminder episodes (migration 0080).
+
+use super::{Conn, StoreError};
+use sqlx::Row;
+
+/// One shared mailbox, counted.
+#[derive(Debug, Clone)]
+pub struct MailboxCounts {
+    pub mailbox_id: i64,
+    pub address: String,
+    pub organisation: String,
+    pub created_at: i64,
+    pub members: i64,
+    pub active_members: i64,
+    pub owners: i64,
+    pub active_owners: i64,
+}
+
+/// Every shared mailbox with its members and owners counted (one pass over the memberships).
+pub async fn mailbox_counts(conn: &mut Conn) -> Result<Vec<MailboxCounts>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT m.id, m.address, o.name, m.created_at, \
+         COUNT(a.id), \
+         COALESCE(SUM(CASE WHEN a.status = 'active' THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN ms.role = 'owner' THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 ELSE 0 END), 0) \
+         FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
+         LEFT JOIN memberships ms ON ms.mailbox_id = m.id \
+         LEFT JOIN accounts a ON a.id = ms.account_id \
+         GROUP BY m.id, m.address, o.name, m.created_at \
+         ORDER BY m.address",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(MailboxCounts {
+                mailbox_id: r.try_get(0)?,
+                address: r.try_get(1)?,
+                organisation: r.try_get(2)?,
+                created_at: r.try_get(3)?,
+                members: r.try_get(4)?,
+                active_members: r.try_get(5)?,
+                owners: r.try_get(6)?,
+                active_owners: r.try_get(7)?,
+            })
+        })
+        .collect()
+}
+
+/// When each mailbox last sent a request (by postroom's record), by mailbox address.
+pub async fn last_requests(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT mailbox, MAX(created_at) FROM requests WHERE mailbox IS NOT NULL GROUP BY mailbox",
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// A mailbox's reminder episode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Episode {
+    pub mailbox_id: i64,
+    /// When the mailbox was first found at risk (this episode).
+    pub since: i64,
+    /// The risks' codes, comma-separated, as last found.
+    pub risks: String,
+    pub sent_count: i64,
+    pub last_sent_at: Option<i64>,
+    /// Set when the mailbox was found no longer at risk: the episode is over.
+    pub fixed_at: Option<i64>,
+}
+
+pub async fn episodes(conn: &mut Conn) -> Result<Vec<Episode>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT mailbox_id, since, risks, sent_count, last_sent_at, fixed_at FROM continuity_reminders \
+         ORDER BY mailbox_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Episode {
+                mailbox_id: r.try_get(0)?,
+                since: r.try_get(1)?,
+                risks: r.try_get(2)?,
+                sent_count: r.try_get(3)?,
+                last_sent_at: r.try_get(4)?,
+                fixed_at: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
+
+/// Write an episode as it now stands (a new one replaces a fixed one of the same mailbox).
+pub async fn save_episode(conn: &mut Conn, e: &Episode) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO continuity_reminders (mailbox_id, since, risks, sent_count, last_sent_at, fixed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (mailbox_id) DO UPDATE SET since = excluded.since, risks = excluded.risks, \
+         sent_count = excluded.sent_count, last_sent_at = excluded.last_sent_at, fixed_at = excluded.fixed_at",
+    )
+    .bind(e.mailbox_id)
+    .bind(e.since)
+    .bind(e.risks.as_str())
+    .bind(e.sent_count)
+    .bind(e.last_sent_at)
+    .bind(e.fixed_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Open episodes (mailboxes the last pass found at risk), longest at risk first, with the
+/// mailbox's address; and how many there are in all.
+pub async fn open_episodes(
+    conn: &mut Conn,
+    limit: i64,
+) -> Result<(Vec<(String, Episode)>, i64), StoreError> {
+    let rows = sqlx::query(
+        "SELECT m.address, c.mailbox_id, c.since, c.risks, c.sent_count, c.last_sent_at, c.fixed_at \
+         FROM continuity_reminders c JOIN mailboxes m ON m.id = c.mailbox_id \
+         WHERE c.fixed_at IS NULL ORDER BY c.since, m.address LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM continuity_reminders WHERE fixed_at IS NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    let list = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                Episode {
+                    mailbox_id: r.try_get(1)?,
+                    since: r.try_get(2)?,
+                    risks: r.try_get(3)?,
+                    sent_count: r.try_get(4)?,
+                    last_sent_at: r.try_get(5)?,
+                    fixed_at: r.try_get(6)?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok((list, total))
+}
