@@ -189,6 +189,11 @@ async fn instance() -> (Instance, Store, Arc<Config>) {
     .await
     .unwrap();
     drop(c);
+    // A continuity pass: Oakview, left with one member, gets its first reminder.
+    let pass = postroom::continuity::remind(&store, &cfg, true)
+        .await
+        .unwrap();
+    assert_eq!(pass.reminded, ["oakview.gp@nhs.example"], "{pass:?}");
     (i, store, cfg)
 }
 
@@ -392,6 +397,19 @@ async fn drive(c: &Client, base: &str) -> Result<(), String> {
     c.goto(&format!("{base}/directory"))
         .await
         .map_err(|e| e.to_string())?;
+    // Continuity: the mailbox being reminded, why, and how often so far.
+    let reminders = c
+        .find(Locator::Css("#continuity tbody tr"))
+        .await
+        .map_err(|e| format!("no continuity reminder listed: {e}"))?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !(reminders.contains("oakview.gp@nhs.example")
+        && reminders.contains("too few active members"))
+    {
+        return Err(format!("the continuity card shows {reminders:?}"));
+    }
     shots.take(c, "directory").await;
     c.goto(&format!("{base}/audit"))
         .await
