@@ -35,6 +35,18 @@ pub enum ReviewError {
     Store(#[from] StoreError),
 }
 
+impl crate::store::Conflict for ReviewError {
+    fn is_conflict(&self) -> bool {
+        match self {
+            ReviewError::Store(e) => e.is_retryable(),
+            ReviewError::NotFound(_)
+            | ReviewError::NotWaiting { .. }
+            | ReviewError::Refused(_)
+            | ReviewError::Invalid(_) => false,
+        }
+    }
+}
+
 /// The fields a staff member may set on "apply as", by their names on the form.
 pub const FORM_FIELDS: &[(&str, Field)] = &[
     ("account", Field::Account),
@@ -82,13 +94,12 @@ pub async fn apply_as(
             "choose what the request is for".into(),
         ));
     }
-    let mut tx = store.begin().await?;
-    let result = apply_as_in(&mut tx, cfg, reference, kind, form, staff).await;
-    match &result {
-        Ok(_) => tx.commit().await.map_err(StoreError::from)?,
-        Err(_) => tx.rollback().await.map_err(StoreError::from)?,
-    }
-    result
+    crate::store::retrying(move || async move {
+        let mut tx = store.begin().await?;
+        let result = apply_as_in(&mut tx, cfg, reference, kind, form, staff).await;
+        tx.finish(result).await
+    })
+    .await
 }
 
 async fn apply_as_in(
@@ -226,60 +237,85 @@ pub async fn reject(
             "write the message the site will receive".into(),
         ));
     }
-    let mut tx = store.begin().await?;
-    let result = async {
-        let conn: &mut Conn = &mut tx;
-        let request = waiting_request(conn, reference).await?;
-        journal::update_request_outcome(conn, request.id, Outcome::Rejected.as_str(), Some("staff_rejected")).await?;
-        journal::insert_comment(conn, request.id, None, &actor(staff), message).await?;
-        journal::insert_audit(
-            conn,
-            &NewAuditEvent {
-                actor: &actor(staff),
-                on_behalf_of: request.mailbox.as_deref(),
-                action: "request.rejected",
-                subject: request.target.as_deref(),
-                detail: json!({ "decided_by": staff, "message": message }),
-                request_id: Some(request.id),
-                message_id: Some(request.message_id),
+    crate::store::retrying(move || async move {
+        let mut tx = store.begin().await?;
+        let result = reject_in(&mut tx, cfg, reference, message, staff).await;
+        tx.finish(result).await
+    })
+    .await
+}
+
+async fn reject_in(
+    conn: &mut Conn,
+    cfg: &Config,
+    reference: &str,
+    message: &str,
+    staff: &str,
+) -> Result<Processed, ReviewError> {
+    let request = waiting_request(conn, reference).await?;
+    journal::update_request_outcome(
+        conn,
+        request.id,
+        Outcome::Rejected.as_str(),
+        Some("staff_rejected"),
+    )
+    .await?;
+    journal::insert_comment(conn, request.id, None, &actor(staff), message).await?;
+    journal::insert_audit(
+        conn,
+        &NewAuditEvent {
+            actor: &actor(staff),
+            on_behalf_of: request.mailbox.as_deref(),
+            action: "request.rejected",
+            subject: request.target.as_deref(),
+            detail: json!({ "decided_by": staff, "message": message }),
+            request_id: Some(request.id),
+            message_id: Some(request.message_id),
+        },
+    )
+    .await?;
+    let kind: RequestKind = request.kind.parse().unwrap_or(RequestKind::Unknown);
+    let mut reply = None;
+    // Only a registered mailbox is ever answered.
+    if let Some(mailbox) = &request.mailbox {
+        let raw = journal::message_raw(conn, request.message_id)
+            .await?
+            .unwrap_or_default();
+        let original = message::parse(&raw);
+        let notice = reply::notice(
+            &cfg.helpdesk,
+            &Notice {
+                to: mailbox,
+                reference: &request.reference,
+                title: &format!(
+                    "Not done: {}",
+                    if original.subject.is_empty() {
+                        kind.title()
+                    } else {
+                        &original.subject
+                    }
+                ),
+                body: &format!(
+                    "Your request {} has not been done. A person on the helpdesk looked at it and says:\n\n{message}\n\n-- {staff}",
+                    request.reference
+                ),
+                in_reply_to: original.message_id.as_deref(),
+                unique: &password::token(12),
             },
-        )
-        .await?;
-        let kind: RequestKind = request.kind.parse().unwrap_or(RequestKind::Unknown);
-        let mut reply = None;
-        // Only a registered mailbox is ever answered.
-        if let Some(mailbox) = &request.mailbox {
-            let raw = journal::message_raw(conn, request.message_id).await?.unwrap_or_default();
-            let original = message::parse(&raw);
-            let notice = reply::notice(
-                &cfg.helpdesk,
-                &Notice {
-                    to: mailbox,
-                    reference: &request.reference,
-                    title: &format!("Not done: {}", if original.subject.is_empty() { kind.title() } else { &original.subject }),
-                    body: &format!(
-                        "Your request {} has not been done. A person on the helpdesk looked at it and says:\n\n{message}\n\n-- {staff}",
-                        request.reference
-                    ),
-                    in_reply_to: original.message_id.as_deref(),
-                    unique: &password::token(12),
-                },
-            );
-            reply = pipeline::enqueue(conn, cfg, notice, Some(request.id)).await?;
-        }
-        let mut p = Processed::new(Outcome::Rejected, kind, Some(request.reference.clone()), None);
-        p.reason = Some("staff_rejected".into());
-        p.explanation = Some(message.to_owned());
-        p.reply = reply;
-        p.request_id = Some(request.id);
-        Ok::<_, ReviewError>(p)
+        );
+        reply = pipeline::enqueue(conn, cfg, notice, Some(request.id)).await?;
     }
-    .await;
-    match &result {
-        Ok(_) => tx.commit().await.map_err(StoreError::from)?,
-        Err(_) => tx.rollback().await.map_err(StoreError::from)?,
-    }
-    result
+    let mut p = Processed::new(
+        Outcome::Rejected,
+        kind,
+        Some(request.reference.clone()),
+        None,
+    );
+    p.reason = Some("staff_rejected".into());
+    p.explanation = Some(message.to_owned());
+    p.reply = reply;
+    p.request_id = Some(request.id);
+    Ok(p)
 }
 
 /// A staff note on any request (nothing is sent).
@@ -293,8 +329,20 @@ pub async fn comment(
     if text.is_empty() {
         return Err(ReviewError::Invalid("the comment is empty".into()));
     }
-    let mut tx = store.begin().await?;
-    let conn: &mut Conn = &mut tx;
+    crate::store::retrying(move || async move {
+        let mut tx = store.begin().await?;
+        let result = comment_in(&mut tx, reference, text, staff).await;
+        tx.finish(result).await
+    })
+    .await
+}
+
+async fn comment_in(
+    conn: &mut Conn,
+    reference: &str,
+    text: &str,
+    staff: &str,
+) -> Result<(), ReviewError> {
     let request = journal::find_request(conn, reference)
         .await?
         .ok_or_else(|| ReviewError::NotFound(reference.to_owned()))?;
@@ -312,6 +360,5 @@ pub async fn comment(
         },
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }

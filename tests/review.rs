@@ -128,3 +128,49 @@ async fn reject_with_a_message_tells_the_site() {
             .any(|e| e["action"] == "request.comment" && e["actor"] == "staff:bob")
     );
 }
+
+/// A staff decision that meets a message being applied at the same moment is run again, not
+/// failed: on PostgreSQL both write the audit chain's head row under SERIALIZABLE, and the
+/// later one gets a serialisation failure when the first commits (on SQLite it simply waits
+/// its turn). Another instance (a second pool) holds such a write open while a comment is made.
+#[tokio::test]
+async fn a_staff_decision_meeting_a_concurrent_write_is_run_again_not_failed() {
+    use postroom::store::journal::{self, NewAuditEvent};
+    let i = Instance::with_directory("");
+    let held = i.process_fixture("unknown_kind.eml");
+    let reference = held["reference"].as_str().unwrap().to_owned();
+    let (store, cfg) = open(&i).await;
+    let other = Store::open(&cfg.database).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    journal::insert_audit(
+        &mut tx,
+        &NewAuditEvent {
+            actor: "postroom",
+            on_behalf_of: None,
+            action: "test.concurrent",
+            subject: None,
+            detail: serde_json::json!({}),
+            request_id: None,
+            message_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    let comment = tokio::spawn({
+        let (store, reference) = (store.clone(), reference.clone());
+        async move { review::comment(&store, &reference, "checked by phone", "alice").await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tx.commit().await.unwrap();
+    comment.await.unwrap().unwrap();
+    let audit = i.audit();
+    let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(
+        actions.contains(&"test.concurrent") && actions.contains(&"request.comment"),
+        "{actions:?}"
+    );
+    let out = i.ok(&["audit", "verify"]);
+    assert!(out.contains("intact"), "{out}");
+    other.close().await;
+    store.close().await;
+}

@@ -37,6 +37,21 @@ impl Tx {
         inner.commit().await
     }
 
+    /// Commit when `result` is a success, roll back when it is not; `result` either way,
+    /// unless the commit or the rollback itself fails.
+    pub async fn finish<T, E: From<StoreError>>(self, result: Result<T, E>) -> Result<T, E> {
+        match result {
+            Ok(v) => {
+                self.commit().await.map_err(StoreError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.rollback().await.map_err(StoreError::from)?;
+                Err(e)
+            }
+        }
+    }
+
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         let Tx { inner, _turn } = self;
         inner.rollback().await
@@ -125,6 +140,44 @@ fn target_of(url: &str) -> String {
             format!("{scheme}://{}", rest.split('?').next().unwrap_or(rest))
         }
         None => "(unreadable URL)".to_owned(),
+    }
+}
+
+/// Run `attempt` (which begins, and commits or rolls back, a transaction of its own: see
+/// [`Tx::finish`]) again from the start, up to [`ATTEMPTS`] times, when the database
+/// reports a conflict that a fresh attempt may not meet (PostgreSQL's serialisation failure
+/// under SERIALIZABLE, at any statement or at the commit). Staff decisions use it: a
+/// person's click must not fail because a message was being applied at the same moment.
+pub async fn retrying<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Conflict,
+{
+    let mut n = 0u32;
+    loop {
+        n += 1;
+        match attempt().await {
+            Err(e) if e.is_conflict() && n < ATTEMPTS => {
+                tracing::debug!(attempt = n, "transaction conflict, trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(n) * 20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How many times [`retrying`] runs a transaction that meets conflicts.
+pub const ATTEMPTS: u32 = 4;
+
+/// An error that says whether the same transaction, run again, may succeed.
+pub trait Conflict {
+    fn is_conflict(&self) -> bool;
+}
+
+impl Conflict for StoreError {
+    fn is_conflict(&self) -> bool {
+        self.is_retryable()
     }
 }
 
