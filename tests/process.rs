@@ -579,3 +579,29 @@ fn a_mailbox_is_never_left_with_no_member() {
         "{body}"
     );
 }
+
+/// Continuity reminders count against the daily reply cap like every answer (issue 16): with
+/// the cap reached for a mailbox, its reminder waits for the next pass, and nothing is sent.
+#[test]
+fn a_reminder_never_goes_past_the_daily_reply_cap() {
+    let i = Instance::with_directory("\n[limits]\nmax_replies_per_mailbox_per_day = 1\n");
+    // Oakview is left with one member, and is answered: its one reply of the day.
+    let v = i.process_fixture("leaves_one_member.eml");
+    assert_eq!(outcome(&v), "applied", "{v}");
+    let pass: Value = serde_json::from_str(i.ok(&["continuity", "remind"]).trim()).unwrap();
+    assert_eq!(
+        pass["capped"],
+        serde_json::json!(["oakview.gp@nhs.example"]),
+        "{pass}"
+    );
+    assert_eq!(pass["reminded"], serde_json::json!([]), "{pass}");
+    assert!(
+        !i.audit()
+            .iter()
+            .any(|e| e["action"] == "continuity.reminded")
+    );
+    // Still listed, with no reminder counted.
+    let listed: Value = serde_json::from_str(i.ok(&["continuity"]).trim()).unwrap();
+    assert_eq!(listed["mailbox"], "oakview.gp@nhs.example");
+    assert_eq!(listed["reminders_sent"], 0, "{listed}");
+}
