@@ -182,6 +182,33 @@ pub enum AuditCommand {
     /// Write a new Ed25519 signing key to FILE (mode 0600; never replaces a file) and print
     /// its public key.
     Keygen { file: PathBuf },
+    /// A forensic report: every request of a shared mailbox (or about an account) in a
+    /// period — who asked, from where, with what evidence, what changed, what was replied —
+    /// stamped with the audit chain's verification.
+    Report {
+        /// The shared mailbox whose requests are reported.
+        #[arg(long, conflicts_with = "account", required_unless_present = "account")]
+        mailbox: Option<String>,
+        /// The account whose requests (about it, or asked by it) are reported.
+        #[arg(long)]
+        account: Option<String>,
+        /// From this time: `2026-03-01`, an RFC 3339 time, or a duration ago (`30d`). Default: 30 days ago.
+        #[arg(long)]
+        from: Option<String>,
+        /// Until this time (not included); same forms. Default: now.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+}
+
+/// How `audit report` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,7 +330,7 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
             if !dry_run {
                 bail!("replay only runs as a dry run: add --dry-run");
             }
-            let since_ms = parse_since(&since)?;
+            let since_ms = parse_since(&since).context("--since")?;
             let stdout = std::io::stdout();
             let mut failed = None;
             let summary = crate::ops::replay::replay(store, cfg, since_ms, |change| {
@@ -532,7 +559,7 @@ fn read_bounded(file: &std::path::Path, limit: u64) -> std::io::Result<Read> {
 async fn audit(store: &Store, since: Option<&str>, limit: i64) -> Result<()> {
     let since_ms = match since {
         None => 0,
-        Some(s) => parse_since(s)?,
+        Some(s) => parse_since(s).context("--since")?,
     };
     let mut conn = store.read().await?;
     let events = journal::list_audit(&mut conn, since_ms, limit).await?;
@@ -609,6 +636,50 @@ async fn audit_command(store: &Store, cfg: &Config, command: AuditCommand) -> Re
             }
             Ok(())
         }
+        AuditCommand::Report {
+            mailbox,
+            account,
+            from,
+            to,
+            format,
+        } => {
+            let from_ms = match from.as_deref() {
+                Some(f) => parse_since(f).context("--from")?,
+                None => crate::store::now_ms() - 30 * 86_400_000,
+            };
+            let until_ms = match to.as_deref() {
+                Some(t) => parse_since(t).context("--to")?,
+                None => crate::store::now_ms() + 1,
+            };
+            if until_ms <= from_ms {
+                bail!("--to must be after --from");
+            }
+            let (mailbox, account) = (
+                mailbox.map(|m| m.trim().to_ascii_lowercase()),
+                account.map(|a| a.trim().to_ascii_lowercase()),
+            );
+            let who = match (&mailbox, &account) {
+                (Some(m), _) => {
+                    let mut conn = store.read().await?;
+                    if crate::store::directory::find_mailbox(&mut conn, m)
+                        .await?
+                        .is_none()
+                    {
+                        bail!("{m} is not a registered shared mailbox");
+                    }
+                    crate::store::report::Subject::Mailbox(m)
+                }
+                (None, Some(a)) => crate::store::report::Subject::Account(a),
+                (None, None) => bail!("give --mailbox or --account"),
+            };
+            let report = crate::audit::report::make(store, cfg, who, from_ms, until_ms).await?;
+            match format {
+                ReportFormat::Text => print!("{}", crate::audit::report::to_text(&report)),
+                ReportFormat::Json => println!("{}", serde_json::to_string(&report)?),
+                ReportFormat::Csv => print!("{}", crate::audit::report::to_csv(&report)?),
+            }
+            Ok(())
+        }
         AuditCommand::Checkpoint => {
             let Some(path) = &cfg.audit.signing_key_file else {
                 bail!(
@@ -659,5 +730,5 @@ pub fn parse_since(s: &str) -> Result<i64> {
         let ago = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         return Ok(crate::store::now_ms().saturating_sub(ago));
     }
-    bail!("--since `{s}`: expected a date (2026-11-26), an RFC 3339 time, or a duration like 24h")
+    bail!("`{s}`: expected a date (2026-11-26), an RFC 3339 time, or a duration like 24h")
 }

@@ -415,6 +415,30 @@ async fn drive(c: &Client, base: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     shots.take(c, "audit").await;
+    // The forensic report of a mailbox, stamped with the chain's verdict.
+    c.goto(&format!(
+        "{base}/audit/report?mailbox=rosehill.care%40nhs.example"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    let stamp = c
+        .find(Locator::Css("#chain [role=status]"))
+        .await
+        .map_err(|e| format!("no chain verdict on the report: {e}"))?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !stamp.contains("audit chain intact") {
+        return Err(format!("the report's stamp says {stamp:?}"));
+    }
+    if c.find_all(Locator::Css(".report-entry"))
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        return Err("the report lists no request".into());
+    }
+    shots.take(c, "report").await;
 
     // The export, fetched as a download would be: with the session's cookie.
     let cookie = c

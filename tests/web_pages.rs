@@ -1151,3 +1151,81 @@ async fn the_directory_page_shows_continuity_reminders_and_scheduled_deletions()
         "Li Wong was disabled: {body}"
     );
 }
+
+/// The forensic report on the page (issue 16): a mailbox's requests with their evidence, what
+/// changed and what was replied, the chain's verdict on top; the CSV and JSON downloads, each
+/// recorded in the audit trail; a bad period is a clear 400.
+#[tokio::test]
+async fn the_forensic_report_page_and_its_downloads() {
+    let w = Web::new().await;
+    let reference = w.process_fixture("password_reset_fields.eml");
+    let s = w.sign_in().await;
+    let page = w
+        .get(
+            "/audit/report?mailbox=rosehill.care%40nhs.example",
+            Some(&s),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(body.contains("Audit trail: audit chain intact"), "{body}");
+    assert!(
+        body.contains(&format!("href=\"/requests/{reference}\"")),
+        "{body}"
+    );
+    assert!(
+        body.contains("password.reset") && body.contains("dkim=pass"),
+        "{body}"
+    );
+    assert!(
+        body.contains("href=\"/audit/report.csv?mailbox=rosehill.care%40nhs.example\""),
+        "{body}"
+    );
+    assert!(!body.contains("Temporary password"), "never a reply's body");
+
+    let csv = w
+        .get(
+            "/audit/report.csv?mailbox=rosehill.care%40nhs.example",
+            Some(&s),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        csv.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("postroom-report-rosehill.care_nhs.example.csv")
+    );
+    assert!(
+        csv.body.starts_with("reference,received,kind"),
+        "{}",
+        csv.body
+    );
+    assert!(csv.body.contains(&reference));
+    let json = w
+        .get(
+            "/audit/report.json?account=tom.smith%40nhs.example",
+            Some(&s),
+        )
+        .await;
+    assert_eq!(json.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(v["requests"][0]["reference"], reference.as_str());
+    let exported: Vec<serde_json::Value> = w
+        .instance
+        .audit()
+        .into_iter()
+        .filter(|e| e["action"] == "report.exported")
+        .collect();
+    assert_eq!(exported.len(), 2, "{exported:?}");
+    assert_eq!(exported[0]["actor"], "staff:alice");
+
+    let bad = w
+        .get(
+            "/audit/report?mailbox=rosehill.care%40nhs.example&from=2026-03-02&to=2026-03-01",
+            Some(&s),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -97,6 +97,27 @@ const ROUTES: &[Case] = &[
     case("GET", "/directory", "/directory", &[], Access::Staff),
     case("GET", "/audit", "/audit", &[], Access::Staff),
     case("GET", "/audit.csv", "/audit.csv", &[], Access::Admin),
+    case(
+        "GET",
+        "/audit/report",
+        "/audit/report?mailbox=rosehill.care%40nhs.example",
+        &[],
+        Access::Staff,
+    ),
+    case(
+        "GET",
+        "/audit/report.csv",
+        "/audit/report.csv?mailbox=rosehill.care%40nhs.example",
+        &[],
+        Access::Admin,
+    ),
+    case(
+        "GET",
+        "/audit/report.json",
+        "/audit/report.json?account=tom.smith%40nhs.example",
+        &[],
+        Access::Admin,
+    ),
     case("GET", "/outbox", "/outbox", &[], Access::Staff),
     case(
         "POST",

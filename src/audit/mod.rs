@@ -5,6 +5,7 @@
 pub mod as_of;
 pub mod chain;
 pub mod checkpoint;
+pub mod report;
 
 use crate::config::Config;
 use crate::store::Store;

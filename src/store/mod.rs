@@ -11,6 +11,7 @@ pub mod health;
 pub mod journal;
 pub mod lease;
 pub mod outbox;
+pub mod report;
 pub mod staff;
 pub mod views;
 

@@ -125,6 +125,20 @@ fn table() -> Vec<Route> {
         r(g.clone(), "/audit", Staff, get(pages::audit::page)),
         // A bulk export of personal data (every account, address and decision).
         r(g.clone(), "/audit.csv", Admin, get(pages::audit::csv)),
+        r(g.clone(), "/audit/report", Staff, get(pages::report::page)),
+        // The report's downloads: a bulk copy of personal data, like the audit export.
+        r(
+            g.clone(),
+            "/audit/report.csv",
+            Admin,
+            get(pages::report::csv),
+        ),
+        r(
+            g.clone(),
+            "/audit/report.json",
+            Admin,
+            get(pages::report::json),
+        ),
         r(g.clone(), "/outbox", Staff, get(pages::outbox::page)),
         r(
             p.clone(),

@@ -7,6 +7,7 @@ pub mod health;
 pub mod message;
 pub mod outbox;
 pub mod queue;
+pub mod report;
 pub mod request;
 pub mod requests;
 pub mod staff;
