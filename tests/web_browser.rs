@@ -439,6 +439,30 @@ async fn drive(c: &Client, base: &str) -> Result<(), String> {
         return Err("the report lists no request".into());
     }
     shots.take(c, "report").await;
+    // A mailbox's history: each membership and the request behind each change.
+    c.goto(&format!(
+        "{base}/directory/history?mailbox=oakview.gp%40nhs.example"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    let rows = c
+        .find_all(Locator::Css("#history tbody tr"))
+        .await
+        .map_err(|e| e.to_string())?;
+    if rows.is_empty() {
+        return Err("the history lists nobody".into());
+    }
+    let history = c
+        .find(Locator::Css("#history"))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !history.contains("HD-") {
+        return Err(format!("no request named in the history: {history}"));
+    }
+    shots.take(c, "history").await;
 
     // The export, fetched as a download would be: with the session's cookie.
     let cookie = c

@@ -1229,3 +1229,70 @@ async fn the_forensic_report_page_and_its_downloads() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+/// A mailbox's history on the page (issue 16): each membership with from/until and the request
+/// that changed it; with a day, who could read the mailbox then; an unknown mailbox is said so.
+#[tokio::test]
+async fn a_mailboxs_history_names_the_request_behind_each_change() {
+    let w = Web::new().await;
+    let added = w.process_fixture("add_member.eml");
+    let removed = w.process_fixture("remove_member.eml");
+    let s = w.sign_in().await;
+    let page = w
+        .get(
+            "/directory/history?mailbox=rosehill.care%40nhs.example",
+            Some(&s),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    let row = |account: &str| {
+        let at = body
+            .find(&format!("<td>{account}</td>"))
+            .unwrap_or_else(|| panic!("{account}: {body}"));
+        body[at..at + body[at..].find("</tr>").unwrap()].to_owned()
+    };
+    let sam = row("sam.green@nhs.example");
+    assert!(
+        sam.contains(&format!("href=\"/requests/{added}\"")),
+        "{sam}"
+    );
+    assert!(sam.contains("still a member"), "{sam}");
+    let amy = row("amy.jones@nhs.example");
+    assert!(amy.contains("before the trail"), "imported: {amy}");
+    assert!(
+        amy.contains(&format!("href=\"/requests/{removed}\"")),
+        "{amy}"
+    );
+
+    // On a day long ago: nobody the trail knows of had joined, the imported ones had.
+    let then = w
+        .get(
+            "/directory/history?mailbox=rosehill.care%40nhs.example&at=2020-01-01",
+            Some(&s),
+        )
+        .await
+        .body;
+    assert!(
+        then.contains("Who could read rosehill.care@nhs.example on 2020-01-01"),
+        "{then}"
+    );
+    assert!(!then.contains("<td>sam.green@nhs.example</td>"), "{then}");
+    assert!(then.contains("<td>amy.jones@nhs.example</td>"), "{then}");
+
+    let unknown = w
+        .get("/directory/history?mailbox=nobody%40nhs.example", Some(&s))
+        .await
+        .body;
+    assert!(
+        unknown.contains("is not a registered shared mailbox"),
+        "{unknown}"
+    );
+    let bad = w
+        .get(
+            "/directory/history?mailbox=rosehill.care%40nhs.example&at=yesterday",
+            Some(&s),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

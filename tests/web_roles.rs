@@ -95,6 +95,13 @@ const ROUTES: &[Case] = &[
     ),
     case("GET", "/messages/{id}", "/messages/1", &[], Access::Staff),
     case("GET", "/directory", "/directory", &[], Access::Staff),
+    case(
+        "GET",
+        "/directory/history",
+        "/directory/history?mailbox=rosehill.care%40nhs.example",
+        &[],
+        Access::Staff,
+    ),
     case("GET", "/audit", "/audit", &[], Access::Staff),
     case("GET", "/audit.csv", "/audit.csv", &[], Access::Admin),
     case(

@@ -122,6 +122,12 @@ fn table() -> Vec<Route> {
             get(pages::message::page),
         ),
         r(g.clone(), "/directory", Staff, get(pages::directory::page)),
+        r(
+            g.clone(),
+            "/directory/history",
+            Staff,
+            get(pages::history::page),
+        ),
         r(g.clone(), "/audit", Staff, get(pages::audit::page)),
         // A bulk export of personal data (every account, address and decision).
         r(g.clone(), "/audit.csv", Admin, get(pages::audit::csv)),

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod directory;
 pub mod health;
+pub mod history;
 pub mod message;
 pub mod outbox;
 pub mod queue;
