@@ -31,6 +31,9 @@ pub enum ReviewError {
     Refused(Reason),
     #[error("{0}")]
     Invalid(String),
+    /// Someone else has taken the request and the decision did not say to go on anyway.
+    #[error("{0}")]
+    Claimed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -42,7 +45,8 @@ impl crate::store::Conflict for ReviewError {
             ReviewError::NotFound(_)
             | ReviewError::NotWaiting { .. }
             | ReviewError::Refused(_)
-            | ReviewError::Invalid(_) => false,
+            | ReviewError::Invalid(_)
+            | ReviewError::Claimed(_) => false,
         }
     }
 }
@@ -361,4 +365,126 @@ async fn comment_in(
     )
     .await?;
     Ok(())
+}
+
+/// Give a waiting request to `to` (the staff member themselves, or a colleague: handing it
+/// over), recorded as `request.claimed`. `to` must be an enabled staff member.
+pub async fn claim(
+    store: &Store,
+    reference: &str,
+    to: &str,
+    staff: &str,
+) -> Result<(), ReviewError> {
+    let to = to.trim();
+    let member = crate::store::staff::find(store, to)
+        .await
+        .map_err(|e| ReviewError::Invalid(e.to_string()))?;
+    let Some(member) = member.filter(|m| !m.disabled) else {
+        return Err(ReviewError::Invalid(format!(
+            "{to} is not an enabled member of the helpdesk staff"
+        )));
+    };
+    crate::store::retrying(move || {
+        let name = member.name.clone();
+        async move {
+            let mut tx = store.begin().await?;
+            let result = claim_in(&mut tx, reference, &name, staff).await;
+            tx.finish(result).await
+        }
+    })
+    .await
+}
+
+async fn claim_in(
+    conn: &mut Conn,
+    reference: &str,
+    to: &str,
+    staff: &str,
+) -> Result<(), ReviewError> {
+    let request = waiting_request(conn, reference).await?;
+    let before = crate::store::claims::of_request(conn, request.id).await?;
+    crate::store::claims::set(conn, request.id, to, staff, crate::store::now_ms()).await?;
+    journal::insert_audit(
+        conn,
+        &NewAuditEvent {
+            actor: &actor(staff),
+            on_behalf_of: request.mailbox.as_deref(),
+            action: "request.claimed",
+            subject: request.target.as_deref(),
+            detail: json!({ "to": to, "from": before.map(|c| c.staff) }),
+            request_id: Some(request.id),
+            message_id: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Put a request back in the unclaimed queue, recorded as `request.released`.
+pub async fn release(store: &Store, reference: &str, staff: &str) -> Result<(), ReviewError> {
+    crate::store::retrying(move || async move {
+        let mut tx = store.begin().await?;
+        let result = release_in(&mut tx, reference, staff).await;
+        tx.finish(result).await
+    })
+    .await
+}
+
+async fn release_in(conn: &mut Conn, reference: &str, staff: &str) -> Result<(), ReviewError> {
+    let request = journal::find_request(conn, reference)
+        .await?
+        .ok_or_else(|| ReviewError::NotFound(reference.to_owned()))?;
+    let Some(before) = crate::store::claims::of_request(conn, request.id).await? else {
+        return Ok(());
+    };
+    crate::store::claims::release(conn, request.id).await?;
+    journal::insert_audit(
+        conn,
+        &NewAuditEvent {
+            actor: &actor(staff),
+            on_behalf_of: request.mailbox.as_deref(),
+            action: "request.released",
+            subject: request.target.as_deref(),
+            detail: json!({ "from": before.staff }),
+            request_id: Some(request.id),
+            message_id: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Who holds a request other than `staff`, if anyone: a decision on it asks for confirmation.
+pub async fn claimed_by_other(
+    store: &Store,
+    reference: &str,
+    staff: &str,
+) -> Result<Option<String>, ReviewError> {
+    let mut conn = store.read().await?;
+    let Some(request) = journal::find_request(&mut conn, reference).await? else {
+        return Ok(None);
+    };
+    Ok(crate::store::claims::of_request(&mut conn, request.id)
+        .await?
+        .map(|c| c.staff)
+        .filter(|s| s != staff))
+}
+
+/// What happened to a request that is no longer waiting: "applied by staff:bob at …", for a
+/// second person who tried to decide it too.
+pub async fn what_happened(store: &Store, reference: &str) -> Result<Option<String>, ReviewError> {
+    let mut conn = store.read().await?;
+    let Some(request) = journal::find_request(&mut conn, reference).await? else {
+        return Ok(None);
+    };
+    Ok(crate::store::claims::last_decision(&mut conn, request.id)
+        .await?
+        .map(|(actor, action, at)| {
+            format!(
+                "{reference} was already decided: {} by {} at {}.",
+                action.trim_start_matches("request.").replace('_', " "),
+                actor.trim_start_matches("staff:"),
+                crate::store::format_ms(at)
+            )
+        }))
 }

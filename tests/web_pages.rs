@@ -1296,3 +1296,138 @@ async fn a_mailboxs_history_names_the_request_behind_each_change() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+/// Claims (issue 17): a waiting request is taken, shown in the queue as whose it is and in
+/// the views "mine" and "unclaimed"; handed to a colleague; released; each step audited. A
+/// colleague deciding a request someone else has taken is asked to confirm first, and
+/// nothing changes until they do; a second decision on a decided request says who decided
+/// it and how.
+#[tokio::test]
+async fn claims_collisions_and_who_decided() {
+    let w = Web::new().await;
+    let first = w.process_fixture("unknown_kind.eml");
+    let second = w.process_fixture("ambiguous_account.eml");
+    let alice = w.sign_in().await;
+    let adam = w.agent().await;
+
+    // Alice takes the first.
+    let r = w
+        .submit(&format!("/requests/{first}/claim"), &[], &alice)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let queue = w.get("/queue", Some(&adam)).await.body;
+    let row = |body: &str, reference: &str| {
+        let at = body
+            .find(&format!(">{reference}</a>"))
+            .unwrap_or_else(|| panic!("{reference} not listed: {body}"));
+        body[at..at + body[at..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row(&queue, &first).contains("alice"), "{queue}");
+    assert!(row(&queue, &second).contains("nobody"), "{queue}");
+    let mine = w.get("/queue?who=mine", Some(&alice)).await.body;
+    assert!(
+        mine.contains(&first) && !mine.contains(&format!(">{second}<")),
+        "{mine}"
+    );
+    let unclaimed = w.get("/queue?who=unclaimed", Some(&alice)).await.body;
+    assert!(
+        !unclaimed.contains(&format!(">{first}<")) && unclaimed.contains(&second),
+        "{unclaimed}"
+    );
+
+    // Adam tries to decide Alice's request: asked to confirm, nothing done.
+    let apply = [
+        ("kind", "unlock"),
+        ("account", "kim.lee@nhs.example"),
+        ("requested_by", "jane.doe@nhs.example"),
+    ];
+    let r = w
+        .submit(&format!("/requests/{first}/apply"), &apply, &adam)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(
+        r.body.contains("alice has taken this request"),
+        "{}",
+        r.body
+    );
+    assert_eq!(w.outcome(&first).await, "needs_review");
+    let r = w
+        .submit(
+            &format!("/requests/{first}/reject"),
+            &[("message", "No.")],
+            &adam,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(w.outcome(&first).await, "needs_review");
+
+    // Confirmed: done.
+    let mut confirmed = apply.to_vec();
+    confirmed.push(("confirm_claim", "yes"));
+    let r = w
+        .submit(&format!("/requests/{first}/apply"), &confirmed, &adam)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(w.outcome(&first).await, "applied");
+
+    // Alice, a moment late, is told who decided it and how.
+    let r = w
+        .submit(
+            &format!("/requests/{first}/reject"),
+            &[("message", "No."), ("confirm_claim", "yes")],
+            &alice,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(
+        r.body
+            .contains(&format!("{first} was already decided: applied by adam at")),
+        "{}",
+        r.body
+    );
+
+    // Hand the second to Adam, then he releases it.
+    let r = w
+        .submit(
+            &format!("/requests/{second}/claim"),
+            &[("to", "adam")],
+            &alice,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = w
+        .get(&format!("/requests/{second}"), Some(&adam))
+        .await
+        .body;
+    assert!(
+        page.contains("<strong>You</strong> have taken this request"),
+        "{page}"
+    );
+    assert!(page.contains("handed over by alice"), "{page}");
+    let r = w
+        .submit(
+            &format!("/requests/{second}/claim"),
+            &[("to", "nobody-here")],
+            &alice,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = w
+        .submit(&format!("/requests/{second}/release"), &[], &adam)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let unclaimed = w.get("/queue?who=unclaimed", Some(&alice)).await.body;
+    assert!(unclaimed.contains(&second), "{unclaimed}");
+
+    let actions: Vec<String> = w
+        .instance
+        .audit()
+        .into_iter()
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .filter(|a| a == "request.claimed" || a == "request.released")
+        .collect();
+    assert_eq!(
+        actions,
+        ["request.claimed", "request.claimed", "request.released"]
+    );
+}

@@ -93,6 +93,20 @@ const ROUTES: &[Case] = &[
         &[("message", "No.")],
         Access::Staff,
     ),
+    case(
+        "POST",
+        "/requests/{reference}/claim",
+        "/requests/HD-000003/claim",
+        &[],
+        Access::Staff,
+    ),
+    case(
+        "POST",
+        "/requests/{reference}/release",
+        "/requests/HD-000003/release",
+        &[],
+        Access::Staff,
+    ),
     case("GET", "/messages/{id}", "/messages/1", &[], Access::Staff),
     case("GET", "/directory", "/directory", &[], Access::Staff),
     case(

@@ -5,6 +5,7 @@
 //! bool mapping that both backends share. Where the SQL must differ (migrations, how a write
 //! transaction starts) the [`Backend`] chooses.
 
+pub mod claims;
 pub mod continuity;
 pub mod directory;
 pub mod health;

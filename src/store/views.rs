@@ -110,34 +110,49 @@ pub async fn queue_size(conn: &mut Conn) -> Result<i64, StoreError> {
     )
 }
 
+/// Whose waiting requests the queue shows (issue 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueWho<'a> {
+    All,
+    /// Claimed by this staff member.
+    Mine(&'a str),
+    Unclaimed,
+}
+
 /// Requests waiting for review, oldest first (the order they should be dealt with).
 pub async fn queue(
     conn: &mut Conn,
     cursor: Cursor,
     limit: i64,
+    who: QueueWho<'_>,
 ) -> Result<Page<RequestSummary>, StoreError> {
     let limit = clamp_limit(limit);
-    // Two statements instead of one with a flag: each walks `requests_outcome_id` one way.
-    const DOWN: &str = concat!(
-        "SELECT r.id, r.reference, r.kind, r.outcome, r.reason, r.mailbox, r.requester, r.target, ",
-        "r.created_at, m.subject, m.from_address FROM requests r JOIN messages m ON m.id = r.message_id ",
-        "WHERE r.outcome = 'needs_review' AND r.id > $1 ORDER BY r.id ASC LIMIT $2"
-    );
-    const UP: &str = concat!(
-        "SELECT r.id, r.reference, r.kind, r.outcome, r.reason, r.mailbox, r.requester, r.target, ",
-        "r.created_at, m.subject, m.from_address FROM requests r JOIN messages m ON m.id = r.message_id ",
-        "WHERE r.outcome = 'needs_review' AND r.id < $1 ORDER BY r.id DESC LIMIT $2"
-    );
-    let (sql, bound) = match cursor {
-        Cursor::Start => (DOWN, 0),
-        Cursor::After(id) => (DOWN, id),
-        Cursor::Before(id) => (UP, id),
+    // Each direction walks `requests_outcome_id` one way; the claim filter is one of three
+    // constant fragments, its staff name bound as $3.
+    let claim = match who {
+        QueueWho::All => "",
+        QueueWho::Mine(_) => {
+            " AND EXISTS (SELECT 1 FROM claims c WHERE c.request_id = r.id AND c.staff = $3)"
+        }
+        QueueWho::Unclaimed => " AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.request_id = r.id)",
     };
-    let rows = sqlx::query(sql)
+    let (op, order, bound) = match cursor {
+        Cursor::Start => (">", "ASC", 0),
+        Cursor::After(id) => (">", "ASC", id),
+        Cursor::Before(id) => ("<", "DESC", id),
+    };
+    let sql = format!(
+        "SELECT r.id, r.reference, r.kind, r.outcome, r.reason, r.mailbox, r.requester, r.target, \
+         r.created_at, m.subject, m.from_address FROM requests r JOIN messages m ON m.id = r.message_id \
+         WHERE r.outcome = 'needs_review' AND r.id {op} $1{claim} ORDER BY r.id {order} LIMIT $2"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(bound)
-        .bind(limit + 1)
-        .fetch_all(&mut *conn)
-        .await?;
+        .bind(limit + 1);
+    if let QueueWho::Mine(name) = who {
+        q = q.bind(name);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
     let rows = rows
         .iter()
         .map(summary_from_row)

@@ -116,6 +116,18 @@ fn table() -> Vec<Route> {
             post(pages::request::comment),
         ),
         r(
+            p.clone(),
+            "/requests/{reference}/claim",
+            Staff,
+            post(pages::request::claim),
+        ),
+        r(
+            p.clone(),
+            "/requests/{reference}/release",
+            Staff,
+            post(pages::request::release),
+        ),
+        r(
             g.clone(),
             "/messages/{id}",
             Staff,

@@ -1,44 +1,85 @@
-//! `/` and `/queue`: requests waiting for a person, oldest first.
+//! `/` and `/queue`: requests waiting for a person, oldest first; who has taken which
+//! (issue 17), and the views "mine", "unclaimed" and "all".
 
 use super::{CursorQuery, Layout, Pager, RequestLine};
-use crate::store::now_ms;
-use crate::store::views;
+use crate::store::views::{self, QueueWho};
+use crate::store::{claims, now_ms};
 use crate::web::auth::Staff;
+use crate::web::format::age;
 use crate::web::{WebError, WebState, render};
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::Response;
+use serde::Deserialize;
 
 /// Rows per page: a morning's worth at a glance.
 pub const PAGE_SIZE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueQuery {
+    /// `mine`, `unclaimed`, or all (absent).
+    who: Option<String>,
+    #[serde(flatten)]
+    cursor: CursorQuery,
+}
+
+pub struct QueueRow {
+    pub line: RequestLine,
+    /// Who has it, and for how long; empty when nobody.
+    pub claimed_by: String,
+    pub claimed_for: String,
+    pub mine: bool,
+}
 
 #[derive(Template)]
 #[template(path = "queue.html")]
 struct QueuePage {
     layout: Layout,
-    rows: Vec<RequestLine>,
+    rows: Vec<QueueRow>,
     pager: Pager,
+    who: String,
 }
 
 pub async fn page(
     State(state): State<WebState>,
     Extension(me): Extension<Staff>,
-    Query(q): Query<CursorQuery>,
+    Query(q): Query<QueueQuery>,
 ) -> Result<Response, WebError> {
     let layout = Layout::new(&state, &me, "Review queue", "queue").await?;
+    let (who, view) = match q.who.as_deref() {
+        Some("mine") => (QueueWho::Mine(&me.name), "mine"),
+        Some("unclaimed") => (QueueWho::Unclaimed, "unclaimed"),
+        _ => (QueueWho::All, ""),
+    };
     let mut conn = state.store.read().await?;
-    let page = views::queue(&mut conn, q.cursor(), PAGE_SIZE).await?;
-    let pager = Pager::new("/queue", &[], &page);
+    let page = views::queue(&mut conn, q.cursor.cursor(), PAGE_SIZE, who).await?;
+    let ids: Vec<i64> = page.items.iter().map(|r| r.id).collect();
+    let mut held = claims::of_requests(&mut conn, &ids).await?;
+    drop(conn);
+    let filters = [("who", (!view.is_empty()).then(|| view.to_owned()))];
+    let pager = Pager::new("/queue", &filters, &page);
     let now = now_ms();
     let rows = page
         .items
         .into_iter()
-        .map(|r| RequestLine::new(r, now))
+        .map(|r| {
+            let claim = held.remove(&r.id);
+            QueueRow {
+                claimed_by: claim.as_ref().map(|c| c.staff.clone()).unwrap_or_default(),
+                claimed_for: claim
+                    .as_ref()
+                    .map(|c| age(c.claimed_at, now))
+                    .unwrap_or_default(),
+                mine: claim.as_ref().is_some_and(|c| c.staff == me.name),
+                line: RequestLine::new(r, now),
+            }
+        })
         .collect();
     Ok(render(&QueuePage {
         layout,
         rows,
         pager,
+        who: view.to_owned(),
     }))
 }

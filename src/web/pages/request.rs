@@ -111,6 +111,20 @@ struct RequestPage {
     replies: Vec<ReplyLine>,
     comments: Vec<CommentLine>,
     audit: Vec<AuditLine>,
+    /// Who has taken the request (issue 17): name, who gave it, since when.
+    claim: Option<ClaimLine>,
+    claim_error: Option<String>,
+    /// Taken by someone else: a decision asks for confirmation.
+    claimed_by_other: bool,
+    /// Enabled staff, to hand the request to.
+    colleagues: Vec<String>,
+    me: String,
+}
+
+pub struct ClaimLine {
+    pub staff: String,
+    pub by: String,
+    pub since: String,
 }
 
 /// What the staff member typed, to show again with an error.
@@ -122,6 +136,7 @@ struct Typed {
     reject_error: Option<String>,
     comment_text: String,
     comment_error: Option<String>,
+    claim_error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +180,7 @@ async fn build(
     let comments = views::comments_of_request(&mut conn, request.id).await?;
     let audit = views::audit_of_request(&mut conn, request.id).await?;
     let confirmation = journal::open_confirmation(&mut conn, request.id).await?;
+    let claim = crate::store::claims::of_request(&mut conn, request.id).await?;
     let mailbox = match &request.mailbox {
         Some(m) => directory::find_mailbox(&mut conn, m).await?,
         None => None,
@@ -371,6 +387,21 @@ async fn build(
                 detail: serde_json::to_string_pretty(&e.detail).unwrap_or_default(),
             })
             .collect(),
+        claimed_by_other: claim.as_ref().is_some_and(|c| c.staff != me.name),
+        claim_error: typed.claim_error,
+        claim: claim.map(|c| ClaimLine {
+            staff: c.staff,
+            by: c.claimed_by,
+            since: time(c.claimed_at),
+        }),
+        colleagues: crate::store::staff::list(&state.store)
+            .await
+            .map_err(|e| WebError::Internal(e.to_string()))?
+            .into_iter()
+            .filter(|m| !m.disabled && m.name != me.name)
+            .map(|m| m.name)
+            .collect(),
+        me: me.name.clone(),
         outcome: request.outcome,
         reference: request.reference,
     })
@@ -432,11 +463,47 @@ fn review_failure(e: ReviewError) -> Result<(StatusCode, String), WebError> {
     match e {
         ReviewError::NotFound(r) => Err(WebError::NotFound(format!("There is no request {r}."))),
         ReviewError::Store(e) => Err(WebError::from(e)),
-        e @ ReviewError::NotWaiting { .. } => Ok((StatusCode::CONFLICT, e.to_string())),
+        e @ (ReviewError::NotWaiting { .. } | ReviewError::Claimed(_)) => {
+            Ok((StatusCode::CONFLICT, e.to_string()))
+        }
         e @ (ReviewError::Refused(_) | ReviewError::Invalid(_)) => {
             Ok((StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
         }
     }
+}
+
+/// A request someone else has taken is decided only when the form says so (issue 17): the
+/// sentence to show when it does not.
+async fn claim_gate(
+    state: &WebState,
+    me: &Staff,
+    reference: &str,
+    confirmed: bool,
+) -> Result<Option<String>, ReviewError> {
+    if confirmed {
+        return Ok(None);
+    }
+    Ok(review::claimed_by_other(&state.store, reference, &me.name)
+        .await?
+        .map(|other| {
+            format!(
+                "{other} has taken this request. Tick \u{201c}Decide anyway\u{201d} to decide it yourself, or leave it to them."
+            )
+        }))
+}
+
+/// A decision that failed: for a request already decided, say who decided it and how.
+async fn failure_sentence(
+    state: &WebState,
+    reference: &str,
+    e: ReviewError,
+) -> Result<(StatusCode, String), WebError> {
+    if matches!(e, ReviewError::NotWaiting { .. })
+        && let Ok(Some(what)) = review::what_happened(&state.store, reference).await
+    {
+        return Ok((StatusCode::CONFLICT, what));
+    }
+    review_failure(e)
 }
 
 pub async fn apply(
@@ -449,13 +516,18 @@ pub async fn apply(
         return WebError::NotFound(format!("There is no request {reference}.")).into_response();
     }
     let kind_text = form.get("kind").map(|k| k.trim()).unwrap_or_default();
-    let result = match kind_text.parse::<RequestKind>() {
-        Ok(kind) if !kind_text.is_empty() => {
-            review::apply_as(&state.store, &state.cfg, &reference, kind, &form, &me.name).await
-        }
-        _ => Err(ReviewError::Invalid(
-            "choose what the request is for".into(),
-        )),
+    let confirmed = form.get("confirm_claim").is_some_and(|v| v == "yes");
+    let result = match claim_gate(&state, &me, &reference, confirmed).await {
+        Err(e) => Err(e),
+        Ok(Some(sentence)) => Err(ReviewError::Claimed(sentence)),
+        Ok(None) => match kind_text.parse::<RequestKind>() {
+            Ok(kind) if !kind_text.is_empty() => {
+                review::apply_as(&state.store, &state.cfg, &reference, kind, &form, &me.name).await
+            }
+            _ => Err(ReviewError::Invalid(
+                "choose what the request is for".into(),
+            )),
+        },
     };
     match result {
         Ok(done) => {
@@ -463,7 +535,7 @@ pub async fn apply(
             state.status.wake_outbox();
             see_other(&format!("/requests/{reference}?done=decided"))
         }
-        Err(e) => match review_failure(e) {
+        Err(e) => match failure_sentence(&state, &reference, e).await {
             Ok((code, sentence)) => {
                 let typed = Typed {
                     apply: Some(form),
@@ -481,6 +553,8 @@ pub async fn apply(
 pub struct RejectForm {
     #[serde(default)]
     message: String,
+    #[serde(default)]
+    confirm_claim: Option<String>,
 }
 
 pub async fn reject(
@@ -492,21 +566,28 @@ pub async fn reject(
     if !is_reference(&reference) {
         return WebError::NotFound(format!("There is no request {reference}.")).into_response();
     }
-    match review::reject(
-        &state.store,
-        &state.cfg,
-        &reference,
-        &form.message,
-        &me.name,
-    )
-    .await
-    {
+    let confirmed = form.confirm_claim.as_deref() == Some("yes");
+    let result = match claim_gate(&state, &me, &reference, confirmed).await {
+        Err(e) => Err(e),
+        Ok(Some(sentence)) => Err(ReviewError::Claimed(sentence)),
+        Ok(None) => {
+            review::reject(
+                &state.store,
+                &state.cfg,
+                &reference,
+                &form.message,
+                &me.name,
+            )
+            .await
+        }
+    };
+    match result {
         Ok(_) => {
             tracing::info!(staff = %me.name, reference = %reference, "rejected by staff");
             state.status.wake_outbox();
             see_other(&format!("/requests/{reference}?done=decided"))
         }
-        Err(e) => match review_failure(e) {
+        Err(e) => match failure_sentence(&state, &reference, e).await {
             Ok((code, sentence)) => {
                 let typed = Typed {
                     reject_message: form.message,
@@ -546,6 +627,63 @@ pub async fn comment(
                 };
                 again(&state, &me, &reference, code, typed).await
             }
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClaimForm {
+    /// Whom to give it to; absent or empty: the staff member themselves.
+    #[serde(default)]
+    to: Option<String>,
+}
+
+/// Take a waiting request, or hand it to a colleague (issue 17).
+pub async fn claim(
+    State(state): State<WebState>,
+    Extension(me): Extension<Staff>,
+    Path(reference): Path<String>,
+    Form(form): Form<ClaimForm>,
+) -> Response {
+    if !is_reference(&reference) {
+        return WebError::NotFound(format!("There is no request {reference}.")).into_response();
+    }
+    let to = form
+        .to
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&me.name)
+        .to_owned();
+    match review::claim(&state.store, &reference, &to, &me.name).await {
+        Ok(()) => see_other(&format!("/requests/{reference}")),
+        Err(e) => match failure_sentence(&state, &reference, e).await {
+            Ok((code, sentence)) => {
+                let typed = Typed {
+                    claim_error: Some(sentence),
+                    ..Typed::default()
+                };
+                again(&state, &me, &reference, code, typed).await
+            }
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+/// Put a request back among the unclaimed.
+pub async fn release(
+    State(state): State<WebState>,
+    Extension(me): Extension<Staff>,
+    Path(reference): Path<String>,
+) -> Response {
+    if !is_reference(&reference) {
+        return WebError::NotFound(format!("There is no request {reference}.")).into_response();
+    }
+    match review::release(&state.store, &reference, &me.name).await {
+        Ok(()) => see_other(&format!("/requests/{reference}")),
+        Err(e) => match review_failure(e) {
+            Ok((code, sentence)) => (code, sentence).into_response(),
             Err(e) => e.into_response(),
         },
     }
