@@ -481,7 +481,7 @@ pub async fn what_happened(store: &Store, reference: &str) -> Result<Option<Stri
         .await?
         .map(|(actor, action, at)| {
             format!(
-                "{reference} was already decided: {} by {} at {}.",
+                "{reference} was already decided: {} by {} at {} (only requests waiting for review can be decided).",
                 action.trim_start_matches("request.").replace('_', " "),
                 actor.trim_start_matches("staff:"),
                 crate::store::format_ms(at)
