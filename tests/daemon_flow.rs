@@ -629,6 +629,14 @@ async fn without_move_the_fallbacks_file_by_uid_and_never_expunge_others() {
         Duration::from_secs(15),
     )
     .await;
+    // The copy shows in the folder before the expunge of the original (UID EXPUNGE follows the
+    // COPY): wait for it rather than look once.
+    eventually(
+        "only the other client's message is left in the inbox",
+        Duration::from_secs(15),
+        || async { stack.folder_count(&site.helpdesk, "INBOX").await == 1 },
+    )
+    .await;
     let inbox = stack.fetch_all(&site.helpdesk, "INBOX").await;
     assert_eq!(inbox.len(), 1, "only the other client's message is left");
     assert!(contains(&inbox[0], &others_id));
