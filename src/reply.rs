@@ -4,6 +4,7 @@
 use crate::config::HelpdeskConfig;
 use crate::outcome::Outcome;
 use crate::policy::Decision;
+use crate::request::lines::strip_subject_prefixes;
 use serde::Serialize;
 
 /// A reply ready for the outbox.
@@ -38,13 +39,10 @@ pub struct Applied {
 fn base_subject(original: &str, prefix: &str) -> String {
     let mut s = original.trim();
     loop {
-        let lower = s.to_ascii_lowercase();
-        let cut = ["re:", "fw:", "fwd:", "aw:", "sv:"]
-            .iter()
-            .find(|p| lower.starts_with(**p))
-            .map(|p| p.len());
-        if let Some(n) = cut {
-            s = s.get(n..).unwrap_or("").trim_start();
+        // The same prefixes the reading of a request strips (one list, in `request::lines`).
+        let stripped = strip_subject_prefixes(s);
+        if stripped.len() != s.len() {
+            s = stripped;
             continue;
         }
         if s.starts_with('[')

@@ -15,9 +15,9 @@
 //! same person is one ask. An ask that names no one is dropped when another ask of its kind
 //! names someone. Two different people are never one ask.
 
-use crate::request::extract::NotAsked;
 use crate::request::intent;
 use crate::request::kinds::{RequestKind, Role};
+use crate::request::model::NotAsked;
 use crate::request::names::{self, Found, Who};
 use crate::request::tokens::{Sentence, Tok, sentences};
 use crate::request::wording::{self, Strength};

@@ -12,7 +12,7 @@
 //! - **In passing**: an action the helpdesk already did ("Joe, who you unlocked last week, says
 //!   thanks", "thanks for resetting…").
 
-use crate::request::extract::NotAsked;
+use crate::request::model::NotAsked;
 use crate::request::tokens::Sentence;
 use regex::Regex;
 use std::sync::LazyLock;

@@ -6,10 +6,13 @@
 //! (one ask per person and kind), [`disclaimer`] (confidentiality notices, cut off), [`signature`] (the closing and its signer) and [`understand`]
 //! (the whole message: subject, fields, forwards, thanks). See `docs/understanding.md`.
 pub mod asks;
+pub mod block_kind;
 pub mod disclaimer;
 pub mod extract;
 pub mod intent;
 pub mod kinds;
+pub mod lines;
+pub mod model;
 pub mod names;
 pub mod signature;
 pub mod tokens;

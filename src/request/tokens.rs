@@ -3,7 +3,7 @@
 //! addresses as one placeholder word) that the kind wording is matched against, with a map from
 //! its byte offsets back to tokens. One pass over the text: linear in its length.
 
-use crate::request::extract::ADDRESS;
+use crate::request::lines::ADDRESS;
 
 /// The word an address becomes in the normalised copy.
 pub const ADDRESS_WORD: &str = "someaddress";

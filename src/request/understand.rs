@@ -21,11 +21,10 @@
 //!   `QuotedOnly`.
 
 use crate::request::asks::{self, Person, RawAsk};
-use crate::request::extract::{
-    ADDRESS, Ask, Field, KindMatch, Mention, NotAsked, declared_kind, field_line, kinds_named,
-    strip_subject_prefixes,
-};
+use crate::request::block_kind::{declared_kind, kinds_named};
 use crate::request::kinds::RequestKind;
+use crate::request::lines::{ADDRESS, field_line, strip_subject_prefixes};
+use crate::request::model::{Ask, Field, KindMatch, Mention, NotAsked};
 use crate::request::signature;
 use crate::request::wording::Strength;
 use regex::Regex;
