@@ -6,6 +6,9 @@
 //! parse as such, else as strings).
 
 use crate::request::{RequestKind, Role};
+// Sections other rooms own; `config` reads and composes them.
+pub use crate::secret::Secret;
+pub use crate::store::DatabaseConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -400,25 +403,6 @@ pub enum TlsMode {
     None,
 }
 
-/// A secret from the config, a file, or the environment; never printed.
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ImapConfig {
     /// Where this inbox sits in the config, for messages: `imap` or `imap[2]`.
@@ -503,13 +487,6 @@ pub struct SmtpConfig {
     pub retry_max: Duration,
     /// A reply still not accepted after this long is marked failed.
     pub give_up_after: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    pub url: String,
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -885,7 +862,7 @@ fn secret_key(
 ) -> Result<Option<Secret>, ConfigError> {
     match (inline, file) {
         (Some(_), Some(_)) => Err(key_err(key, "give `password` or `password_file`, not both")),
-        (Some(p), None) => Ok(Some(Secret(p))),
+        (Some(p), None) => Ok(Some(Secret::new(p))),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 key_err(
@@ -893,7 +870,9 @@ fn secret_key(
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?;
-            Ok(Some(Secret(text.trim_end_matches(['\r', '\n']).to_owned())))
+            Ok(Some(Secret::new(
+                text.trim_end_matches(['\r', '\n']).to_owned(),
+            )))
         }
         (None, None) => Ok(None),
     }

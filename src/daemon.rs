@@ -55,7 +55,15 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     let status = Status::new();
     status.set_outbox_wake(wake.clone());
     // XOAUTH2 token failures show in /metrics and /healthz (the config's sources share it).
-    crate::oauth::attach_status(cfg, &status);
+    // Token failures are counted on the daemon's status (`/metrics`, `/healthz`).
+    let imap = cfg.imap.iter().map(|i| &i.auth);
+    let smtp = cfg.smtp.iter().map(|s| &s.auth);
+    for auth in imap.chain(smtp) {
+        match auth {
+            crate::config::Auth::Xoauth2(source) => source.attach_status(&status),
+            crate::config::Auth::Password => {}
+        }
+    }
 
     // The staff page runs beside the loops; a port that cannot be had stops the start, with
     // the key to change.

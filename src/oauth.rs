@@ -8,7 +8,7 @@
 //! secret, and are counted on the shared [`Status`] (`/metrics`, `/healthz`): a token that
 //! silently stops refreshing is the classic way such a desk goes quiet (field notes).
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::status::Status;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -168,17 +168,6 @@ impl TokenSource {
 /// The SASL XOAUTH2 initial response (before base64, which async-imap and lettre add).
 pub fn xoauth2_string(user: &str, token: &str) -> String {
     format!("user={user}\x01auth=Bearer {token}\x01\x01")
-}
-
-/// Attach the daemon's status to every token source in the config.
-pub fn attach_status(cfg: &crate::config::Config, status: &Status) {
-    let imap = cfg.imap.iter().map(|i| &i.auth);
-    let smtp = cfg.smtp.iter().map(|s| &s.auth);
-    for auth in imap.chain(smtp) {
-        if let crate::config::Auth::Xoauth2(source) = auth {
-            source.attach_status(status);
-        }
-    }
 }
 
 fn client_credentials(

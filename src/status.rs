@@ -131,7 +131,7 @@ impl StatusSnapshot {
 
 impl Status {
     pub fn new() -> Status {
-        let now = crate::store::now_ms();
+        let now = crate::clock::now_ms();
         Status {
             inner: Arc::new(Inner {
                 started_at_ms: now,
@@ -153,7 +153,7 @@ impl Status {
     }
 
     fn set_imap(&self, state: ImapState, error: Option<String>) {
-        let now = crate::store::now_ms();
+        let now = crate::clock::now_ms();
         // A poisoned lock only means another thread panicked mid-update of plain data.
         let mut imap = self
             .inner
@@ -200,7 +200,7 @@ impl Status {
     pub fn message_processed(&self, took: Duration) {
         let i = &self.inner;
         i.last_processed_ms
-            .store(crate::store::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
         let secs = took.as_secs_f64();
         let bucket = LATENCY_BUCKETS
             .iter()
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn imap_is_unhealthy_only_after_the_grace_period() {
         let s = Status::new();
-        let now = crate::store::now_ms();
+        let now = crate::clock::now_ms();
         assert!(s.snapshot().imap_healthy(now + 10_000_000, IMAP_GRACE));
         s.imap_connecting();
         s.imap_failed("connection refused");

@@ -1,8 +1,8 @@
 //! Organisations, shared mailboxes, accounts and who is a member or owner of what.
 
 use super::{Conn, StoreError, now_ms, placeholders};
+use crate::name_keys::NameKeys;
 use crate::request::Role;
-use crate::resolve::NameKeys;
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;

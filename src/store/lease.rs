@@ -131,7 +131,7 @@ pub async fn find(store: &Store, inbox: &str) -> Result<Option<LeaseRow>, StoreE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatabaseConfig;
+    use crate::store::DatabaseConfig;
 
     async fn store() -> Store {
         Store::open(&DatabaseConfig {

@@ -16,13 +16,24 @@ pub mod report;
 pub mod staff;
 pub mod views;
 
-use crate::config::DatabaseConfig;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Transaction};
 use std::str::FromStr;
 use std::sync::{Arc, Once};
 
 pub use sqlx::Error as DbError;
+// Time as the store keeps it; the clock is its own module so that the rules and the status
+// read it without importing the store.
+pub use crate::clock::{format_ms, now_ms};
+
+/// Where the database is and how many connections to it (the `[database]` section, checked
+/// by `config.rs`, which composes it).
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: std::time::Duration,
+}
 
 /// A write transaction on either backend; every write postroom makes happens inside one (or
 /// in one statement on a [`WriteConn`]). Derefs to the connection, so query functions take
@@ -400,18 +411,6 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// Now, as stored: Unix milliseconds.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// Unix milliseconds → RFC 3339 for people and JSON.
-pub fn format_ms(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 /// `$first, $first+1, …` for `n` values: the placeholders of an `IN (…)` list or of one row

@@ -407,7 +407,7 @@ fn clip(error: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatabaseConfig;
+    use crate::store::DatabaseConfig;
     use crate::store::Store;
     use crate::store::journal::{NewOutboxItem, enqueue_reply};
 

@@ -817,7 +817,7 @@ pub async fn ping(conn: &mut Conn) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatabaseConfig;
+    use crate::store::DatabaseConfig;
     use crate::store::Store;
     use std::time::Duration;
 
