@@ -7,123 +7,31 @@
 //! that moment and applies. Codes are random, stored as SHA-256 only, single use, expire
 //! after `[confirmation] ttl`, and a few wrong tries void them.
 
-use crate::apply;
 use crate::config::Config;
-use crate::message;
+use crate::desk::Mode;
+use crate::desk::answer::enqueue;
+use crate::desk::code::code_hash;
+use crate::desk::processed::Processed;
+use crate::desk::settle::{self, Answer, Rewrite, Row, Settle};
+use crate::desk::snapshot::load_snapshot;
+use crate::desk::stored;
+use crate::message::Message;
 use crate::outcome::Outcome;
 use crate::password;
-use crate::pipeline::{self, Input, Processed};
-use crate::policy::{self, Decision};
+use crate::policy;
 use crate::reason::Reason;
 use crate::reply::{self, Notice};
 use crate::request::RequestKind;
-use crate::request::extract::{self, ExtractContext, Extracted};
+use crate::request::extract::Extracted;
 use crate::store::journal::{self, Confirmation, NewAuditEvent, RequestRow};
 use crate::store::{Conn, StoreError, now_ms};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-/// The alphabet of codes (no 0/O, 1/I): 8 characters, 40 bits.
-const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-const CODE_LEN: usize = 8;
-
-fn new_code() -> String {
-    use rand::Rng;
-    let mut rng = rand::rngs::OsRng;
-    (0..CODE_LEN)
-        .map(|_| {
-            char::from(
-                CODE_ALPHABET
-                    .get(rng.gen_range(0..CODE_ALPHABET.len()))
-                    .copied()
-                    .unwrap_or(b'X'),
-            )
-        })
-        .collect()
-}
-
-fn code_hash(code: &str) -> String {
-    hex::encode(Sha256::digest(code.trim().to_ascii_uppercase().as_bytes()))
-}
-
-/// Issue a code for a held request and email it to the requester's own account.
-pub(crate) async fn issue(
-    conn: &mut Conn,
-    cfg: &Config,
-    d: &Decision,
-    requester: &str,
-    request_id: i64,
-    reference: &str,
-) -> Result<(), StoreError> {
-    let code = new_code();
-    let ttl_ms = i64::try_from(cfg.confirmation.ttl.as_millis()).unwrap_or(i64::MAX);
-    journal::insert_confirmation(
-        conn,
-        request_id,
-        requester,
-        &code_hash(&code),
-        now_ms().saturating_add(ttl_ms),
-    )
-    .await?;
-    let mailbox = d.mailbox.as_deref().unwrap_or("your shared mailbox");
-    let what = describe(d);
-    let body = format!(
-        "{mailbox} has asked the helpdesk, in your name, for this change:\n\n    {what}\n\n\
-         Because it hands over control of a shared mailbox or an account, we need you to confirm it.\n\
-         To go ahead, reply to this email and keep this line in your reply:\n\n    Code: {code}\n\n\
-         (or send an email with the code alone as its subject). The code works once, from your own \
-         account only, until {}.\n\n\
-         If you did not ask for this, do not reply: nothing will change, and please tell the helpdesk.",
-        crate::store::format_ms(now_ms().saturating_add(ttl_ms))
-    );
-    let title = format!("Confirm: {}", d.kind.title());
-    let notice = reply::notice(
-        &cfg.helpdesk,
-        &Notice {
-            to: requester,
-            reference,
-            title: &title,
-            body: &body,
-            in_reply_to: None,
-            unique: &password::token(12),
-        },
-    );
-    // The code is a secret like a temporary password: blanked from the outbox once sent.
-    let mut notice = notice;
-    notice.secret = Some(code);
-    pipeline::enqueue(conn, cfg, notice, Some(request_id)).await?;
-    Ok(())
-}
-
-fn describe(d: &Decision) -> String {
-    let target = d.target.as_deref().unwrap_or("a new account");
-    match d.kind {
-        RequestKind::ChangeRole => format!(
-            "change the role of {target} to {}",
-            d.fields
-                .get("role")
-                .map(String::as_str)
-                .unwrap_or("the role asked for")
-        ),
-        RequestKind::Leaver => format!(
-            "{target} leaves; {} becomes owner in their place",
-            d.fields
-                .get("replacement")
-                .map(String::as_str)
-                .unwrap_or("the replacement")
-        ),
-        RequestKind::Unlock => format!("restore the disabled account {target}"),
-        RequestKind::RemoveMember => format!("remove the owner {target} from the mailbox"),
-        RequestKind::AddMember => format!("add {target} as an owner"),
-        RequestKind::NewAccount => format!(
-            "create an account for {} as an owner",
-            d.fields
-                .get("name")
-                .map(String::as_str)
-                .unwrap_or("a new person")
-        ),
-        _ => d.kind.title().to_owned(),
-    }
+/// The message being processed, as far as a confirmation needs it.
+pub(crate) struct Input<'a> {
+    pub cfg: &'a Config,
+    pub msg: &'a Message,
+    pub mode: Mode,
 }
 
 /// If the message is a confirmation (or a failed attempt at one), handle it. `None`: it is
@@ -208,7 +116,9 @@ pub(crate) async fn handle(
     }
     journal::use_confirmation(conn, c.id).await?;
     audit(conn, from, &request, "confirmation.accepted", message_db_id).await?;
-    confirmed(conn, input, &request).await.map(Some)
+    confirmed(conn, input, &request, &c, message_db_id)
+        .await
+        .map(Some)
 }
 
 fn kind_of(r: &RequestRow) -> RequestKind {
@@ -265,7 +175,7 @@ async fn refuse(
             unique: &password::token(12),
         },
     );
-    let reply = pipeline::enqueue(conn, input.cfg, notice, Some(request.id)).await?;
+    let reply = enqueue(conn, input.cfg, notice, Some(request.id)).await?;
     let mut p = Processed::new(
         Outcome::Rejected,
         kind_of(request),
@@ -278,59 +188,51 @@ async fn refuse(
 }
 
 /// The code is right: decide again on the original message and today's directory, apply,
-/// and answer the shared mailbox.
+/// and answer the shared mailbox. The acceptance is audited already (`confirmation.accepted`).
 async fn confirmed(
     conn: &mut Conn,
     input: &Input<'_>,
     request: &RequestRow,
+    c: &Confirmation,
+    message_db_id: i64,
 ) -> Result<Processed, StoreError> {
     let cfg = input.cfg;
-    let raw = journal::message_raw(conn, request.message_id)
-        .await?
-        .unwrap_or_default();
-    let original = message::parse(&raw);
-    let ctx = ExtractContext {
-        mailbox: original.from.as_deref(),
-        helpdesk: &cfg.helpdesk.address,
-        reference_prefix: &cfg.helpdesk.reference_prefix,
-    };
-    let ex = extract::extract(&original, &ctx);
-    let snapshot = pipeline::load_snapshot(conn, &original, &ex).await?;
-    let d = policy::decide(&original, &ex, &snapshot, cfg);
-    journal::update_request_outcome(
-        conn,
-        request.id,
-        d.outcome.as_str(),
-        d.reason.as_ref().map(Reason::code),
-    )
-    .await?;
-    let actor = d.requester.clone().unwrap_or_default();
-    let applied = match &d.plan {
-        Some(plan) if d.outcome == Outcome::Applied => Some(
-            apply::apply(
+    let original = match stored::message(conn, request.message_id).await? {
+        Ok(original) => original,
+        Err(stored::Gone) => {
+            // Nothing left to decide from: the request is closed with the reason, and the
+            // requester told why nothing changed.
+            journal::update_request_outcome(
                 conn,
-                plan,
-                &d,
-                apply::Audit {
-                    actor: &actor,
-                    request_id: request.id,
-                    message_db_id: request.message_id,
-                    lead: None,
-                },
-                input.mode,
+                request.id,
+                Outcome::Rejected.as_str(),
+                Some(Reason::MessageGone.code()),
             )
-            .await?,
-        ),
-        _ => None,
+            .await?;
+            return refuse(conn, input, request, c, Reason::MessageGone, message_db_id).await;
+        }
     };
-    pipeline::answer(
+    let ex = stored::read(cfg, &original);
+    let snapshot = load_snapshot(conn, &original, &ex).await?;
+    let d = policy::decide(&original, &ex, &snapshot, cfg);
+    let actor = d.requester.clone().unwrap_or_default();
+    settle::settle(
         conn,
         cfg,
-        &d,
-        &request.reference,
-        request.id,
-        &original,
-        applied.as_ref(),
+        Row::Stored {
+            request_id: request.id,
+            reference: &request.reference,
+            message_db_id: request.message_id,
+            write: Rewrite::Outcome,
+        },
+        Settle {
+            decision: &d,
+            original: &original,
+            actor: &actor,
+            event: None,
+            mode: input.mode,
+            answer: Answer::Now,
+        },
     )
     .await
 }

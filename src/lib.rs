@@ -3,7 +3,6 @@
 //! One path for every message (see `docs/architecture.md`):
 //! parse → screen → extract → authorise → decide → one transaction → reply.
 
-pub mod apply;
 pub mod audit;
 pub mod check;
 pub mod cli;
@@ -12,6 +11,7 @@ pub mod config;
 pub mod confirm;
 pub mod continuity;
 pub mod daemon;
+pub mod desk;
 pub mod directory_csv;
 pub mod dkim;
 pub mod imap;

@@ -6,149 +6,32 @@
 //! Everything before the transaction is pure or read-only; the transaction waits on no
 //! network (DKIM keys are looked up before it starts).
 
-use crate::apply;
 use crate::config::Config;
 use crate::confirm;
+use crate::desk::answer::enqueue;
+use crate::desk::settle::{self, Answer, Row, Settle};
+use crate::desk::snapshot::load_snapshot;
 use crate::message::{self, Message};
 use crate::outcome::Outcome;
-use crate::password;
-use crate::policy::{self, Decision, MailboxView, Snapshot};
+use crate::policy::{self, Decision};
 use crate::reason::Reason;
-use crate::reply::{self, Reply};
+use crate::reply;
+use crate::request::RequestKind;
 use crate::request::extract::{
     self, Ask, ExtractContext, Extracted, Field, KindMatch, Mention, NotAsked,
 };
-use crate::request::{RequestKind, Role};
 use crate::resolve;
 use crate::screen;
 use crate::store::directory;
-use crate::store::journal::{self, NewAuditEvent, NewMessage, NewOutboxItem, NewRequest};
-use crate::store::{Conn, Store, StoreError, Tx, now_ms};
+use crate::store::journal::{self, NewAuditEvent, NewMessage};
+use crate::store::{Conn, Store, StoreError, Tx};
 use crate::trust::{self, Evidence};
-use serde::Serialize;
 use serde_json::json;
-use std::collections::HashMap;
 
-/// Whether the transaction is committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Apply,
-    /// Run every step, then roll back: nothing is written.
-    DryRun,
-}
-
-/// The result of processing one message, as `process` prints it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Processed {
-    pub outcome: Outcome,
-    pub kind: RequestKind,
-    pub reference: Option<String>,
-    /// Stable reason code (see `reason.rs`), `null` when applied without remark.
-    pub reason: Option<String>,
-    /// The reason as a sentence for a person.
-    pub explanation: Option<String>,
-    /// The answer to the site's mailbox, if one is sent.
-    pub reply: Option<Reply>,
-    #[serde(skip)]
-    pub request_id: Option<i64>,
-    /// For a duplicate: the outcome the message got the first time (the IMAP watcher files it
-    /// in that outcome's folder).
-    #[serde(skip)]
-    pub previous_outcome: Option<Outcome>,
-    /// What postroom understood the request to be (issue 12): `null` when the message was not
-    /// read as a request (a duplicate, a comment, mail that was screened out).
-    pub understood: Option<Understood>,
-}
-
-/// What was understood from a request: the kind, each target with how it was found, the
-/// requester and how, and the fields. In `process` JSON, the reply, the audit and the page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Understood {
-    pub kind: RequestKind,
-    pub targets: Vec<Resolution>,
-    pub requester: Option<Resolution>,
-    pub fields: std::collections::BTreeMap<String, String>,
-}
-
-/// One person named by a request and the account it was resolved to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Resolution {
-    /// As the message wrote it (an address, a name).
-    pub as_written: String,
-    /// The account it was resolved to; `None` when it resolved to none.
-    pub account: Option<String>,
-    /// How, in words for a person ("named by address", "the only account of the
-    /// organisation with that name").
-    pub how: String,
-    /// When it resolved to no one account: the accounts it could be (offered to staff).
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub candidates: Vec<String>,
-}
-
-impl Understood {
-    /// Lines for the reply: each person named in words and the account found, and a
-    /// requester found by name or signature. Addresses speak for themselves.
-    pub fn lines(&self) -> Vec<String> {
-        let line = |r: &Resolution, role: &str| match &r.account {
-            Some(account) if *account != r.as_written => {
-                Some(format!("{role}{} → {account}: {}", r.as_written, r.how))
-            }
-            Some(_) => None,
-            None => Some(format!("{role}{}: {}", r.as_written, r.how)),
-        };
-        let mut lines: Vec<String> = self.targets.iter().filter_map(|t| line(t, "")).collect();
-        if let Some(r) = &self.requester
-            && r.how != "named by address"
-        {
-            match &r.account {
-                Some(account) => lines.push(format!("Asked by {account}: {}", r.how)),
-                None => lines.extend(line(r, "Asked by ")),
-            }
-        }
-        lines
-    }
-
-    /// What a decision records of the request (addresses only, until names resolve).
-    pub fn of(d: &Decision) -> Understood {
-        let by_address = |a: &String| Resolution {
-            as_written: a.clone(),
-            account: Some(a.clone()),
-            how: "named by address".into(),
-            candidates: Vec::new(),
-        };
-        Understood {
-            kind: d.kind,
-            targets: d.target.iter().map(by_address).collect(),
-            requester: d.requester.as_ref().map(by_address),
-            fields: d.fields.clone(),
-        }
-    }
-}
-
-impl Processed {
-    pub(crate) fn new(
-        outcome: Outcome,
-        kind: RequestKind,
-        reference: Option<String>,
-        reason: Option<&Reason>,
-    ) -> Processed {
-        Processed {
-            outcome,
-            kind,
-            reference,
-            reason: reason.map(|r| r.code().to_owned()),
-            explanation: reason.map(Reason::explain),
-            reply: None,
-            request_id: None,
-            previous_outcome: None,
-            understood: None,
-        }
-    }
-}
-
-/// How many addresses named in one message are looked up: more than a few candidate
-/// accounts is ambiguous anyway, and a hostile message must not cost thousands of queries.
-const MAX_LOOKUPS: usize = 12;
+// What a message's processing gives back, and whether it is committed: the desk's, named here
+// too because callers think of them as the pipeline's.
+pub use crate::desk::Mode;
+pub use crate::desk::processed::{Processed, Resolution, Understood};
 
 /// Process one message; the result the message is filed under (see [`headline`]). A message
 /// that asks for several things makes several requests: [`process_all`] returns each.
@@ -519,14 +402,6 @@ enum Step {
     Asks(Vec<(Decision, Understood)>),
 }
 
-/// Whether a recorded request's reply is queued at once, or returned to be combined with the
-/// replies of the message's other requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Answer {
-    Now,
-    Later,
-}
-
 /// Everything up to the decision, in the order that fails closed.
 async fn classify(
     conn: &mut Conn,
@@ -579,7 +454,12 @@ async fn classify(
         reference_prefix: &helpdesk.reference_prefix,
     };
     let ex = extract::extract(msg, &ctx);
-    if let Some(p) = confirm::handle(conn, input, &ex, message_db_id).await? {
+    let incoming = confirm::Input {
+        cfg,
+        msg,
+        mode: input.mode,
+    };
+    if let Some(p) = confirm::handle(conn, &incoming, &ex, message_db_id).await? {
         return Ok(Step::Done(p));
     }
     if let Some(p) = attach_to_thread(conn, msg, &ex, message_db_id).await? {
@@ -679,20 +559,7 @@ async fn classify(
         return Ok(Step::Asks(vec![(d, understood)]));
     }
     let snapshot = load_snapshot(conn, msg, &ex).await?;
-    Ok(Step::Decided(decide(msg, &ex, &snapshot, cfg)))
-}
-
-/// The rules, then the confirmation rule for changes that hand over control.
-fn decide(msg: &Message, ex: &Extracted, snapshot: &Snapshot, cfg: &Config) -> Decision {
-    let mut d = policy::decide(msg, ex, snapshot, cfg);
-    if policy::needs_confirmation(&d, snapshot, cfg) {
-        d.outcome = Outcome::AwaitingConfirmation;
-        d.reason = Some(Reason::ConfirmationNeeded {
-            requester: d.requester.clone().unwrap_or_default(),
-        });
-        d.warnings.clear();
-    }
-    d
+    Ok(Step::Decided(settle::decide(msg, &ex, &snapshot, cfg)))
 }
 
 /// The most asks one message may make before a person handles them all.
@@ -918,7 +785,7 @@ async fn decide_ask(
         None => {}
     }
     let snapshot = load_snapshot(conn, msg, &one).await?;
-    let d = decide(msg, &one, &snapshot, cfg);
+    let d = settle::decide(msg, &one, &snapshot, cfg);
     let mut understood = Understood::of(&d);
     if !targets.is_empty() {
         understood.targets = targets;
@@ -981,7 +848,7 @@ fn too_complex(msg: &Message, cfg: &Config) -> Option<String> {
         .map(|(n, max, what)| format!("{n} {what}, limit {max}"))
 }
 
-/// Store the request and its audit event, make the change, queue the answers.
+/// Record the request, make the change or audit it, queue the answer (see `desk::settle`).
 async fn record(
     conn: &mut Conn,
     input: &Input<'_>,
@@ -990,219 +857,44 @@ async fn record(
     message_db_id: i64,
     when: Answer,
 ) -> Result<Processed, StoreError> {
-    let (msg, cfg) = (input.msg, input.cfg);
-    let helpdesk = &cfg.helpdesk;
-    let (request_id, reference) = journal::insert_request(
-        conn,
-        &NewRequest {
-            message_id: message_db_id,
-            kind: decision.kind.as_str(),
-            outcome: decision.outcome.as_str(),
-            reason: decision.reason.as_ref().map(Reason::code),
-            mailbox: decision.mailbox.as_deref(),
-            requester: decision.requester.as_deref(),
-            target: decision.target.as_deref(),
-            fields_json: &serde_json::to_string(&decision.fields).unwrap_or_else(|_| "{}".into()),
-        },
-        &helpdesk.reference_prefix,
-    )
-    .await?;
-
+    let msg = input.msg;
     let actor = decision
         .requester
         .clone()
         .or_else(|| msg.from.clone())
         .unwrap_or_else(|| "unknown".into());
-    let event = NewAuditEvent {
-        actor: &actor,
-        on_behalf_of: decision.mailbox.as_deref(),
-        action: &format!("request.{}", decision.outcome),
-        subject: decision.target.as_deref(),
-        detail: json!({
-            "kind": decision.kind,
-            "reason": decision.reason.as_ref().map(Reason::code),
-            "fields": decision.fields,
-            "from": msg.from,
-            "sender": msg.sender,
-            "reply_to": msg.reply_to,
-            "message_id": msg.message_id,
-            "sha256": msg.sha256,
-            "source": input.source,
-            "trust": input.evidence,
-            "understood": understood,
-        }),
-        request_id: Some(request_id),
-        message_id: Some(message_db_id),
-    };
-    // An applied request's event is written with the change's own events (one statement).
-    let applied = match &decision.plan {
-        Some(plan) if decision.outcome == Outcome::Applied => Some(
-            apply::apply(
-                conn,
-                plan,
-                &decision,
-                apply::Audit {
-                    actor: &actor,
-                    request_id,
-                    message_db_id,
-                    lead: Some(event),
-                },
-                input.mode,
-            )
-            .await?,
-        ),
-        _ => {
-            journal::insert_audit(conn, &event).await?;
-            None
-        }
-    };
-
-    if decision.outcome == Outcome::AwaitingConfirmation
-        && let Some(requester) = &decision.requester
-    {
-        confirm::issue(conn, cfg, &decision, requester, request_id, &reference).await?;
-    }
-
-    let mut p = match when {
-        Answer::Now => {
-            answer(
-                conn,
-                cfg,
-                &decision,
-                &reference,
-                request_id,
-                msg,
-                applied.as_ref(),
-            )
-            .await?
-        }
-        Answer::Later => {
-            let mut p = processed_for(&decision, &reference, request_id);
-            p.reply = build_reply(cfg, &decision, &reference, msg, applied.as_ref());
-            p
-        }
-    };
-    p.understood = Some(understood);
-    Ok(p)
-}
-
-/// Answer a decided request: build the reply to its mailbox (when it gets one), queue it
-/// under the daily cap, and report what was done. Shared by the pipeline, confirmations and
-/// staff decisions, so every path answers alike.
-pub(crate) async fn answer(
-    conn: &mut Conn,
-    cfg: &Config,
-    d: &Decision,
-    reference: &str,
-    request_id: i64,
-    original: &Message,
-    applied: Option<&reply::Applied>,
-) -> Result<Processed, StoreError> {
-    let reply = match build_reply(cfg, d, reference, original, applied) {
-        Some(r) => enqueue(conn, cfg, r, Some(request_id)).await?,
-        None => None,
-    };
-    let mut p = processed_for(d, reference, request_id);
-    p.reply = reply;
-    Ok(p)
-}
-
-fn build_reply(
-    cfg: &Config,
-    d: &Decision,
-    reference: &str,
-    original: &Message,
-    applied: Option<&reply::Applied>,
-) -> Option<Reply> {
-    reply::build(
-        &cfg.helpdesk,
-        &reply::ReplyInput {
-            decision: d,
-            reference,
-            original_subject: &original.subject,
-            original_message_id: original.message_id.as_deref(),
-            original_references: &original.references,
-            applied,
-            unique: &password::token(12),
-        },
-    )
-}
-
-fn processed_for(d: &Decision, reference: &str, request_id: i64) -> Processed {
-    let mut p = Processed::new(
-        d.outcome,
-        d.kind,
-        Some(reference.to_owned()),
-        d.reason.as_ref(),
-    );
-    p.request_id = Some(request_id);
-    p.understood = Some(Understood::of(d));
-    p
-}
-
-/// Queue a reply, under the daily cap of answers per address: the last one allowed says so,
-/// and later ones are not sent (the requests are still processed and visible to staff).
-pub(crate) async fn enqueue(
-    conn: &mut Conn,
-    cfg: &Config,
-    mut r: Reply,
-    request_id: Option<i64>,
-) -> Result<Option<Reply>, StoreError> {
-    // A reply carrying a secret — a temporary password, a confirmation code — is its only
-    // copy: suppressing it would leave a password nobody knows (issue 13). The cap is against
-    // loops, and such a reply answers one authenticated, decided request: it is always queued
-    // (and counts towards the day's answers like any other).
-    let item = NewOutboxItem {
-        request_id,
-        to: &r.to,
-        subject: &r.subject,
-        body: &r.body,
-        message_id: &r.message_id,
-        in_reply_to: r.in_reply_to.as_deref(),
-        references: r.references.as_deref(),
-        secret: r.secret.as_deref(),
-    };
-    if r.secret.is_some() {
-        journal::enqueue_reply(conn, &item).await?;
-        return Ok(Some(r));
-    }
-    let cap = i64::from(cfg.limits.max_replies_per_mailbox_per_day);
-    let last_note = format!(
-        "\nThis is the last automatic answer to {} today ({cap} a day at most). Requests sent later today are still handled, but not answered by email until tomorrow.\n",
-        r.to
-    );
-    let queued = journal::enqueue_reply_capped(
+    let detail = json!({
+        "kind": decision.kind,
+        "reason": decision.reason.as_ref().map(Reason::code),
+        "fields": decision.fields,
+        "from": msg.from,
+        "sender": msg.sender,
+        "reply_to": msg.reply_to,
+        "message_id": msg.message_id,
+        "sha256": msg.sha256,
+        "source": input.source,
+        "trust": input.evidence,
+        "understood": understood,
+    });
+    let mut p = settle::settle(
         conn,
-        &item,
-        &journal::ReplyCap {
-            max: cap,
-            since_ms: now_ms() - 24 * 3600 * 1000,
-            last_note: &last_note,
+        input.cfg,
+        Row::New {
+            message_db_id,
+            prefix: &input.cfg.helpdesk.reference_prefix,
+        },
+        Settle {
+            decision: &decision,
+            original: msg,
+            actor: &actor,
+            event: Some(detail),
+            mode: input.mode,
+            answer: when,
         },
     )
     .await?;
-    match queued {
-        Some((_, body)) => {
-            r.body = body;
-            Ok(Some(r))
-        }
-        None => {
-            journal::insert_audit(
-                conn,
-                &NewAuditEvent {
-                    actor: "postroom",
-                    on_behalf_of: None,
-                    action: "reply.suppressed",
-                    subject: Some(&r.to),
-                    detail: json!({ "subject": r.subject, "cap_per_day": cap }),
-                    request_id,
-                    message_id: None,
-                },
-            )
-            .await?;
-            Ok(None)
-        }
-    }
+    p.understood = Some(understood);
+    Ok(p)
 }
 
 /// A reply in the thread of a known request (`[HD-000042]` in the subject) is a comment on
@@ -1243,90 +935,4 @@ async fn attach_to_thread(
     );
     p.request_id = Some(request.id);
     Ok(Some(p))
-}
-
-/// Read the part of the directory this message can touch: the accounts it names with their
-/// memberships (one query), then each mailbox involved once, as counts and the roles of those
-/// accounts (the sender, the requester and the target are usually all in the site's own
-/// mailbox, and a large mailbox has hundreds of members that no rule needs one by one).
-pub(crate) async fn load_snapshot(
-    conn: &mut Conn,
-    msg: &Message,
-    ex: &Extracted,
-) -> Result<Snapshot, StoreError> {
-    let mut snap = Snapshot::default();
-    let addresses: Vec<String> = policy::addresses_to_load(msg, ex)
-        .into_iter()
-        .take(MAX_LOOKUPS)
-        .collect();
-    let mut accounts = directory::find_accounts_with_memberships(conn, &addresses).await?;
-    let mut roles: HashMap<i64, HashMap<i64, Role>> = HashMap::new();
-    for (account, memberships) in accounts.values() {
-        for m in memberships {
-            roles
-                .entry(m.mailbox_id)
-                .or_default()
-                .insert(account.id, m.role);
-        }
-    }
-    let mut views = Views {
-        seen: HashMap::new(),
-        roles,
-    };
-    if let Some(from) = &msg.from
-        && let Some(view) = views.get(conn, from).await?
-    {
-        // Only a new account is held against the organisation's account limit (policy
-        // reads the count for nothing else): not counted for the other kinds.
-        if matches!(ex.kind, KindMatch::One(RequestKind::NewAccount)) {
-            snap.organisation_accounts =
-                directory::count_accounts_in_organisation(conn, view.mailbox.organisation_id)
-                    .await?;
-        }
-        snap.mailbox = Some(view);
-    }
-    for address in addresses {
-        if let Some((account, memberships)) = accounts.remove(&address) {
-            let mut account_views = Vec::new();
-            for m in memberships {
-                if let Some(view) = views.get(conn, &m.mailbox).await? {
-                    account_views.push(view);
-                }
-            }
-            snap.account_mailboxes.insert(account.id, account_views);
-            snap.accounts.insert(address, account);
-        } else if let Some(view) = views.get(conn, &address).await? {
-            snap.mailboxes_named.insert(address, view.mailbox);
-        }
-    }
-    Ok(snap)
-}
-
-/// The mailboxes of one snapshot, each read at most once.
-struct Views {
-    seen: HashMap<String, Option<MailboxView>>,
-    /// Mailbox id → account id → role, for the snapshot's accounts.
-    roles: HashMap<i64, HashMap<i64, Role>>,
-}
-
-impl Views {
-    async fn get(
-        &mut self,
-        conn: &mut Conn,
-        address: &str,
-    ) -> Result<Option<MailboxView>, StoreError> {
-        if let Some(view) = self.seen.get(address) {
-            return Ok(view.clone());
-        }
-        let view = directory::find_mailbox_summary(conn, address).await?.map(
-            |(mailbox, members, owners)| MailboxView {
-                roles: self.roles.get(&mailbox.id).cloned().unwrap_or_default(),
-                members: usize::try_from(members).unwrap_or(0),
-                owners: usize::try_from(owners).unwrap_or(0),
-                mailbox,
-            },
-        );
-        self.seen.insert(address.to_owned(), view.clone());
-        Ok(view)
-    }
 }

@@ -204,7 +204,7 @@ fn field_name(f: Field) -> &'static str {
 pub fn decide(msg: &Message, ex: &Extracted, snap: &Snapshot, cfg: &Config) -> Decision {
     let kind = match &ex.kind {
         KindMatch::One(k) => *k,
-        _ => RequestKind::Unknown,
+        KindMatch::Ambiguous(_) | KindMatch::None => RequestKind::Unknown,
     };
     let mut d = Decision::new(Outcome::Rejected, kind, None);
     d.fields = ex
@@ -270,7 +270,7 @@ fn decide_inner(
                 .map(|a| a.address.clone());
             return Err(review(match other {
                 KindMatch::Ambiguous(ks) => Reason::AmbiguousKind(ks.clone()),
-                _ => Reason::UnknownKind,
+                KindMatch::None | KindMatch::One(_) => Reason::UnknownKind,
             }));
         }
     };

@@ -142,6 +142,11 @@ pub enum Reason {
     CodeUsed,
     CodeVoid,
     WrongConfirmer,
+
+    // --- a request decided again
+    /// The stored email was blanked by retention (`[retention] raw_messages`): there is
+    /// nothing left to decide from.
+    MessageGone,
 }
 
 impl Reason {
@@ -200,6 +205,7 @@ impl Reason {
             Reason::CodeUsed => "code_used",
             Reason::CodeVoid => "code_void",
             Reason::WrongConfirmer => "wrong_confirmer",
+            Reason::MessageGone => "message_gone",
         }
     }
 
@@ -321,6 +327,7 @@ impl Reason {
             Reason::CodeUsed => "That confirmation code has already been used; nothing more was changed.".into(),
             Reason::CodeVoid => "Too many wrong codes were tried, so this confirmation is void. Send the request again to get a new code.".into(),
             Reason::WrongConfirmer => "Only the person who made the request can confirm it, from their own account.".into(),
+            Reason::MessageGone => "The email of this request is no longer kept (it was deleted under the retention policy), so it cannot be acted on now. Please send the request again.".into(),
         }
     }
 }

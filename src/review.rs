@@ -2,18 +2,19 @@
 //! as a kind they choose (through the same rules as the pipeline), reject it with a message,
 //! or comment. Used by the staff page; every act is audited with the staff member's name.
 
-use crate::apply;
 use crate::config::Config;
-use crate::confirm;
-use crate::message;
+use crate::desk::Mode;
+use crate::desk::answer::enqueue;
+use crate::desk::processed::Processed;
+use crate::desk::settle::{self, Answer, Rewrite, Row, Settle};
+use crate::desk::snapshot::load_snapshot;
+use crate::desk::stored;
 use crate::outcome::Outcome;
 use crate::password;
-use crate::pipeline::{self, Processed};
-use crate::policy;
 use crate::reason::Reason;
 use crate::reply::{self, Notice};
 use crate::request::RequestKind;
-use crate::request::extract::{self, ExtractContext, Field, KindMatch};
+use crate::request::extract::{Field, KindMatch};
 use crate::store::journal::{self, NewAuditEvent, RequestRow};
 use crate::store::{Conn, Store, StoreError};
 use serde_json::json;
@@ -115,16 +116,10 @@ async fn apply_as_in(
     staff: &str,
 ) -> Result<Processed, ReviewError> {
     let request = waiting_request(conn, reference).await?;
-    let raw = journal::message_raw(conn, request.message_id)
+    let original = stored::message(conn, request.message_id)
         .await?
-        .unwrap_or_default();
-    let original = message::parse(&raw);
-    let ctx = ExtractContext {
-        mailbox: original.from.as_deref(),
-        helpdesk: &cfg.helpdesk.address,
-        reference_prefix: &cfg.helpdesk.reference_prefix,
-    };
-    let mut ex = extract::extract(&original, &ctx);
+        .map_err(|stored::Gone| ReviewError::Refused(Reason::MessageGone))?;
+    let mut ex = stored::read(cfg, &original);
     ex.kind = KindMatch::One(kind);
     // What the staff member typed replaces what was read; the requester stays as read
     // unless given.
@@ -146,83 +141,35 @@ async fn apply_as_in(
         }
     }
 
-    let snapshot = pipeline::load_snapshot(conn, &original, &ex).await?;
-    let mut d = policy::decide(&original, &ex, &snapshot, cfg);
+    let snapshot = load_snapshot(conn, &original, &ex).await?;
+    let d = settle::decide(&original, &ex, &snapshot, cfg);
     match d.outcome {
-        Outcome::Applied => {}
-        _ => {
+        Outcome::Applied | Outcome::AwaitingConfirmation => {}
+        Outcome::Rejected | Outcome::NeedsReview | Outcome::Ignored | Outcome::Duplicate => {
             return Err(ReviewError::Refused(
                 d.reason.unwrap_or(Reason::UnknownKind),
             ));
         }
     }
-    if policy::needs_confirmation(&d, &snapshot, cfg) {
-        d.outcome = Outcome::AwaitingConfirmation;
-        d.reason = Some(Reason::ConfirmationNeeded {
-            requester: d.requester.clone().unwrap_or_default(),
-        });
-        d.warnings.clear();
-    }
-
     let who = actor(staff);
-    journal::update_request_decision(
-        conn,
-        request.id,
-        &journal::RequestDecision {
-            kind: d.kind.as_str(),
-            outcome: d.outcome.as_str(),
-            reason: d.reason.as_ref().map(Reason::code),
-            mailbox: d.mailbox.as_deref(),
-            requester: d.requester.as_deref(),
-            target: d.target.as_deref(),
-            fields_json: &serde_json::to_string(&d.fields).unwrap_or_else(|_| "{}".into()),
-        },
-    )
-    .await?;
-    let event = NewAuditEvent {
-        actor: &who,
-        on_behalf_of: d.mailbox.as_deref(),
-        action: &format!("request.{}", d.outcome),
-        subject: d.target.as_deref(),
-        detail: json!({ "kind": d.kind, "fields": d.fields, "decided_by": staff, "requester": d.requester }),
-        request_id: Some(request.id),
-        message_id: Some(request.message_id),
-    };
-    // Applied: the decision's event is written with the change's own events (one statement).
-    let applied = match &d.plan {
-        Some(plan) if d.outcome == Outcome::Applied => Some(
-            apply::apply(
-                conn,
-                plan,
-                &d,
-                apply::Audit {
-                    actor: &who,
-                    request_id: request.id,
-                    message_db_id: request.message_id,
-                    lead: Some(event),
-                },
-                pipeline::Mode::Apply,
-            )
-            .await?,
-        ),
-        _ => {
-            journal::insert_audit(conn, &event).await?;
-            None
-        }
-    };
-    if d.outcome == Outcome::AwaitingConfirmation
-        && let Some(requester) = &d.requester
-    {
-        confirm::issue(conn, cfg, &d, requester, request.id, &request.reference).await?;
-    }
-    Ok(pipeline::answer(
+    let detail = json!({ "kind": d.kind, "fields": d.fields, "decided_by": staff, "requester": d.requester });
+    Ok(settle::settle(
         conn,
         cfg,
-        &d,
-        &request.reference,
-        request.id,
-        &original,
-        applied.as_ref(),
+        Row::Stored {
+            request_id: request.id,
+            reference: &request.reference,
+            message_db_id: request.message_id,
+            write: Rewrite::Decision,
+        },
+        Settle {
+            decision: &d,
+            original: &original,
+            actor: &who,
+            event: Some(detail),
+            mode: Mode::Apply,
+            answer: Answer::Now,
+        },
     )
     .await?)
 }
@@ -282,10 +229,10 @@ async fn reject_in(
     let mut reply = None;
     // Only a registered mailbox is ever answered.
     if let Some(mailbox) = &request.mailbox {
-        let raw = journal::message_raw(conn, request.message_id)
+        // A message blanked by retention still gets its answer, titled by its kind.
+        let original = stored::message(conn, request.message_id)
             .await?
             .unwrap_or_default();
-        let original = message::parse(&raw);
         let notice = reply::notice(
             &cfg.helpdesk,
             &Notice {
@@ -307,7 +254,7 @@ async fn reject_in(
                 unique: &password::token(12),
             },
         );
-        reply = pipeline::enqueue(conn, cfg, notice, Some(request.id)).await?;
+        reply = enqueue(conn, cfg, notice, Some(request.id)).await?;
     }
     let mut p = Processed::new(
         Outcome::Rejected,

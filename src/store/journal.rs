@@ -437,6 +437,21 @@ pub async fn message_raw(conn: &mut Conn, message_id: i64) -> Result<Option<Vec<
         .await?)
 }
 
+/// A stored message's raw bytes, or `None` when retention has blanked them (its
+/// `raw_deleted_at` is set): `Err` only for the database. `Ok(None)` too when there is no
+/// such message.
+pub async fn message_raw_kept(
+    conn: &mut Conn,
+    message_id: i64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let row: Option<(Vec<u8>, Option<i64>)> =
+        sqlx::query_as("SELECT raw, raw_deleted_at FROM messages WHERE id = $1")
+            .bind(message_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.and_then(|(raw, deleted)| deleted.is_none().then_some(raw)))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Confirmation codes.
 

@@ -49,6 +49,7 @@ pub fn explain(request: &RequestRow, from: Option<&str>, cfg: &Config) -> Option
         "code_used" => Some(Reason::CodeUsed),
         "code_void" => Some(Reason::CodeVoid),
         "wrong_confirmer" => Some(Reason::WrongConfirmer),
+        "message_gone" => Some(Reason::MessageGone),
         "not_shared_mailbox" => from.map(|f| Reason::NotSharedMailbox(f.to_owned())),
         "requester_unknown" => requester.clone().map(Reason::RequesterNotFound),
         "requester_inactive" => requester.clone().map(Reason::RequesterInactive),

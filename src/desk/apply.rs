@@ -1,8 +1,8 @@
 //! Making a decided change: the directory writes, with an audit event for each part of it.
 //! Runs inside the message's transaction.
 
+use crate::desk::Mode;
 use crate::password;
-use crate::pipeline::Mode;
 use crate::policy::{self, Decision, Plan};
 use crate::reply::Applied;
 use crate::request::Role;

@@ -1,0 +1,131 @@
+//! Answering the site: the reply to a decided request, queued under the daily cap of answers
+//! per address. Every path answers through here, so every path answers alike.
+
+use crate::config::Config;
+use crate::desk::processed::{Processed, Understood};
+use crate::message::Message;
+use crate::password;
+use crate::policy::Decision;
+use crate::reply::{self, Reply};
+use crate::store::journal::{self, NewAuditEvent, NewOutboxItem};
+use crate::store::{Conn, StoreError, now_ms};
+use serde_json::json;
+
+/// Answer a decided request: build the reply to its mailbox (when it gets one), queue it
+/// under the daily cap, and report what was done. Shared by the pipeline, confirmations and
+/// staff decisions, so every path answers alike.
+pub(crate) async fn answer(
+    conn: &mut Conn,
+    cfg: &Config,
+    d: &Decision,
+    reference: &str,
+    request_id: i64,
+    original: &Message,
+    applied: Option<&reply::Applied>,
+) -> Result<Processed, StoreError> {
+    let reply = match build_reply(cfg, d, reference, original, applied) {
+        Some(r) => enqueue(conn, cfg, r, Some(request_id)).await?,
+        None => None,
+    };
+    let mut p = processed_for(d, reference, request_id);
+    p.reply = reply;
+    Ok(p)
+}
+
+pub(crate) fn build_reply(
+    cfg: &Config,
+    d: &Decision,
+    reference: &str,
+    original: &Message,
+    applied: Option<&reply::Applied>,
+) -> Option<Reply> {
+    reply::build(
+        &cfg.helpdesk,
+        &reply::ReplyInput {
+            decision: d,
+            reference,
+            original_subject: &original.subject,
+            original_message_id: original.message_id.as_deref(),
+            original_references: &original.references,
+            applied,
+            unique: &password::token(12),
+        },
+    )
+}
+
+pub(crate) fn processed_for(d: &Decision, reference: &str, request_id: i64) -> Processed {
+    let mut p = Processed::new(
+        d.outcome,
+        d.kind,
+        Some(reference.to_owned()),
+        d.reason.as_ref(),
+    );
+    p.request_id = Some(request_id);
+    p.understood = Some(Understood::of(d));
+    p
+}
+
+/// Queue a reply, under the daily cap of answers per address: the last one allowed says so,
+/// and later ones are not sent (the requests are still processed and visible to staff).
+pub(crate) async fn enqueue(
+    conn: &mut Conn,
+    cfg: &Config,
+    mut r: Reply,
+    request_id: Option<i64>,
+) -> Result<Option<Reply>, StoreError> {
+    // A reply carrying a secret — a temporary password, a confirmation code — is its only
+    // copy: suppressing it would leave a password nobody knows (issue 13). The cap is against
+    // loops, and such a reply answers one authenticated, decided request: it is always queued
+    // (and counts towards the day's answers like any other).
+    let item = NewOutboxItem {
+        request_id,
+        to: &r.to,
+        subject: &r.subject,
+        body: &r.body,
+        message_id: &r.message_id,
+        in_reply_to: r.in_reply_to.as_deref(),
+        references: r.references.as_deref(),
+        secret: r.secret.as_deref(),
+    };
+    if r.secret.is_some() {
+        journal::enqueue_reply(conn, &item).await?;
+        return Ok(Some(r));
+    }
+    let cap = i64::from(cfg.limits.max_replies_per_mailbox_per_day);
+    let last_note = format!(
+        "\nThis is the last automatic answer to {} today ({cap} a day at most). Requests sent later today are still handled, but not answered by email until tomorrow.\n",
+        r.to
+    );
+    let queued = journal::enqueue_reply_capped(
+        conn,
+        &item,
+        &journal::ReplyCap {
+            max: cap,
+            since_ms: now_ms() - 24 * 3600 * 1000,
+            last_note: &last_note,
+        },
+    )
+    .await?;
+    match queued {
+        Some((_, body)) => {
+            r.body = body;
+            Ok(Some(r))
+        }
+        None => {
+            journal::insert_audit(
+                conn,
+                &NewAuditEvent {
+                    actor: "postroom",
+                    on_behalf_of: None,
+                    action: "reply.suppressed",
+                    subject: Some(&r.to),
+                    detail: json!({ "subject": r.subject, "cap_per_day": cap }),
+                    request_id,
+                    message_id: None,
+                },
+            )
+            .await?;
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Settling a decided request: the one tail every decision takes, whoever made it.
+//!
+//! 1. **record** the decision on the request (a new row for a new message, or the stored
+//!    request updated when staff or a confirmation decide it again);
+//! 2. **apply** the change with the request's own audit event and the change's events in one
+//!    statement, or write the request's event alone when nothing is applied;
+//! 3. **issue a code** when the change waits for the requester's confirmation;
+//! 4. **answer** the site, now or (for a message with several asks) for the caller to combine.
+//!
+//! Runs inside the caller's transaction: nothing of it is visible until the caller commits.
+
+use crate::config::Config;
+use crate::desk::Mode;
+use crate::desk::answer;
+use crate::desk::apply;
+use crate::desk::code;
+use crate::desk::processed::Processed;
+use crate::message::Message;
+use crate::outcome::Outcome;
+use crate::policy::{self, Decision, Snapshot};
+use crate::reason::Reason;
+use crate::request::extract::Extracted;
+use crate::store::journal::{self, NewAuditEvent, NewRequest, RequestDecision};
+use crate::store::{Conn, StoreError};
+
+/// Decide under the rules, then the confirmation rule: a change that hands over control
+/// waits for the requester's code instead of being applied.
+pub fn decide(msg: &Message, ex: &Extracted, snapshot: &Snapshot, cfg: &Config) -> Decision {
+    let d = policy::decide(msg, ex, snapshot, cfg);
+    if policy::needs_confirmation(&d, snapshot, cfg) {
+        let requester = d.requester.clone().unwrap_or_default();
+        return Decision {
+            outcome: Outcome::AwaitingConfirmation,
+            reason: Some(Reason::ConfirmationNeeded { requester }),
+            warnings: Vec::new(),
+            ..d
+        };
+    }
+    d
+}
+
+/// Where the decided request's row is.
+pub(crate) enum Row<'a> {
+    /// A request of the message being processed: inserted, and given its reference.
+    New { message_db_id: i64, prefix: &'a str },
+    /// A stored request decided again.
+    Stored {
+        request_id: i64,
+        reference: &'a str,
+        message_db_id: i64,
+        /// What of the decision is written over the stored one.
+        write: Rewrite,
+    },
+}
+
+/// What a second decision writes over a stored request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rewrite {
+    /// Everything (staff chose the kind and the fields).
+    Decision,
+    /// The outcome and its reason (the request is what it was; its code was confirmed).
+    Outcome,
+}
+
+/// Whether the answer is queued at once, or returned to be combined with the answers to the
+/// message's other requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Now,
+    Later,
+}
+
+/// Who decided, and what their request event says.
+pub(crate) struct Settle<'a> {
+    pub decision: &'a Decision,
+    /// The email the request came in (its subject and Message-ID thread the answer).
+    pub original: &'a Message,
+    pub actor: &'a str,
+    /// The detail of the request's own event (`request.applied`, `request.rejected`…);
+    /// `None` when the caller has recorded why already (an accepted confirmation).
+    pub event: Option<serde_json::Value>,
+    pub mode: Mode,
+    pub answer: Answer,
+}
+
+/// Record, apply or audit, issue a code, answer: see the module docs.
+pub(crate) async fn settle(
+    conn: &mut Conn,
+    cfg: &Config,
+    row: Row<'_>,
+    s: Settle<'_>,
+) -> Result<Processed, StoreError> {
+    let d = s.decision;
+    let (request_id, reference, message_db_id) = record(conn, row, d).await?;
+    let event = s.event.map(|detail| NewAuditEvent {
+        actor: s.actor,
+        on_behalf_of: d.mailbox.as_deref(),
+        action: audit_action(d.outcome),
+        subject: d.target.as_deref(),
+        detail,
+        request_id: Some(request_id),
+        message_id: Some(message_db_id),
+    });
+    // An applied request's event is written with the change's own events (one statement).
+    let applied = match &d.plan {
+        Some(plan) if d.outcome == Outcome::Applied => Some(
+            apply::apply(
+                conn,
+                plan,
+                d,
+                apply::Audit {
+                    actor: s.actor,
+                    request_id,
+                    message_db_id,
+                    lead: event,
+                },
+                s.mode,
+            )
+            .await?,
+        ),
+        _ => {
+            if let Some(event) = &event {
+                journal::insert_audit(conn, event).await?;
+            }
+            None
+        }
+    };
+    if d.outcome == Outcome::AwaitingConfirmation
+        && let Some(requester) = &d.requester
+    {
+        code::issue(conn, cfg, d, requester, request_id, &reference).await?;
+    }
+    match s.answer {
+        Answer::Now => {
+            answer::answer(
+                conn,
+                cfg,
+                d,
+                &reference,
+                request_id,
+                s.original,
+                applied.as_ref(),
+            )
+            .await
+        }
+        Answer::Later => {
+            let mut p = answer::processed_for(d, &reference, request_id);
+            p.reply = answer::build_reply(cfg, d, &reference, s.original, applied.as_ref());
+            Ok(p)
+        }
+    }
+}
+
+/// The request's own audit action: `request.` and its outcome.
+fn audit_action(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Applied => "request.applied",
+        Outcome::Rejected => "request.rejected",
+        Outcome::NeedsReview => "request.needs_review",
+        Outcome::AwaitingConfirmation => "request.awaiting_confirmation",
+        Outcome::Ignored => "request.ignored",
+        Outcome::Duplicate => "request.duplicate",
+    }
+}
+
+/// Write the decision on its request: the request's id, reference and message.
+async fn record(
+    conn: &mut Conn,
+    row: Row<'_>,
+    d: &Decision,
+) -> Result<(i64, String, i64), StoreError> {
+    let fields_json = serde_json::to_string(&d.fields).unwrap_or_else(|_| "{}".into());
+    match row {
+        Row::New {
+            message_db_id,
+            prefix,
+        } => {
+            let (id, reference) = journal::insert_request(
+                conn,
+                &NewRequest {
+                    message_id: message_db_id,
+                    kind: d.kind.as_str(),
+                    outcome: d.outcome.as_str(),
+                    reason: d.reason.as_ref().map(Reason::code),
+                    mailbox: d.mailbox.as_deref(),
+                    requester: d.requester.as_deref(),
+                    target: d.target.as_deref(),
+                    fields_json: &fields_json,
+                },
+                prefix,
+            )
+            .await?;
+            Ok((id, reference, message_db_id))
+        }
+        Row::Stored {
+            request_id,
+            reference,
+            message_db_id,
+            write,
+        } => {
+            match write {
+                Rewrite::Decision => {
+                    journal::update_request_decision(
+                        conn,
+                        request_id,
+                        &RequestDecision {
+                            kind: d.kind.as_str(),
+                            outcome: d.outcome.as_str(),
+                            reason: d.reason.as_ref().map(Reason::code),
+                            mailbox: d.mailbox.as_deref(),
+                            requester: d.requester.as_deref(),
+                            target: d.target.as_deref(),
+                            fields_json: &fields_json,
+                        },
+                    )
+                    .await?
+                }
+                Rewrite::Outcome => {
+                    journal::update_request_outcome(
+                        conn,
+                        request_id,
+                        d.outcome.as_str(),
+                        d.reason.as_ref().map(Reason::code),
+                    )
+                    .await?
+                }
+            }
+            Ok((request_id, reference.to_owned(), message_db_id))
+        }
+    }
+}
