@@ -131,7 +131,7 @@ async fn imap_checks(imap: &ImapConfig, which: &str, r: &mut Report) {
         }
         Err(e) => return r.fail(&l("IMAP connect"), e.to_string()),
     };
-    let mut session = match connect::login(client, imap).await {
+    let mut session = match connect::login(client, imap, None).await {
         Ok(s) => {
             r.pass(
                 &l("IMAP login"),

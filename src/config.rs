@@ -7,6 +7,7 @@
 
 use crate::request::{RequestKind, Role};
 // Sections other rooms own; `config` reads and composes them.
+pub use crate::oauth::Auth;
 pub use crate::secret::Secret;
 pub use crate::store::DatabaseConfig;
 use serde::Deserialize;
@@ -895,31 +896,13 @@ struct RawOauth2 {
     scope: Option<String>,
 }
 
-/// How postroom signs in to a mail server (`[imap] auth`, `[smtp] auth`).
-#[derive(Debug, Clone)]
-pub enum Auth {
-    Password,
-    /// SASL XOAUTH2 with an OAuth2 access token (Microsoft 365, Google).
-    Xoauth2(crate::oauth::TokenSource),
-}
-
-impl Auth {
-    /// For `check` and logs: `password`, or `xoauth2, token from …`.
-    pub fn describe(&self) -> String {
-        match self {
-            Auth::Password => "password".into(),
-            Auth::Xoauth2(source) => format!("xoauth2, {}", source.describe()),
-        }
-    }
-}
-
 fn check_auth(
     section: &str,
     kind: Option<AuthKind>,
     oauth2: Option<RawOauth2>,
     command: Option<String>,
 ) -> Result<Auth, ConfigError> {
-    use crate::oauth::{Provider, TokenSource};
+    use crate::oauth::Provider;
     let k = |name: &str| format!("{section}.{name}");
     if kind.unwrap_or(AuthKind::Password) == AuthKind::Password {
         // A token source that is never used is a mistake worth saying so at start.
@@ -981,7 +964,7 @@ fn check_auth(
             }
         }
     };
-    Ok(Auth::Xoauth2(TokenSource::new(provider)))
+    Ok(Auth::Xoauth2(provider))
 }
 
 fn check_trust(r: RawTrust) -> Result<crate::trust::TrustConfig, ConfigError> {

@@ -54,16 +54,8 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     let shared = Arc::new(cfg.clone());
     let status = Status::new();
     status.set_outbox_wake(wake.clone());
-    // XOAUTH2 token failures show in /metrics and /healthz (the config's sources share it).
-    // Token failures are counted on the daemon's status (`/metrics`, `/healthz`).
-    let imap = cfg.imap.iter().map(|i| &i.auth);
-    let smtp = cfg.smtp.iter().map(|s| &s.auth);
-    for auth in imap.chain(smtp) {
-        match auth {
-            crate::config::Auth::Xoauth2(source) => source.attach_status(&status),
-            crate::config::Auth::Password => {}
-        }
-    }
+    // The token sources are built by the watchers and the outbox worker from the config's
+    // `auth` sections, their failures counted on this status (`/metrics`, `/healthz`).
 
     // The staff page runs beside the loops; a port that cannot be had stops the start, with
     // the key to change.
@@ -95,11 +87,12 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         shutdown.clone(),
         status.clone(),
     ));
-    let mut outbox = tokio::spawn(smtp::run_outbox(
+    let mut outbox = tokio::spawn(smtp::run_outbox_counted(
         store.clone(),
         shared,
         wake,
         shutdown.clone(),
+        Some(status.clone()),
     ));
     let inboxes: Vec<String> = cfg
         .imap

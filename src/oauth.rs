@@ -34,6 +34,51 @@ pub enum Provider {
     Command(String),
 }
 
+impl Provider {
+    /// Where tokens come from, for `check` and logs (no secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Provider::ClientCredentials { token_url, .. } => format!("token from {token_url}"),
+            Provider::Command(_) => "token from token_command".into(),
+        }
+    }
+}
+
+/// How postroom signs in to a mail server (`[imap] auth`, `[smtp] auth`): the checked section,
+/// data only. Whoever signs in builds its [`TokenSource`] from it ([`Auth::tokens`]) and keeps
+/// it, so that reconnects reuse the token.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Password,
+    /// SASL XOAUTH2 with an OAuth2 access token (Microsoft 365, Google).
+    Xoauth2(Provider),
+}
+
+impl Auth {
+    /// For `check` and logs: `password`, or `xoauth2, token from …`.
+    pub fn describe(&self) -> String {
+        match self {
+            Auth::Password => "password".into(),
+            Auth::Xoauth2(provider) => format!("xoauth2, {}", provider.describe()),
+        }
+    }
+
+    /// The token source of an XOAUTH2 sign-in, its failures counted on `status` (the
+    /// daemon's); `None` for a password.
+    pub fn tokens(&self, status: Option<&Status>) -> Option<TokenSource> {
+        match self {
+            Auth::Password => None,
+            Auth::Xoauth2(provider) => {
+                let source = TokenSource::new(provider.clone());
+                if let Some(status) = status {
+                    source.attach_status(status);
+                }
+                Some(source)
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("token endpoint {url} said: {message}")]
@@ -57,7 +102,7 @@ struct Inner {
     status: OnceLock<Status>,
 }
 
-/// A cheap handle (`Clone` shares the cache), kept in the checked config.
+/// A cheap handle (`Clone` shares the cache), built from [`Auth`] by whoever signs in.
 #[derive(Clone)]
 pub struct TokenSource {
     inner: Arc<Inner>,
@@ -82,10 +127,7 @@ impl TokenSource {
 
     /// Where tokens come from, for `check` and logs (no secret).
     pub fn describe(&self) -> String {
-        match &self.inner.provider {
-            Provider::ClientCredentials { token_url, .. } => format!("token from {token_url}"),
-            Provider::Command(_) => "token from token_command".into(),
-        }
+        self.inner.provider.describe()
     }
 
     /// Count later failures on `status` (first call wins; the daemon has one Status).

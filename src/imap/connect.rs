@@ -186,10 +186,24 @@ async fn greeting(client: &mut Client, imap: &ImapConfig) -> Result<(), ImapErro
     }
 }
 
-/// `LOGIN`, or `AUTHENTICATE XOAUTH2` with `auth = "xoauth2"`. The password or token goes
-/// to the server and nowhere else (not into errors or logs).
-pub async fn login(client: Client, imap: &ImapConfig) -> Result<Session, ImapError> {
-    if let Auth::Xoauth2(source) = &imap.auth {
+/// `LOGIN`, or `AUTHENTICATE XOAUTH2` with `auth = "xoauth2"`, the token from `tokens` (the
+/// watcher's, which keeps it between sessions) or, without one (`check`), from a source of
+/// its own. The password or token goes to the server and nowhere else (not into errors or
+/// logs).
+pub async fn login(
+    client: Client,
+    imap: &ImapConfig,
+    tokens: Option<&TokenSource>,
+) -> Result<Session, ImapError> {
+    if let Auth::Xoauth2(provider) = &imap.auth {
+        let own;
+        let source = match tokens {
+            Some(source) => source,
+            None => {
+                own = TokenSource::new(provider.clone());
+                &own
+            }
+        };
         return xoauth2(client, imap, source).await;
     }
     match tokio::time::timeout(
@@ -254,9 +268,13 @@ impl async_imap::Authenticator for Xoauth2 {
 }
 
 /// Connect, (STARTTLS), log in.
-pub async fn connect(imap: &ImapConfig, tls: &Tls) -> Result<Session, ImapError> {
+pub async fn connect(
+    imap: &ImapConfig,
+    tls: &Tls,
+    tokens: Option<&TokenSource>,
+) -> Result<Session, ImapError> {
     let client = open(imap, tls).await?;
-    login(client, imap).await
+    login(client, imap, tokens).await
 }
 
 /// Log out politely, but never wait long for it: the session ends either way.

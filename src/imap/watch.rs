@@ -55,6 +55,7 @@ pub async fn run(
     for imap in &cfg.imap {
         watchers.push(Watcher {
             tls: Tls::from_config(imap)?,
+            tokens: imap.auth.tokens(Some(&status)),
             imap: imap.clone(),
             store: store.clone(),
             cfg: cfg.clone(),
@@ -87,6 +88,8 @@ struct Watcher {
     cfg: Arc<Config>,
     imap: ImapConfig,
     tls: Tls,
+    /// XOAUTH2: the token cache this inbox's sessions share (`None` with a password).
+    tokens: Option<crate::oauth::TokenSource>,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
     hook: Arc<AbortAfterCommits>,
@@ -179,7 +182,7 @@ impl Watcher {
     async fn session(&self, stop: &CancellationToken) -> Result<(), ImapError> {
         let imap = &self.imap;
         let mut session = tokio::select! {
-            s = connect::connect(imap, &self.tls) => s?,
+            s = connect::connect(imap, &self.tls, self.tokens.as_ref()) => s?,
             _ = stop.cancelled() => return Ok(()),
         };
         self.status.imap_connected();

@@ -20,6 +20,7 @@
 //!   remaining rows are rescheduled without hammering a server that is down.
 
 use crate::config::{Config, HelpdeskConfig, SmtpConfig, TlsMode};
+use crate::oauth::TokenSource;
 use crate::store::{self, Store, StoreError, outbox};
 use futures::StreamExt;
 use lettre::Address;
@@ -105,10 +106,18 @@ pub fn transport(cfg: &SmtpConfig) -> Result<Transport, SmtpError> {
 
 /// [`transport`], signed in with XOAUTH2 when `smtp.auth = "xoauth2"`: the token is taken from
 /// the cache or fetched first, so a transport is built per token.
-pub async fn signed_in_transport(cfg: &SmtpConfig) -> Result<Transport, SmtpError> {
+/// The token comes from `tokens` (the worker's, kept between transports) or, without one, from
+/// a source of its own (`check`, one pass).
+pub async fn signed_in_transport(
+    cfg: &SmtpConfig,
+    tokens: Option<&TokenSource>,
+) -> Result<Transport, SmtpError> {
     match &cfg.auth {
-        crate::config::Auth::Xoauth2(source) => {
-            let token = source.token().await?;
+        crate::config::Auth::Xoauth2(provider) => {
+            let token = match tokens {
+                Some(source) => source.token().await?,
+                None => TokenSource::new(provider.clone()).token().await?,
+            };
             transport_with_token(cfg, Some(&token))
         }
         crate::config::Auth::Password => transport(cfg),
@@ -183,7 +192,7 @@ pub async fn check(cfg: &SmtpConfig) -> Result<String, String> {
         None => "no login configured".to_owned(),
     };
     let at = format!("SMTP {}:{} ({tls})", cfg.host, cfg.port);
-    let transport = signed_in_transport(cfg)
+    let transport = signed_in_transport(cfg, None)
         .await
         .map_err(|e| format!("{at}: {e}"))?;
     let result = transport.test_connection().await;
@@ -365,7 +374,7 @@ pub fn retry_delay(attempts: u32, initial: Duration, max: Duration) -> Duration 
     Duration::from_millis(
         rand::thread_rng()
             .gen_range(ms / 2..=ms)
-            .max(MIN_RETRY.as_millis() as u64),
+            .max(u64::try_from(MIN_RETRY.as_millis()).unwrap_or(u64::MAX)),
     )
 }
 
@@ -414,7 +423,7 @@ pub async fn send_due(
     cfg: &SmtpConfig,
     helpdesk: &HelpdeskConfig,
 ) -> Result<SendPass, SmtpError> {
-    let transport = signed_in_transport(cfg).await?;
+    let transport = signed_in_transport(cfg, None).await?;
     let result = pass(store, &transport, cfg, helpdesk, None).await;
     transport.shutdown().await;
     result
@@ -773,15 +782,36 @@ pub async fn run_outbox(
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    run_outbox_counted(store, cfg, wake, shutdown, None).await
+}
+
+/// [`run_outbox`], with XOAUTH2 token failures counted on the daemon's `status`.
+pub async fn run_outbox_counted(
+    store: Store,
+    cfg: Arc<Config>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+    status: Option<crate::status::Status>,
+) {
     let Some(smtp) = cfg.smtp.as_ref() else {
         tracing::warn!("no [smtp] section in the config: replies stay in the outbox unsent");
         shutdown.cancelled().await;
         return;
     };
+    // Built once: pooled transports are rebuilt when their token goes stale, the cache stays.
+    let tokens = smtp.auth.tokens(status.as_ref());
     let mut transport: Option<Transport> = None;
     let mut errors: u32 = 0;
     while !shutdown.is_cancelled() {
-        let wait = match worker_pass(&store, &mut transport, smtp, &cfg.helpdesk, &shutdown).await {
+        let pass = worker_pass(
+            &store,
+            &mut transport,
+            smtp,
+            tokens.as_ref(),
+            &cfg.helpdesk,
+            &shutdown,
+        );
+        let wait = match pass.await {
             Ok(wait) => {
                 errors = 0;
                 wait
@@ -810,12 +840,13 @@ async fn worker_pass(
     store: &Store,
     transport: &mut Option<Transport>,
     smtp: &SmtpConfig,
+    tokens: Option<&TokenSource>,
     helpdesk: &HelpdeskConfig,
     shutdown: &CancellationToken,
 ) -> Result<Duration, SmtpError> {
     // XOAUTH2: pooled connections sign in with the token the transport was built with; once
     // that token is stale, new connections need a transport with a fresh one.
-    if let crate::config::Auth::Xoauth2(source) = &smtp.auth
+    if let Some(source) = tokens
         && source.is_stale()
         && let Some(old) = transport.take()
     {
@@ -823,7 +854,7 @@ async fn worker_pass(
     }
     let t = match transport {
         Some(t) => t,
-        None => transport.insert(self::signed_in_transport(smtp).await?),
+        None => transport.insert(self::signed_in_transport(smtp, tokens).await?),
     };
     let done = pass(store, t, smtp, helpdesk, Some(shutdown)).await?;
     if done.handled() + done.skipped > 0 {
@@ -1046,9 +1077,8 @@ mod tests {
         let mut cfg = smtp();
         cfg.port = port;
         cfg.username = Some("helpdesk@nhs.example".into());
-        cfg.auth = crate::config::Auth::Xoauth2(crate::oauth::TokenSource::new(
-            crate::oauth::Provider::Command("echo tok-123".into()),
-        ));
+        cfg.auth =
+            crate::config::Auth::Xoauth2(crate::oauth::Provider::Command("echo tok-123".into()));
         let ok = check(&cfg).await.unwrap();
         assert!(ok.contains("xoauth2, token from token_command"), "{ok}");
         let auth = server.await.unwrap();
