@@ -3,6 +3,14 @@
 //! One path for every message (see `docs/architecture.md`):
 //! parse → screen → extract → authorise → decide → one transaction → reply.
 
+// An `as` cast that can cut a number short, change its sign or wrap it is refused: use
+// `try_from` and say what happens when the value does not fit (issue 14).
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
 pub mod audit;
 pub mod check;
 pub mod cli;

@@ -234,7 +234,7 @@ async fn append_in_tx(conn: &mut Conn, at: i64, events: &[Append<'_>]) -> Result
         hashes.push((seq, to_hex(&prev), to_hex(&h)));
         prev = h;
     }
-    let new_count = count + events.len() as i64;
+    let new_count = count.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
     let new_head = to_hex(&prev);
 
     // `$1` is the time, then ten per event, then the head's new count and hash.
@@ -538,7 +538,7 @@ pub async fn verify(conn: &mut Conn, claims: &[Claim]) -> Result<Verdict, StoreE
                         )
                     });
                 }
-                let recomputed = event_hash(seq as u64, &prev, &e.fields());
+                let recomputed = event_hash(seq.cast_unsigned(), &prev, &e.fields());
                 let recomputed_hex = to_hex(&recomputed);
                 if e.hash.as_deref() != Some(recomputed_hex.as_str()) {
                     return Ok(broken(

@@ -90,7 +90,7 @@ pub async fn make(
     };
     let mut conn = store.read().await?;
     let found = rows::requests(&mut conn, who, from_ms, until_ms).await?;
-    let truncated = found.len() as i64 >= rows::MAX_REQUESTS;
+    let truncated = i64::try_from(found.len()).unwrap_or(i64::MAX) >= rows::MAX_REQUESTS;
     let mut requests = Vec::with_capacity(found.len());
     for r in found {
         let events = rows::events(&mut conn, r.id).await?;

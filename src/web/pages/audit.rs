@@ -212,7 +212,7 @@ async fn next_chunk(mut x: Export) -> Option<(Result<Bytes, std::io::Error>, Exp
             return Some((Err(std::io::Error::other(e.to_string())), x));
         }
     };
-    x.done = (events.len() as i64) < CSV_CHUNK;
+    x.done = i64::try_from(events.len()).unwrap_or(i64::MAX) < CSV_CHUNK;
     if let Some(last) = events.last() {
         x.after_id = last.id;
     }

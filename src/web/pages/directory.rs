@@ -101,7 +101,7 @@ pub async fn page(
     let keep_disabled =
         i64::try_from(state.cfg.retention.disabled_accounts.as_millis()).unwrap_or(i64::MAX);
 
-    let more = mailboxes.len() as i64 > PAGE_SIZE;
+    let more = i64::try_from(mailboxes.len()).unwrap_or(i64::MAX) > PAGE_SIZE;
     mailboxes.truncate(usize::try_from(PAGE_SIZE).unwrap_or(0));
     let view = at_risk_only.then(|| "at_risk".to_owned());
     let link = |n: i64| {

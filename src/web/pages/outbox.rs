@@ -79,7 +79,7 @@ pub async fn page(
     )
     .await?;
     drop(conn);
-    let more = rows.len() as i64 > PAGE_SIZE;
+    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > PAGE_SIZE;
     rows.truncate(usize::try_from(PAGE_SIZE).unwrap_or(0));
 
     let status_text = status.map(|s| s.as_str().to_owned());
