@@ -99,12 +99,12 @@ pub async fn apply_as(
             "choose what the request is for".into(),
         ));
     }
-    crate::store::retrying(move || async move {
-        let mut tx = store.begin().await?;
-        let result = apply_as_in(&mut tx, cfg, reference, kind, form, staff).await;
-        tx.finish(result).await
-    })
-    .await
+    store
+        .transaction(|mut tx| async move {
+            let result = apply_as_in(&mut tx, cfg, reference, kind, form, staff).await;
+            (tx, result)
+        })
+        .await
 }
 
 async fn apply_as_in(
@@ -188,12 +188,12 @@ pub async fn reject(
             "write the message the site will receive".into(),
         ));
     }
-    crate::store::retrying(move || async move {
-        let mut tx = store.begin().await?;
-        let result = reject_in(&mut tx, cfg, reference, message, staff).await;
-        tx.finish(result).await
-    })
-    .await
+    store
+        .transaction(|mut tx| async move {
+            let result = reject_in(&mut tx, cfg, reference, message, staff).await;
+            (tx, result)
+        })
+        .await
 }
 
 async fn reject_in(
@@ -280,12 +280,12 @@ pub async fn comment(
     if text.is_empty() {
         return Err(ReviewError::Invalid("the comment is empty".into()));
     }
-    crate::store::retrying(move || async move {
-        let mut tx = store.begin().await?;
-        let result = comment_in(&mut tx, reference, text, staff).await;
-        tx.finish(result).await
-    })
-    .await
+    store
+        .transaction(|mut tx| async move {
+            let result = comment_in(&mut tx, reference, text, staff).await;
+            (tx, result)
+        })
+        .await
 }
 
 async fn comment_in(
@@ -331,15 +331,13 @@ pub async fn claim(
             "{to} is not an enabled member of the helpdesk staff"
         )));
     };
-    crate::store::retrying(move || {
-        let name = member.name.clone();
-        async move {
-            let mut tx = store.begin().await?;
-            let result = claim_in(&mut tx, reference, &name, staff).await;
-            tx.finish(result).await
-        }
-    })
-    .await
+    let name = member.name.as_str();
+    store
+        .transaction(|mut tx| async move {
+            let result = claim_in(&mut tx, reference, name, staff).await;
+            (tx, result)
+        })
+        .await
 }
 
 async fn claim_in(
@@ -369,12 +367,12 @@ async fn claim_in(
 
 /// Put a request back in the unclaimed queue, recorded as `request.released`.
 pub async fn release(store: &Store, reference: &str, staff: &str) -> Result<(), ReviewError> {
-    crate::store::retrying(move || async move {
-        let mut tx = store.begin().await?;
-        let result = release_in(&mut tx, reference, staff).await;
-        tx.finish(result).await
-    })
-    .await
+    store
+        .transaction(|mut tx| async move {
+            let result = release_in(&mut tx, reference, staff).await;
+            (tx, result)
+        })
+        .await
 }
 
 async fn release_in(conn: &mut Conn, reference: &str, staff: &str) -> Result<(), ReviewError> {

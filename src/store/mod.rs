@@ -156,31 +156,41 @@ fn target_of(url: &str) -> String {
     }
 }
 
-/// Run `attempt` (which begins, and commits or rolls back, a transaction of its own: see
-/// [`Tx::finish`]) again from the start, up to [`ATTEMPTS`] times, when the database
-/// reports a conflict that a fresh attempt may not meet (PostgreSQL's serialisation failure
-/// under SERIALIZABLE, at any statement or at the commit). Staff decisions use it: a
-/// person's click must not fail because a message was being applied at the same moment.
-pub async fn retrying<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-    E: Conflict,
-{
-    let mut n = 0u32;
-    loop {
-        n += 1;
-        match attempt().await {
-            Err(e) if e.is_conflict() && n < ATTEMPTS => {
-                tracing::debug!(attempt = n, "transaction conflict, trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(u64::from(n) * 20)).await;
+impl Store {
+    /// Run `body` in a transaction of its own: committed when it returns `Ok`, rolled back
+    /// when it returns `Err`, and run again from the start (up to [`ATTEMPTS`] times) when the
+    /// database reports a conflict. The body owns the transaction while it runs and hands it
+    /// back with its result, so it may borrow anything the caller holds:
+    ///
+    /// ```ignore
+    /// store.transaction(|mut tx| async move {
+    ///     let result = decide_in(&mut tx, cfg, reference).await;
+    ///     (tx, result)
+    /// }).await
+    /// ```
+    pub async fn transaction<T, E, F, Fut>(&self, mut body: F) -> Result<T, E>
+    where
+        F: FnMut(Tx) -> Fut,
+        Fut: std::future::Future<Output = (Tx, Result<T, E>)>,
+        E: From<StoreError> + Conflict,
+    {
+        let mut n = 0u32;
+        loop {
+            n += 1;
+            let tx = self.begin().await?;
+            let (tx, result) = body(tx).await;
+            match tx.finish(result).await {
+                Err(e) if e.is_conflict() && n < ATTEMPTS => {
+                    tracing::debug!(attempt = n, "transaction conflict, trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(n) * 20)).await;
+                }
+                other => return other,
             }
-            other => return other,
         }
     }
 }
 
-/// How many times [`retrying`] runs a transaction that meets conflicts.
+/// How many times [`Store::transaction`] runs a transaction that meets conflicts.
 pub const ATTEMPTS: u32 = 4;
 
 /// An error that says whether the same transaction, run again, may succeed.
