@@ -22,10 +22,11 @@ use crate::policy;
 use crate::reason::Reason;
 use crate::reply::{self, Notice};
 use crate::request::RequestKind;
-use crate::request::extract::Extracted;
+use crate::request::extract::{Extracted, KindMatch};
 use crate::store::journal::{self, Confirmation, NewAuditEvent, RequestRow};
 use crate::store::{Conn, StoreError, now_ms};
 use serde_json::json;
+use std::collections::BTreeMap;
 
 /// The message being processed, as far as a confirmation needs it.
 pub(crate) struct Input<'a> {
@@ -212,7 +213,15 @@ async fn confirmed(
             return refuse(conn, input, request, c, Reason::MessageGone, message_db_id).await;
         }
     };
-    let ex = stored::read(cfg, &original);
+    // Decided again on what was decided when it came in — its kind and its fields, with the
+    // accounts that names were resolved to then — against the directory as it is now. (Read
+    // afresh, a target named in words would be no account at all.)
+    let mut ex = stored::read(cfg, &original);
+    let decided: BTreeMap<String, String> =
+        serde_json::from_str(&request.fields).unwrap_or_default();
+    ex.kind = KindMatch::One(kind_of(request));
+    ex.fields = policy::fields_named(&decided);
+    ex.candidate_accounts.clear();
     let snapshot = load_snapshot(conn, &original, &ex).await?;
     let d = policy::decide(&original, &ex, &snapshot, cfg);
     let actor = d.requester.clone().unwrap_or_default();

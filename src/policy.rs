@@ -185,6 +185,24 @@ pub fn field_names(fields: &BTreeMap<Field, String>) -> BTreeMap<String, String>
         .collect()
 }
 
+/// Fields stored by their names ([`field_names`]) read back; a name not known is left out.
+pub fn fields_named(names: &BTreeMap<String, String>) -> BTreeMap<Field, String> {
+    const ALL: [Field; 9] = [
+        Field::Name,
+        Field::FirstName,
+        Field::LastName,
+        Field::JobTitle,
+        Field::Role,
+        Field::Account,
+        Field::Mailbox,
+        Field::RequestedBy,
+        Field::Replacement,
+    ];
+    ALL.into_iter()
+        .filter_map(|f| names.get(field_name(f)).map(|v| (f, v.clone())))
+        .collect()
+}
+
 fn field_name(f: Field) -> &'static str {
     match f {
         Field::Name => "name",

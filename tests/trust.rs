@@ -655,3 +655,30 @@ fn the_reply_cap_never_throws_away_a_temporary_password() {
         "{queued:?}"
     );
 }
+
+/// A change asked for by name ("make Tom Smith an owner") waits for the code like any other,
+/// and once confirmed changes the account the name was resolved to when it came in.
+#[test]
+fn an_owner_change_asked_by_name_applies_to_that_account_once_confirmed() {
+    let i = Instance::with_directory("");
+    let held = run(
+        &i,
+        &mail(
+            &[PASS],
+            "rosehill.care@nhs.example",
+            "Mailbox owner",
+            "Hi, please make Tom Smith an owner of our mailbox.\r\nRequested by: jane.doe@nhs.example",
+        ),
+    );
+    assert_eq!(held["outcome"], "awaiting_confirmation", "{held}");
+    let reference = held["reference"].as_str().unwrap();
+    let out = outbox(&i);
+    let (_, _, body) = out
+        .iter()
+        .find(|(to, ..)| to == "jane.doe@nhs.example")
+        .expect("code sent to the requester's own account");
+    let code = code_in(body);
+    let done = confirm(&i, "jane.doe@nhs.example", reference, &code);
+    assert_eq!(done["outcome"], "applied", "{done}");
+    assert_eq!(role_of(&i, "tom.smith@nhs.example"), "owner");
+}
