@@ -174,3 +174,47 @@ async fn a_staff_decision_meeting_a_concurrent_write_is_run_again_not_failed() {
     other.close().await;
     store.close().await;
 }
+
+/// Retention blanks the email of old requests: a held request whose email is gone cannot be
+/// decided again from nothing. Apply-as refuses with the reason, and nothing is written; the
+/// site can still be told no.
+#[tokio::test]
+async fn a_request_whose_email_retention_deleted_is_refused_with_the_reason() {
+    let i = Instance::with_directory("[retention]\nraw_messages = \"1ms\"\n");
+    let held = i.process_fixture("unknown_kind.eml");
+    assert_eq!(held["outcome"], "needs_review");
+    let reference = held["reference"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    i.ok(&["retention"]);
+    let (store, cfg) = open(&i).await;
+
+    let err = review::apply_as(
+        &store,
+        &cfg,
+        &reference,
+        RequestKind::PasswordReset,
+        &form(&[
+            ("account", "tom.smith@nhs.example"),
+            ("requested_by", "jane.doe@nhs.example"),
+        ]),
+        "alice",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ReviewError::Refused(ref r) if r.code() == "message_gone"),
+        "{err}"
+    );
+    assert!(
+        !i.audit().iter().any(|e| e["action"] == "password.reset"),
+        "nothing was applied"
+    );
+    let rejected = review::reject(&store, &cfg, &reference, "Please send it again.", "alice")
+        .await
+        .unwrap();
+    assert_eq!(rejected.outcome, Outcome::Rejected);
+    assert_eq!(
+        rejected.reply.map(|r| r.to).as_deref(),
+        Some("rosehill.care@nhs.example")
+    );
+}
