@@ -6,7 +6,6 @@
 
 use crate::config::Config;
 use crate::imap;
-use crate::smtp;
 use crate::status::Status;
 use crate::store::Store;
 use crate::web;
@@ -87,7 +86,7 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         shutdown.clone(),
         status.clone(),
     ));
-    let mut outbox = tokio::spawn(smtp::run_outbox_counted(
+    let mut outbox = tokio::spawn(crate::jobs::reply::run_outbox_counted(
         store.clone(),
         shared,
         wake,

@@ -23,6 +23,7 @@ pub mod desk;
 pub mod directory_csv;
 pub mod dkim;
 pub mod imap;
+pub mod jobs;
 pub mod message;
 pub mod name_keys;
 pub mod oauth;

@@ -220,7 +220,7 @@ impl Status {
         self.inner.token_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Share the outbox sender's `Notify` (the one `smtp::run_outbox` waits on). Set once;
+    /// Share the outbox sender's `Notify` (the one `jobs::reply::run_outbox` waits on). Set once;
     /// later calls are ignored.
     pub fn set_outbox_wake(&self, wake: Arc<Notify>) {
         let _ = self.inner.outbox_wake.set(wake);

@@ -7,6 +7,7 @@ mod common;
 use common::mailstack::MailStack;
 use common::testdb::TestDb;
 use postroom::config::{Config, DatabaseConfig, HelpdeskConfig, SmtpConfig, TlsMode};
+use postroom::jobs::reply;
 use postroom::smtp;
 use postroom::store::journal::{self, NewOutboxItem};
 use postroom::store::outbox::{self, OutboxStatus};
@@ -285,12 +286,12 @@ async fn reply_is_delivered_with_threading_and_auto_reply_headers_and_secret_bla
     )
     .await;
 
-    let pass = smtp::send_due(&db.store, &stack_smtp(&stack), &helpdesk())
+    let pass = reply::send_due(&db.store, &stack_smtp(&stack), &helpdesk())
         .await
         .unwrap();
     assert_eq!(
         pass,
-        smtp::SendPass {
+        reply::SendPass {
             sent: 1,
             ..Default::default()
         }
@@ -350,10 +351,10 @@ async fn reply_is_delivered_with_threading_and_auto_reply_headers_and_secret_bla
     );
 
     // Nothing is sent twice.
-    let again = smtp::send_due(&db.store, &stack_smtp(&stack), &helpdesk())
+    let again = reply::send_due(&db.store, &stack_smtp(&stack), &helpdesk())
         .await
         .unwrap();
-    assert_eq!(again, smtp::SendPass::default());
+    assert_eq!(again, reply::SendPass::default());
     let mut conn = db.store.read().await.unwrap();
     let counts = outbox::counts(&mut conn).await.unwrap();
     assert_eq!((counts.pending, counts.sent, counts.failed), (0, 1, 0));
@@ -388,10 +389,12 @@ async fn smtp_down_keeps_replies_pending_then_delivers_each_once() {
     // Nothing listens: both stay pending, with the error and a retry time.
     let down = smtp_config(closed_port());
     let before = now_ms();
-    let pass = smtp::send_due(&db.store, &down, &helpdesk()).await.unwrap();
+    let pass = reply::send_due(&db.store, &down, &helpdesk())
+        .await
+        .unwrap();
     assert_eq!(
         pass,
-        smtp::SendPass {
+        reply::SendPass {
             retried: 2,
             ..Default::default()
         }
@@ -422,13 +425,17 @@ async fn smtp_down_keeps_replies_pending_then_delivers_each_once() {
     drop(conn);
 
     // Not yet due: a pass right away touches nothing.
-    let early = smtp::send_due(&db.store, &down, &helpdesk()).await.unwrap();
-    assert_eq!(early, smtp::SendPass::default());
+    let early = reply::send_due(&db.store, &down, &helpdesk())
+        .await
+        .unwrap();
+    assert_eq!(early, reply::SendPass::default());
 
     // Still down at the second attempt: the backoff grows (200 ms doubled, jittered).
     wait_until_due(&db.store, &[a.id, b.id]).await;
     let t = now_ms();
-    smtp::send_due(&db.store, &down, &helpdesk()).await.unwrap();
+    reply::send_due(&db.store, &down, &helpdesk())
+        .await
+        .unwrap();
     for q in [&a, &b] {
         let row = stored(&db.store, q.id).await;
         assert_eq!(row.attempts, 2);
@@ -442,10 +449,10 @@ async fn smtp_down_keeps_replies_pending_then_delivers_each_once() {
     // Back up: each delivered exactly once.
     wait_until_due(&db.store, &[a.id, b.id]).await;
     let up = stack_smtp(&stack);
-    let pass = smtp::send_due(&db.store, &up, &helpdesk()).await.unwrap();
+    let pass = reply::send_due(&db.store, &up, &helpdesk()).await.unwrap();
     assert_eq!(
         pass,
-        smtp::SendPass {
+        reply::SendPass {
             sent: 2,
             ..Default::default()
         }
@@ -453,8 +460,8 @@ async fn smtp_down_keeps_replies_pending_then_delivers_each_once() {
     assert_eq!(stored(&db.store, a.id).await.status, "sent");
     assert_eq!(stored(&db.store, b.id).await.status, "sent");
     assert_eq!(
-        smtp::send_due(&db.store, &up, &helpdesk()).await.unwrap(),
-        smtp::SendPass::default()
+        reply::send_due(&db.store, &up, &helpdesk()).await.unwrap(),
+        reply::SendPass::default()
     );
 
     let got = stack
@@ -492,10 +499,10 @@ async fn permanent_refusal_fails_with_the_servers_answer_and_is_not_retried() {
     .await;
     let cfg = smtp_config(sink.port);
 
-    let pass = smtp::send_due(&db.store, &cfg, &helpdesk()).await.unwrap();
+    let pass = reply::send_due(&db.store, &cfg, &helpdesk()).await.unwrap();
     assert_eq!(
         pass,
-        smtp::SendPass {
+        reply::SendPass {
             failed: 1,
             ..Default::default()
         }
@@ -514,8 +521,8 @@ async fn permanent_refusal_fails_with_the_servers_answer_and_is_not_retried() {
     // No retry, however often the worker looks.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        smtp::send_due(&db.store, &cfg, &helpdesk()).await.unwrap(),
-        smtp::SendPass::default()
+        reply::send_due(&db.store, &cfg, &helpdesk()).await.unwrap(),
+        reply::SendPass::default()
     );
     assert_eq!(stored(&db.store, q.id).await.status, "failed");
     let mut conn = db.store.read().await.unwrap();
@@ -540,7 +547,7 @@ async fn permanent_refusal_fails_with_the_servers_answer_and_is_not_retried() {
     drop(conn);
     let row = stored(&db.store, q.id).await;
     assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
-    let pass = smtp::send_due(&db.store, &cfg, &helpdesk()).await.unwrap();
+    let pass = reply::send_due(&db.store, &cfg, &helpdesk()).await.unwrap();
     assert_eq!(pass.failed, 1);
 }
 
@@ -559,10 +566,10 @@ async fn temporary_refusal_schedules_a_retry_then_gives_up() {
     let mut cfg = smtp_config(sink.port);
 
     let before = now_ms();
-    let pass = smtp::send_due(&db.store, &cfg, &helpdesk()).await.unwrap();
+    let pass = reply::send_due(&db.store, &cfg, &helpdesk()).await.unwrap();
     assert_eq!(
         pass,
-        smtp::SendPass {
+        reply::SendPass {
             retried: 1,
             ..Default::default()
         }
@@ -583,10 +590,10 @@ async fn temporary_refusal_schedules_a_retry_then_gives_up() {
     // Past smtp.give_up_after, a temporary failure ends it.
     wait_until_due(&db.store, &[q.id]).await;
     cfg.give_up_after = Duration::from_millis(1);
-    let pass = smtp::send_due(&db.store, &cfg, &helpdesk()).await.unwrap();
+    let pass = reply::send_due(&db.store, &cfg, &helpdesk()).await.unwrap();
     assert_eq!(
         pass,
-        smtp::SendPass {
+        reply::SendPass {
             failed: 1,
             ..Default::default()
         }
@@ -608,7 +615,7 @@ async fn crlf_in_subject_does_not_inject_a_header() {
     let to = stack.unique_user("outbox-inject");
     enqueue(&db.store, &to, "Hello\r\nBcc: evil@x", "body\n", None).await;
 
-    let pass = smtp::send_due(&db.store, &stack_smtp(&stack), &helpdesk())
+    let pass = reply::send_due(&db.store, &stack_smtp(&stack), &helpdesk())
         .await
         .unwrap();
     assert_eq!(pass.sent, 1);
@@ -664,7 +671,7 @@ async fn worker_sends_when_woken_and_stops_on_shutdown() {
     let cfg = Arc::new(Config::from_toml_with_env(&toml, &[]).unwrap());
     let wake = Arc::new(tokio::sync::Notify::new());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let worker = tokio::spawn(smtp::run_outbox(
+    let worker = tokio::spawn(reply::run_outbox(
         db.store.clone(),
         cfg,
         wake.clone(),
@@ -723,12 +730,12 @@ async fn replies_go_out_over_implicit_tls() {
         .await;
         ids.push(format!("<{}>", q.message_id));
     }
-    let pass = smtp::send_due(&db.store, &smtps, &helpdesk())
+    let pass = reply::send_due(&db.store, &smtps, &helpdesk())
         .await
         .unwrap();
     assert_eq!(
         pass,
-        smtp::SendPass {
+        reply::SendPass {
             sent: 6,
             ..Default::default()
         }

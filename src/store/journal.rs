@@ -398,6 +398,17 @@ pub async fn enqueue_reply_capped(
     row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
 }
 
+/// Hold a queued reply until job `job_id` is done (`outbox.after_job`): a "Done" answer waits
+/// for the change it reports. Run it in the transaction that queued both.
+pub async fn hold_reply(conn: &mut Conn, outbox_id: i64, job_id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET after_job = $2 WHERE id = $1")
+        .bind(outbox_id)
+        .bind(job_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// A request's outcome changed after the fact (confirmed, decided by staff).
 pub async fn update_request_outcome(
     conn: &mut Conn,

@@ -9,6 +9,7 @@ pub mod claims;
 pub mod continuity;
 pub mod directory;
 pub mod health;
+pub mod jobs;
 pub mod journal;
 pub mod lease;
 pub mod outbox;

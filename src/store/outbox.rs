@@ -160,8 +160,12 @@ fn db_now(conn: &Conn) -> &'static str {
     }
 }
 
+/// A reply held for a job (`after_job`, see `journal::hold_reply`) is not due before the job
+/// is done. (Written so that it reads the same with or without the `o` alias.)
+const NOT_HELD: &str = "(after_job IS NULL OR EXISTS (SELECT 1 FROM jobs j WHERE j.id = after_job AND j.status = 'done'))";
+
 /// Pending replies whose time (`next_attempt_at` against `now`) has come and that no sender
-/// holds (leases against the database's clock), oldest first.
+/// holds (leases against the database's clock) and no job holds back, oldest first.
 pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
     let db_now = db_now(conn);
     let sql = format!(
@@ -169,7 +173,7 @@ pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>
          o.in_reply_to, o.references_ids, o.secret, o.attempts, o.created_at, o.retried_at \
          FROM outbox o LEFT JOIN requests r ON r.id = o.request_id \
          WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
-         AND (o.claimed_until IS NULL OR o.claimed_until <= {db_now}) \
+         AND (o.claimed_until IS NULL OR o.claimed_until <= {db_now}) AND {NOT_HELD} \
          ORDER BY o.created_at, o.id LIMIT $2"
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
@@ -215,7 +219,7 @@ pub async fn claim_many(
     let sql = format!(
         "UPDATE outbox SET claimed_until = {db_now} + $2 WHERE id IN ({}) AND status = 'pending' \
          AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= {db_now}) \
-         RETURNING id",
+         AND {NOT_HELD} RETURNING id",
         placeholders(3, ids.len())
     );
     let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
