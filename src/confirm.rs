@@ -63,7 +63,7 @@ pub(crate) async fn handle(
         let Some(open) = journal::open_confirmation(conn, request.id).await? else {
             return Ok(None);
         };
-        if open.account != from || request.outcome != Outcome::AwaitingConfirmation.as_str() {
+        if open.account != from || request.outcome != Outcome::AwaitingConfirmation {
             return Ok(None);
         }
         let void =
@@ -100,16 +100,15 @@ pub(crate) async fn handle(
         p.request_id = Some(request.id);
         return Ok(Some(p));
     }
-    let refusal =
-        if c.used_at.is_some() || request.outcome != Outcome::AwaitingConfirmation.as_str() {
-            Some(Reason::CodeUsed)
-        } else if c.void_at.is_some() {
-            Some(Reason::CodeVoid)
-        } else if c.expires_at < now_ms() {
-            Some(Reason::CodeExpired)
-        } else {
-            None
-        };
+    let refusal = if c.used_at.is_some() || request.outcome != Outcome::AwaitingConfirmation {
+        Some(Reason::CodeUsed)
+    } else if c.void_at.is_some() {
+        Some(Reason::CodeVoid)
+    } else if c.expires_at < now_ms() {
+        Some(Reason::CodeExpired)
+    } else {
+        None
+    };
     if let Some(reason) = refusal {
         return refuse(conn, input, &request, &c, reason, message_db_id)
             .await
@@ -123,7 +122,7 @@ pub(crate) async fn handle(
 }
 
 fn kind_of(r: &RequestRow) -> RequestKind {
-    r.kind.parse().unwrap_or(RequestKind::Unknown)
+    r.kind
 }
 
 async fn audit(

@@ -929,7 +929,7 @@ async fn attach_to_thread(
     let reason = Reason::CommentAdded(reference.clone());
     let mut p = Processed::new(
         Outcome::Ignored,
-        request.kind.parse().unwrap_or(RequestKind::Unknown),
+        request.kind,
         Some(reference.clone()),
         Some(&reason),
     );

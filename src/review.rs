@@ -72,10 +72,10 @@ async fn waiting_request(conn: &mut Conn, reference: &str) -> Result<RequestRow,
     let request = journal::find_request(conn, reference)
         .await?
         .ok_or_else(|| ReviewError::NotFound(reference.to_owned()))?;
-    if request.outcome != Outcome::NeedsReview.as_str() {
+    if request.outcome != Outcome::NeedsReview {
         return Err(ReviewError::NotWaiting {
             reference: request.reference,
-            outcome: request.outcome,
+            outcome: request.outcome.as_str().to_owned(),
         });
     }
     Ok(request)
@@ -225,7 +225,7 @@ async fn reject_in(
         },
     )
     .await?;
-    let kind: RequestKind = request.kind.parse().unwrap_or(RequestKind::Unknown);
+    let kind = request.kind;
     let mut reply = None;
     // Only a registered mailbox is ever answered.
     if let Some(mailbox) = &request.mailbox {

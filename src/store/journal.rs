@@ -2,6 +2,8 @@
 //! outbox of replies waiting for the SMTP sender.
 
 use super::{Conn, StoreError, format_ms, now_ms};
+use crate::outcome::Outcome;
+use crate::request::RequestKind;
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -161,8 +163,8 @@ pub struct RequestRow {
     pub id: i64,
     pub reference: String,
     pub message_id: i64,
-    pub kind: String,
-    pub outcome: String,
+    pub kind: RequestKind,
+    pub outcome: Outcome,
     pub reason: Option<String>,
     pub mailbox: Option<String>,
     pub requester: Option<String>,
@@ -172,6 +174,14 @@ pub struct RequestRow {
     pub updated_at: i64,
 }
 
+/// A column that holds one of the closed sets (a kind, an outcome) read back as it: a value
+/// the code does not know is an error that names it, not a silent `Unknown`.
+fn closed<T: std::str::FromStr<Err = String>>(column: &str, value: &str) -> Result<T, StoreError> {
+    value
+        .parse()
+        .map_err(|e| StoreError::Invalid(format!("requests.{column}: {e}")))
+}
+
 fn request_from_row(r: &sqlx::any::AnyRow) -> Result<RequestRow, StoreError> {
     Ok(RequestRow {
         id: r.try_get("id")?,
@@ -179,8 +189,8 @@ fn request_from_row(r: &sqlx::any::AnyRow) -> Result<RequestRow, StoreError> {
             .try_get::<Option<String>, _>("reference")?
             .unwrap_or_default(),
         message_id: r.try_get("message_id")?,
-        kind: r.try_get("kind")?,
-        outcome: r.try_get("outcome")?,
+        kind: closed("kind", &r.try_get::<String, _>("kind")?)?,
+        outcome: closed("outcome", &r.try_get::<String, _>("outcome")?)?,
         reason: r.try_get("reason")?,
         mailbox: r.try_get("mailbox")?,
         requester: r.try_get("requester")?,

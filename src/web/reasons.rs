@@ -9,7 +9,7 @@
 
 use crate::config::Config;
 use crate::reason::Reason;
-use crate::request::{RequestKind, Role};
+use crate::request::Role;
 use crate::store::journal::RequestRow;
 use std::collections::BTreeMap;
 
@@ -32,7 +32,7 @@ pub fn explain(request: &RequestRow, from: Option<&str>, cfg: &Config) -> Option
     let target = request.target.clone().or_else(|| field("account"));
     let requester = request.requester.clone().or_else(|| field("requested_by"));
     let mailbox = request.mailbox.clone();
-    let kind: RequestKind = request.kind.parse().unwrap_or(RequestKind::Unknown);
+    let kind = request.kind;
     let role = field("role").and_then(|r| r.parse::<Role>().ok());
 
     let rebuilt = match code {
@@ -174,8 +174,8 @@ mod tests {
             id: 1,
             reference: "HD-000001".into(),
             message_id: 1,
-            kind: "leaver".into(),
-            outcome: "rejected".into(),
+            kind: crate::request::RequestKind::Leaver,
+            outcome: crate::outcome::Outcome::Rejected,
             reason: Some(reason.into()),
             mailbox: mailbox.map(str::to_owned),
             requester: Some("jane.doe@nhs.example".into()),

@@ -233,8 +233,8 @@ async fn build(
             account_choices.push(a.clone());
         }
     }
-    let waiting = request.outcome == Outcome::NeedsReview.as_str();
-    let stored_kind: RequestKind = request.kind.parse().unwrap_or(RequestKind::Unknown);
+    let waiting = request.outcome == Outcome::NeedsReview;
+    let stored_kind = request.kind;
 
     // The apply form starts from what postroom read; after a refusal, from what was typed.
     let typed_apply = typed.apply.as_ref();
@@ -321,8 +321,8 @@ async fn build(
         )
         .await?,
         reason: reasons::explain(&request, from.as_deref(), &state.cfg),
-        outcome_label: outcome_label(&request.outcome),
-        kind: kind_label(&request.kind),
+        outcome_label: outcome_label(request.outcome.as_str()),
+        kind: kind_label(request.kind.as_str()),
         mailbox: request.mailbox.clone().unwrap_or_default(),
         requester: request.requester.clone().unwrap_or_default(),
         target: request.target.clone().unwrap_or_default(),
@@ -402,7 +402,7 @@ async fn build(
             .map(|m| m.name)
             .collect(),
         me: me.name.clone(),
-        outcome: request.outcome,
+        outcome: request.outcome.as_str().to_owned(),
         reference: request.reference,
     })
 }
@@ -412,7 +412,7 @@ fn notice_text(done: &str, request: &RequestRow, replies: &[views::Reply]) -> Op
     match done {
         "comment" => Some("Your comment is saved.".into()),
         "decided" => {
-            let outcome = outcome_label(&request.outcome).to_lowercase();
+            let outcome = outcome_label(request.outcome.as_str()).to_lowercase();
             // The decision's own reply: one queued when (or after) the request was last
             // decided, never the earlier "Received" acknowledgement (issue 13).
             let reply = match replies
