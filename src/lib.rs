@@ -11,6 +11,7 @@
     clippy::cast_sign_loss
 )]
 
+pub mod accounts;
 pub mod audit;
 pub mod check;
 pub mod cli;

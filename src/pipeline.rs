@@ -484,7 +484,7 @@ async fn classify(
     };
     // A message naming another mailbox is refused whole by the rules (a mailbox changes only
     // its own membership), however many asks it makes.
-    let other_mailbox = |m: &crate::store::directory::Mailbox| {
+    let other_mailbox = |m: &crate::accounts::Mailbox| {
         ex.fields
             .get(&Field::Mailbox)
             .is_some_and(|named| *named != m.address)
@@ -569,7 +569,7 @@ pub const MAX_ASKS: usize = 20;
 /// or a hypothetical ("if it fails we'll be in touch") needs nobody; a question, a negation
 /// ("don't take Joe off" may cancel an earlier request) or words only in quoted text are read
 /// by a person.
-fn not_asked(mailbox: &crate::store::directory::Mailbox, why: NotAsked) -> Step {
+fn not_asked(mailbox: &crate::accounts::Mailbox, why: NotAsked) -> Step {
     let (outcome, words) = match why {
         NotAsked::Thanks => (Outcome::Ignored, "a thank-you"),
         NotAsked::Hypothetical => (Outcome::Ignored, "something that may happen later"),
@@ -595,7 +595,7 @@ async fn decide_ask(
     input: &Input<'_>,
     ex: &Extracted,
     ask: Option<&Ask>,
-    mailbox: &crate::store::directory::Mailbox,
+    mailbox: &crate::accounts::Mailbox,
     several: bool,
 ) -> Result<(Decision, Understood), StoreError> {
     let (msg, cfg) = (input.msg, input.cfg);

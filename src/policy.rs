@@ -5,13 +5,13 @@
 //! the relevant part of the directory, and the config. The pipeline loads the snapshot and
 //! applies the [`Plan`] inside one transaction.
 
+use crate::accounts::{Account, AccountStatus, Mailbox};
 use crate::config::Config;
 use crate::message::Message;
 use crate::outcome::Outcome;
 use crate::reason::Reason;
 use crate::request::extract::{Extracted, Field, KindMatch};
 use crate::request::{RequestKind, Role};
-use crate::store::directory::{Account, AccountStatus, Mailbox};
 use std::collections::{BTreeMap, HashMap};
 
 /// A mailbox as the rules see it: how many members and owners it has, and the role in it of

@@ -7,75 +7,10 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::str::FromStr;
 
-/// An account's state. Requests may only come from `Active` accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountStatus {
-    Active,
-    Locked,
-    Disabled,
-}
-
-impl AccountStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Active => "active",
-            AccountStatus::Locked => "locked",
-            AccountStatus::Disabled => "disabled",
-        }
-    }
-}
-
-impl FromStr for AccountStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "active" | "" => Ok(AccountStatus::Active),
-            "locked" => Ok(AccountStatus::Locked),
-            "disabled" => Ok(AccountStatus::Disabled),
-            other => Err(format!(
-                "unknown status `{other}` (expected active, locked or disabled)"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for AccountStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mailbox {
-    pub id: i64,
-    pub organisation_id: i64,
-    pub organisation: String,
-    pub address: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub id: i64,
-    pub organisation_id: i64,
-    pub organisation: String,
-    pub address: String,
-    pub name: String,
-    pub status: AccountStatus,
-}
-
-/// One account's place in one mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Membership {
-    pub mailbox_id: i64,
-    pub mailbox: String,
-    pub account_id: i64,
-    pub account: String,
-    pub account_status: AccountStatus,
-    pub role: Role,
-}
+// The directory's own types are the domain's (`accounts.rs`): the rules read them without
+// importing the store.
+pub use crate::accounts::{Account, AccountStatus, Mailbox, Membership};
 
 fn decode_err(what: &str, e: String) -> StoreError {
     StoreError::Invalid(format!("stored {what} is invalid: {e}"))
