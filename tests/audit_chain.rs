@@ -8,14 +8,12 @@
 //! protection triggers first. On SQLite by default; on PostgreSQL with
 //! `POSTROOM_TEST_BACKEND=postgres` (`scripts/test --test audit_chain` runs both).
 
-mod support;
-
+use crate::support::Instance;
 use postroom::audit::chain;
 use postroom::store::journal::{self, NewAuditEvent};
 use postroom::store::{Backend, Store};
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use support::Instance;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -545,7 +543,7 @@ fn checkpoint_and_keygen_refuse_what_they_cannot_do() {
     let bad = Instance::new(&format!(
         "[audit]\nsigning_key_file = \"{}\"\ncheckpoint_to = \"{}\"\n",
         key.display(),
-        support::HELPDESK
+        crate::support::HELPDESK
     ));
     let out = bad.cmd().args(["audit", "verify"]).output().unwrap();
     assert!(!out.status.success());
@@ -660,7 +658,7 @@ fn events_from_before_the_chain_are_covered_by_its_genesis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_make_one_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let db = support::testdb::TestDb::new(dir.path());
+    let db = crate::common::testdb::TestDb::new(dir.path());
     let cfg = postroom::config::DatabaseConfig {
         url: db.url.clone(),
         max_connections: 6,
@@ -782,7 +780,7 @@ async fn concurrent_writers_make_one_chain() {
 #[tokio::test]
 async fn the_schedule_signs_once_per_period_and_only_for_a_grown_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let db = support::testdb::TestDb::new(dir.path());
+    let db = crate::common::testdb::TestDb::new(dir.path());
     let key = dir.path().join("audit.key");
     postroom::audit::checkpoint::keygen(&key).unwrap();
     let cfg = postroom::config::Config::from_toml_with_env(

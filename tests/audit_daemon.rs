@@ -4,11 +4,8 @@
 //! address outside postroom. The email, saved as received, is a checkpoint that
 //! `postroom audit verify --checkpoint` accepts; after a truncation it names the missing events.
 
-mod common;
-mod daemon_support;
-
-use common::mailstack::MailStack;
-use daemon_support::{Site, contains, header};
+use crate::common::mailstack::MailStack;
+use crate::daemon_support::{Site, contains, header};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::time::Duration;

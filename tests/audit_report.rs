@@ -3,11 +3,9 @@
 //! replied (never a reply's body), stamped with the audit chain's verification — as text, JSON
 //! and CSV (every cell defused); the stamp says so when the trail was tampered with.
 
-mod support;
-
+use crate::support::Instance;
 use postroom::store::Store;
 use serde_json::Value;
-use support::Instance;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -1,10 +1,8 @@
 //! Operator commands: staff accounts and the staff page served alone.
 
-mod support;
-
+use crate::support::Instance;
 use std::io::{Read, Write};
 use std::process::Stdio;
-use support::Instance;
 
 #[test]
 fn staff_add_reads_the_password_from_stdin_and_refuses_weak_ones() {

@@ -15,9 +15,7 @@
 //! reply goes to exactly one.
 //! PostgreSQL needs `POSTROOM_TEST_PG_URL` (scripts/test starts a throw-away server).
 
-mod common;
-
-use common::testdb::TestDb;
+use crate::common::testdb::TestDb;
 use postroom::config::Config;
 use postroom::pipeline::{self, Mode};
 use postroom::store::{Backend, Store, directory};

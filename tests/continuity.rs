@@ -3,11 +3,8 @@
 //! run` sends, via the real Postfix, into the site's real inbox) once per period; once a
 //! colleague is back the episode closes and the reminders stop; everything is in the audit.
 
-mod common;
-mod daemon_support;
-
-use common::mailstack::MailStack;
-use daemon_support::{Site, header};
+use crate::common::mailstack::MailStack;
+use crate::daemon_support::{Site, header};
 use serde_json::Value;
 use std::time::Duration;
 

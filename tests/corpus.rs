@@ -1,10 +1,8 @@
 //! Every real-world message in ../shared/corpus (bounces, Outlook, broken MIME, odd charsets)
 //! goes through `process --dry-run` without a panic and gets an outcome.
 
-mod support;
-
+use crate::support::Instance;
 use std::path::{Path, PathBuf};
-use support::Instance;
 
 fn corpus_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");

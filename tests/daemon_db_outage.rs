@@ -8,12 +8,9 @@
 //! it: the shared one of scripts/test stays up for the other tests. Needs root (the cluster
 //! runs as `postgres`) and the mail stack.
 
-mod common;
-mod daemon_support;
-
-use common::mailstack::MailStack;
-use common::testdb::TestDb;
-use daemon_support::{Site, eventually, header};
+use crate::common::mailstack::MailStack;
+use crate::common::testdb::TestDb;
+use crate::daemon_support::{Site, eventually, header};
 use postroom::store::Store;
 use sqlx::Row;
 use std::collections::HashSet;

@@ -2,11 +2,8 @@
 //! down while a reply waits. These tests stop servers, so they take the mail stack exclusively
 //! (MailStack::require_exclusive) and run one at a time.
 
-mod common;
-mod daemon_support;
-
-use common::mailstack::MailStack;
-use daemon_support::{Site, eventually, header};
+use crate::common::mailstack::MailStack;
+use crate::daemon_support::{Site, eventually, header};
 use std::time::Duration;
 
 #[tokio::test]

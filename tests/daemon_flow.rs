@@ -3,11 +3,8 @@
 //! mailbox users, config and database, so they run in parallel. Without the stack's
 //! MAILSTACK_* variables they fail (MailStack::require), they do not skip.
 
-mod common;
-mod daemon_support;
-
-use common::mailstack::MailStack;
-use daemon_support::{Site, contains, eventually, header};
+use crate::common::mailstack::MailStack;
+use crate::daemon_support::{Site, contains, eventually, header};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -8,12 +8,9 @@
 //! Needs the mail stack and `POSTROOM_TEST_PG_URL` (scripts/test provides both).
 //! `POSTROOM_TEST_INSTANCES_REQUESTS=N` changes the 2,000 (to try things quickly).
 
-mod common;
-mod daemon_support;
-
-use common::mailstack::MailStack;
-use common::testdb::TestDb;
-use daemon_support::{Daemon, Site, header};
+use crate::common::mailstack::MailStack;
+use crate::common::testdb::TestDb;
+use crate::daemon_support::{Daemon, Site, header};
 use postroom::store::{Store, lease};
 use sqlx::Row;
 use std::collections::HashSet;

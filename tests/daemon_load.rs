@@ -1,11 +1,8 @@
 //! `postroom run` with a backlog: 1,000 messages waiting before it starts. All are processed
 //! and filed, in bounded batches, with memory that does not grow with the backlog.
 
-mod common;
-mod daemon_support;
-
-use common::mailstack::MailStack;
-use daemon_support::{Site, eventually};
+use crate::common::mailstack::MailStack;
+use crate::daemon_support::{Site, eventually};
 use std::time::{Duration, Instant};
 
 const MESSAGES: usize = 1000;

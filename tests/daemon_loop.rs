@@ -4,11 +4,8 @@
 //! only `In-Reply-To` and a "Re:" subject) — and postroom must answer neither: one request,
 //! one reply, however many rounds.
 
-mod common;
-mod daemon_support;
-
-use common::mailstack::MailStack;
-use daemon_support::{Site, header};
+use crate::common::mailstack::MailStack;
+use crate::daemon_support::{Site, header};
 use std::time::Duration;
 
 /// An out-of-office answer to `reply`, as the shared mailbox's responder would send it.
@@ -26,7 +23,7 @@ fn out_of_office(site: &Site, reply: &[u8], n: usize, polite: bool) -> Vec<u8> {
          Message-ID: <ooo-{n}-{pid}@test.example>\r\nIn-Reply-To: {their_id}\r\nReferences: {their_id}\r\n{marker}\
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
          I am out of the office until Monday and will read your message then.\r\n",
-        auth = daemon_support::AUTHSERV,
+        auth = crate::daemon_support::AUTHSERV,
         mb = site.mailbox,
         hd = site.helpdesk,
         pid = std::process::id(),
@@ -60,7 +57,7 @@ async fn an_out_of_office_responder_never_starts_a_loop() {
             .await;
     }
     // postroom has handled all four messages (filed out of its inbox)…
-    daemon_support::eventually("all messages filed", Duration::from_secs(30), || async {
+    crate::daemon_support::eventually("all messages filed", Duration::from_secs(30), || async {
         stack.folder_count(&site.helpdesk, "INBOX").await == 0
             && site
                 .audit()

@@ -2,10 +2,8 @@
 //! [--mailbox M]`, membership rebuilt from the audit trail across a sequence of changes made
 //! through the real binary, asked at instants between them and for the whole day.
 
-mod support;
-
+use crate::support::Instance;
 use serde_json::{Value, json};
-use support::Instance;
 
 const MAILBOX: &str = "rosehill.care@nhs.example";
 
@@ -143,7 +141,10 @@ fn an_import_after_the_time_asked_is_said() {
     i.ok(&[
         "directory",
         "import",
-        support::fixtures().join("directory.csv").to_str().unwrap(),
+        crate::support::fixtures()
+            .join("directory.csv")
+            .to_str()
+            .unwrap(),
     ]);
     let (_, stderr) = at(&i, &t, MAILBOX);
     assert!(

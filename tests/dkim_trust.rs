@@ -2,13 +2,11 @@
 //! itself, with keys pinned in the config (no DNS), and only a signature of the From: domain
 //! proves anything.
 
-mod support;
-
+use crate::support::{Instance, fixture};
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use serde_json::Value;
-use support::{Instance, fixture};
 
 /// A key made for the run: nothing secret is committed, nothing can be replayed.
 struct Key {

@@ -1,10 +1,8 @@
 //! Issue 13: what an outside probe found in intake and exports, each pinned by a test named
 //! for it, through the real binary.
 
-mod support;
-
+use crate::support::Instance;
 use serde_json::Value;
-use support::Instance;
 
 const PASS: &str = "Authentication-Results: mail.nhs.example; dkim=pass header.d=nhs.example; dmarc=pass header.from=nhs.example";
 

@@ -4,9 +4,7 @@
 //! when a worker's lease runs out, and a reply that waits for a job goes out only once the
 //! job is done.
 
-mod common;
-
-use common::testdb::TestDb;
+use crate::common::testdb::TestDb;
 use postroom::config::DatabaseConfig;
 use postroom::jobs::{self, Failure, JobKind, Schedule, worker};
 use postroom::store::jobs::{self as table, JobStatus};

@@ -1,11 +1,9 @@
 //! Checks the test mail stack itself (tests/mailstack/, tests/common/mailstack.rs):
 //! if these fail, every mail integration test would fail for the wrong reason.
 
-mod common;
-
 use std::time::Duration;
 
-use common::mailstack::MailStack;
+use crate::common::mailstack::MailStack;
 
 fn message(from: &str, to: &str, subject: &str, token: &str) -> Vec<u8> {
     format!(

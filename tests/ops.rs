@@ -1,10 +1,8 @@
 //! Operator commands: backup, retention, replay, status, and the warning about a readable
 //! config holding a secret (issue 8).
 
-mod support;
-
+use crate::support::Instance;
 use serde_json::Value;
-use support::Instance;
 
 fn postgres() -> bool {
     std::env::var("POSTROOM_TEST_BACKEND").is_ok_and(|b| b == "postgres")

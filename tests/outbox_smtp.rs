@@ -2,10 +2,8 @@
 //! stack (Postfix → Dovecot, tests/mailstack/) and Postfix's `smtp-sink` for refusals.
 //! Without the stack's MAILSTACK_* variables these tests fail (MailStack::require).
 
-mod common;
-
-use common::mailstack::MailStack;
-use common::testdb::TestDb;
+use crate::common::mailstack::MailStack;
+use crate::common::testdb::TestDb;
 use postroom::config::{Config, DatabaseConfig, HelpdeskConfig, SmtpConfig, TlsMode};
 use postroom::jobs::reply;
 use postroom::smtp;

@@ -1,10 +1,8 @@
 //! The core path through the public command line: request emails in, decisions, directory
 //! changes, audit events and replies out (issue 2).
 
-mod support;
-
+use crate::support::{Instance, fixture, fixtures};
 use serde_json::Value;
-use support::{Instance, fixture, fixtures};
 
 fn outcome(v: &Value) -> &str {
     v["outcome"].as_str().unwrap_or_default()

@@ -1,10 +1,8 @@
 //! Names resolve to accounts (issue 12): through the real binary (`postroom process`), against
 //! the fixture directory (tests/fixtures/directory.csv: Rosehill Care and Oakview GP).
 
-mod support;
-
+use crate::support::Instance;
 use serde_json::Value;
-use support::Instance;
 
 /// A message from Rosehill's mailbox, proven by the fixtures' boundary, with `headers`
 /// (`Name: value` lines, CRLF-ended) added.

@@ -1,14 +1,12 @@
 //! Staff decisions on held requests (the staff page's "apply as", "reject", "comment") go
 //! through the same rules as the pipeline.
 
-mod support;
-
+use crate::support::Instance;
 use postroom::config::Config;
 use postroom::review::{self, ReviewError};
 use postroom::store::Store;
 use postroom::{Outcome, RequestKind};
 use std::collections::BTreeMap;
-use support::Instance;
 
 async fn open(i: &Instance) -> (Store, Config) {
     let cfg = Config::load(&i.config).unwrap();

@@ -1,11 +1,9 @@
 //! Forgery and abuse, through the real command line (issue 4): each test forges one thing and
 //! shows that nothing changed and nothing was sent that should not be.
 
-mod support;
-
+use crate::support::Instance;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use support::Instance;
 
 const PASS: &str = "Authentication-Results: mail.nhs.example; dkim=pass header.d=nhs.example; dmarc=pass header.from=nhs.example";
 

@@ -10,8 +10,7 @@
 //! README); otherwise the screenshots go to a temporary directory and are only checked to be
 //! images.
 
-mod support;
-
+use crate::support::Instance;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use postroom::config::Config;
@@ -23,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::Instance;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -2,13 +2,10 @@
 //! would: cookies, CSRF tokens read from the page, forms). Data comes from fixture emails run
 //! through the real pipeline.
 
-mod support;
-mod web_support;
-
+use crate::web_support::{ALICE_PASSWORD, Session, Web, assert_security_headers};
 use axum::http::StatusCode;
 use postroom::store::journal;
 use postroom::store::outbox;
-use web_support::{ALICE_PASSWORD, Session, Web, assert_security_headers};
 
 /// Every page behind the session, with a path that exists once `unknown_kind.eml` (HD-000001)
 /// was processed.
@@ -281,7 +278,7 @@ async fn sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it() {
 
     // Never sent on to another site.
     let res = w
-        .try_sign_in(web_support::ALICE, ALICE_PASSWORD, "127.0.0.1")
+        .try_sign_in(crate::web_support::ALICE, ALICE_PASSWORD, "127.0.0.1")
         .await;
     assert_eq!(res.location(), "/");
 }

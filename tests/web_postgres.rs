@@ -5,8 +5,6 @@
 //! test may create a database on; it makes a fresh database, and drops it at the end.
 //! Skipped (with a message) otherwise.
 
-mod support;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use postroom::config::Config;
@@ -85,8 +83,8 @@ async fn every_page_runs_on_postgres() {
         Config::from_toml_with_env(
             &format!(
                 "[database]\nurl = \"{url}\"\n[helpdesk]\naddress = \"{}\"\nname = \"PG Desk\"\nreference_prefix = \"HD\"\n{}",
-                support::HELPDESK,
-                support::TRUST
+                crate::support::HELPDESK,
+                crate::support::TRUST
             ),
             &[],
         )
@@ -94,7 +92,7 @@ async fn every_page_runs_on_postgres() {
     );
     let result = async move {
         let store = Store::open(&cfg.database).await.unwrap();
-        let csv = std::fs::read(support::fixtures().join("directory.csv")).unwrap();
+        let csv = std::fs::read(crate::support::fixtures().join("directory.csv")).unwrap();
         postroom::directory_csv::import(&store, csv.as_slice(), "directory.csv")
             .await
             .unwrap();
@@ -103,7 +101,7 @@ async fn every_page_runs_on_postgres() {
             "password_reset_fields.eml",
             "leaves_one_member.eml",
         ] {
-            let raw = std::fs::read(support::fixture(f)).unwrap();
+            let raw = std::fs::read(crate::support::fixture(f)).unwrap();
             pipeline::process(&store, &cfg, &raw, f, Mode::Apply)
                 .await
                 .unwrap();

@@ -3,14 +3,11 @@
 //!
 //! Runs on SQLite and, under `scripts/test`, on PostgreSQL.
 
-mod support;
-mod web_support;
-
+use crate::web_support::{AGENT, ALICE, Session, Web};
 use axum::http::StatusCode;
 use postroom::store::staff::{self, StaffRole};
 use postroom::web::access::Access;
 use std::collections::BTreeSet;
-use web_support::{AGENT, ALICE, Session, Web};
 
 /// One route: method, path pattern, a path that exists in [`setup`]'s data, the form a POST
 /// sends, and who may use it. THE list: a route added to the router and not here fails
@@ -230,7 +227,7 @@ async fn setup() -> Web {
     w
 }
 
-async fn call(w: &Web, c: &Case, session: Option<&Session>) -> web_support::Answer {
+async fn call(w: &Web, c: &Case, session: Option<&Session>) -> crate::web_support::Answer {
     match (c.method, session) {
         ("GET", s) => w.get(c.path, s).await,
         ("POST", Some(s)) => w.submit(c.path, c.form, s).await,
@@ -509,7 +506,7 @@ async fn an_admin_manages_staff_on_the_page_and_each_change_is_audited() {
 
 #[test]
 fn staff_commands_list_disable_enable_set_a_password_and_change_a_role() {
-    let i = support::Instance::new("");
+    let i = crate::support::Instance::new("");
     let add = |name: &str, role: &str| {
         let out = i
             .cmd()

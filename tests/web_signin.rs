@@ -5,9 +5,7 @@
 //!
 //! Runs on SQLite and, under `scripts/test`, on PostgreSQL (a fresh database per test).
 
-mod support;
-mod web_support;
-
+use crate::web_support::{ALICE, ALICE_PASSWORD, Answer, Web, sign_in_through};
 use axum::http::StatusCode;
 use postroom::config::Config;
 use postroom::store::Store;
@@ -16,7 +14,6 @@ use postroom::web::auth::{
 };
 use postroom::web::{self, Status, WebState};
 use std::sync::Arc;
-use web_support::{ALICE, ALICE_PASSWORD, Answer, Web, sign_in_through};
 
 /// `n` sign-ins at once, spread over `apps` (instances), each from `ip(i)` as `name(i)`.
 async fn burst(
@@ -381,7 +378,7 @@ async fn a_sign_in_token_works_only_with_the_browser_it_was_minted_for() {
     );
     // Its own browser's token works, and survives a restart (the key is in the database).
     let again = web::router(WebState::new(w.store.clone(), w.cfg.clone(), Status::new()));
-    let res = web_support::send(
+    let res = crate::web_support::send(
         &again,
         axum::http::Request::post("/login")
             .header("content-type", "application/x-www-form-urlencoded")

@@ -5,8 +5,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../common/testdb.rs"]
-pub mod testdb;
+pub use crate::common::testdb;
 
 use assert_cmd::Command;
 use serde_json::Value;
