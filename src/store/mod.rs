@@ -5,6 +5,7 @@
 //! bool mapping that both backends share. Where the SQL must differ (migrations, how a write
 //! transaction starts) the [`Backend`] chooses.
 
+pub mod backup;
 pub mod claims;
 pub mod continuity;
 pub mod directory;
@@ -12,8 +13,11 @@ pub mod health;
 pub mod journal;
 pub mod lease;
 pub mod outbox;
+pub mod replay;
 pub mod report;
+pub mod retention;
 pub mod staff;
+pub mod status;
 pub mod views;
 
 use crate::config::DatabaseConfig;
