@@ -159,11 +159,7 @@ pub async fn retry(
     let result = async {
         let mut tx = state.store.begin().await?;
         let conn: &mut Conn = &mut tx;
-        let request_id: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT request_id FROM outbox WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let request_id = outbox::request_of(conn, id).await?;
         let Some(request_id) = request_id else {
             return Err(WebError::NotFound("There is no such reply.".into()));
         };
