@@ -10,6 +10,7 @@ pub mod claims;
 pub mod continuity;
 pub mod directory;
 pub mod health;
+pub mod imap_state;
 pub mod journal;
 pub mod lease;
 pub mod outbox;
