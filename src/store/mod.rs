@@ -6,6 +6,7 @@
 //! transaction starts) the [`Backend`] chooses.
 
 pub mod audit_chain;
+pub mod audit_checkpoints;
 pub mod backup;
 pub mod claims;
 pub mod continuity;
