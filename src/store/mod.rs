@@ -15,6 +15,7 @@ pub mod health;
 pub mod imap_state;
 pub mod journal;
 pub mod lease;
+pub mod membership_history;
 pub mod outbox;
 pub mod replay;
 pub mod report;
