@@ -4,7 +4,7 @@
 use super::Layout;
 use crate::store::journal::{self, NewAuditEvent};
 use crate::store::outbox::{self, OutboxStatus};
-use crate::store::{Conn, now_ms};
+use crate::store::{Conn, StoreError, now_ms};
 use crate::web::auth::Staff;
 use crate::web::format::{age, query, time, time_opt};
 use crate::web::{WebError, WebState, render, see_other};
@@ -180,7 +180,7 @@ pub async fn retry(
             )
             .await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok::<_, WebError>(retried)
     }
     .await;
