@@ -222,12 +222,7 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
             line: row.line,
             message,
         };
-        let org_before: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM organisations WHERE name = $1")
-                .bind(&row.organisation)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(StoreError::from)?;
+        let org_before = directory::find_organisation_id(conn, &row.organisation).await?;
         let org_id = match org_before {
             Some(id) => id,
             None => {
@@ -323,13 +318,7 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
     // every row is in (a file may demote one owner and promote another), naming the line
     // that demoted the last one; nothing is applied.
     for (line, mailbox_id, mailbox, account) in demoted {
-        let owners: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM memberships WHERE mailbox_id = $1 AND role = 'owner'",
-        )
-        .bind(mailbox_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
+        let owners = directory::count_owners(conn, mailbox_id).await?;
         if owners == 0 {
             return Err(ImportError::Row {
                 line,

@@ -14,9 +14,8 @@
 //! events did not, and the change before it tells the role when there is one (`role` null
 //! otherwise).
 
-use crate::store::{Conn, StoreError, format_ms};
+use crate::store::{Conn, StoreError, format_ms, membership_history};
 use serde::Serialize;
-use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 
 /// One membership over a stretch of time.
@@ -74,12 +73,7 @@ pub async fn memberships(
     mailbox: Option<&str>,
 ) -> Result<AsOf, StoreError> {
     let all = history(conn, mailbox).await?;
-    let imports_after: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_events WHERE action = 'directory.import' AND at > $1",
-    )
-    .bind(start)
-    .fetch_one(&mut *conn)
-    .await?;
+    let imports_after = membership_history::imports_after(conn, start).await?;
     Ok(AsOf {
         memberships: all.into_iter().filter(|i| i.overlaps(start, end)).collect(),
         imports_after,
@@ -89,45 +83,26 @@ pub async fn memberships(
 /// Every membership interval the directory and the trail know of, sorted by mailbox, account
 /// and start.
 pub async fn history(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Interval>, StoreError> {
-    let now: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT mb.address, a.address, m.role FROM memberships m \
-         JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = m.account_id \
-         WHERE (CAST($1 AS TEXT) IS NULL OR mb.address = $1)",
-    )
-    .bind(mailbox)
-    .fetch_all(&mut *conn)
-    .await?;
-    let rows = sqlx::query(
-        "SELECT e.at, e.action, e.subject, e.detail, r.reference, e.actor FROM audit_events e \
-         LEFT JOIN requests r ON r.id = e.request_id \
-         WHERE e.action IN ('membership.added', 'membership.removed', 'membership.role_changed') \
-         ORDER BY e.id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut changes = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let detail: String = r.try_get(3)?;
-        let detail: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
+    let now = membership_history::current(conn, mailbox).await?;
+    let events = membership_history::events(conn).await?;
+    let mut changes = Vec::with_capacity(events.len());
+    for e in events {
+        let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
         let text = |k: &str| detail.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let (Some(account), Some(mb)) = (r.try_get::<Option<String>, _>(2)?, text("mailbox"))
-        else {
+        let (Some(account), Some(mb)) = (e.subject, text("mailbox")) else {
             continue;
         };
         if mailbox.is_some_and(|m| !m.eq_ignore_ascii_case(&mb)) {
             continue;
         }
-        let action: String = r.try_get(1)?;
-        let reference: Option<String> = r.try_get(4)?;
-        let actor: String = r.try_get(5)?;
         changes.push(Change {
-            at: r.try_get(0)?,
+            at: e.at,
             role: text("role").or_else(|| text("to")),
             from_role: text("from"),
-            action,
+            action: e.action,
             account,
             mailbox: mb,
-            by: reference.or(Some(actor)),
+            by: e.reference.or(Some(e.actor)),
         });
     }
 

@@ -38,10 +38,13 @@
 //! `prev_hash`. Changing, removing or reordering an event from before the chain therefore
 //! breaks event 1's link.
 
-use crate::store::{Conn, StoreError, format_ms, placeholders};
+use crate::store::audit_chain::{self, ChainedEvent, event_with_seq, take_head};
+use crate::store::{self, Conn, StoreError, format_ms};
 use sha2::{Digest, Sha256};
-use sqlx::{AssertSqlSafe, Connection, Row};
 use std::collections::HashMap;
+
+/// The stored chain: its events and its head, read where the store keeps them.
+pub use crate::store::audit_chain::{StoredEvent, events_after, head};
 
 pub type Hash = [u8; 32];
 
@@ -172,35 +175,18 @@ pub async fn append(conn: &mut Conn, at: i64, events: &[Append<'_>]) -> Result<(
     if events.is_empty() {
         return Ok(());
     }
-    if conn.is_in_transaction() {
+    if store::in_transaction(conn) {
         return append_in_tx(conn, at, events).await;
     }
-    let sqlite = is_sqlite(conn);
-    let mut tx = conn
-        .begin_with(if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" })
-        .await?;
+    let mut tx = store::begin_on(conn).await?;
     append_in_tx(&mut tx, at, events).await?;
     tx.commit().await?;
     Ok(())
 }
 
-fn is_sqlite(conn: &Conn) -> bool {
-    conn.backend_name().eq_ignore_ascii_case("sqlite")
-}
-
 async fn append_in_tx(conn: &mut Conn, at: i64, events: &[Append<'_>]) -> Result<(), StoreError> {
-    // The UPDATE takes the head row's lock until commit: on PostgreSQL a concurrent writer
-    // waits here, then reads the head this one left (READ COMMITTED) or fails with a
-    // serialisation error and is retried (SERIALIZABLE, `Store::begin`); never a fork. On
-    // SQLite the write transaction already excludes every other writer.
-    let row = sqlx::query(
-        "UPDATE audit_head SET updated_at = $1 WHERE id = 1 RETURNING event_count, head_hash",
-    )
-    .bind(at)
-    .fetch_one(&mut *conn)
-    .await?;
-    let count: i64 = row.try_get(0)?;
-    let head: Option<String> = row.try_get(1)?;
+    // Takes the head row's lock until commit (see `take_head`): writers take turns.
+    let (count, head) = take_head(conn, at).await?;
     let mut prev = match head {
         Some(h) => from_hex(&h).ok_or_else(|| {
             StoreError::Invalid(format!(
@@ -236,77 +222,29 @@ async fn append_in_tx(conn: &mut Conn, at: i64, events: &[Append<'_>]) -> Result
     }
     let new_count = count.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
     let new_head = to_hex(&prev);
-
-    // `$1` is the time, then ten per event, then the head's new count and hash.
-    const PER: usize = 10;
-    let rows: Vec<String> = (0..events.len())
-        .map(|i| format!("($1, {})", placeholders(2 + i * PER, PER)))
+    let rows: Vec<ChainedEvent<'_>> = events
+        .iter()
+        .zip(&hashes)
+        .map(|(e, (seq, prev_hex, hash_hex))| ChainedEvent {
+            actor: e.actor,
+            on_behalf_of: e.on_behalf_of,
+            action: e.action,
+            subject: e.subject,
+            detail: e.detail.as_str(),
+            request_id: e.request_id,
+            message_id: e.message_id,
+            seq: i64::try_from(*seq).unwrap_or(i64::MAX),
+            prev_hash: prev_hex.as_str(),
+            hash: hash_hex.as_str(),
+        })
         .collect();
-    let after = 2 + events.len() * PER;
-    let insert = format!(
-        "INSERT INTO audit_events (at, actor, on_behalf_of, action, subject, detail, request_id, message_id, seq, prev_hash, hash) \
-         VALUES {}",
-        rows.join(", ")
-    );
-    let set_head = format!(
-        "UPDATE audit_head SET event_count = ${after}, head_hash = ${} WHERE id = 1",
-        after + 1
-    );
-    let sqlite = is_sqlite(conn);
-    // PostgreSQL: one round trip for both (a data-modifying WITH runs even unreferenced).
-    let sql = if sqlite {
-        insert
-    } else {
-        format!("WITH ins AS ({insert}) {set_head}")
-    };
-    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(at);
-    for (e, (seq, prev_hex, hash_hex)) in events.iter().zip(&hashes) {
-        q = q
-            .bind(e.actor)
-            .bind(e.on_behalf_of)
-            .bind(e.action)
-            .bind(e.subject)
-            .bind(e.detail.as_str())
-            .bind(e.request_id)
-            .bind(e.message_id)
-            .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
-            .bind(prev_hex.as_str())
-            .bind(hash_hex.as_str());
-    }
-    if !sqlite {
-        q = q.bind(new_count).bind(new_head.as_str());
-    }
-    q.execute(&mut *conn).await?;
-    if sqlite {
-        sqlx::query("UPDATE audit_head SET event_count = $1, head_hash = $2 WHERE id = 1")
-            .bind(new_count)
-            .bind(new_head.as_str())
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+    audit_chain::insert_events(conn, at, &rows, new_count, &new_head).await
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reading.
 
-/// One stored event with its chain columns, as [`verify`] reads it.
-#[derive(Debug, Clone)]
-pub struct StoredEvent {
-    pub id: i64,
-    pub seq: Option<i64>,
-    pub prev_hash: Option<String>,
-    pub hash: Option<String>,
-    pub at: i64,
-    pub actor: String,
-    pub on_behalf_of: Option<String>,
-    pub action: String,
-    pub subject: Option<String>,
-    pub detail: String,
-    pub request_id: Option<i64>,
-    pub message_id: Option<i64>,
-}
-
+// The row type is the store's (`store::audit_chain`); what the chain makes of it is here.
 impl StoredEvent {
     pub fn fields(&self) -> EventFields<'_> {
         EventFields {
@@ -342,51 +280,6 @@ impl StoredEvent {
     }
 }
 
-const EVENT_COLUMNS: &str = "id, seq, prev_hash, hash, at, actor, on_behalf_of, action, subject, detail, request_id, message_id";
-
-fn stored_event(r: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
-    Ok(StoredEvent {
-        id: r.try_get(0)?,
-        seq: r.try_get(1)?,
-        prev_hash: r.try_get(2)?,
-        hash: r.try_get(3)?,
-        at: r.try_get(4)?,
-        actor: r.try_get(5)?,
-        on_behalf_of: r.try_get(6)?,
-        action: r.try_get(7)?,
-        subject: r.try_get(8)?,
-        detail: r.try_get(9)?,
-        request_id: r.try_get(10)?,
-        message_id: r.try_get(11)?,
-    })
-}
-
-/// Up to `limit` events after row id `after`, in id order.
-pub async fn events_after(
-    conn: &mut Conn,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE id > $1 ORDER BY id LIMIT $2"
-    )))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(stored_event).collect()
-}
-
-async fn event_with_seq(conn: &mut Conn, seq: i64) -> Result<Option<StoredEvent>, StoreError> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq = $1"
-    )))
-    .bind(seq)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(stored_event).transpose()
-}
-
 const PAGE: i64 = 2000;
 
 /// The genesis digest over the events that have no place in the chain (all of them before
@@ -408,17 +301,6 @@ async fn genesis_of_unchained(conn: &mut Conn) -> Result<Genesis, StoreError> {
 /// The genesis digest as it stands (over the events from before the chain).
 pub async fn genesis_digest(conn: &mut Conn) -> Result<Hash, StoreError> {
     Ok(genesis_of_unchained(conn).await?.digest())
-}
-
-/// The head as stored: chained event count and last hash (`None` before the first).
-pub async fn head(conn: &mut Conn) -> Result<(i64, Option<String>), StoreError> {
-    let row = sqlx::query("SELECT event_count, head_hash FROM audit_head WHERE id = 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(r) => Ok((r.try_get(0)?, r.try_get(1)?)),
-        None => Ok((0, None)),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

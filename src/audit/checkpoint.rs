@@ -20,13 +20,13 @@
 
 use super::chain;
 use crate::config::Config;
+use crate::store::audit_checkpoints::{self, NewCheckpoint, StoredCheckpoint};
 use crate::store::journal::{self, NewOutboxItem};
 use crate::store::{Conn, Store, StoreError, format_ms, now_ms};
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use rand::RngCore;
 use serde::Serialize;
-use sqlx::Row;
 use std::path::Path;
 
 const HEADER: &str = "postroom audit checkpoint v1";
@@ -259,17 +259,17 @@ pub async fn make(store: &Store, cfg: &Config, key: &SigningKey) -> Result<Check
     let mut tx = store.begin().await?;
     let (events, head) = current_head(&mut tx).await?;
     let cp = Checkpoint::sign(key, events, &head, now_ms());
-    sqlx::query(
-        "INSERT INTO audit_checkpoints (at, event_count, head_hash, public_key, signature, text) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    audit_checkpoints::insert(
+        &mut tx,
+        &NewCheckpoint {
+            at: now_ms(),
+            events: cp.events,
+            head: &cp.head,
+            public_key: &cp.key,
+            signature: &cp.signature,
+            text: &cp.render(),
+        },
     )
-    .bind(now_ms())
-    .bind(cp.events)
-    .bind(cp.head.as_str())
-    .bind(cp.key.as_str())
-    .bind(cp.signature.as_str())
-    .bind(cp.render())
-    .execute(&mut *tx)
     .await?;
     if let Some(to) = &cfg.audit.checkpoint_to {
         let body = email_body(cfg, &cp);
@@ -325,43 +325,30 @@ fn email_body(cfg: &Config, cp: &Checkpoint) -> String {
     )
 }
 
+impl From<StoredCheckpoint> for Checkpoint {
+    fn from(c: StoredCheckpoint) -> Checkpoint {
+        Checkpoint {
+            events: c.events,
+            head: c.head,
+            at: format_ms(c.at),
+            key: c.public_key,
+            signature: c.signature,
+        }
+    }
+}
+
 /// Every stored checkpoint, oldest first.
 pub async fn stored(conn: &mut Conn) -> Result<Vec<Checkpoint>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT event_count, head_hash, at, public_key, signature FROM audit_checkpoints ORDER BY id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Checkpoint {
-                events: r.try_get(0)?,
-                head: r.try_get(1)?,
-                at: format_ms(r.try_get(2)?),
-                key: r.try_get(3)?,
-                signature: r.try_get(4)?,
-            })
-        })
-        .collect()
+    Ok(audit_checkpoints::all(conn)
+        .await?
+        .into_iter()
+        .map(Checkpoint::from)
+        .collect())
 }
 
 /// The most recent stored checkpoint, for `/healthz` and the daemon.
 pub async fn latest(conn: &mut Conn) -> Result<Option<Checkpoint>, StoreError> {
-    let row = sqlx::query(
-        "SELECT event_count, head_hash, at, public_key, signature FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| {
-        Ok(Checkpoint {
-            events: r.try_get(0)?,
-            head: r.try_get(1)?,
-            at: format_ms(r.try_get(2)?),
-            key: r.try_get(3)?,
-            signature: r.try_get(4)?,
-        })
-    })
-    .transpose()
+    Ok(audit_checkpoints::latest(conn).await?.map(Checkpoint::from))
 }
 
 /// The daemon's schedule: a checkpoint when the chain grew since the last one (an unchanged
@@ -376,20 +363,11 @@ pub async fn scheduled(store: &Store, cfg: &Config) -> Result<Option<Checkpoint>
     {
         let mut conn = store.read().await?;
         let (events, _) = chain::head(&mut conn).await?;
-        let last = sqlx::query(
-            "SELECT at, event_count, public_key FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-        if let Some(r) = last {
-            let at: i64 = r.try_get(0).map_err(StoreError::from)?;
-            let count: i64 = r.try_get(1).map_err(StoreError::from)?;
-            let public: String = r.try_get(2).map_err(StoreError::from)?;
+        if let Some(last) = audit_checkpoints::latest(&mut conn).await? {
             let every = i64::try_from(cfg.audit.checkpoint_every.as_millis()).unwrap_or(i64::MAX);
-            let same_key = public == hex::encode(key.verifying_key().to_bytes());
-            let recent = at > now_ms().saturating_sub(every / 10 * 9);
-            if same_key && (count == events || recent) {
+            let same_key = last.public_key == hex::encode(key.verifying_key().to_bytes());
+            let recent = last.at > now_ms().saturating_sub(every / 10 * 9);
+            if same_key && (last.events == events || recent) {
                 return Ok(None);
             }
         }

@@ -5,8 +5,7 @@
 //! Message-ID and bytes) is. So a lost or stale checkpoint costs a rescan, never a second
 //! application.
 
-use crate::store::{Store, StoreError, now_ms};
-use sqlx::Row;
+use crate::store::{Store, StoreError, imap_state, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -21,16 +20,9 @@ pub async fn load(
     folder: &str,
 ) -> Result<Option<Checkpoint>, StoreError> {
     let mut conn = store.read().await?;
-    let row = sqlx::query(
-        "SELECT uidvalidity, next_uid FROM imap_state WHERE mailbox = $1 AND folder = $2",
-    )
-    .bind(mailbox)
-    .bind(folder)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let uidvalidity: i64 = row.try_get(0)?;
-    let next_uid: i64 = row.try_get(1)?;
+    let Some((uidvalidity, next_uid)) = imap_state::load(&mut conn, mailbox, folder).await? else {
+        return Ok(None);
+    };
     // Values outside u32 can only come from a hand-edited row: treat as no checkpoint.
     match (u32::try_from(uidvalidity), u32::try_from(next_uid)) {
         (Ok(uidvalidity), Ok(next_uid)) => Ok(Some(Checkpoint {
@@ -48,17 +40,14 @@ pub async fn save(
     c: Checkpoint,
 ) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
-    sqlx::query(
-        "INSERT INTO imap_state (mailbox, folder, uidvalidity, next_uid, updated_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (mailbox, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, \
-         next_uid = excluded.next_uid, updated_at = excluded.updated_at",
+    imap_state::save(
+        &mut tx,
+        mailbox,
+        folder,
+        i64::from(c.uidvalidity),
+        i64::from(c.next_uid),
+        now_ms(),
     )
-    .bind(mailbox)
-    .bind(folder)
-    .bind(i64::from(c.uidvalidity))
-    .bind(i64::from(c.next_uid))
-    .bind(now_ms())
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(())

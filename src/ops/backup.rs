@@ -4,7 +4,7 @@
 //! the daemon keeps working; it is the online backup SQLite recommends for a live WAL database
 //! (copying the file itself can tear). PostgreSQL has its own tools.
 
-use crate::store::{Backend, Store, StoreError};
+use crate::store::{self, Backend, Store, StoreError};
 use std::path::Path;
 
 pub async fn backup(store: &Store, to: &Path) -> Result<u64, StoreError> {
@@ -22,9 +22,7 @@ pub async fn backup(store: &Store, to: &Path) -> Result<u64, StoreError> {
     let target = to
         .to_str()
         .ok_or_else(|| StoreError::Invalid(format!("{} is not a UTF-8 path", to.display())))?;
-    sqlx::query("VACUUM INTO $1")
-        .bind(target)
-        .execute(store.pool())
-        .await?;
+    let mut conn = store.read().await?;
+    store::backup::vacuum_into(&mut conn, target).await?;
     Ok(std::fs::metadata(to).map(|m| m.len()).unwrap_or(0))
 }

@@ -10,9 +10,9 @@
 use super::progress::Progress;
 use crate::config::Config;
 use crate::pipeline;
+use crate::store::replay::{self, ReplayMessage};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 /// One message whose outcome would change.
 #[derive(Debug, Clone, Serialize)]
@@ -42,10 +42,7 @@ pub async fn replay(
 ) -> Result<ReplaySummary, StoreError> {
     let ids: Vec<i64> = {
         let mut conn = store.read().await?;
-        sqlx::query_scalar("SELECT id FROM messages WHERE received_at >= $1 ORDER BY id")
-            .bind(since_ms)
-            .fetch_all(&mut *conn)
-            .await?
+        replay::message_ids_since(&mut conn, since_ms).await?
     };
     let mut summary = ReplaySummary::default();
     let mut progress = Progress::new("replay", ids.len() as u64);
@@ -53,21 +50,18 @@ pub async fn replay(
         // One message at a time: memory stays flat whatever the period.
         let row = {
             let mut conn = store.read().await?;
-            sqlx::query(
-                "SELECT m.raw, COALESCE(m.outcome, r.outcome), r.reference, m.raw_deleted_at FROM messages m \
-                 LEFT JOIN requests r ON r.id = m.request_id OR (m.request_id IS NULL AND r.message_id = m.id) \
-                 WHERE m.id = $1 LIMIT 1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
+            replay::message(&mut conn, id).await?
         };
         progress.inc(1);
-        let Some(row) = row else { continue };
-        let raw: Vec<u8> = row.try_get(0)?;
-        let was: Option<String> = row.try_get(1)?;
-        let reference: Option<String> = row.try_get(2)?;
-        let deleted: Option<i64> = row.try_get(3)?;
+        let Some(ReplayMessage {
+            raw,
+            outcome: was,
+            reference,
+            raw_deleted_at: deleted,
+        }) = row
+        else {
+            continue;
+        };
         if deleted.is_some() || raw.is_empty() {
             summary.skipped += 1;
             continue;

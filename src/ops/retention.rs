@@ -12,6 +12,7 @@
 
 use crate::config::Config;
 use crate::store::journal::{self, NewAuditEvent};
+use crate::store::retention::{self, RawToDrop};
 use crate::store::{Store, StoreError, now_ms};
 use serde::Serialize;
 use serde_json::json;
@@ -35,18 +36,12 @@ pub async fn run(
     let raw_cutoff = cutoff(cfg.retention.raw_messages);
     let account_cutoff = cutoff(cfg.retention.disabled_accounts);
     let mut tx = store.begin().await?;
-    let (raw_messages_dropped, first_id, last_id): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT COUNT(*), MIN(id), MAX(id) FROM messages WHERE received_at < $1 AND raw_deleted_at IS NULL",
-    )
-    .bind(raw_cutoff)
-    .fetch_one(&mut *tx)
-    .await?;
-    let accounts: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT id, address FROM accounts WHERE status = 'disabled' AND status_changed_at < $1 ORDER BY address",
-    )
-    .bind(account_cutoff)
-    .fetch_all(&mut *tx)
-    .await?;
+    let RawToDrop {
+        count: raw_messages_dropped,
+        first_id,
+        last_id,
+    } = retention::raw_to_drop(&mut tx, raw_cutoff).await?;
+    let accounts = retention::disabled_accounts(&mut tx, account_cutoff).await?;
     let report = RetentionReport {
         raw_messages_dropped,
         accounts_deleted: accounts.iter().map(|(_, a)| a.clone()).collect(),
@@ -56,21 +51,9 @@ pub async fn run(
         tx.rollback().await?;
         return Ok(report);
     }
-    sqlx::query("UPDATE messages SET raw = $2, raw_deleted_at = $3 WHERE received_at < $1 AND raw_deleted_at IS NULL")
-        .bind(raw_cutoff)
-        .bind(Vec::<u8>::new())
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+    retention::drop_raw(&mut tx, raw_cutoff, now_ms()).await?;
     for (id, address) in &accounts {
-        sqlx::query("DELETE FROM memberships WHERE account_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM accounts WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        retention::delete_account(&mut tx, *id).await?;
         journal::insert_audit(
             &mut tx,
             &NewAuditEvent {

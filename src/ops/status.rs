@@ -4,6 +4,7 @@
 
 use crate::store::health::{self, InstanceHealth};
 use crate::store::outbox;
+use crate::store::status;
 use crate::store::{Store, StoreError, format_ms, now_ms};
 use serde::Serialize;
 
@@ -23,20 +24,11 @@ pub struct StatusReport {
 pub async fn report(store: &Store) -> Result<StatusReport, StoreError> {
     let mut conn = store.read().await?;
     let instances = health::list(&mut conn).await?;
-    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(received_at) FROM messages")
-        .fetch_one(&mut *conn)
-        .await?;
-    let count = |outcome: &'static str| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM requests WHERE outcome = $1")
-            .bind(outcome)
-    };
-    let needs_review = count("needs_review").fetch_one(&mut *conn).await?;
-    let awaiting_confirmation = count("awaiting_confirmation").fetch_one(&mut *conn).await?;
-    let oldest: Option<(String, i64)> = sqlx::query_as(
-        "SELECT reference, created_at FROM requests WHERE outcome = 'needs_review' ORDER BY created_at, id LIMIT 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
+    let last = status::last_message_at(&mut conn).await?;
+    let needs_review = status::count_requests_with_outcome(&mut conn, "needs_review").await?;
+    let awaiting_confirmation =
+        status::count_requests_with_outcome(&mut conn, "awaiting_confirmation").await?;
+    let oldest = status::oldest_waiting(&mut conn).await?;
     let counts = outbox::counts(&mut conn).await?;
     Ok(StatusReport {
         instances,

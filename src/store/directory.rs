@@ -216,15 +216,31 @@ pub async fn count_accounts_in_organisation(
     .await?)
 }
 
+/// The id of the organisation of this name, if there is one.
+pub async fn find_organisation_id(conn: &mut Conn, name: &str) -> Result<Option<i64>, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT id FROM organisations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// How many owners a mailbox has, whatever their accounts' status.
+pub async fn count_owners(conn: &mut Conn, mailbox_id: i64) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM memberships WHERE mailbox_id = $1 AND role = 'owner'",
+    )
+    .bind(mailbox_id)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writes used by the import and by applied requests.
 
 pub async fn ensure_organisation(conn: &mut Conn, name: &str) -> Result<i64, StoreError> {
-    if let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM organisations WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?
-    {
+    if let Some(id) = find_organisation_id(conn, name).await? {
         return Ok(id);
     }
     Ok(sqlx::query_scalar(

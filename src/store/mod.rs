@@ -5,20 +5,28 @@
 //! bool mapping that both backends share. Where the SQL must differ (migrations, how a write
 //! transaction starts) the [`Backend`] chooses.
 
+pub mod audit_chain;
+pub mod audit_checkpoints;
+pub mod backup;
 pub mod claims;
 pub mod continuity;
 pub mod directory;
 pub mod health;
+pub mod imap_state;
 pub mod jobs;
 pub mod journal;
 pub mod lease;
+pub mod membership_history;
 pub mod outbox;
+pub mod replay;
 pub mod report;
+pub mod retention;
 pub mod staff;
+pub mod status;
 pub mod views;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Transaction};
 use std::str::FromStr;
 use std::sync::{Arc, Once};
 
@@ -106,6 +114,30 @@ impl std::ops::DerefMut for WriteConn {
 }
 /// What query functions take: a transaction or a pooled connection both deref to it.
 pub type Conn = AnyConnection;
+
+/// A transaction begun on a connection a caller was given ([`begin_on`]). Derefs to the
+/// connection; ends with `commit` (dropped: rolled back).
+pub type ConnTx<'c> = Transaction<'c, Any>;
+
+/// Whether `conn` is inside a transaction already (its statements then join it).
+pub fn in_transaction(conn: &Conn) -> bool {
+    conn.is_in_transaction()
+}
+
+/// A transaction of its own on `conn`, for statements that must never be written apart by a
+/// caller given a connection outside one: SQLite takes the write lock at once (`BEGIN
+/// IMMEDIATE`, as in [`Store::begin`]); PostgreSQL begins at its default isolation.
+pub async fn begin_on(conn: &mut Conn) -> Result<ConnTx<'_>, StoreError> {
+    let sqlite = is_sqlite(conn);
+    Ok(conn
+        .begin_with(if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" })
+        .await?)
+}
+
+/// Whether `conn` is a SQLite connection (where the SQL of the two backends must differ).
+pub(crate) fn is_sqlite(conn: &Conn) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("sqlite")
+}
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -322,6 +322,17 @@ pub async fn retry_now(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
     Ok(done.rows_affected() == 1)
 }
 
+/// The request a reply belongs to: `None` when there is no such reply, `Some(None)` for a
+/// reply of no request (an audit checkpoint).
+pub async fn request_of(conn: &mut Conn, id: i64) -> Result<Option<Option<i64>>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT request_id FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
 /// Newest first; `status` `None` lists every row.
 pub async fn list(
     conn: &mut Conn,

@@ -311,12 +311,6 @@ impl From<StoreError> for WebError {
     }
 }
 
-impl From<sqlx::Error> for WebError {
-    fn from(e: sqlx::Error) -> Self {
-        WebError::Internal(e.to_string())
-    }
-}
-
 impl From<crate::store::staff::StaffError> for WebError {
     fn from(e: crate::store::staff::StaffError) -> Self {
         WebError::Internal(e.to_string())

@@ -4,7 +4,7 @@
 use super::Layout;
 use crate::store::journal::{self, NewAuditEvent};
 use crate::store::outbox::{self, OutboxStatus};
-use crate::store::{Conn, now_ms};
+use crate::store::{Conn, StoreError, now_ms};
 use crate::web::auth::Staff;
 use crate::web::format::{age, query, time, time_opt};
 use crate::web::{WebError, WebState, render, see_other};
@@ -159,11 +159,7 @@ pub async fn retry(
     let result = async {
         let mut tx = state.store.begin().await?;
         let conn: &mut Conn = &mut tx;
-        let request_id: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT request_id FROM outbox WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let request_id = outbox::request_of(conn, id).await?;
         let Some(request_id) = request_id else {
             return Err(WebError::NotFound("There is no such reply.".into()));
         };
@@ -184,7 +180,7 @@ pub async fn retry(
             )
             .await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok::<_, WebError>(retried)
     }
     .await;

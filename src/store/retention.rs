@@ -1,0 +1,66 @@
+//! What the retention pass (`ops::retention`, `[retention]`) reads and removes: the raw bytes
+//! of old messages, and accounts disabled for longer than the configured time. The audit
+//! events it records go through [`super::journal::insert_audit`] like every other.
+
+use super::{Conn, StoreError};
+
+/// Messages received before a cutoff whose raw bytes are still stored: how many, and the
+/// range of their ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawToDrop {
+    pub count: i64,
+    pub first_id: Option<i64>,
+    pub last_id: Option<i64>,
+}
+
+pub async fn raw_to_drop(conn: &mut Conn, received_before: i64) -> Result<RawToDrop, StoreError> {
+    let (count, first_id, last_id): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(id), MAX(id) FROM messages WHERE received_at < $1 AND raw_deleted_at IS NULL",
+    )
+    .bind(received_before)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(RawToDrop {
+        count,
+        first_id,
+        last_id,
+    })
+}
+
+/// Accounts disabled since before `disabled_before`: (id, address), by address.
+pub async fn disabled_accounts(
+    conn: &mut Conn,
+    disabled_before: i64,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, address FROM accounts WHERE status = 'disabled' AND status_changed_at < $1 ORDER BY address",
+    )
+    .bind(disabled_before)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Drop the raw bytes of the messages [`raw_to_drop`] counts (the rows, their SHA-256 and
+/// their requests stay), stamping when.
+pub async fn drop_raw(conn: &mut Conn, received_before: i64, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE messages SET raw = $2, raw_deleted_at = $3 WHERE received_at < $1 AND raw_deleted_at IS NULL")
+        .bind(received_before)
+        .bind(Vec::<u8>::new())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Delete an account and its memberships.
+pub async fn delete_account(conn: &mut Conn, account_id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM memberships WHERE account_id = $1")
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM accounts WHERE id = $1")
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
