@@ -11,18 +11,22 @@
 //!
 //! # How to add a kind
 //!
-//! 1. A file here (`new_kind.rs`) with a unit struct implementing [`Kind`], its wording and its
-//!    tests; `mod new_kind;` below.
-//! 2. The variant in [`RequestKind`], in [`RequestKind::ALL`] (the order is the order the docs
-//!    list kinds in and the order ambiguous kinds are reported in), and its arm in
-//!    [`RequestKind::def`].
-//! 3. Its arm in `policy::decide` (who may ask, what is checked, the plan), which needs its
-//!    `Plan` variant; that `Plan` variant's arms in `policy::needs_confirmation` (when it hands
-//!    over control), `desk::apply::apply` (the change), `desk::apply`'s audit detail and the
-//!    desk's stored-plan check (`desk::stored`).
+//! Five places, tried with a dummy kind (issue 14):
 //!
-//! The compiler lists every one of those (each is an exhaustive match with no `_ =>` arm); then
-//! add fixtures and corpus messages for the kind, and its line in `docs/understanding.md`.
+//! 1. Its file here (`new_kind.rs`): a unit struct implementing [`Kind`], with its wording
+//!    and its tests; and `mod new_kind;` below.
+//! 2. Its variant in [`RequestKind`] and in [`RequestKind::ALL`], in the place the docs list it
+//!    (the order of `ALL` is the order ambiguous kinds are reported in). Nothing forces this
+//!    one: a kind left out of `ALL` compiles, but is never read from an email nor parsed.
+//! 3. Its arm in [`RequestKind::def`]: the compiler asks for it.
+//! 4. Its arm in `policy::decide` (who may ask, what is checked, the plan): the compiler asks.
+//! 5. Its `Plan` variant, whose arms the compiler then asks for in `policy::needs_confirmation`
+//!    (when it hands over control) and `desk::apply::apply` (the change).
+//!
+//! Nothing else: the wording, absorption, name scope, title and confirmation sentence are read
+//! through [`RequestKind::def`] everywhere, and no match over `RequestKind` has a `_ =>` arm that
+//! would hide the kind. Then add fixtures and corpus messages for it, and its line in
+//! `docs/understanding.md`.
 
 mod add_member;
 mod change_role;
