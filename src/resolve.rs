@@ -74,18 +74,10 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// Removing someone from the mailbox or changing their role there can only be about its
-    /// members; the other kinds are about any account of the organisation.
+    /// Where the names of a request of this kind are looked for (each kind says, in its file:
+    /// `Kind::names_among`).
     pub fn for_kind(kind: RequestKind) -> Scope {
-        match kind {
-            RequestKind::RemoveMember | RequestKind::ChangeRole => Scope::Mailbox,
-            RequestKind::NewAccount
-            | RequestKind::PasswordReset
-            | RequestKind::Unlock
-            | RequestKind::AddMember
-            | RequestKind::Leaver
-            | RequestKind::Unknown => Scope::Organisation,
-        }
+        kind.def().names_among()
     }
 }
 

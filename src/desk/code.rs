@@ -8,7 +8,6 @@ use crate::desk::answer;
 use crate::password;
 use crate::policy::Decision;
 use crate::reply::{self, Notice};
-use crate::request::RequestKind;
 use crate::request::extract::{CODE_ALPHABET, CODE_LEN};
 use crate::store::journal;
 use crate::store::{Conn, StoreError, now_ms};
@@ -83,34 +82,8 @@ pub(crate) async fn issue(
     Ok(())
 }
 
+/// The change in the requester's words: each kind says how (`Kind::confirmation`).
 fn describe(d: &Decision) -> String {
     let target = d.target.as_deref().unwrap_or("a new account");
-    match d.kind {
-        RequestKind::ChangeRole => format!(
-            "change the role of {target} to {}",
-            d.fields
-                .get("role")
-                .map(String::as_str)
-                .unwrap_or("the role asked for")
-        ),
-        RequestKind::Leaver => format!(
-            "{target} leaves; {} becomes owner in their place",
-            d.fields
-                .get("replacement")
-                .map(String::as_str)
-                .unwrap_or("the replacement")
-        ),
-        RequestKind::Unlock => format!("restore the disabled account {target}"),
-        RequestKind::RemoveMember => format!("remove the owner {target} from the mailbox"),
-        RequestKind::AddMember => format!("add {target} as an owner"),
-        RequestKind::NewAccount => format!(
-            "create an account for {} as an owner",
-            d.fields
-                .get("name")
-                .map(String::as_str)
-                .unwrap_or("a new person")
-        ),
-        // Neither hands over control: no code is asked for them.
-        RequestKind::PasswordReset | RequestKind::Unknown => d.kind.title().to_owned(),
-    }
+    d.kind.def().confirmation(target, &d.fields)
 }

@@ -212,11 +212,10 @@ fn read_sentence(
         let (Who::Name(_), Some(verb)) = (&f.who, f.start.checked_sub(1)) else {
             continue;
         };
-        let kind = if is_word(s, verb, &["add"]) {
-            RequestKind::AddMember
-        } else if is_word(s, verb, &["remove"]) {
-            RequestKind::RemoveMember
-        } else {
+        let Some(kind) = RequestKind::ALL
+            .into_iter()
+            .find(|k| k.def().bare_verb().is_some_and(|v| is_word(s, verb, &[v])))
+        else {
             continue;
         };
         let (Some(&(start, _)), Some(&(_, end))) = (s.spans.get(verb), s.spans.get(f.end - 1))
@@ -394,15 +393,6 @@ fn read_sentence(
     }
 }
 
-/// Kinds that absorb another for the same person.
-/// (A reset does not absorb an explicit unlock: "unlock Priya and reset her password" asks
-/// both; "locked out" beside a reset is a symptom, dropped by the action rule.)
-const ABSORBS: [(RequestKind, RequestKind); 3] = [
-    (RequestKind::Leaver, RequestKind::RemoveMember),
-    (RequestKind::NewAccount, RequestKind::AddMember),
-    (RequestKind::NewAccount, RequestKind::ChangeRole),
-];
-
 /// Per person: actions over symptoms, absorption, one ask per kind; no-one asks dropped when
 /// another ask of the kind names someone.
 fn settle_asks(raw: Vec<RawAsk>) -> Vec<RawAsk> {
@@ -417,10 +407,12 @@ fn settle_asks(raw: Vec<RawAsk>) -> Vec<RawAsk> {
         {
             continue;
         }
-        if ABSORBS
-            .iter()
-            .any(|(by, absorbed)| *absorbed == ask.kind && has(p, &|o| o.kind == *by))
-        {
+        // What a kind absorbs for one person is in its file (`Kind::absorbs_for_person`). A
+        // reset does not absorb an explicit unlock: "unlock Priya and reset her password" asks
+        // both; "locked out" beside a reset is a symptom, dropped by the action rule.
+        if has(p, &|o| {
+            o.kind.def().absorbs_for_person().contains(&ask.kind)
+        }) {
             // A new starter's role ("make her an owner") goes with the new account.
             if let Some(role) = ask.role
                 && let Some(new) = out

@@ -12,8 +12,9 @@
 //! 3. Otherwise the same is done with the new text of the body, leaving out its field lines
 //!    (`Job title: Leaving care lead` or `New owner: …` are data, not what is asked).
 //!
-//! In the place read, some kinds absorb another because one request implies the other; anything
-//! else named together is ambiguous and goes to a person:
+//! In the place read, some kinds absorb another because one request implies the other (each
+//! kind's file says which, `Kind::absorbs_in_block`); anything else named together is ambiguous
+//! and goes to a person:
 //! - `leaver` absorbs `remove_member`: a leaver loses their memberships ("Amy has left, please
 //!   remove her from the mailbox").
 //! - `password_reset` absorbs `unlock`: "reset the password, she is locked out" asks for a reset,
@@ -31,100 +32,20 @@ use crate::request::model::{Field, KindMatch};
 use regex::Regex;
 use std::sync::LazyLock;
 
-/// Kinds that absorb another when both are named in the same place (see the module docs).
-const ABSORBS: [(RequestKind, RequestKind); 3] = [
-    (RequestKind::Leaver, RequestKind::RemoveMember),
-    (RequestKind::PasswordReset, RequestKind::Unlock),
-    (RequestKind::NewAccount, RequestKind::AddMember),
-];
-
 /// The word every address becomes before kinds are matched.
 const ADDRESS_WORD: &str = " someaddress ";
 
 /// Where a mailbox is named in "add … to the mailbox" / "remove … from the mailbox".
-const MAILBOX_WORDS: &str = r"(?:the |our |this |my |a |shared )*(?:mailbox|mail box|inbox|shared inbox|group|distribution list)";
+pub(crate) const MAILBOX_WORDS: &str = r"(?:the |our |this |my |a |shared )*(?:mailbox|mail box|inbox|shared inbox|group|distribution list)";
 
-/// The wording of each kind, matched against [`normalise_for_kinds`] text.
+/// The wording of each kind ([`Kind::block_wording`](crate::request::kinds::Kind::block_wording)), matched
+/// against [`normalise_for_kinds`] text, in [`RequestKind::ALL`] order: the order ambiguous
+/// kinds are reported in.
 static KIND_WORDING: LazyLock<Vec<(RequestKind, Regex)>> = LazyLock::new(|| {
-    let wording = [
-        (
-            RequestKind::NewAccount,
-            vec![
-                r"\bnew (?:staff |nhs |email |e mail |user )?(?:accounts?|starters?|users?|joiners?|employees?|colleagues?|members? of staff|staff members?)\b".to_string(),
-                r"\b(?:create|creating|set up|setup|open|make) (?:a |an )?(?:new )?(?:user |staff |email |e mail )?accounts?\b".to_string(),
-                r"\baccount (?:creation|request|set up|setup) for (?:a |our )?new\b".to_string(),
-            ],
-        ),
-        (
-            RequestKind::PasswordReset,
-            vec![
-                r"\bpasswords? (?:reset|resets|change|expired|has expired|forgotten)\b".to_string(),
-                r"\bresets? (?:\w+ ){0,4}passwords?\b".to_string(),
-                r"\bforgot(?:ten)? (?:\w+ ){0,2}passwords?\b".to_string(),
-                r"\bchange (?:\w+ ){0,3}passwords?\b".to_string(),
-            ],
-        ),
-        (
-            RequestKind::Unlock,
-            vec![
-                r"\bunlock(?:ed|ing|s)?\b".to_string(),
-                r"\blocked out\b".to_string(),
-                r"\baccount (?:is |has been |was |got |gets )?locked\b".to_string(),
-                r"\blocked (?:account|user)\b".to_string(),
-                r"\brestore (?:\w+ ){0,2}accounts?\b".to_string(),
-                r"\bre ?activat(?:e|ed|es|ing|ion)\b".to_string(),
-                r"\bre ?enabl(?:e|ed|es|ing)\b".to_string(),
-                r"\benable (?:\w+ ){0,2}accounts?\b".to_string(),
-            ],
-        ),
-        (
-            RequestKind::AddMember,
-            vec![
-                r"\badd (?:a |new )?(?:members?|users?)\b".to_string(),
-                format!(r"\badd(?:ed|ing)? (?:\w+ ){{0,5}}(?:to|into|onto|on) {MAILBOX_WORDS}\b"),
-                r"\badd (?:\w+ ){0,5}as (?:a |an )?(?:members?|owners?|users?)\b".to_string(),
-                r"\b(?:give|grant|provide) (?:\w+ ){0,4}access\b".to_string(),
-            ],
-        ),
-        (
-            RequestKind::RemoveMember,
-            vec![
-                r"\bremove (?:a |the )?members?\b".to_string(),
-                format!(r"\bremov(?:e|ed|ing|al) (?:\w+ ){{0,5}}from {MAILBOX_WORDS}\b"),
-                r"\b(?:remove|revoke|withdraw|take away|cancel) (?:\w+ ){0,4}access\b".to_string(),
-                r"\bno longer (?:needs?|requires?) (?:\w+ ){0,3}access\b".to_string(),
-            ],
-        ),
-        (
-            RequestKind::ChangeRole,
-            vec![
-                r"\bchange (?:of )?roles?\b".to_string(),
-                r"\broles? change\b".to_string(),
-                r"\bchange (?:\w+ ){0,4}roles?\b".to_string(),
-                r"\bmake (?:\w+ ){0,5}(?:an |a |the |joint |co )?(?:owners?|members?)\b".to_string(),
-                r"\b(?:promot|demot)(?:e|ed|es|ing|ion)\b".to_string(),
-                r"\b(?:change|set|switch|move) (?:\w+ ){0,5}to (?:an |a )?(?:owners?|members?)\b".to_string(),
-                r"\bownership\b".to_string(),
-            ],
-        ),
-        (
-            RequestKind::Leaver,
-            vec![
-                r"\bleavers?\b".to_string(),
-                r"\bleaving\b".to_string(),
-                r"\b(?:has|have|had) left\b".to_string(),
-                r"\bleft (?:the |our )?(?:organisation|organization|company|practice|surgery|trust|team|service|business|home)\b".to_string(),
-                r"\bno longer (?:works?|working|employed|with us)\b".to_string(),
-                r"\baccount (?:closure|closed|deletion)\b".to_string(),
-                r"\b(?:close|delete|deactivate|disable) (?:\w+ ){0,2}accounts?\b".to_string(),
-                r"\bdeactivat(?:e|ed|es|ing|ion)\b".to_string(),
-            ],
-        ),
-    ];
-    wording
+    RequestKind::ALL
         .into_iter()
-        .map(|(kind, patterns)| {
-            let regex = Regex::new(&patterns.join("|")).expect("static regex");
+        .map(|kind| {
+            let regex = Regex::new(&kind.def().block_wording().join("|")).expect("static regex");
             (kind, regex)
         })
         .collect()
@@ -154,9 +75,9 @@ pub(crate) fn kinds_named(text: &str) -> Vec<RequestKind> {
         .iter()
         .copied()
         .filter(|kind| {
-            !ABSORBS
+            !named
                 .iter()
-                .any(|(by, absorbed)| absorbed == kind && named.contains(by))
+                .any(|by| by.def().absorbs_in_block().contains(kind))
         })
         .collect()
 }

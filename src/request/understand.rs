@@ -267,13 +267,7 @@ pub fn understand(input: &Input<'_>) -> Understanding {
     } else if !reply && let [by] = kinds_named(subject).as_slice() {
         // The subject's kind absorbs what the prose asks ("Leaver" over "remove her").
         for ask in &mut reading.asks {
-            let absorbed = matches!(
-                (*by, ask.kind),
-                (RequestKind::Leaver, RequestKind::RemoveMember)
-                    | (RequestKind::PasswordReset, RequestKind::Unlock)
-                    | (RequestKind::NewAccount, RequestKind::AddMember)
-            );
-            if absorbed {
+            if by.def().absorbs_in_block().contains(&ask.kind) {
                 ask.kind = *by;
             }
         }
@@ -395,7 +389,7 @@ pub fn understand(input: &Input<'_>) -> Understanding {
             }
         }
         if let Some(role) = raw.role
-            && matches!(raw.kind, RequestKind::ChangeRole | RequestKind::AddMember)
+            && raw.kind.def().carries_role()
         {
             fields
                 .entry(Field::Role)
