@@ -7,6 +7,7 @@
 //! that moment and applies. Codes are random, stored as SHA-256 only, single use, expire
 //! after `[confirmation] ttl`, and a few wrong tries void them.
 
+use crate::action::AuditAction;
 use crate::config::Config;
 use crate::desk::Mode;
 use crate::desk::answer::enqueue;
@@ -69,9 +70,9 @@ pub(crate) async fn handle(
         let void =
             journal::fail_confirmation(conn, open.id, input.cfg.confirmation.max_attempts).await?;
         let reason = if void {
-            Reason::CodeVoid
+            (Reason::CodeVoid, AuditAction::ConfirmationCodeVoid)
         } else {
-            Reason::BadCode
+            (Reason::BadCode, AuditAction::ConfirmationBadCode)
         };
         return refuse(conn, input, &request, &open, reason, message_db_id)
             .await
@@ -87,7 +88,7 @@ pub(crate) async fn handle(
             conn,
             from,
             &request,
-            "confirmation.wrong_person",
+            AuditAction::ConfirmationWrongPerson.as_str(),
             message_db_id,
         )
         .await?;
@@ -115,7 +116,7 @@ pub(crate) async fn handle(
             .map(Some);
     }
     journal::use_confirmation(conn, c.id).await?;
-    audit(conn, from, &request, "confirmation.accepted", message_db_id).await?;
+    audit(conn, from, &request, AuditAction::ConfirmationAccepted.as_str(), message_db_id).await?;
     confirmed(conn, input, &request, &c, message_db_id)
         .await
         .map(Some)
@@ -153,14 +154,14 @@ async fn refuse(
     input: &Input<'_>,
     request: &RequestRow,
     c: &Confirmation,
-    reason: Reason,
+    (reason, action): (Reason, AuditAction),
     message_db_id: i64,
 ) -> Result<Processed, StoreError> {
     audit(
         conn,
         &c.account,
         request,
-        &format!("confirmation.{}", reason.code()),
+        action.as_str(),
         message_db_id,
     )
     .await?;
@@ -209,7 +210,15 @@ async fn confirmed(
                 Some(Reason::MessageGone.code()),
             )
             .await?;
-            return refuse(conn, input, request, c, Reason::MessageGone, message_db_id).await;
+            return refuse(
+                conn,
+                input,
+                request,
+                c,
+                (Reason::MessageGone, AuditAction::ConfirmationMessageGone),
+                message_db_id,
+            )
+            .await;
         }
     };
     // Decided again on what was decided when it came in — its kind and its fields, with the

@@ -8,6 +8,7 @@
 //! more reminders, as soon as a pass finds it no longer at risk. `postroom run` makes a pass
 //! every hour; `postroom continuity remind` makes one now.
 
+use crate::action::AuditAction;
 use crate::config::Config;
 use crate::store::continuity::{self as rows, Episode, MailboxCounts};
 use crate::store::journal::{self, NewAuditEvent, NewOutboxItem, ReplyCap};
@@ -206,7 +207,7 @@ pub async fn remind(store: &Store, cfg: &Config, send: bool) -> Result<Pass, Sto
             &NewAuditEvent {
                 actor: "postroom",
                 on_behalf_of: None,
-                action: "continuity.fixed",
+                action: AuditAction::ContinuityFixed.as_str(),
                 subject: Some(&address),
                 detail: json!({ "risks": e.risks, "reminders_sent": e.sent_count }),
                 request_id: None,
@@ -255,7 +256,7 @@ pub async fn remind(store: &Store, cfg: &Config, send: bool) -> Result<Pass, Sto
                 &NewAuditEvent {
                     actor: "postroom",
                     on_behalf_of: None,
-                    action: "continuity.reminded",
+                    action: AuditAction::ContinuityReminded.as_str(),
                     subject: Some(&a.mailbox),
                     detail: json!({ "risks": a.risks, "reminder": n }),
                     request_id: None,

@@ -4,6 +4,7 @@
 //! rows are then applied in one transaction, so a file either lands whole or not at all.
 //! Importing the same file twice changes nothing the second time.
 
+use crate::action::AuditAction;
 use crate::config::looks_like_address;
 use crate::request::Role;
 use crate::store::directory::{self, AccountStatus, NewAccount};
@@ -190,7 +191,7 @@ pub async fn import(
                 &NewAuditEvent {
                     actor: "import",
                     on_behalf_of: None,
-                    action: "directory.import",
+                    action: AuditAction::DirectoryImport.as_str(),
                     subject: None,
                     detail: json!({ "source": source, "summary": summary }),
                     request_id: None,

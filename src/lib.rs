@@ -12,6 +12,7 @@
 )]
 
 pub mod accounts;
+pub mod action;
 pub mod audit;
 pub mod check;
 pub mod cli;

@@ -6,6 +6,7 @@
 //! Everything before the transaction is pure or read-only; the transaction waits on no
 //! network (DKIM keys are looked up before it starts).
 
+use crate::action::AuditAction;
 use crate::config::Config;
 use crate::confirm;
 use crate::desk::answer::enqueue;
@@ -918,7 +919,7 @@ async fn attach_to_thread(
         &NewAuditEvent {
             actor: &author,
             on_behalf_of: request.mailbox.as_deref(),
-            action: "request.comment",
+            action: AuditAction::RequestComment.as_str(),
             subject: request.target.as_deref(),
             detail: json!({ "message_id": msg.message_id, "sha256": msg.sha256 }),
             request_id: Some(request.id),

@@ -2,6 +2,7 @@
 //! as a kind they choose (through the same rules as the pipeline), reject it with a message,
 //! or comment. Used by the staff page; every act is audited with the staff member's name.
 
+use crate::action::AuditAction;
 use crate::config::Config;
 use crate::desk::Mode;
 use crate::desk::answer::enqueue;
@@ -217,7 +218,7 @@ async fn reject_in(
         &NewAuditEvent {
             actor: &actor(staff),
             on_behalf_of: request.mailbox.as_deref(),
-            action: "request.rejected",
+            action: AuditAction::RequestRejected.as_str(),
             subject: request.target.as_deref(),
             detail: json!({ "decided_by": staff, "message": message }),
             request_id: Some(request.id),
@@ -303,7 +304,7 @@ async fn comment_in(
         &NewAuditEvent {
             actor: &actor(staff),
             on_behalf_of: request.mailbox.as_deref(),
-            action: "request.comment",
+            action: AuditAction::RequestComment.as_str(),
             subject: request.target.as_deref(),
             detail: json!({ "comment": text }),
             request_id: Some(request.id),
@@ -354,7 +355,7 @@ async fn claim_in(
         &NewAuditEvent {
             actor: &actor(staff),
             on_behalf_of: request.mailbox.as_deref(),
-            action: "request.claimed",
+            action: AuditAction::RequestClaimed.as_str(),
             subject: request.target.as_deref(),
             detail: json!({ "to": to, "from": before.map(|c| c.staff) }),
             request_id: Some(request.id),
@@ -388,7 +389,7 @@ async fn release_in(conn: &mut Conn, reference: &str, staff: &str) -> Result<(),
         &NewAuditEvent {
             actor: &actor(staff),
             on_behalf_of: request.mailbox.as_deref(),
-            action: "request.released",
+            action: AuditAction::RequestReleased.as_str(),
             subject: request.target.as_deref(),
             detail: json!({ "from": before.staff }),
             request_id: Some(request.id),

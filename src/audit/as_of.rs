@@ -14,6 +14,7 @@
 //! events did not, and the change before it tells the role when there is one (`role` null
 //! otherwise).
 
+use crate::action::AuditAction;
 use crate::store::{Conn, StoreError, format_ms, membership_history};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -148,8 +149,12 @@ pub async fn history(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Inter
     };
     for c in changes.iter().rev() {
         let key = (c.mailbox.clone(), c.account.clone());
-        match c.action.as_str() {
-            "membership.removed" => {
+        // An action this version does not know changes no membership.
+        let Ok(action) = c.action.parse::<AuditAction>() else {
+            continue;
+        };
+        match action {
+            AuditAction::MembershipRemoved => {
                 // Not a member after it; an interval ends here, with the role it recorded
                 // (removals before it did not: then the change before it tells, if any).
                 if let Some(stray) = open.insert(key, ending(c, c.role.clone())) {
@@ -158,18 +163,57 @@ pub async fn history(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Inter
                     done.push(stray);
                 }
             }
-            "membership.added" => {
+            AuditAction::MembershipAdded => {
                 if let Some(i) = open.remove(&key) {
                     done.push(started(i, c, c.role.clone()));
                 }
             }
-            "membership.role_changed" => {
+            AuditAction::MembershipRoleChanged => {
                 if let Some(i) = open.remove(&key) {
                     done.push(started(i, c, c.role.clone()));
                 }
                 open.insert(key, ending(c, c.from_role.clone()));
             }
-            _ => {}
+            // Every other act leaves the intervals as they are.
+            AuditAction::RequestApplied
+            | AuditAction::RequestRejected
+            | AuditAction::RequestNeedsReview
+            | AuditAction::RequestAwaitingConfirmation
+            | AuditAction::RequestIgnored
+            | AuditAction::RequestDuplicate
+            | AuditAction::RequestComment
+            | AuditAction::RequestClaimed
+            | AuditAction::RequestReleased
+            | AuditAction::AccountCreated
+            | AuditAction::AccountUnlocked
+            | AuditAction::AccountDisabled
+            | AuditAction::AccountDeleted
+            | AuditAction::PasswordReset
+            | AuditAction::DirectoryImport
+            | AuditAction::ConfirmationAccepted
+            | AuditAction::ConfirmationWrongPerson
+            | AuditAction::ConfirmationBadCode
+            | AuditAction::ConfirmationCodeVoid
+            | AuditAction::ConfirmationCodeExpired
+            | AuditAction::ConfirmationCodeUsed
+            | AuditAction::ConfirmationMessageGone
+            | AuditAction::ReplySuppressed
+            | AuditAction::OutboxRetry
+            | AuditAction::JobDone
+            | AuditAction::JobRetried
+            | AuditAction::JobFailed
+            | AuditAction::ContinuityReminded
+            | AuditAction::ContinuityFixed
+            | AuditAction::MessagesRawDropped
+            | AuditAction::AuditExported
+            | AuditAction::ReportExported
+            | AuditAction::StaffSignedIn
+            | AuditAction::StaffSignedOut
+            | AuditAction::StaffAdded
+            | AuditAction::StaffPasswordSet
+            | AuditAction::StaffDisabled
+            | AuditAction::StaffEnabled
+            | AuditAction::StaffRoleSet => {}
         }
     }
     done.extend(open.into_values());

@@ -1,6 +1,7 @@
 //! Answering the site: the reply to a decided request, queued under the daily cap of answers
 //! per address. Every path answers through here, so every path answers alike.
 
+use crate::action::AuditAction;
 use crate::config::Config;
 use crate::desk::processed::{Processed, Understood};
 use crate::message::Message;
@@ -117,7 +118,7 @@ pub(crate) async fn enqueue(
                 &NewAuditEvent {
                     actor: "postroom",
                     on_behalf_of: None,
-                    action: "reply.suppressed",
+                    action: AuditAction::ReplySuppressed.as_str(),
                     subject: Some(&r.to),
                     detail: json!({ "subject": r.subject, "cap_per_day": cap }),
                     request_id,

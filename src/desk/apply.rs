@@ -1,6 +1,7 @@
 //! Making a decided change: the directory writes, with an audit event for each part of it.
 //! Runs inside the message's transaction.
 
+use crate::action::AuditAction;
 use crate::desk::Mode;
 use crate::password;
 use crate::policy::{self, Decision, Plan};
@@ -73,12 +74,12 @@ pub async fn apply(
                 .push(format!("Added {address} to {mailbox} as {role}."));
             out.temporary_password = Some(pw);
             events.push((
-                "account.created",
+                AuditAction::AccountCreated.as_str(),
                 address.clone(),
                 json!({ "name": name, "job_title": job_title }),
             ));
             events.push((
-                "membership.added",
+                AuditAction::MembershipAdded.as_str(),
                 address,
                 json!({ "mailbox": mailbox, "role": role }),
             ));
@@ -91,7 +92,7 @@ pub async fn apply(
             ));
             out.temporary_password = Some(pw);
             events.push((
-                "password.reset",
+                AuditAction::PasswordReset.as_str(),
                 target.clone(),
                 json!({ "must_change": true }),
             ));
@@ -101,7 +102,7 @@ pub async fn apply(
             out.done.push(format!(
                 "{target} was {from} and is now active. The password is unchanged."
             ));
-            events.push(("account.unlocked", target.clone(), json!({ "from": from })));
+            events.push((AuditAction::AccountUnlocked.as_str(), target.clone(), json!({ "from": from })));
         }
         Plan::AddMember {
             mailbox_id,
@@ -112,7 +113,7 @@ pub async fn apply(
             out.done
                 .push(format!("Added {target} to {mailbox} as {role}."));
             events.push((
-                "membership.added",
+                AuditAction::MembershipAdded.as_str(),
                 target.clone(),
                 json!({ "mailbox": mailbox, "role": role }),
             ));
@@ -131,7 +132,7 @@ pub async fn apply(
             directory::remove_membership(conn, *mailbox_id, *account_id).await?;
             out.done.push(format!("Removed {target} from {mailbox}."));
             events.push((
-                "membership.removed",
+                AuditAction::MembershipRemoved.as_str(),
                 target.clone(),
                 json!({ "mailbox": mailbox, "role": role }),
             ));
@@ -146,7 +147,7 @@ pub async fn apply(
             out.done
                 .push(format!("{target} is now {to} of {mailbox} (was {from})."));
             events.push((
-                "membership.role_changed",
+                AuditAction::MembershipRoleChanged.as_str(),
                 target.clone(),
                 json!({ "mailbox": mailbox, "from": from, "to": to }),
             ));
@@ -166,9 +167,9 @@ pub async fn apply(
                         r.address
                     ));
                     let action = if previous.is_some() {
-                        "membership.role_changed"
+                        AuditAction::MembershipRoleChanged.as_str()
                     } else {
-                        "membership.added"
+                        AuditAction::MembershipAdded.as_str()
                     };
                     events.push((
                         action,
@@ -186,7 +187,7 @@ pub async fn apply(
                 out.done
                     .push(format!("Removed {target} from {}.", m.mailbox));
                 events.push((
-                    "membership.removed",
+                    AuditAction::MembershipRemoved.as_str(),
                     target.clone(),
                     json!({ "mailbox": m.mailbox, "role": m.role }),
                 ));
@@ -194,7 +195,7 @@ pub async fn apply(
             directory::set_status(conn, *account_id, AccountStatus::Disabled).await?;
             out.done.push(format!("Disabled the account {target}."));
             events.push((
-                "account.disabled",
+                AuditAction::AccountDisabled.as_str(),
                 target.clone(),
                 json!({ "leaver": true }),
             ));

@@ -9,6 +9,7 @@
 //!
 //! Runs inside the caller's transaction: nothing of it is visible until the caller commits.
 
+use crate::action::AuditAction;
 use crate::config::Config;
 use crate::desk::Mode;
 use crate::desk::answer;
@@ -95,7 +96,7 @@ pub(crate) async fn settle(
     let event = s.event.map(|detail| NewAuditEvent {
         actor: s.actor,
         on_behalf_of: d.mailbox.as_deref(),
-        action: audit_action(d.outcome),
+        action: AuditAction::of_outcome(d.outcome).as_str(),
         subject: d.target.as_deref(),
         detail,
         request_id: Some(request_id),
@@ -151,17 +152,6 @@ pub(crate) async fn settle(
     }
 }
 
-/// The request's own audit action: `request.` and its outcome.
-fn audit_action(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Applied => "request.applied",
-        Outcome::Rejected => "request.rejected",
-        Outcome::NeedsReview => "request.needs_review",
-        Outcome::AwaitingConfirmation => "request.awaiting_confirmation",
-        Outcome::Ignored => "request.ignored",
-        Outcome::Duplicate => "request.duplicate",
-    }
-}
 
 /// Write the decision on its request: the request's id, reference and message.
 async fn record(

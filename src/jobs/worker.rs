@@ -8,6 +8,7 @@
 //! the first may still be at it.
 
 use super::{Attempt, Failure, JobKind, Next, after_temporary, ms, retry_delay};
+use crate::action::AuditAction;
 use crate::store::jobs::{self, JobRow};
 use crate::store::journal::{self, NewAuditEvent};
 use crate::store::{Store, StoreError, now_ms};
@@ -152,12 +153,12 @@ async fn record<K: JobKind>(
     };
     // The payload is not copied into the audit: a kind may carry what the trail must not keep.
     let (action, mut detail) = match &mark {
-        Mark::Done(result) => ("job.done", json!({ "result": result })),
+        Mark::Done(result) => (AuditAction::JobDone.as_str(), json!({ "result": result })),
         Mark::Retry { error, delay, .. } => (
-            "job.retried",
+            AuditAction::JobRetried.as_str(),
             json!({ "error": error, "retry_in_ms": ms(*delay) }),
         ),
-        Mark::Failed(error) => ("job.failed", json!({ "error": error })),
+        Mark::Failed(error) => (AuditAction::JobFailed.as_str(), json!({ "error": error })),
     };
     if let Some(map) = detail.as_object_mut() {
         map.insert("kind".into(), json!(K::NAME));

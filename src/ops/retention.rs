@@ -10,6 +10,7 @@
 //! `messages.raw_dropped` with the count and the range of message ids whose bytes went (the
 //! rows, their SHA-256 and the requests stay).
 
+use crate::action::AuditAction;
 use crate::config::Config;
 use crate::store::journal::{self, NewAuditEvent};
 use crate::store::retention::{self, RawToDrop};
@@ -59,7 +60,7 @@ pub async fn run(
             &NewAuditEvent {
                 actor: "postroom",
                 on_behalf_of: None,
-                action: "account.deleted",
+                action: AuditAction::AccountDeleted.as_str(),
                 subject: Some(address),
                 detail: json!({ "why": "retention: disabled longer than [retention] disabled_accounts" }),
                 request_id: None,
@@ -74,7 +75,7 @@ pub async fn run(
             &NewAuditEvent {
                 actor: "postroom",
                 on_behalf_of: None,
-                action: "messages.raw_dropped",
+                action: AuditAction::MessagesRawDropped.as_str(),
                 subject: None,
                 detail: json!({
                     "count": raw_messages_dropped,

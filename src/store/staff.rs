@@ -7,6 +7,7 @@
 
 use super::journal::{self, NewAuditEvent};
 use super::{Conn, Store, StoreError, now_ms};
+use crate::action::AuditAction;
 use crate::password;
 use serde::Serialize;
 use serde_json::json;
@@ -183,7 +184,7 @@ pub async fn add_by(
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    audit(conn, actor, "staff.added", &name, json!({ "role": role })).await?;
+    audit(conn, actor, AuditAction::StaffAdded.as_str(), &name, json!({ "role": role })).await?;
     tx.commit().await?;
     Ok(StaffMember {
         id,
@@ -219,7 +220,7 @@ pub async fn set_password_by(
         .execute(&mut *conn)
         .await?;
     end_all_sessions(conn, id).await?;
-    audit(conn, actor, "staff.password_set", &name, json!({})).await?;
+    audit(conn, actor, AuditAction::StaffPasswordSet.as_str(), &name, json!({})).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -250,9 +251,9 @@ pub async fn set_disabled_by(
         end_all_sessions(conn, id).await?;
     }
     let action = if disabled {
-        "staff.disabled"
+        AuditAction::StaffDisabled.as_str()
     } else {
-        "staff.enabled"
+        AuditAction::StaffEnabled.as_str()
     };
     audit(conn, actor, action, &name, json!({})).await?;
     tx.commit().await?;
@@ -280,7 +281,7 @@ pub async fn set_role_by(
     audit(
         conn,
         actor,
-        "staff.role_set",
+        AuditAction::StaffRoleSet.as_str(),
         &name,
         json!({ "role": role }),
     )

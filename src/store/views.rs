@@ -637,23 +637,6 @@ pub async fn audit_chunk(
     audit_query(conn, sql, filter, after_id, clamp_limit(limit)).await
 }
 
-/// The actions that occur in the trail, for the filter's suggestions.
-pub async fn audit_actions(conn: &mut Conn) -> Result<Vec<String>, StoreError> {
-    Ok(
-        // A skip scan: one index seek per distinct action instead of reading every event.
-        sqlx::query_scalar(
-            "WITH RECURSIVE a(action) AS ( \
-               SELECT MIN(action) FROM audit_events \
-               UNION ALL \
-               SELECT (SELECT MIN(e.action) FROM audit_events e WHERE e.action > a.action) FROM a \
-               WHERE a.action IS NOT NULL) \
-             SELECT action FROM a WHERE action IS NOT NULL",
-        )
-        .fetch_all(&mut *conn)
-        .await?,
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // The directory at a glance.
 

@@ -26,6 +26,7 @@
 
 use super::format::safe_next;
 use super::{WebError, WebState, csrf, render_with, see_other};
+use crate::action::AuditAction;
 use crate::store::journal::{self, NewAuditEvent};
 use crate::store::staff::{self, Reservation, StaffRole, ThrottleLimits};
 use askama::Template;
@@ -504,7 +505,7 @@ pub async fn login(
     let session = async {
         staff::try_succeeded(&state.store, id, &member.name, &from).await?;
         let token = staff::create_session(&state.store, member.id, ttl_ms, &ip).await?;
-        audit(&state, &member.name, "staff.signed_in", json!({ "ip": ip })).await?;
+        audit(&state, &member.name, AuditAction::StaffSignedIn.as_str(), json!({ "ip": ip })).await?;
         Ok::<_, WebError>(token)
     };
     let token = match session.await {
@@ -552,7 +553,7 @@ pub async fn logout(
         if let Err(e) = staff::end_session(&state.store, &t).await {
             return WebError::from(e).into_response();
         }
-        if let Err(e) = audit(&state, &me.name, "staff.signed_out", json!({})).await {
+        if let Err(e) = audit(&state, &me.name, AuditAction::StaffSignedOut.as_str(), json!({})).await {
             return e.into_response();
         }
     }

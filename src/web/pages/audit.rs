@@ -6,6 +6,7 @@
 //! or carriage return) get a leading `'`: actors, subjects and details come from emails.
 
 use super::{CursorQuery, Layout, Pager};
+use crate::action::AuditAction;
 use crate::store::journal::{self, AuditEvent, NewAuditEvent};
 use crate::store::views::{self, AuditFilter};
 use crate::store::{Store, StoreError};
@@ -101,7 +102,11 @@ pub async fn page(
     };
     let mut conn = state.store.read().await?;
     let page = views::audit(&mut conn, &filter, q.cursor.cursor(), PAGE_SIZE).await?;
-    let actions = views::audit_actions(&mut conn).await?;
+    // The closed set of actions, whether or not one has happened yet.
+    let actions = AuditAction::ALL
+        .iter()
+        .map(|a| a.as_str().to_owned())
+        .collect();
     drop(conn);
     let pairs = q.pairs();
     let pager = Pager::new("/audit", &pairs, &page);
@@ -240,7 +245,7 @@ pub async fn csv(
             &NewAuditEvent {
                 actor: &actor,
                 on_behalf_of: None,
-                action: "audit.exported",
+                action: AuditAction::AuditExported.as_str(),
                 subject: None,
                 detail: serde_json::json!({
                     "actor": filter.actor, "action": filter.action, "subject": filter.subject,

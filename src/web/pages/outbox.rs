@@ -2,6 +2,7 @@
 //! button on failed ones (`POST /outbox/{id}/retry`, audited as `outbox.retry`).
 
 use super::Layout;
+use crate::action::AuditAction;
 use crate::store::journal::{self, NewAuditEvent};
 use crate::store::outbox::{self, OutboxStatus};
 use crate::store::{Conn, StoreError, now_ms};
@@ -171,7 +172,7 @@ pub async fn retry(
                 &NewAuditEvent {
                     actor: &actor,
                     on_behalf_of: None,
-                    action: "outbox.retry",
+                    action: AuditAction::OutboxRetry.as_str(),
                     subject: None,
                     detail: json!({ "outbox_id": id }),
                     request_id,

@@ -4,6 +4,7 @@
 //! each download is itself recorded in the audit trail.
 
 use super::Layout;
+use crate::action::AuditAction;
 use crate::audit::report::{self, Report};
 use crate::store::journal::{self, NewAuditEvent};
 use crate::store::now_ms;
@@ -111,7 +112,7 @@ async fn record(state: &WebState, me: &Staff, r: &Report, format: &str) -> Resul
         &NewAuditEvent {
             actor: &actor,
             on_behalf_of: None,
-            action: "report.exported",
+            action: AuditAction::ReportExported.as_str(),
             subject: Some(&r.address),
             detail: serde_json::json!({
                 "scope": r.scope, "from": r.from, "until": r.until, "format": format,
