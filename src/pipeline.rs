@@ -321,20 +321,15 @@ async fn process_in(
                     msg.sha256
                 ))
             })?;
+        let duplicate = Reason::Duplicate {
+            outcome: seen.outcome.clone(),
+        };
         let mut p = Processed::new(
             Outcome::Duplicate,
             RequestKind::Unknown,
             seen.reference,
-            None,
+            Some(&duplicate),
         );
-        p.reason = Some("duplicate".into());
-        p.explanation = Some(format!(
-            "This message was processed before{}: nothing was changed again.",
-            seen.outcome
-                .as_ref()
-                .map(|o| format!(" (outcome: {o})"))
-                .unwrap_or_default()
-        ));
         p.previous_outcome = seen.outcome.as_deref().and_then(|o| o.parse().ok());
         return Ok(vec![p]);
     };

@@ -147,6 +147,12 @@ pub enum Reason {
     /// The stored email was blanked by retention (`[retention] raw_messages`): there is
     /// nothing left to decide from.
     MessageGone,
+    /// A person on the helpdesk said no, in these words (the site is told them).
+    StaffRejected(String),
+
+    // --- a message seen before
+    /// The same Message-ID or the same bytes came again; `outcome` is what the first copy got.
+    Duplicate { outcome: Option<String> },
 }
 
 impl Reason {
@@ -206,6 +212,8 @@ impl Reason {
             Reason::CodeVoid => "code_void",
             Reason::WrongConfirmer => "wrong_confirmer",
             Reason::MessageGone => "message_gone",
+            Reason::StaffRejected(_) => "staff_rejected",
+            Reason::Duplicate { .. } => "duplicate",
         }
     }
 
@@ -327,6 +335,14 @@ impl Reason {
             Reason::CodeUsed => "That confirmation code has already been used; nothing more was changed.".into(),
             Reason::CodeVoid => "Too many wrong codes were tried, so this confirmation is void. Send the request again to get a new code.".into(),
             Reason::WrongConfirmer => "Only the person who made the request can confirm it, from their own account.".into(),
+            Reason::StaffRejected(message) => message.clone(),
+            Reason::Duplicate { outcome } => format!(
+                "This message was processed before{}: nothing was changed again.",
+                outcome
+                    .as_ref()
+                    .map(|o| format!(" (outcome: {o})"))
+                    .unwrap_or_default()
+            ),
             Reason::MessageGone => "The email of this request is no longer kept (it was deleted under the retention policy), so it cannot be acted on now. Please send the request again.".into(),
         }
     }

@@ -205,11 +205,12 @@ async fn reject_in(
     staff: &str,
 ) -> Result<Processed, ReviewError> {
     let request = waiting_request(conn, reference).await?;
+    let refusal = Reason::StaffRejected(message.to_owned());
     journal::update_request_outcome(
         conn,
         request.id,
         Outcome::Rejected.as_str(),
-        Some("staff_rejected"),
+        Some(refusal.code()),
     )
     .await?;
     journal::insert_comment(conn, request.id, None, &actor(staff), message).await?;
@@ -261,10 +262,8 @@ async fn reject_in(
         Outcome::Rejected,
         kind,
         Some(request.reference.clone()),
-        None,
+        Some(&refusal),
     );
-    p.reason = Some("staff_rejected".into());
-    p.explanation = Some(message.to_owned());
     p.reply = reply;
     p.request_id = Some(request.id);
     Ok(p)
