@@ -102,11 +102,11 @@ pub(crate) async fn handle(
         return Ok(Some(p));
     }
     let refusal = if c.used_at.is_some() || request.outcome != Outcome::AwaitingConfirmation {
-        Some(Reason::CodeUsed)
+        Some((Reason::CodeUsed, AuditAction::ConfirmationCodeUsed))
     } else if c.void_at.is_some() {
-        Some(Reason::CodeVoid)
+        Some((Reason::CodeVoid, AuditAction::ConfirmationCodeVoid))
     } else if c.expires_at < now_ms() {
-        Some(Reason::CodeExpired)
+        Some((Reason::CodeExpired, AuditAction::ConfirmationCodeExpired))
     } else {
         None
     };
@@ -116,7 +116,14 @@ pub(crate) async fn handle(
             .map(Some);
     }
     journal::use_confirmation(conn, c.id).await?;
-    audit(conn, from, &request, AuditAction::ConfirmationAccepted.as_str(), message_db_id).await?;
+    audit(
+        conn,
+        from,
+        &request,
+        AuditAction::ConfirmationAccepted.as_str(),
+        message_db_id,
+    )
+    .await?;
     confirmed(conn, input, &request, &c, message_db_id)
         .await
         .map(Some)
@@ -157,14 +164,7 @@ async fn refuse(
     (reason, action): (Reason, AuditAction),
     message_db_id: i64,
 ) -> Result<Processed, StoreError> {
-    audit(
-        conn,
-        &c.account,
-        request,
-        action.as_str(),
-        message_db_id,
-    )
-    .await?;
+    audit(conn, &c.account, request, action.as_str(), message_db_id).await?;
     let notice = reply::notice(
         &input.cfg.helpdesk,
         &Notice {

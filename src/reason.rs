@@ -152,7 +152,9 @@ pub enum Reason {
 
     // --- a message seen before
     /// The same Message-ID or the same bytes came again; `outcome` is what the first copy got.
-    Duplicate { outcome: Option<String> },
+    Duplicate {
+        outcome: Option<String>,
+    },
 }
 
 impl Reason {

@@ -64,14 +64,8 @@ impl NameQuery {
     }
 }
 
-/// Where a name is looked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// The organisation's accounts.
-    Organisation,
-    /// The members (and owners) of the sending mailbox.
-    Mailbox,
-}
+// Where a name is looked for is part of what each kind says (`request::kinds`).
+pub use crate::request::kinds::Scope;
 
 impl Scope {
     /// Where the names of a request of this kind are looked for (each kind says, in its file:

@@ -21,6 +21,7 @@ use postroom::pipeline::{self, Mode};
 use postroom::store::{Backend, Store, directory};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::instrument::WithSubscriber;
 
 const ROUNDS: usize = 25;
 
@@ -108,23 +109,22 @@ impl std::io::Write for Captured {
     }
 }
 
-fn capture_logs() -> Captured {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("postroom::pipeline=debug")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
-    })
-    .clone()
+/// The lines, and the subscriber that writes them for the futures given it (`with_subscriber`):
+/// one test's messages only, not a global subscriber that every test in the process (one
+/// integration test binary) would log into.
+fn capture_logs() -> (Captured, tracing::Dispatch) {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("postroom::pipeline=debug")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (logs, tracing::Dispatch::new(subscriber))
 }
 
 async fn the_race_through_the_pipeline(db: TestDb) {
-    let logs = capture_logs();
+    let (logs, dispatch) = capture_logs();
     let (store, cfg) = setup(&db, ROUNDS).await;
     let mut both_applied = 0;
     let mut one_applied = 0;
@@ -132,14 +132,17 @@ async fn the_race_through_the_pipeline(db: TestDb) {
         let start = Arc::new(tokio::sync::Barrier::new(2));
         let run = |requester: &'static str, target: &'static str| {
             let (store, cfg, start) = (store.clone(), cfg.clone(), start.clone());
-            tokio::spawn(async move {
-                let raw = removal(n, requester, target);
-                // Both messages are parsed and ready; released together.
-                start.wait().await;
-                pipeline::process(&store, &cfg, &raw, "test:race", Mode::Apply)
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(
+                async move {
+                    let raw = removal(n, requester, target);
+                    // Both messages are parsed and ready; released together.
+                    start.wait().await;
+                    pipeline::process(&store, &cfg, &raw, "test:race", Mode::Apply)
+                        .await
+                        .unwrap()
+                }
+                .with_subscriber(dispatch.clone()),
+            )
         };
         let (a, b) = (run("ann", "bob"), run("bob", "ann"));
         let (a, b) = (a.await.unwrap(), b.await.unwrap());
@@ -175,7 +178,7 @@ async fn the_race_through_the_pipeline(db: TestDb) {
         .matches("transaction conflict, trying again")
         .count();
     eprintln!(
-        "{:?}: {ROUNDS} races, one removal applied in each, {conflicts} transaction conflicts retried (all tests of this binary)",
+        "{:?}: {ROUNDS} races, one removal applied in each, {conflicts} transaction conflicts retried",
         store.backend()
     );
     if store.backend() == Backend::Postgres {

@@ -102,7 +102,11 @@ pub async fn apply(
             out.done.push(format!(
                 "{target} was {from} and is now active. The password is unchanged."
             ));
-            events.push((AuditAction::AccountUnlocked.as_str(), target.clone(), json!({ "from": from })));
+            events.push((
+                AuditAction::AccountUnlocked.as_str(),
+                target.clone(),
+                json!({ "from": from }),
+            ));
         }
         Plan::AddMember {
             mailbox_id,

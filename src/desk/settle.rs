@@ -152,7 +152,6 @@ pub(crate) async fn settle(
     }
 }
 
-
 /// Write the decision on its request: the request's id, reference and message.
 async fn record(
     conn: &mut Conn,

@@ -16,11 +16,12 @@
 //! names someone. Two different people are never one ask.
 
 use crate::request::intent;
+use crate::request::kinds::Strength;
 use crate::request::kinds::{RequestKind, Role};
 use crate::request::model::NotAsked;
 use crate::request::names::{self, Found, Who};
 use crate::request::tokens::{Sentence, Tok, sentences};
-use crate::request::wording::{self, Strength};
+use crate::request::wording;
 use regex::Regex;
 use std::sync::LazyLock;
 

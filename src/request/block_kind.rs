@@ -35,9 +35,6 @@ use std::sync::LazyLock;
 /// The word every address becomes before kinds are matched.
 const ADDRESS_WORD: &str = " someaddress ";
 
-/// Where a mailbox is named in "add … to the mailbox" / "remove … from the mailbox".
-pub(crate) const MAILBOX_WORDS: &str = r"(?:the |our |this |my |a |shared )*(?:mailbox|mail box|inbox|shared inbox|group|distribution list)";
-
 /// The wording of each kind ([`Kind::block_wording`](crate::request::kinds::Kind::block_wording)), matched
 /// against [`normalise_for_kinds`] text, in [`RequestKind::ALL`] order: the order ambiguous
 /// kinds are reported in.

@@ -23,10 +23,10 @@
 use crate::request::asks::{self, Person, RawAsk};
 use crate::request::block_kind::{declared_kind, kinds_named};
 use crate::request::kinds::RequestKind;
+use crate::request::kinds::Strength;
 use crate::request::lines::{ADDRESS, field_line, strip_subject_prefixes};
 use crate::request::model::{Ask, Field, KindMatch, Mention, NotAsked};
 use crate::request::signature;
-use crate::request::wording::Strength;
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;

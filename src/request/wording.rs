@@ -9,15 +9,9 @@
 //! has an explicit action, the action wins ("Joe keeps getting locked out, please reset it" is
 //! a password reset).
 
-use crate::request::kinds::{RequestKind, Role};
+use crate::request::kinds::{RequestKind, Role, Strength};
 use regex::Regex;
 use std::sync::LazyLock;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strength {
-    Action,
-    Symptom,
-}
 
 /// A phrase found: its kind, strength, byte range in the normalised sentence, and the role it
 /// implies (a change of role to owner, "add … as an owner").
@@ -29,10 +23,6 @@ pub struct Phrase {
     pub end: usize,
     pub role: Option<Role>,
 }
-
-/// Where a mailbox is named.
-pub(crate) const MAILBOX: &str =
-    r"(?:[a-z]+ ){0,3}(?:mailbox|mail box|inbox|in box|distribution list|email account|emails)";
 
 /// Every kind's phrases ([`Kind::wording`](crate::request::kinds::Kind::wording)), kind by kind
 /// in [`RequestKind::ALL`] order.

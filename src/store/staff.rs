@@ -184,7 +184,14 @@ pub async fn add_by(
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    audit(conn, actor, AuditAction::StaffAdded.as_str(), &name, json!({ "role": role })).await?;
+    audit(
+        conn,
+        actor,
+        AuditAction::StaffAdded.as_str(),
+        &name,
+        json!({ "role": role }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StaffMember {
         id,
@@ -220,7 +227,14 @@ pub async fn set_password_by(
         .execute(&mut *conn)
         .await?;
     end_all_sessions(conn, id).await?;
-    audit(conn, actor, AuditAction::StaffPasswordSet.as_str(), &name, json!({})).await?;
+    audit(
+        conn,
+        actor,
+        AuditAction::StaffPasswordSet.as_str(),
+        &name,
+        json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

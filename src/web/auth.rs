@@ -505,7 +505,13 @@ pub async fn login(
     let session = async {
         staff::try_succeeded(&state.store, id, &member.name, &from).await?;
         let token = staff::create_session(&state.store, member.id, ttl_ms, &ip).await?;
-        audit(&state, &member.name, AuditAction::StaffSignedIn.as_str(), json!({ "ip": ip })).await?;
+        audit(
+            &state,
+            &member.name,
+            AuditAction::StaffSignedIn.as_str(),
+            json!({ "ip": ip }),
+        )
+        .await?;
         Ok::<_, WebError>(token)
     };
     let token = match session.await {
@@ -553,7 +559,14 @@ pub async fn logout(
         if let Err(e) = staff::end_session(&state.store, &t).await {
             return WebError::from(e).into_response();
         }
-        if let Err(e) = audit(&state, &me.name, AuditAction::StaffSignedOut.as_str(), json!({})).await {
+        if let Err(e) = audit(
+            &state,
+            &me.name,
+            AuditAction::StaffSignedOut.as_str(),
+            json!({}),
+        )
+        .await
+        {
             return e.into_response();
         }
     }

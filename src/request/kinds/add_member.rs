@@ -5,11 +5,11 @@
 //! with, what it absorbs, whom its names are looked up among, and how a confirmation email
 //! describes it. Its rule and plan are in `policy::decide`, its change in `desk::apply`.
 
-use super::Kind;
-use crate::request::block_kind::MAILBOX_WORDS;
-use crate::request::wording::MAILBOX;
-use crate::request::wording::Strength::{self, Action};
-use crate::resolve::Scope;
+use super::kind::Kind;
+use super::kind::MAILBOX;
+use super::kind::MAILBOX_WORDS;
+use super::kind::Scope;
+use super::kind::Strength::{self, Action};
 use std::collections::BTreeMap;
 
 pub(super) struct AddMember;

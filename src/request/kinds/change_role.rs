@@ -5,10 +5,10 @@
 //! with, what it absorbs, whom its names are looked up among, and how a confirmation email
 //! describes it. Its rule and plan are in `policy::decide`, its change in `desk::apply`.
 
-use super::{Kind, field_or};
-use crate::request::wording::MAILBOX;
-use crate::request::wording::Strength::{self, Action};
-use crate::resolve::Scope;
+use super::kind::MAILBOX;
+use super::kind::Scope;
+use super::kind::Strength::{self, Action};
+use super::kind::{Kind, field_or};
 use std::collections::BTreeMap;
 
 pub(super) struct ChangeRole;

@@ -6,9 +6,9 @@
 //! with, what it absorbs, whom its names are looked up among, and how a confirmation email
 //! describes it. Its rule and plan are in `policy::decide`, its change in `desk::apply`.
 
-use super::{Kind, RequestKind, field_or};
-use crate::request::wording::Strength::{self, Action};
-use crate::resolve::Scope;
+use super::kind::Scope;
+use super::kind::Strength::{self, Action};
+use super::kind::{Kind, RequestKind, field_or};
 use std::collections::BTreeMap;
 
 /// Job words after "new": a new carer is a new starter.

@@ -5,9 +5,9 @@
 //! with, what it absorbs, whom its names are looked up among, and how a confirmation email
 //! describes it. Its rule and plan are in `policy::decide`, its change in `desk::apply`.
 
-use super::{Kind, RequestKind};
-use crate::request::wording::Strength::{self, Action, Symptom};
-use crate::resolve::Scope;
+use super::kind::Scope;
+use super::kind::Strength::{self, Action, Symptom};
+use super::kind::{Kind, RequestKind};
 use std::collections::BTreeMap;
 
 pub(super) struct PasswordReset;

@@ -4,9 +4,9 @@
 //! applied, and goes to a person. It is here so that every kind, this one included, answers the
 //! same questions (see `request::kinds`).
 
-use super::Kind;
-use crate::request::wording::Strength;
-use crate::resolve::Scope;
+use super::kind::Kind;
+use super::kind::Scope;
+use super::kind::Strength;
 use std::collections::BTreeMap;
 
 pub(super) struct Unknown;
