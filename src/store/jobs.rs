@@ -12,12 +12,10 @@
 //! workers claiming at once each take different jobs instead of queueing on each other's row
 //! locks; on SQLite the statement holds the write lock and claims are serialised anyway.
 
+use super::outbox::{clip, db_now};
 use super::{Conn, StoreError, placeholders};
 use sqlx::{AssertSqlSafe, Row};
 use std::time::Duration;
-
-/// Stored `last_error` texts are cut to this many characters.
-const MAX_ERROR_CHARS: usize = 1000;
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -99,20 +97,6 @@ fn job(r: &sqlx::any::AnyRow) -> Result<JobRow, StoreError> {
         retried_at: r.try_get("retried_at")?,
         finished_at: r.try_get("finished_at")?,
     })
-}
-
-/// The database's own clock in Unix ms: leases are stamped and compared by it, so workers on
-/// hosts whose clocks differ agree on when one runs out.
-fn db_now(conn: &Conn) -> &'static str {
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-    } else {
-        "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-    }
-}
-
-fn clip(error: &str) -> String {
-    error.chars().take(MAX_ERROR_CHARS).collect()
 }
 
 /// Write a job, due at once; its id (a reply can wait for it: `NewOutboxItem::after_job`).

@@ -151,8 +151,8 @@ pub struct OutboxCounts {
 }
 
 /// The database's clock in Unix milliseconds, as SQL for the connection's backend (a
-/// constant fragment: see `store::lease`).
-fn db_now(conn: &Conn) -> &'static str {
+/// constant fragment: see `store::lease`). The job queue's leases use the same clock.
+pub(super) fn db_now(conn: &Conn) -> &'static str {
     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
         "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
     } else {
@@ -412,7 +412,8 @@ pub async fn next_due_at(conn: &mut Conn) -> Result<Option<i64>, StoreError> {
     .await?)
 }
 
-fn clip(error: &str) -> String {
+/// An error as stored: cut to [`MAX_ERROR_CHARS`] (the job queue stores its errors alike).
+pub(super) fn clip(error: &str) -> String {
     match error.char_indices().nth(MAX_ERROR_CHARS) {
         Some((cut, _)) => format!("{}…", error.get(..cut).unwrap_or(error)),
         None => error.to_owned(),
