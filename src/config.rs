@@ -62,6 +62,8 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     continuity: RawContinuity,
+    #[serde(default)]
+    directory: crate::provision::config::RawDirectory,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +234,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub continuity: ContinuityConfig,
+    /// Where accounts really live (`[directory]`, src/provision/config.rs).
+    pub directory: crate::provision::DirectoryConfig,
 }
 
 /// When a shared mailbox is at risk of being lost, and how often its site is reminded
@@ -753,7 +757,10 @@ impl Config {
             inactive_days: raw.continuity.inactive_days.unwrap_or(0),
         };
 
+        let directory = crate::provision::config::check(raw.directory)?;
+
         Ok(Config {
+            directory,
             retention,
             audit,
             continuity,
@@ -1271,6 +1278,7 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
         "retention",
         "audit",
         "continuity",
+        "directory",
     ];
     // (section, entry index, key, value); plain ones first so that indexed ones win.
     let mut overrides: Vec<(&str, Option<usize>, String, toml::Value)> = Vec::new();

@@ -79,10 +79,33 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         })
     };
 
+    // Provisioning (issue 15): with a directory target, a worker pushes each decided change
+    // there; intake wakes it as it wakes the reply sender, and a done job wakes the sender.
+    let intake_wake = match crate::provision::Connector::build(&cfg.directory.target)
+        .map_err(anyhow::Error::msg)
+        .context("[directory]")?
+    {
+        None => wake.clone(),
+        Some(connector) => {
+            let jobs_wake = Arc::new(Notify::new());
+            let kind = crate::provision::job::Provision::new(
+                connector,
+                shared.clone(),
+                Some(wake.clone()),
+            );
+            tokio::spawn(crate::jobs::worker::run(
+                store.clone(),
+                kind,
+                jobs_wake.clone(),
+                shutdown.clone(),
+            ));
+            fan_out(wake.clone(), jobs_wake, shutdown.clone())
+        }
+    };
     let mut watcher = tokio::spawn(imap::watch::run(
         store.clone(),
         shared.clone(),
-        wake.clone(),
+        intake_wake,
         shutdown.clone(),
         status.clone(),
     ));
@@ -162,6 +185,25 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         Ok(Ok(Err(e))) => Err(anyhow::Error::new(e).context("IMAP watcher")),
         Ok(Err(join)) => bail!("IMAP watcher crashed: {join}"),
     }
+}
+
+/// One wake-up that wakes two workers (the reply sender and the provisioning worker): the
+/// watcher knows one.
+fn fan_out(a: Arc<Notify>, b: Arc<Notify>, shutdown: CancellationToken) -> Arc<Notify> {
+    let both = Arc::new(Notify::new());
+    let heard = both.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = heard.notified() => {
+                    a.notify_one();
+                    b.notify_one();
+                }
+            }
+        }
+    });
+    both
 }
 
 /// How often an instance writes its state for `postroom status`, and applies `[retention]`.

@@ -34,6 +34,7 @@ pub mod outcome;
 pub mod password;
 pub mod pipeline;
 pub mod policy;
+pub mod provision;
 pub mod reason;
 pub mod reply;
 pub mod request;

@@ -365,6 +365,10 @@ async fn record_asks(
     let mut parts = Vec::new();
     for (d, understood) in decided {
         let mut p = record(conn, input, d, understood, message_db_id, Answer::Later).await?;
+        if p.answered_alone {
+            all.push(p);
+            continue;
+        }
         if let (Some(r), Some(reference)) = (p.reply.take(), p.reference.clone()) {
             parts.push(reply::Part {
                 reference,

@@ -147,6 +147,9 @@ pub enum Reason {
     /// The stored email was blanked by retention (`[retention] raw_messages`): there is
     /// nothing left to decide from.
     MessageGone,
+    /// The directory where accounts live refused the change (issue 15): staff have the
+    /// target's words in the job's audit event; the site is told a person is on it.
+    TargetRefused(String),
     /// A person on the helpdesk said no, in these words (the site is told them).
     StaffRejected(String),
 
@@ -214,6 +217,7 @@ impl Reason {
             Reason::CodeVoid => "code_void",
             Reason::WrongConfirmer => "wrong_confirmer",
             Reason::MessageGone => "message_gone",
+            Reason::TargetRefused(_) => "target_refused",
             Reason::StaffRejected(_) => "staff_rejected",
             Reason::Duplicate { .. } => "duplicate",
         }
@@ -345,6 +349,7 @@ impl Reason {
                     .map(|o| format!(" (outcome: {o})"))
                     .unwrap_or_default()
             ),
+            Reason::TargetRefused(_) => "The change was accepted, but the directory where the accounts live did not take it; a person on the helpdesk is handling it and will answer. Nothing needs to be sent again.".into(),
             Reason::MessageGone => "The email of this request is no longer kept (it was deleted under the retention policy), so it cannot be acted on now. Please send the request again.".into(),
         }
     }

@@ -71,9 +71,19 @@ pub(crate) fn processed_for(d: &Decision, reference: &str, request_id: i64) -> P
 pub(crate) async fn enqueue(
     conn: &mut Conn,
     cfg: &Config,
-    mut r: Reply,
+    r: Reply,
     request_id: Option<i64>,
 ) -> Result<Option<Reply>, StoreError> {
+    Ok(enqueue_id(conn, cfg, r, request_id).await?.map(|(_, r)| r))
+}
+
+/// [`enqueue`], with the queued reply's outbox id (to hold it for a job).
+pub(crate) async fn enqueue_id(
+    conn: &mut Conn,
+    cfg: &Config,
+    mut r: Reply,
+    request_id: Option<i64>,
+) -> Result<Option<(i64, Reply)>, StoreError> {
     // A reply carrying a secret — a temporary password, a confirmation code — is its only
     // copy: suppressing it would leave a password nobody knows (issue 13). The cap is against
     // loops, and such a reply answers one authenticated, decided request: it is always queued
@@ -89,8 +99,8 @@ pub(crate) async fn enqueue(
         secret: r.secret.as_deref(),
     };
     if r.secret.is_some() {
-        journal::enqueue_reply(conn, &item).await?;
-        return Ok(Some(r));
+        let id = journal::enqueue_reply(conn, &item).await?;
+        return Ok(Some((id, r)));
     }
     let cap = i64::from(cfg.limits.max_replies_per_mailbox_per_day);
     let last_note = format!(
@@ -108,9 +118,9 @@ pub(crate) async fn enqueue(
     )
     .await?;
     match queued {
-        Some((_, body)) => {
+        Some((id, body)) => {
             r.body = body;
-            Ok(Some(r))
+            Ok(Some((id, r)))
         }
         None => {
             journal::insert_audit(

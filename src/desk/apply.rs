@@ -5,6 +5,7 @@ use crate::action::AuditAction;
 use crate::desk::Mode;
 use crate::password;
 use crate::policy::{self, Decision, Plan};
+use crate::provision::Operation;
 use crate::reply::Applied;
 use crate::request::Role;
 use crate::store::directory::{self, AccountStatus, NewAccount};
@@ -22,6 +23,14 @@ pub struct Audit<'a> {
     pub lead: Option<NewAuditEvent<'a>>,
 }
 
+/// What a change made: the sentences for the site, and the operations it means at the
+/// directory where accounts really live (`provision`; unused when postroom's database is the
+/// directory).
+pub struct Made {
+    pub applied: Applied,
+    pub operations: Vec<Operation>,
+}
+
 /// Make the change, with an audit event for each part of it.
 pub async fn apply(
     conn: &mut Conn,
@@ -29,7 +38,7 @@ pub async fn apply(
     d: &Decision,
     audit: Audit<'_>,
     mode: Mode,
-) -> Result<Applied, StoreError> {
+) -> Result<Made, StoreError> {
     let Audit {
         actor,
         request_id,
@@ -37,6 +46,7 @@ pub async fn apply(
         lead,
     } = audit;
     let mut out = Applied::default();
+    let mut ops: Vec<Operation> = Vec::new();
     let mut events: Vec<(&'static str, String, serde_json::Value)> = Vec::new();
     let target = d.target.clone().unwrap_or_default();
     let mailbox = d.mailbox.clone().unwrap_or_default();
@@ -68,6 +78,19 @@ pub async fn apply(
             )
             .await?;
             directory::upsert_membership(conn, *mailbox_id, account_id, *role).await?;
+            ops.push(Operation::CreateAccount {
+                address: address.clone(),
+                name: name.clone(),
+                first: first.clone(),
+                last: last.clone(),
+                job_title: job_title.clone(),
+                password: pw.clone(),
+            });
+            ops.push(Operation::AddMember {
+                mailbox: mailbox.clone(),
+                account: address.clone(),
+                role: *role,
+            });
             out.done
                 .push(format!("Created the account {address} for {name}."));
             out.done
@@ -87,6 +110,10 @@ pub async fn apply(
         Plan::PasswordReset { account_id } => {
             let (pw, hash) = new_password(mode).await?;
             directory::set_temporary_password(conn, *account_id, &hash).await?;
+            ops.push(Operation::ResetPassword {
+                address: target.clone(),
+                password: pw.clone(),
+            });
             out.done.push(format!(
                 "Reset the password of {target}; the account is unlocked."
             ));
@@ -99,6 +126,9 @@ pub async fn apply(
         }
         Plan::Unlock { account_id, from } => {
             directory::set_status(conn, *account_id, AccountStatus::Active).await?;
+            ops.push(Operation::Unlock {
+                address: target.clone(),
+            });
             out.done.push(format!(
                 "{target} was {from} and is now active. The password is unchanged."
             ));
@@ -114,6 +144,11 @@ pub async fn apply(
             role,
         } => {
             directory::upsert_membership(conn, *mailbox_id, *account_id, *role).await?;
+            ops.push(Operation::AddMember {
+                mailbox: mailbox.clone(),
+                account: target.clone(),
+                role: *role,
+            });
             out.done
                 .push(format!("Added {target} to {mailbox} as {role}."));
             events.push((
@@ -134,6 +169,10 @@ pub async fn apply(
                 .find(|m| m.mailbox_id == *mailbox_id)
                 .map(|m| m.role);
             directory::remove_membership(conn, *mailbox_id, *account_id).await?;
+            ops.push(Operation::RemoveMember {
+                mailbox: mailbox.clone(),
+                account: target.clone(),
+            });
             out.done.push(format!("Removed {target} from {mailbox}."));
             events.push((
                 AuditAction::MembershipRemoved.as_str(),
@@ -148,6 +187,11 @@ pub async fn apply(
             to,
         } => {
             directory::upsert_membership(conn, *mailbox_id, *account_id, *to).await?;
+            ops.push(Operation::ChangeRole {
+                mailbox: mailbox.clone(),
+                account: target.clone(),
+                role: *to,
+            });
             out.done
                 .push(format!("{target} is now {to} of {mailbox} (was {from})."));
             events.push((
@@ -166,6 +210,11 @@ pub async fn apply(
                 for (mailbox_id, mailbox_address, previous) in &r.mailboxes {
                     directory::upsert_membership(conn, *mailbox_id, r.account_id, Role::Owner)
                         .await?;
+                    ops.push(Operation::AddMember {
+                        mailbox: mailbox_address.clone(),
+                        account: r.address.clone(),
+                        role: Role::Owner,
+                    });
                     out.done.push(format!(
                         "{} is now owner of {mailbox_address} in place of {target}.",
                         r.address
@@ -188,6 +237,10 @@ pub async fn apply(
                 .filter(|m| mailbox_ids.contains(&m.mailbox_id))
             {
                 directory::remove_membership(conn, m.mailbox_id, *account_id).await?;
+                ops.push(Operation::RemoveMember {
+                    mailbox: m.mailbox.clone(),
+                    account: target.clone(),
+                });
                 out.done
                     .push(format!("Removed {target} from {}.", m.mailbox));
                 events.push((
@@ -197,6 +250,9 @@ pub async fn apply(
                 ));
             }
             directory::set_status(conn, *account_id, AccountStatus::Disabled).await?;
+            ops.push(Operation::Disable {
+                address: target.clone(),
+            });
             out.done.push(format!("Disabled the account {target}."));
             events.push((
                 AuditAction::AccountDisabled.as_str(),
@@ -223,7 +279,10 @@ pub async fn apply(
         )
         .collect();
     journal::insert_audits(conn, &trail).await?;
-    Ok(out)
+    Ok(Made {
+        applied: out,
+        operations: ops,
+    })
 }
 
 /// `first.last@domain`, then `first.last2@domain`… when taken.

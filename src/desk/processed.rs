@@ -30,6 +30,10 @@ pub struct Processed {
     /// What postroom understood the request to be (issue 12): `null` when the message was not
     /// read as a request (a duplicate, a comment, mail that was screened out).
     pub understood: Option<Understood>,
+    /// Its answer was queued on its own (it waits for the request's provisioning job), not
+    /// combined with the answers to the message's other requests.
+    #[serde(skip)]
+    pub answered_alone: bool,
 }
 
 /// What was understood from a request: the kind, each target with how it was found, the
@@ -114,6 +118,7 @@ impl Processed {
             request_id: None,
             previous_outcome: None,
             understood: None,
+            answered_alone: false,
         }
     }
 }

@@ -16,9 +16,11 @@ use crate::desk::answer;
 use crate::desk::apply;
 use crate::desk::code;
 use crate::desk::processed::Processed;
+use crate::jobs;
 use crate::message::Message;
 use crate::outcome::Outcome;
 use crate::policy::{self, Decision, Snapshot};
+use crate::provision::job::{Provision, ProvisionJob};
 use crate::reason::Reason;
 use crate::request::extract::Extracted;
 use crate::store::journal::{self, NewAuditEvent, NewRequest, RequestDecision};
@@ -103,7 +105,7 @@ pub(crate) async fn settle(
         message_id: Some(message_db_id),
     });
     // An applied request's event is written with the change's own events (one statement).
-    let applied = match &d.plan {
+    let made = match &d.plan {
         Some(plan) if d.outcome == Outcome::Applied => Some(
             apply::apply(
                 conn,
@@ -126,10 +128,42 @@ pub(crate) async fn settle(
             None
         }
     };
+    // With a directory to provision, the change goes there as a job written now, and the
+    // site's "Done" waits for it (issue 15). A dry run writes nothing anyway.
+    let job = match &made {
+        Some(m) if !m.operations.is_empty() && cfg.directory.provisions() => Some(
+            jobs::enqueue::<Provision>(
+                conn,
+                &ProvisionJob {
+                    reference: reference.clone(),
+                    mailbox: d.mailbox.clone().unwrap_or_default(),
+                    operations: m.operations.clone(),
+                },
+                Some(request_id),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let applied = made.map(|m| m.applied);
     if d.outcome == Outcome::AwaitingConfirmation
         && let Some(requester) = &d.requester
     {
         code::issue(conn, cfg, d, requester, request_id, &reference).await?;
+    }
+    if let Some(job_id) = job {
+        // Answered on its own, whatever the caller asked: its answer waits for its own job,
+        // and the answers to a message's other requests need not wait with it.
+        let mut p = answer::processed_for(d, &reference, request_id);
+        if let Some(reply) = answer::build_reply(cfg, d, &reference, s.original, applied.as_ref())
+            && let Some((outbox_id, reply)) =
+                answer::enqueue_id(conn, cfg, reply, Some(request_id)).await?
+        {
+            journal::hold_reply(conn, outbox_id, job_id).await?;
+            p.reply = Some(reply);
+        }
+        p.answered_alone = true;
+        return Ok(p);
     }
     match s.answer {
         Answer::Now => {

@@ -25,7 +25,7 @@
 pub mod reply;
 pub mod worker;
 
-use crate::store::jobs::{self, NewJob};
+use crate::store::jobs::{self, JobRow, NewJob};
 use crate::store::{Conn, StoreError, now_ms};
 use rand::Rng;
 use serde::Serialize;
@@ -151,6 +151,27 @@ pub trait JobKind: Send + Sync + 'static {
         &self,
         payload: &Self::Payload,
     ) -> impl std::future::Future<Output = Result<serde_json::Value, Failure>> + Send;
+
+    /// What of a done job's payload is kept: `Some` rewrites it (a secret the job carried to
+    /// the target is not kept once it is there), `None` keeps it as it is.
+    fn kept(&self, _payload: &Self::Payload) -> Option<Self::Payload> {
+        None
+    }
+
+    /// Called once a done job is recorded (committed): e.g. wake the sender of a reply that
+    /// waited for it.
+    fn recorded_done(&self) {}
+
+    /// What else follows a job failing for good (refused, or given up), in the transaction that
+    /// records it: e.g. the request it was for goes to staff.
+    fn failed(
+        &self,
+        _conn: &mut Conn,
+        _job: &JobRow,
+        _error: &str,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Write a job of kind `K`, in the caller's transaction (the one that decides it): its id.

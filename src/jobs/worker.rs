@@ -70,23 +70,28 @@ pub async fn pass<K: JobKind>(
             done.skipped += 1;
             continue;
         }
-        let (attempt, result) = attempt(kind, &job).await;
-        record(store, kind, &job, attempt, result, &mut done).await?;
+        let (attempt, result, payload) = attempt(kind, &job).await;
+        let kept = payload.as_ref().and_then(|p| kind.kept(p));
+        record(store, kind, &job, attempt, result, kept, &mut done).await?;
     }
     Ok(done)
 }
 
-/// Try a claimed job once, bounded in time.
-async fn attempt<K: JobKind>(kind: &K, job: &JobRow) -> (Attempt, Option<serde_json::Value>) {
+/// Try a claimed job once, bounded in time: what came of it, the result, and the payload as
+/// read.
+async fn attempt<K: JobKind>(
+    kind: &K,
+    job: &JobRow,
+) -> (Attempt, Option<serde_json::Value>, Option<K::Payload>) {
     let payload: K::Payload = match serde_json::from_str(&job.payload) {
         Ok(p) => p,
         Err(e) => {
             let error = format!("the payload does not read as a {} job: {e}", K::NAME);
-            return (Attempt::Failed(Failure::Permanent(error)), None);
+            return (Attempt::Failed(Failure::Permanent(error)), None, None);
         }
     };
     let bound = attempt_bound(kind.lease());
-    match tokio::time::timeout(bound, kind.attempt(&payload)).await {
+    let (attempt, result) = match tokio::time::timeout(bound, kind.attempt(&payload)).await {
         Ok(Ok(result)) => (Attempt::Done, Some(result)),
         Ok(Err(failure)) => (Attempt::Failed(failure), None),
         // Whether it was done is unknown: tried again (attempts are safe to repeat).
@@ -97,7 +102,8 @@ async fn attempt<K: JobKind>(kind: &K, job: &JobRow) -> (Attempt, Option<serde_j
             ))),
             None,
         ),
-    }
+    };
+    (attempt, result, Some(payload))
 }
 
 /// What an attempt leaves in the `jobs` row.
@@ -120,8 +126,18 @@ async fn record<K: JobKind>(
     job: &JobRow,
     attempt: Attempt,
     result: Option<serde_json::Value>,
+    kept: Option<K::Payload>,
     pass: &mut JobPass,
 ) -> Result<(), StoreError> {
+    let kept = match kept.map(|p| serde_json::to_string(&p)).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            return Err(StoreError::Invalid(format!(
+                "a {} job's payload: {e}",
+                K::NAME
+            )));
+        }
+    };
     let now = now_ms();
     let mark = match attempt {
         Attempt::Done => Mark::Done(result.unwrap_or(serde_json::Value::Null)),
@@ -165,13 +181,16 @@ async fn record<K: JobKind>(
         map.insert("job".into(), json!(job.id));
         map.insert("attempt".into(), json!(job.attempts.saturating_add(1)));
     }
-    let (mark, detail) = (&mark, &detail);
+    let (mark, detail, kept) = (&mark, &detail, &kept);
     store
         .transaction(|mut tx| async move {
             let written = async {
                 match mark {
                     Mark::Done(result) => {
-                        jobs::mark_done(&mut tx, job.id, &result.to_string(), now).await?
+                        jobs::mark_done(&mut tx, job.id, &result.to_string(), now).await?;
+                        if let Some(payload) = kept {
+                            jobs::set_payload(&mut tx, job.id, payload).await?;
+                        }
                     }
                     Mark::Retry {
                         attempts,
@@ -179,7 +198,10 @@ async fn record<K: JobKind>(
                         error,
                         ..
                     } => jobs::mark_retry(&mut tx, job.id, *attempts, *at, error).await?,
-                    Mark::Failed(error) => jobs::mark_failed(&mut tx, job.id, error, now).await?,
+                    Mark::Failed(error) => {
+                        jobs::mark_failed(&mut tx, job.id, error, now).await?;
+                        kind.failed(&mut tx, job, error).await?;
+                    }
                 }
                 journal::insert_audit(
                     &mut tx,
@@ -201,6 +223,7 @@ async fn record<K: JobKind>(
         .await?;
     match mark {
         Mark::Done(_) => {
+            kind.recorded_done();
             pass.done += 1;
             tracing::info!(job = job.id, kind = K::NAME, "job done");
         }

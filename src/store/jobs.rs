@@ -227,6 +227,16 @@ pub async fn mark_failed(
     Ok(())
 }
 
+/// Rewrite a job's payload (what a done job keeps: `JobKind::kept`).
+pub async fn set_payload(conn: &mut Conn, id: i64, payload: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE jobs SET payload = $2 WHERE id = $1")
+        .bind(id)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Give claimed jobs back untried (the worker is stopping): due again at once.
 pub async fn release(conn: &mut Conn, ids: &[i64]) -> Result<(), StoreError> {
     if ids.is_empty() {

@@ -1,0 +1,307 @@
+//! `[directory]`: where accounts really live, and how postroom reaches them.
+//!
+//! ```toml
+//! [directory]
+//! target = "ldap"                       # "none" (default): postroom's database is the directory
+//! url = "ldaps://ldap.example.org"      # ldap:// with starttls = true, or ldaps://
+//! mode = "openldap"                     # or "active_directory"
+//! bind_dn = "cn=postroom,ou=services,dc=example,dc=org"
+//! bind_password_file = "/etc/postroom/ldap-password"   # or POSTROOM_DIRECTORY_BIND_PASSWORD
+//! people = "ou=people,dc=example,dc=org"   # where accounts are found and created
+//! groups = "ou=groups,dc=example,dc=org"   # one group per shared mailbox: cn=<address>
+//! ```
+//!
+//! Keys are flat (not `[directory.ldap]`) so that every one of them, the bind password above
+//! all, can come from the environment as `POSTROOM_DIRECTORY_<KEY>`.
+
+use crate::config::{ConfigError, parse_duration};
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the file says.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectory {
+    target: Option<String>,
+    url: Option<String>,
+    mode: Option<String>,
+    starttls: Option<bool>,
+    ca_file: Option<PathBuf>,
+    bind_dn: Option<String>,
+    bind_password: Option<String>,
+    bind_password_file: Option<PathBuf>,
+    people: Option<String>,
+    groups: Option<String>,
+    owner_attribute: Option<String>,
+    timeout: Option<String>,
+    command: Option<Vec<String>>,
+    retry_for: Option<String>,
+}
+
+/// The checked section.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryConfig {
+    pub target: Target,
+    /// How long a change the target keeps refusing "for now" is retried before staff get it.
+    pub retry_for: Duration,
+}
+
+impl DirectoryConfig {
+    /// Whether changes are pushed to a target (and replies wait for them).
+    pub fn provisions(&self) -> bool {
+        match self.target {
+            Target::None => false,
+            Target::Ldap(_) | Target::Command(_) => true,
+        }
+    }
+}
+
+/// Where changes go.
+#[derive(Debug, Clone, Default)]
+pub enum Target {
+    /// postroom's database is the directory (as before issue 15).
+    #[default]
+    None,
+    Ldap(LdapConfig),
+    Command(CommandConfig),
+}
+
+impl Target {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Target::None => "none",
+            Target::Ldap(_) => "ldap",
+            Target::Command(_) => "command",
+        }
+    }
+}
+
+/// The flavour of LDAP server: what "must change", "locked" and "disabled" are written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LdapMode {
+    /// OpenLDAP with the ppolicy overlay: RFC 3062 Password Modify, `pwdReset`,
+    /// `pwdAccountLockedTime`.
+    OpenLdap,
+    /// Active Directory (or Samba AD): `unicodePwd` (only over an encrypted connection),
+    /// `pwdLastSet`, `lockoutTime`, `userAccountControl`.
+    ActiveDirectory,
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapConfig {
+    pub url: String,
+    pub mode: LdapMode,
+    pub starttls: bool,
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: String,
+    pub bind_password: Secret,
+    /// Base under which accounts are looked up (by `mail`) and created.
+    pub people: String,
+    /// Base under which each shared mailbox has its group, `cn=<mailbox address>`.
+    pub groups: String,
+    /// The group attribute that lists a mailbox's owners (each owner is a `member` too).
+    pub owner_attribute: String,
+    /// Each connection and each operation is bounded by this.
+    pub timeout: Duration,
+}
+
+impl LdapConfig {
+    /// Whether the connection is encrypted (LDAPS, or StartTLS).
+    pub fn encrypted(&self) -> bool {
+        self.starttls || self.url.to_ascii_lowercase().starts_with("ldaps://")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandConfig {
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+}
+
+fn key(k: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: format!("directory.{k}"),
+        message: message.into(),
+    }
+}
+
+fn required(value: Option<String>, k: &str, target: &str) -> Result<String, ConfigError> {
+    match value.map(|v| v.trim().to_owned()) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(key(
+            k,
+            format!("missing: required with target = \"{target}\""),
+        )),
+    }
+}
+
+fn duration(value: Option<String>, k: &str, default: Duration) -> Result<Duration, ConfigError> {
+    value.map_or(Ok(default), |v| parse_duration(&v).map_err(|e| key(k, e)))
+}
+
+/// Check the section.
+pub fn check(raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
+    let retry_for = duration(
+        raw.retry_for.clone(),
+        "retry_for",
+        Duration::from_secs(24 * 3600),
+    )?;
+    let target = match raw.target.as_deref().map(str::trim).unwrap_or("none") {
+        "none" => Target::None,
+        "ldap" => Target::Ldap(check_ldap(raw)?),
+        "command" => {
+            let argv = raw.command.unwrap_or_default();
+            if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                return Err(key(
+                    "command",
+                    "missing: required with target = \"command\" (the program and its arguments, a list)",
+                ));
+            }
+            Target::Command(CommandConfig {
+                argv,
+                timeout: duration(raw.timeout, "timeout", Duration::from_secs(30))?,
+            })
+        }
+        other => {
+            return Err(key(
+                "target",
+                format!("`{other}` is not a target (none, ldap or command)"),
+            ));
+        }
+    };
+    Ok(DirectoryConfig { target, retry_for })
+}
+
+fn check_ldap(raw: RawDirectory) -> Result<LdapConfig, ConfigError> {
+    let url = required(raw.url, "url", "ldap")?;
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("ldap://") || lower.starts_with("ldaps://")) {
+        return Err(key(
+            "url",
+            format!("`{url}` must start with ldap:// or ldaps://"),
+        ));
+    }
+    let mode = match raw.mode.as_deref().map(str::trim).unwrap_or("openldap") {
+        "openldap" => LdapMode::OpenLdap,
+        "active_directory" => LdapMode::ActiveDirectory,
+        other => {
+            return Err(key(
+                "mode",
+                format!("`{other}` is not a mode (openldap or active_directory)"),
+            ));
+        }
+    };
+    let starttls = raw.starttls.unwrap_or(false);
+    if starttls && lower.starts_with("ldaps://") {
+        return Err(key(
+            "starttls",
+            "ldaps:// is encrypted already: drop starttls",
+        ));
+    }
+    let bind_password = match (raw.bind_password, raw.bind_password_file) {
+        (Some(_), Some(_)) => {
+            return Err(key(
+                "bind_password",
+                "give `bind_password` or `bind_password_file`, not both",
+            ));
+        }
+        (Some(p), None) => Secret::new(p),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                key(
+                    "bind_password_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            Secret::new(text.trim_end_matches(['\r', '\n']))
+        }
+        (None, None) => {
+            return Err(key(
+                "bind_password",
+                "missing: give bind_password_file (or POSTROOM_DIRECTORY_BIND_PASSWORD)",
+            ));
+        }
+    };
+    let cfg = LdapConfig {
+        url,
+        mode,
+        starttls,
+        ca_file: raw.ca_file,
+        bind_dn: required(raw.bind_dn, "bind_dn", "ldap")?,
+        bind_password,
+        people: required(raw.people, "people", "ldap")?,
+        groups: required(raw.groups, "groups", "ldap")?,
+        owner_attribute: raw
+            .owner_attribute
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| "owner".to_owned()),
+        timeout: duration(raw.timeout, "timeout", Duration::from_secs(10))?,
+    };
+    // Active Directory takes a password only over an encrypted connection; refusing here says
+    // so at start, not at the first reset.
+    if cfg.mode == LdapMode::ActiveDirectory && !cfg.encrypted() {
+        return Err(key(
+            "url",
+            "Active Directory sets passwords (unicodePwd) only over an encrypted connection: use ldaps:// or starttls = true",
+        ));
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> RawDirectory {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn none_is_the_default_and_unknown_targets_name_the_key() {
+        assert!(matches!(check(raw("")).unwrap().target, Target::None));
+        let e = check(raw("target = \"graph\"")).unwrap_err().to_string();
+        assert!(e.contains("directory.target") && e.contains("graph"), "{e}");
+    }
+
+    #[test]
+    fn ldap_needs_its_keys_and_active_directory_refuses_plain_ldap() {
+        let e = check(raw("target = \"ldap\"")).unwrap_err().to_string();
+        assert!(e.contains("directory.url"), "{e}");
+        let base = "target = \"ldap\"\nbind_dn = \"cn=a\"\nbind_password = \"pw\"\npeople = \"ou=p\"\ngroups = \"ou=g\"\n";
+        let ok = check(raw(&format!("{base}url = \"ldap://127.0.0.1:389\""))).unwrap();
+        assert!(
+            matches!(ok.target, Target::Ldap(ref l) if l.mode == LdapMode::OpenLdap && !l.encrypted())
+        );
+        let e = check(raw(&format!(
+            "{base}url = \"ldap://dc.example.org\"\nmode = \"active_directory\""
+        )))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("directory.url") && e.contains("encrypted"),
+            "{e}"
+        );
+        let ok = check(raw(&format!(
+            "{base}url = \"ldaps://dc.example.org\"\nmode = \"active_directory\""
+        )))
+        .unwrap();
+        assert!(matches!(ok.target, Target::Ldap(ref l) if l.encrypted()));
+        let e = check(raw(&format!(
+            "{base}url = \"ldap://x\"\nbind_password_file = \"/x\""
+        )))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn the_bind_password_is_not_printed() {
+        let base = "target = \"ldap\"\nurl = \"ldap://x\"\nbind_dn = \"cn=a\"\nbind_password = \"hunter2-secret\"\npeople = \"ou=p\"\ngroups = \"ou=g\"\n";
+        let cfg = check(raw(base)).unwrap();
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+}
