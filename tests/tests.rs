@@ -36,6 +36,8 @@ mod oauth_signin;
 mod ops;
 mod outbox_smtp;
 mod process;
+mod provision_command;
+// mod provision_ldap;
 mod properties;
 mod resolve;
 mod review;

@@ -34,6 +34,10 @@ pub struct Processed {
     /// combined with the answers to the message's other requests.
     #[serde(skip)]
     pub answered_alone: bool,
+    /// What the change is at the directory target (`[directory]`), one line each, without
+    /// secrets: what `replay --dry-run` shows a rule change would do there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
 }
 
 /// What was understood from a request: the kind, each target with how it was found, the
@@ -119,6 +123,7 @@ impl Processed {
             previous_outcome: None,
             understood: None,
             answered_alone: false,
+            operations: Vec::new(),
         }
     }
 }

@@ -145,6 +145,10 @@ pub(crate) async fn settle(
         ),
         _ => None,
     };
+    let operations: Vec<String> = match (&made, job) {
+        (Some(m), Some(_)) => m.operations.iter().map(|op| op.describe()).collect(),
+        _ => Vec::new(),
+    };
     let applied = made.map(|m| m.applied);
     if d.outcome == Outcome::AwaitingConfirmation
         && let Some(requester) = &d.requester
@@ -163,6 +167,7 @@ pub(crate) async fn settle(
             p.reply = Some(reply);
         }
         p.answered_alone = true;
+        p.operations = operations;
         return Ok(p);
     }
     match s.answer {

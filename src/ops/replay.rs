@@ -23,6 +23,9 @@ pub struct Change {
     pub now: String,
     pub reason: Option<String>,
     pub explanation: Option<String>,
+    /// With a directory target: what the new decision would do there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -78,6 +81,7 @@ pub async fn replay(
                 now: now.outcome.as_str().to_owned(),
                 reason: now.reason,
                 explanation: now.explanation,
+                operations: now.operations,
             });
         }
     }

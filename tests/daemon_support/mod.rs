@@ -120,6 +120,7 @@ impl Site {
             "web",
             "audit",
             "continuity",
+            "directory",
         ] {
             let keys: Vec<_> = settings.iter().filter(|(s, _, _)| s == section).collect();
             if keys.is_empty() {

@@ -1,0 +1,184 @@
+//! Provisioning through the `command` target (issue 15), on a real database: an applied
+//! request leaves one provisioning job and a reply held for it; the job's worker runs the
+//! operator's program with each operation as JSON; only then is the reply due. A program that
+//! refuses sends the request to staff (`target_refused`) and the site is told a person has
+//! it; the held "done" stays held. `replay --dry-run` shows what a rule change would do at
+//! the target.
+
+use crate::support::{Instance, fixture};
+use postroom::config::Config;
+use postroom::jobs::worker;
+use postroom::provision::Connector;
+use postroom::provision::job::Provision;
+use postroom::store::{Store, now_ms, outbox};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// An instance whose directory target is a shell script that logs each operation it is
+/// given (one JSON line each) and answers as `behaviour` says.
+fn instance(behaviour: &str) -> (Instance, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let log = dir.join("operations.jsonl");
+    let script = dir.join("provision.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat >> '{log}'\necho >> '{log}'\n{behaviour}\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let i = Instance::with_directory(&format!(
+        "[directory]\ntarget = \"command\"\ncommand = [\"/bin/sh\", \"{}\"]\ntimeout = \"5s\"\n",
+        script.display()
+    ));
+    (i, log)
+}
+
+async fn run_jobs(i: &Instance) -> worker::JobPass {
+    let cfg = Config::load(&i.config).unwrap();
+    let store = Store::open(&cfg.database).await.unwrap();
+    let connector = Connector::build(&cfg.directory.target).unwrap().unwrap();
+    let kind = Provision::new(connector, Arc::new(cfg), None);
+    worker::pass(&store, &kind, None).await.unwrap()
+}
+
+async fn due_replies(i: &Instance) -> Vec<outbox::OutboxRow> {
+    let store = Store::open(&i.database()).await.unwrap();
+    outbox::due(&mut *store.read().await.unwrap(), now_ms() + 1000, 50)
+        .await
+        .unwrap()
+}
+
+fn operations(log: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_site_hears_done_only_once_the_target_has_done_it() {
+    let (i, log) = instance("echo '{\"reset\": true}'");
+    let v = i.process_fixture("password_reset_fields.eml");
+    assert_eq!(v["outcome"], "applied", "{v}");
+    // Recorded and held: the reply is not due while the job is pending.
+    assert!(due_replies(&i).await.is_empty());
+    assert!(operations(&log).is_empty());
+
+    let pass = run_jobs(&i).await;
+    assert_eq!(pass.done, 1, "{pass:?}");
+    let ops = operations(&log);
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert_eq!(ops[0]["operation"]["op"], "reset_password");
+    assert_eq!(ops[0]["operation"]["address"], "tom.smith@nhs.example");
+    assert_eq!(ops[0]["reference"], v["reference"]);
+    let password = ops[0]["operation"]["password"].as_str().unwrap().to_owned();
+    assert!(password.len() >= 8);
+
+    // Now the reply is due, and carries the password the target was given.
+    let due = due_replies(&i).await;
+    assert_eq!(due.len(), 1);
+    assert!(due[0].body.contains("has been done"), "{}", due[0].body);
+    assert!(due[0].body.contains(&password));
+    let audit = i.audit();
+    let done = audit.iter().find(|e| e["action"] == "job.done").unwrap();
+    assert_eq!(
+        done["detail"]["result"][0]["read_back"]["reset"], true,
+        "{done}"
+    );
+    assert!(
+        !done.to_string().contains(&password),
+        "the audit never holds the password"
+    );
+
+    // Nothing left to do: a second pass does nothing, the program is not run again.
+    assert_eq!(run_jobs(&i).await.done, 0);
+    assert_eq!(operations(&log).len(), 1);
+}
+
+#[tokio::test]
+async fn a_refusal_goes_to_staff_and_the_site_is_told_a_person_has_it() {
+    let (i, _log) = instance("echo 'password policy: too short' >&2; exit 3");
+    let v = i.process_fixture("password_reset_fields.eml");
+    assert_eq!(v["outcome"], "applied");
+    let pass = run_jobs(&i).await;
+    assert_eq!(pass.failed, 1, "{pass:?}");
+
+    let audit = i.audit();
+    let failed = audit.iter().find(|e| e["action"] == "job.failed").unwrap();
+    assert!(
+        failed["detail"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("password policy: too short")),
+        "{failed}"
+    );
+    assert!(audit.iter().any(|e| {
+        e["action"] == "request.needs_review"
+            && e["detail"]["reason"] == "target_refused"
+            && e["detail"]["target_said"]
+                .as_str()
+                .is_some_and(|t| t.contains("too short"))
+    }));
+    let status = i.ok(&["status"]);
+    assert!(status.contains("review"), "{status}");
+
+    // One reply is due: "a person has it" — not the held "done", which carries the password.
+    let due = due_replies(&i).await;
+    assert_eq!(
+        due.len(),
+        1,
+        "{:?}",
+        due.iter().map(|d| &d.body).collect::<Vec<_>>()
+    );
+    assert!(
+        due[0]
+            .body
+            .contains("a person on the helpdesk is handling it"),
+        "{}",
+        due[0].body
+    );
+    assert!(!due[0].body.contains("has been done"));
+    assert!(
+        !due[0].body.contains("too short"),
+        "the target's words are for staff"
+    );
+}
+
+#[tokio::test]
+async fn replay_dry_run_shows_what_a_rule_change_would_do_at_the_target() {
+    let (i, log) = instance("echo '{}'");
+    assert_eq!(
+        i.process_fixture("requester_not_owner.eml")["outcome"],
+        "rejected"
+    );
+    let mut cfg = std::fs::read_to_string(&i.config).unwrap();
+    cfg.push_str("[policy]\npassword_reset = \"member\"\n");
+    std::fs::write(&i.config, cfg).unwrap();
+    let lines: Vec<Value> = i
+        .ok(&["replay", "--since", "1h", "--dry-run"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let change = lines
+        .iter()
+        .find(|v| v["was"] == "rejected" && v["now"] == "applied")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let ops: Vec<&str> = change["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert!(
+        ops[0].starts_with("set a temporary password on "),
+        "{ops:?}"
+    );
+    // A dry run writes no job and runs nothing.
+    assert_eq!(run_jobs(&i).await, worker::JobPass::default());
+    assert!(operations(&log).is_empty());
+    let _ = fixture("requester_not_owner.eml");
+}

@@ -1,0 +1,410 @@
+//! Provisioning to a real OpenLDAP (issue 15): `postroom run` with `[directory] target =
+//! "ldap"` against the throw-away slapd of tests/ldapstack/, whose accounts the mail stack's
+//! Dovecot also signs in (a second passdb, `auth_bind`). A change is made in LDAP before the
+//! site hears "done"; the people it concerns sign in (or no longer can) with what the reply
+//! says. Also the faults: slapd down (intake goes on, replies wait, all converge once it is
+//! back, nothing doubled), a refusal (staff get it, the site is told a person has it), and a
+//! job replayed after a crash between the LDAP write and its record (it converges).
+
+use crate::common::ldapstack::{LOCKED_FOR_GOOD, LdapStack, Person};
+use crate::common::mailstack::MailStack;
+use crate::daemon_support::{Daemon, Site, contains, eventually};
+use postroom::provision::config::{LdapConfig, LdapMode};
+use postroom::provision::ldap::LdapTarget;
+use postroom::provision::{NotDone, Operation};
+use postroom::request::Role;
+use postroom::secret::Secret;
+use std::time::Duration;
+
+const FIRST_PASSWORD: &str = "First-pass-4821";
+const REPLY_WAIT: Duration = Duration::from_secs(45);
+
+/// A site whose accounts live in LDAP too: owner, member, locked (locked there as well), the
+/// mailbox's group with the member and the locked one as members and the owner as owner.
+struct LdapSite {
+    site: Site,
+    owner: Person,
+    member: Person,
+    locked: Person,
+    group: String,
+}
+
+fn local(address: &str) -> &str {
+    address.split('@').next().unwrap_or(address)
+}
+
+fn directory_settings(ldap: &LdapStack) -> Vec<(&'static str, &'static str, String)> {
+    let q = |s: &str| format!("\"{s}\"");
+    vec![
+        ("directory", "target", q("ldap")),
+        ("directory", "url", q(&ldap.url)),
+        ("directory", "bind_dn", q(&ldap.bind_dn)),
+        (
+            "directory",
+            "bind_password_file",
+            q(&ldap.bind_password_file.display().to_string()),
+        ),
+        ("directory", "people", q(&ldap.people)),
+        ("directory", "groups", q(&ldap.groups)),
+        ("directory", "timeout", q("3s")),
+    ]
+}
+
+/// `in_ldap`: whether the locked account is put in LDAP (a refusal test leaves it out).
+fn ldap_site(stack: &MailStack, ldap: &LdapStack, in_ldap: bool) -> LdapSite {
+    let settings = directory_settings(ldap);
+    let overrides: Vec<(&str, &str, &str)> =
+        settings.iter().map(|(s, k, v)| (*s, *k, v.as_str())).collect();
+    let site = Site::new(stack, &overrides);
+    let owner = ldap.add_person(local(&site.owner), &site.owner, FIRST_PASSWORD);
+    let member = ldap.add_person(local(&site.member), &site.member, FIRST_PASSWORD);
+    let locked = if in_ldap {
+        let p = ldap.add_person(local(&site.locked), &site.locked, FIRST_PASSWORD);
+        ldap.lock(&p.dn);
+        p
+    } else {
+        Person {
+            uid: local(&site.locked).to_owned(),
+            dn: format!("uid={},{}", local(&site.locked), ldap.people),
+            mail: site.locked.clone(),
+        }
+    };
+    let mut members = vec![member.dn.as_str()];
+    if in_ldap {
+        members.push(locked.dn.as_str());
+    }
+    let group = ldap.add_mailbox_group(&site.mailbox, &members, &[&owner.dn]);
+    LdapSite {
+        site,
+        owner,
+        member,
+        locked,
+        group,
+    }
+}
+
+/// Send `raw` through Postfix and wait for the `n`th reply in the site's INBOX.
+async fn ask(s: &LdapSite, raw: &[u8], n: usize) -> String {
+    let stack = &s.site.stack;
+    stack.send(&s.site.mailbox, &[&s.site.helpdesk], raw).await;
+    let replies = stack.wait_for(&s.site.mailbox, "INBOX", n, REPLY_WAIT).await;
+    String::from_utf8_lossy(&replies[n - 1]).into_owned()
+}
+
+/// The temporary password a reply carries.
+fn temporary_password(reply: &str) -> String {
+    reply
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Temporary password: "))
+        .map(|p| p.trim().to_owned())
+        .unwrap_or_else(|| panic!("no temporary password in the reply:\n{reply}"))
+}
+
+fn by(s: &LdapSite) -> String {
+    format!("\n\nRequested by: {}\n", s.site.owner)
+}
+
+async fn signs_in(stack: &MailStack, user: &str, password: &str) -> bool {
+    stack.imap_login_with(user, password).await.is_ok()
+}
+
+/// A surname of letters only, different each run (addresses are first.last@).
+fn surname() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        ^ u128::from(std::process::id());
+    let mut x = n;
+    let mut s = String::from("Q");
+    for _ in 0..7 {
+        s.push(char::from(b'a' + u8::try_from(x % 26).unwrap()));
+        x /= 26;
+    }
+    s
+}
+
+fn stop(daemon: Daemon) -> String {
+    daemon.stop()
+}
+
+#[tokio::test]
+async fn a_new_starter_is_created_in_ldap_and_signs_in_with_the_password_from_the_reply() {
+    let ldap = LdapStack::require();
+    let stack = MailStack::require();
+    let s = ldap_site(&stack, &ldap, true);
+    let daemon = s.site.start();
+
+    let last = surname();
+    let (_, raw) = s.site.request(
+        "New starter",
+        "",
+        &format!(
+            "A new carer, Nina {last}, starts on Monday. Could she have an account please?{}",
+            by(&s)
+        ),
+    );
+    let reply = ask(&s, &raw, 1).await;
+    assert!(reply.contains("has been done"), "{reply}");
+    let address = format!("nina.{}@test.example", last.to_lowercase());
+    assert!(contains(reply.as_bytes(), &address), "{reply}");
+    let password = temporary_password(&reply);
+
+    // In LDAP, before the site heard "done": the entry, must-change, in the mailbox's group.
+    let found = ldap
+        .search(&ldap.people, &format!("(mail={address})"), &["uid"])
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let dn = found[0].0.clone();
+    assert!(ldap.must_change(&dn), "pwdReset is set");
+    assert!(ldap.values(&s.group, "member").contains(&dn));
+    assert!(!ldap.values(&s.group, "owner").contains(&dn));
+
+    // The new person signs in to the mail server with the password from the reply.
+    assert!(
+        signs_in(&stack, &address, &password).await,
+        "IMAP LOGIN as {address} with the temporary password"
+    );
+    assert!(!signs_in(&stack, &address, "not-the-password").await);
+
+    assert_eq!(s.site.audit_count("job.done"), 1);
+    // The password reached LDAP and is not kept in the job afterwards.
+    let store = postroom::store::Store::open(&s.site.database()).await.unwrap();
+    let job_id = s
+        .site
+        .audit()
+        .iter()
+        .find(|e| e["action"] == "job.done")
+        .and_then(|e| e["detail"]["job"].as_i64())
+        .unwrap();
+    let job = postroom::store::jobs::find(&mut *store.read().await.unwrap(), job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!job.payload.contains(&password), "{}", job.payload);
+    assert!(job.payload.contains(&address), "{}", job.payload);
+    stop(daemon);
+}
+
+#[tokio::test]
+async fn resets_unlocks_leavers_and_memberships_are_made_in_ldap() {
+    let ldap = LdapStack::require();
+    let stack = MailStack::require();
+    let s = ldap_site(&stack, &ldap, true);
+    let outsider = ldap.add_person(local(&s.site.outsider), &s.site.outsider, FIRST_PASSWORD);
+    let daemon = s.site.start();
+
+    // A password reset: the old password stops working, the new one works.
+    assert!(signs_in(&stack, &s.member.mail, FIRST_PASSWORD).await);
+    let (_, raw) = s.site.request(
+        "Password",
+        "",
+        &format!("Please reset the password for {}.{}", s.member.mail, by(&s)),
+    );
+    let reply = ask(&s, &raw, 1).await;
+    let new = temporary_password(&reply);
+    assert!(!signs_in(&stack, &s.member.mail, FIRST_PASSWORD).await);
+    assert!(signs_in(&stack, &s.member.mail, &new).await);
+    assert!(ldap.must_change(&s.member.dn));
+
+    // An unlock: locked in LDAP, signs in again with the password it had.
+    assert!(!signs_in(&stack, &s.locked.mail, FIRST_PASSWORD).await);
+    let (_, raw) = s.site.unlock_request();
+    let reply = ask(&s, &raw, 2).await;
+    assert!(reply.contains("has been done"), "{reply}");
+    assert_eq!(ldap.locked_time(&s.locked.dn), None);
+    assert!(signs_in(&stack, &s.locked.mail, FIRST_PASSWORD).await);
+
+    // A member added, then made an owner: read back from the group.
+    let (_, raw) = s.site.request(
+        "Add to mailbox",
+        "",
+        &format!(
+            "Please add {} to our shared mailbox.{}",
+            outsider.mail,
+            by(&s)
+        ),
+    );
+    ask(&s, &raw, 3).await;
+    assert!(ldap.values(&s.group, "member").contains(&outsider.dn));
+    let (_, raw) = s.site.request(
+        "Owner",
+        "",
+        &format!(
+            "Please make {} an owner of the mailbox.{}",
+            outsider.mail,
+            by(&s)
+        ),
+    );
+    let reply = ask(&s, &raw, 4).await;
+    assert!(reply.contains("has been done"), "{reply}");
+    assert!(ldap.values(&s.group, "owner").contains(&outsider.dn));
+
+    // A leaver: can no longer sign in, and is out of the mailbox's group.
+    let (_, raw) = s.site.request(
+        "Leaver",
+        "",
+        &format!("{} has left the practice, please close the account.{}", s.member.mail, by(&s)),
+    );
+    let reply = ask(&s, &raw, 5).await;
+    assert!(reply.contains("has been done"), "{reply}");
+    assert_eq!(ldap.locked_time(&s.member.dn).as_deref(), Some(LOCKED_FOR_GOOD));
+    assert!(!signs_in(&stack, &s.member.mail, &new).await);
+    assert!(!ldap.values(&s.group, "member").contains(&s.member.dn));
+
+    assert_eq!(s.site.audit_count("job.done"), 5);
+    assert_eq!(s.site.audit_count("job.failed"), 0);
+    stop(daemon);
+}
+
+#[tokio::test]
+async fn a_directory_refusal_goes_to_staff_and_the_site_is_told_a_person_has_it() {
+    let ldap = LdapStack::require();
+    let stack = MailStack::require();
+    // The locked account is in postroom's directory but not in LDAP: LDAP cannot unlock it.
+    let s = ldap_site(&stack, &ldap, false);
+    let daemon = s.site.start();
+
+    let (_, raw) = s.site.unlock_request();
+    let reply = ask(&s, &raw, 1).await;
+    assert!(!reply.contains("has been done"), "{reply}");
+    assert!(reply.contains("a person on the helpdesk is handling it"), "{reply}");
+    eventually("the request is in the staff queue", Duration::from_secs(10), || async {
+        s.site
+            .audit()
+            .iter()
+            .any(|e| e["action"] == "request.needs_review" && e["detail"]["reason"] == "target_refused")
+    })
+    .await;
+    let failed: Vec<_> = s
+        .site
+        .audit()
+        .into_iter()
+        .filter(|e| e["action"] == "job.failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]["detail"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&s.locked.mail)),
+        "{failed:?}"
+    );
+    // The "done" answer stays held: nothing more reaches the site.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.folder_count(&s.site.mailbox, "INBOX").await, 1);
+    let _ = &s.owner;
+    stop(daemon);
+}
+
+#[tokio::test]
+async fn with_slapd_down_intake_goes_on_replies_wait_and_all_converge_once_it_is_back() {
+    let ldap = LdapStack::require_exclusive();
+    let stack = MailStack::require();
+    let s = ldap_site(&stack, &ldap, true);
+    let daemon = s.site.start();
+
+    ldap.stop_slapd();
+    let (_, unlock) = s.site.unlock_request();
+    let (_, reset) = s.site.request(
+        "Password",
+        "",
+        &format!("Please reset the password for {}.{}", s.member.mail, by(&s)),
+    );
+    stack.send(&s.site.mailbox, &[&s.site.helpdesk], &unlock).await;
+    stack.send(&s.site.mailbox, &[&s.site.helpdesk], &reset).await;
+    // Intake goes on: both decided and recorded, the job tried and put off.
+    eventually("both requests applied", Duration::from_secs(30), || async {
+        s.site.audit_count("request.applied") == 2 && s.site.audit_count("job.retried") >= 2
+    })
+    .await;
+    assert_eq!(stack.folder_count(&s.site.mailbox, "INBOX").await, 0, "no reply before LDAP has it");
+
+    ldap.start_slapd();
+    let replies = stack.wait_for(&s.site.mailbox, "INBOX", 2, Duration::from_secs(90)).await;
+    let reset_reply = replies
+        .iter()
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .find(|r| r.contains("Temporary password"))
+        .expect("the reset's reply");
+    let new = temporary_password(&reset_reply);
+    assert!(signs_in(&stack, &s.member.mail, &new).await);
+    assert_eq!(ldap.locked_time(&s.locked.dn), None);
+    // Each done once; each answered once.
+    assert_eq!(s.site.audit_count("job.done"), 2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stack.folder_count(&s.site.mailbox, "INBOX").await, 2);
+    stop(daemon);
+}
+
+fn target(ldap: &LdapStack, url: &str, starttls: bool) -> LdapTarget {
+    LdapTarget::new(&LdapConfig {
+        url: url.to_owned(),
+        mode: LdapMode::OpenLdap,
+        starttls,
+        ca_file: ldap.ca.clone(),
+        bind_dn: ldap.bind_dn.clone(),
+        bind_password: Secret::new(ldap.bind_password()),
+        people: ldap.people.clone(),
+        groups: ldap.groups.clone(),
+        owner_attribute: "owner".into(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap()
+}
+
+/// A worker killed between the LDAP write and recording it leaves the job due again: the
+/// same operations applied a second time converge (one entry, one group value, the same
+/// password, no history refusal). Over LDAPS and StartTLS with the stack's own CA.
+#[tokio::test]
+async fn a_job_replayed_after_a_crash_converges_over_ldaps_and_starttls() {
+    let ldap = LdapStack::require();
+    let last = surname().to_lowercase();
+    let address = format!("rita.{last}@test.example");
+    let mailbox = format!("replay-{last}@test.example");
+    let ops = vec![
+        Operation::CreateAccount {
+            address: address.clone(),
+            name: format!("Rita {last}"),
+            first: "Rita".into(),
+            last: last.clone(),
+            job_title: Some("Carer".into()),
+            password: "Replay-pass-1".into(),
+        },
+        Operation::AddMember {
+            mailbox: mailbox.clone(),
+            account: address.clone(),
+            role: Role::Owner,
+        },
+    ];
+    let ldaps = ldap.ldaps_url.clone().expect("LDAPS");
+    for t in [target(&ldap, &ldaps, false), target(&ldap, &ldap.url, true)] {
+        let done = t.apply(&ops).await.unwrap();
+        assert_eq!(done[0]["read_back"]["must_change"], true, "{done:?}");
+        assert_eq!(done[1]["read_back"]["owner"], true, "{done:?}");
+    }
+    let found = ldap
+        .search(&ldap.people, &format!("(mail={address})"), &["uid", "title"])
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let dn = &found[0].0;
+    let group = format!("cn={mailbox},{}", ldap.groups);
+    assert_eq!(ldap.values(&group, "member"), vec![dn.clone()]);
+    assert_eq!(ldap.values(&group, "owner"), vec![dn.clone()]);
+    assert!(ldap.bind(dn, "Replay-pass-1").is_ok());
+
+    // Operations on an account LDAP does not have are refused, with its words.
+    let missing = target(&ldap, &ldap.url, false)
+        .apply(&[Operation::Unlock {
+            address: format!("nobody-{last}@test.example"),
+        }])
+        .await;
+    assert!(
+        matches!(missing, Err(NotDone::Rejected(ref m)) if m.contains("no account")),
+        "{missing:?}"
+    );
+    // A server that is not there is "not now".
+    let down = target(&ldap, "ldap://127.0.0.1:9", false)
+        .apply(&ops)
+        .await;
+    assert!(matches!(down, Err(NotDone::RetryLater(_))), "{down:?}");
+}
