@@ -222,7 +222,18 @@ pub enum ContinuityCommand {
 #[derive(Debug, Subcommand)]
 pub enum DirectoryCommand {
     /// Import a CSV file (header organisation,mailbox,account,name,role[,status]); all or nothing.
-    Import { file: PathBuf },
+    /// With --from-target, read the `[directory]` LDAP target instead: a row per member of
+    /// each mailbox group, the group's `o` its organisation.
+    Import {
+        #[arg(required_unless_present = "from_target", conflicts_with = "from_target")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        from_target: bool,
+    },
+    /// Where postroom's directory and the `[directory]` target disagree: one JSON line per
+    /// difference (membership only on one side, role, account state), then a summary. Exits
+    /// 1 when there is any difference. Repairs nothing.
+    Diff,
     /// Write the directory as CSV to standard output.
     Export,
     /// Who was a member or owner at a time, rebuilt from the audit trail: one JSON line per
@@ -281,7 +292,32 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
     match command {
         Command::Migrate { dry_run } => migrate(store, dry_run).await,
         Command::Directory { command } => match command {
-            DirectoryCommand::Import { file } => {
+            DirectoryCommand::Import {
+                from_target: true, ..
+            } => {
+                let done = crate::provision::sync::import_from_target(store, cfg).await?;
+                println!("{}", serde_json::to_string(&done)?);
+                Ok(())
+            }
+            DirectoryCommand::Diff => {
+                let differences = crate::provision::sync::diff(store, cfg).await?;
+                for d in &differences {
+                    println!("{}", serde_json::to_string(d)?);
+                }
+                println!("{}", serde_json::json!({ "differences": differences.len() }));
+                if !differences.is_empty() {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
+            DirectoryCommand::Import {
+                file: None,
+                from_target: false,
+            } => bail!("give a CSV file, or --from-target"),
+            DirectoryCommand::Import {
+                file: Some(file),
+                from_target: false,
+            } => {
                 let f = std::fs::File::open(&file)
                     .with_context(|| format!("cannot open {}", file.display()))?;
                 let summary = directory_csv::import(store, f, &file.display().to_string())

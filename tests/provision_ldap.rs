@@ -60,7 +60,12 @@ fn ldap_site(stack: &MailStack, ldap: &LdapStack, in_ldap: bool) -> LdapSite {
     let member = ldap.add_person(local(&site.member), &site.member, FIRST_PASSWORD);
     let locked = if in_ldap {
         let p = ldap.add_person(local(&site.locked), &site.locked, FIRST_PASSWORD);
-        ldap.lock(&p.dn);
+        // Locked by failed sign-ins (a time), as postroom's "locked"; the permanent lock
+        // (LOCKED_FOR_GOOD) is what postroom writes for "disabled".
+        ldap.must_modify(&format!(
+            "dn: {}\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 20261201090000Z\n",
+            p.dn
+        ));
         p
     } else {
         Person {
@@ -407,4 +412,56 @@ async fn a_job_replayed_after_a_crash_converges_over_ldaps_and_starttls() {
         .apply(&ops)
         .await;
     assert!(matches!(down, Err(NotDone::RetryLater(_))), "{down:?}");
+}
+
+fn diff(site: &Site) -> (bool, Vec<serde_json::Value>) {
+    let out = site.cli(&["directory", "diff"]);
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out.status.success(), lines)
+}
+
+#[tokio::test]
+async fn the_directory_is_read_from_ldap_and_where_it_differs_is_listed() {
+    let ldap = LdapStack::require();
+    let stack = MailStack::require();
+    let s = ldap_site(&stack, &ldap, true);
+
+    // As set up, LDAP and postroom agree: memberships, roles, states.
+    let (same, lines) = diff(&s.site);
+    assert!(same, "{lines:?}");
+    assert_eq!(lines.last().unwrap()["differences"], 0, "{lines:?}");
+
+    // Someone added in LDAP by hand, someone removed there, someone disabled there.
+    let outsider = ldap.add_person(local(&s.site.outsider), &s.site.outsider, FIRST_PASSWORD);
+    ldap.must_modify(&format!(
+        "dn: {g}\nchangetype: modify\nadd: member\nmember: {o}\n-\ndelete: member\nmember: {m}\n",
+        g = s.group,
+        o = outsider.dn,
+        m = s.member.dn
+    ));
+    ldap.lock(&s.owner.dn);
+    let (same, lines) = diff(&s.site);
+    assert!(!same, "exit 1 on a difference");
+    let has = |kind: &str, account: &str| {
+        lines
+            .iter()
+            .any(|l| l["difference"] == kind && l["account"] == account)
+    };
+    assert!(has("only_in_target", &s.site.outsider), "{lines:?}");
+    assert!(has("only_in_postroom", &s.site.member), "{lines:?}");
+    assert!(has("status", &s.site.owner), "{lines:?}");
+    assert_eq!(lines.last().unwrap()["differences"], 3, "{lines:?}");
+
+    // Imported from LDAP: the outsider's membership and the owner's state come in; an
+    // import adds and updates, it removes nothing (the member stays, and is still listed).
+    let out = s.site.cli(&["directory", "import", "--from-target"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["rows"], 3, "{summary}");
+    let (_, lines) = diff(&s.site);
+    assert_eq!(lines.last().unwrap()["differences"], 1, "{lines:?}");
+    assert!(lines[0]["difference"] == "only_in_postroom" && lines[0]["account"] == s.site.member.as_str());
 }

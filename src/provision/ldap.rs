@@ -23,6 +23,7 @@
 
 use super::config::{LdapConfig, LdapMode};
 use super::operation::{NotDone, Operation};
+use crate::accounts::AccountStatus;
 use crate::request::Role;
 use ldap3::exop::PasswordModify;
 use ldap3::{
@@ -667,6 +668,156 @@ impl LdapTarget {
         };
         Ok(json!({ "group": group, "member": has("member"), "owner": has(&owner_attr) }))
     }
+}
+
+/// One row of the directory as the target has it, in the shape of postroom's CSV import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRow {
+    pub organisation: String,
+    pub mailbox: String,
+    pub account: String,
+    pub name: String,
+    pub role: Role,
+    pub status: AccountStatus,
+}
+
+/// What the target holds: a row per membership, and how many accounts were in no mailbox
+/// group (postroom files every account under an organisation, which only a group gives).
+#[derive(Debug, Default)]
+pub struct TargetDirectory {
+    pub rows: Vec<TargetRow>,
+    /// Groups under `groups` whose name is not an address (not a shared mailbox).
+    pub groups_skipped: usize,
+    pub accounts_without_mailbox: usize,
+}
+
+/// Entries per page: a directory of a million accounts is read a page at a time (RFC 2696;
+/// Active Directory answers at most 1000 per page whatever is asked).
+const PAGE: i32 = 500;
+
+impl LdapTarget {
+    /// Read every account under `people` and every mailbox group under `groups`.
+    pub async fn read_all(&self) -> Result<TargetDirectory, NotDone> {
+        let mut ldap = self
+            .session(&self.cfg.bind_dn, self.cfg.bind_password.expose())
+            .await
+            .map_err(|e| refused(&format!("binding to {}", self.cfg.url), e))?;
+        let person_attrs: Vec<&str> = match self.cfg.mode {
+            LdapMode::OpenLdap => vec!["mail", "cn", "pwdAccountLockedTime"],
+            LdapMode::ActiveDirectory => vec!["mail", "cn", "userAccountControl", "lockoutTime"],
+        };
+        let people = self
+            .all(&mut ldap, &self.cfg.people, "(mail=*)", &person_attrs)
+            .await?;
+        let mut accounts: std::collections::HashMap<String, (String, String, AccountStatus)> =
+            std::collections::HashMap::new();
+        for e in people {
+            let Some(mail) = first(&e, "mail") else { continue };
+            let name = first(&e, "cn").unwrap_or_else(|| mail.clone());
+            let status = match self.cfg.mode {
+                LdapMode::OpenLdap => match first(&e, "pwdAccountLockedTime").as_deref() {
+                    None => AccountStatus::Active,
+                    Some(PERMANENT_LOCK) => AccountStatus::Disabled,
+                    Some(_) => AccountStatus::Locked,
+                },
+                LdapMode::ActiveDirectory => {
+                    let uac: u32 = first(&e, "userAccountControl")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if uac & ACCOUNTDISABLE != 0 {
+                        AccountStatus::Disabled
+                    } else if first(&e, "lockoutTime").is_some_and(|v| v != "0") {
+                        AccountStatus::Locked
+                    } else {
+                        AccountStatus::Active
+                    }
+                }
+            };
+            accounts.insert(e.dn.to_ascii_lowercase(), (mail.to_ascii_lowercase(), name, status));
+        }
+        let owner_attr = self.cfg.owner_attribute.clone();
+        let groups = self
+            .all(
+                &mut ldap,
+                &self.cfg.groups,
+                "(|(objectClass=groupOfNames)(objectClass=group))",
+                &["cn", "member", owner_attr.as_str(), "o"],
+            )
+            .await?;
+        let _ = ldap.unbind().await;
+        let mut out = TargetDirectory::default();
+        let mut placed = std::collections::HashSet::new();
+        for g in groups {
+            let Some(mailbox) = first(&g, "cn").filter(|c| c.contains('@')) else {
+                out.groups_skipped += 1;
+                continue;
+            };
+            let mailbox = mailbox.to_ascii_lowercase();
+            let organisation = first(&g, "o").unwrap_or_else(|| mailbox.clone());
+            let owners: std::collections::HashSet<String> = values(&g, &owner_attr)
+                .into_iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect();
+            for dn in values(&g, "member") {
+                let dn = dn.to_ascii_lowercase();
+                // A member that is not an account under `people` (a nested group, a
+                // service entry) is not postroom's to list.
+                let Some((mail, name, status)) = accounts.get(&dn) else { continue };
+                placed.insert(dn.clone());
+                out.rows.push(TargetRow {
+                    organisation: organisation.clone(),
+                    mailbox: mailbox.clone(),
+                    account: mail.clone(),
+                    name: name.clone(),
+                    role: if owners.contains(&dn) { Role::Owner } else { Role::Member },
+                    status: *status,
+                });
+            }
+        }
+        out.accounts_without_mailbox = accounts.keys().filter(|dn| !placed.contains(*dn)).count();
+        out.rows.sort_by(|a, b| (&a.mailbox, &a.account).cmp(&(&b.mailbox, &b.account)));
+        Ok(out)
+    }
+
+    /// Every entry under `base` matching `filter`, a page at a time.
+    async fn all(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Step<Vec<SearchEntry>> {
+        let what = format!("reading {base}");
+        let adapters: Vec<Box<dyn ldap3::adapters::Adapter<'_, &str, Vec<&str>>>> = vec![
+            Box::new(ldap3::adapters::EntriesOnly::new()),
+            Box::new(ldap3::adapters::PagedResults::new(PAGE)),
+        ];
+        let mut stream = ldap
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+            .await
+            .map_err(|e| refused(&what, e))?;
+        let mut out = Vec::new();
+        while let Some(e) = stream.next().await.map_err(|e| refused(&what, e))? {
+            if let Some(e) = entry(e) {
+                out.push(e);
+            }
+        }
+        stream
+            .finish()
+            .await
+            .success()
+            .map_err(|e| refused(&what, e))?;
+        Ok(out)
+    }
+}
+
+/// Every value of `attr`.
+fn values(e: &SearchEntry, attr: &str) -> Vec<String> {
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .map(|(_, vs)| vs.clone())
+        .unwrap_or_default()
 }
 
 /// A search result entry as attributes; ldap3 panics on a malformed entry, which must not take

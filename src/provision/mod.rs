@@ -18,6 +18,7 @@ pub mod config;
 pub mod job;
 pub mod ldap;
 pub mod operation;
+pub mod sync;
 
 pub use config::{DirectoryConfig, Target};
 pub use operation::{NotDone, Operation};
