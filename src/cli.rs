@@ -225,7 +225,10 @@ pub enum DirectoryCommand {
     /// With --from-target, read the `[directory]` LDAP target instead: a row per member of
     /// each mailbox group, the group's `o` its organisation.
     Import {
-        #[arg(required_unless_present = "from_target", conflicts_with = "from_target")]
+        #[arg(
+            required_unless_present = "from_target",
+            conflicts_with = "from_target"
+        )]
         file: Option<PathBuf>,
         #[arg(long)]
         from_target: bool,
@@ -304,7 +307,10 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
                 for d in &differences {
                     println!("{}", serde_json::to_string(d)?);
                 }
-                println!("{}", serde_json::json!({ "differences": differences.len() }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "differences": differences.len() })
+                );
                 if !differences.is_empty() {
                     std::process::exit(1);
                 }

@@ -88,7 +88,7 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         None => wake.clone(),
         Some(connector) => {
             let jobs_wake = Arc::new(Notify::new());
-            let kind = crate::provision::job::Provision::new(
+            let kind = crate::desk::provision_job::Provision::new(
                 connector,
                 shared.clone(),
                 Some(wake.clone()),

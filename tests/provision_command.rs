@@ -7,9 +7,9 @@
 
 use crate::support::{Instance, fixture};
 use postroom::config::Config;
+use postroom::desk::provision_job::Provision;
 use postroom::jobs::worker;
 use postroom::provision::Connector;
-use postroom::provision::job::Provision;
 use postroom::store::{Store, now_ms, outbox};
 use serde_json::Value;
 use std::sync::Arc;

@@ -11,6 +11,7 @@ pub mod answer;
 pub mod apply;
 pub mod code;
 pub mod processed;
+pub mod provision_job;
 pub mod settle;
 pub mod snapshot;
 pub mod stored;

@@ -712,7 +712,9 @@ impl LdapTarget {
         let mut accounts: std::collections::HashMap<String, (String, String, AccountStatus)> =
             std::collections::HashMap::new();
         for e in people {
-            let Some(mail) = first(&e, "mail") else { continue };
+            let Some(mail) = first(&e, "mail") else {
+                continue;
+            };
             let name = first(&e, "cn").unwrap_or_else(|| mail.clone());
             let status = match self.cfg.mode {
                 LdapMode::OpenLdap => match first(&e, "pwdAccountLockedTime").as_deref() {
@@ -733,7 +735,10 @@ impl LdapTarget {
                     }
                 }
             };
-            accounts.insert(e.dn.to_ascii_lowercase(), (mail.to_ascii_lowercase(), name, status));
+            accounts.insert(
+                e.dn.to_ascii_lowercase(),
+                (mail.to_ascii_lowercase(), name, status),
+            );
         }
         let owner_attr = self.cfg.owner_attribute.clone();
         let groups = self
@@ -762,20 +767,27 @@ impl LdapTarget {
                 let dn = dn.to_ascii_lowercase();
                 // A member that is not an account under `people` (a nested group, a
                 // service entry) is not postroom's to list.
-                let Some((mail, name, status)) = accounts.get(&dn) else { continue };
+                let Some((mail, name, status)) = accounts.get(&dn) else {
+                    continue;
+                };
                 placed.insert(dn.clone());
                 out.rows.push(TargetRow {
                     organisation: organisation.clone(),
                     mailbox: mailbox.clone(),
                     account: mail.clone(),
                     name: name.clone(),
-                    role: if owners.contains(&dn) { Role::Owner } else { Role::Member },
+                    role: if owners.contains(&dn) {
+                        Role::Owner
+                    } else {
+                        Role::Member
+                    },
                     status: *status,
                 });
             }
         }
         out.accounts_without_mailbox = accounts.keys().filter(|dn| !placed.contains(*dn)).count();
-        out.rows.sort_by(|a, b| (&a.mailbox, &a.account).cmp(&(&b.mailbox, &b.account)));
+        out.rows
+            .sort_by(|a, b| (&a.mailbox, &a.account).cmp(&(&b.mailbox, &b.account)));
         Ok(out)
     }
 

@@ -4,18 +4,17 @@
 //!
 //! The flow: `desk::apply` makes the change in postroom's database and lists the
 //! [`Operation`]s it means at the target; `desk::settle` writes them as one provisioning job
-//! ([`job::Provision`], a kind of the job queue in `jobs/`) in the same transaction, and holds
+//! (`desk::provision_job::Provision`, a kind of the job queue in `jobs/`) in the same transaction, and holds
 //! the request's reply until that job is done. The job's worker applies the operations in
 //! order; each converges when repeated, so a job replayed after a crash never doubles. A target
 //! that is down delays replies, never intake; one that refuses sends the request to staff
-//! ([`job::Provision`]'s `failed`), and the site is told a person is on it.
+//! (`desk::provision_job`), and the site is told a person is on it.
 //!
 //! `[directory] target = "none"` (the default) keeps postroom's database as the directory: no
 //! job, the reply goes at once.
 
 pub mod command;
 pub mod config;
-pub mod job;
 pub mod ldap;
 pub mod operation;
 pub mod sync;

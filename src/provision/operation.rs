@@ -1,7 +1,7 @@
 //! What a decided change asks of the directory where accounts really live, one operation at a
 //! time, named by address (never by postroom's database ids: the target knows none of them).
 //!
-//! A request's operations travel in one provisioning job (`provision::job`) and are applied
+//! A request's operations travel in one provisioning job (`desk::provision_job`) and are applied
 //! in order; each is written so that doing it twice leaves the target as doing it once (a job
 //! replayed after a crash converges, never doubles).
 

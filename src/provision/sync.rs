@@ -44,7 +44,14 @@ pub struct TargetImport {
 pub async fn import_from_target(store: &Store, cfg: &Config) -> Result<TargetImport> {
     let (url, read) = read_target(cfg).await?;
     let mut csv = csv::Writer::from_writer(Vec::new());
-    csv.write_record(["organisation", "mailbox", "account", "name", "role", "status"])?;
+    csv.write_record([
+        "organisation",
+        "mailbox",
+        "account",
+        "name",
+        "role",
+        "status",
+    ])?;
     for r in &read.rows {
         csv.write_record([
             r.organisation.as_str(),
@@ -205,7 +212,10 @@ mod tests {
             account: "d@x".into(),
             role: "member".into()
         }));
-        assert!(d.iter().any(|x| matches!(x, Difference::Role { account, .. } if account == "b@x")));
+        assert!(
+            d.iter()
+                .any(|x| matches!(x, Difference::Role { account, .. } if account == "b@x"))
+        );
         assert!(d.iter().any(|x| matches!(x, Difference::Status { account, target, .. } if account == "b@x" && target == "disabled")));
     }
 }

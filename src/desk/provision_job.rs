@@ -7,13 +7,13 @@
 //! answer in the request's thread; the held "Done" reply stays held, and goes out if staff
 //! retry the job and it is done then.
 
-use super::{Connector, NotDone, Operation};
 use crate::action::AuditAction;
 use crate::config::Config;
 use crate::desk::{answer, stored};
 use crate::jobs::{Failure, JobKind, Schedule};
 use crate::outcome::Outcome;
 use crate::policy::Decision;
+use crate::provision::{Connector, NotDone, Operation, Target};
 use crate::reason::Reason;
 use crate::store::jobs::JobRow;
 use crate::store::journal::{self, NewAuditEvent};
@@ -65,9 +65,9 @@ impl JobKind for Provision {
     fn lease(&self) -> Duration {
         // Several operations, each with a connection or a program bounded by `timeout`.
         let each = match &self.cfg.directory.target {
-            super::Target::Ldap(l) => l.timeout,
-            super::Target::Command(c) => c.timeout,
-            super::Target::None => Duration::from_secs(10),
+            Target::Ldap(l) => l.timeout,
+            Target::Command(c) => c.timeout,
+            Target::None => Duration::from_secs(10),
         };
         each.saturating_mul(16).max(Duration::from_secs(60))
     }
