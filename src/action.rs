@@ -43,6 +43,8 @@ pub enum AuditAction {
     JobDone,
     JobRetried,
     JobFailed,
+    /// Someone asked for a failed job to be tried again.
+    JobRetry,
     // --- continuity of shared mailboxes
     ContinuityReminded,
     ContinuityFixed,
@@ -61,7 +63,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 42] = [
+    pub const ALL: [AuditAction; 43] = [
         AuditAction::RequestApplied,
         AuditAction::RequestRejected,
         AuditAction::RequestNeedsReview,
@@ -92,6 +94,7 @@ impl AuditAction {
         AuditAction::JobDone,
         AuditAction::JobRetried,
         AuditAction::JobFailed,
+        AuditAction::JobRetry,
         AuditAction::ContinuityReminded,
         AuditAction::ContinuityFixed,
         AuditAction::MessagesRawDropped,
@@ -139,6 +142,7 @@ impl AuditAction {
             AuditAction::JobDone => "job.done",
             AuditAction::JobRetried => "job.retried",
             AuditAction::JobFailed => "job.failed",
+            AuditAction::JobRetry => "job.retry",
             AuditAction::ContinuityReminded => "continuity.reminded",
             AuditAction::ContinuityFixed => "continuity.fixed",
             AuditAction::MessagesRawDropped => "messages.raw_dropped",

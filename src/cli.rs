@@ -101,6 +101,18 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The job queue (directory provisioning): one JSON line per job, newest first, without
+    /// its payload; `jobs retry ID` tries a failed job again now (audited).
+    #[command(args_conflicts_with_subcommands = true)]
+    Jobs {
+        #[command(subcommand)]
+        command: Option<JobsCommand>,
+        /// Only jobs in this state: pending, done or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
     /// Shared mailboxes at risk of being lost (`[continuity]`): one JSON line each, with its
     /// risks and reminders; `continuity remind` emails the ones due a reminder now.
     #[command(args_conflicts_with_subcommands = true)]
@@ -209,6 +221,12 @@ pub enum ReportFormat {
     Text,
     Json,
     Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Try a failed job again now; its request's held reply goes out once it is done.
+    Retry { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -389,6 +407,38 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
                 return Err(e.into());
             }
             println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Jobs {
+            command: None,
+            status,
+            limit,
+        } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some("pending") => Some(crate::store::jobs::JobStatus::Pending),
+                Some("done") => Some(crate::store::jobs::JobStatus::Done),
+                Some("failed") => Some(crate::store::jobs::JobStatus::Failed),
+                Some(other) => bail!("--status `{other}`: expected pending, done or failed"),
+            };
+            for j in crate::ops::jobs::list(store, status, limit).await? {
+                println!("{}", crate::ops::jobs::describe(&j));
+            }
+            Ok(())
+        }
+        Command::Jobs {
+            command: Some(JobsCommand::Retry { id }),
+            ..
+        } => {
+            // The operator at the command line: the Unix user, as the trail can name them.
+            let actor = format!(
+                "cli:{}",
+                crate::text::clean(&std::env::var("USER").unwrap_or_else(|_| "operator".into()))
+            );
+            if !crate::ops::jobs::retry(store, id, &actor).await? {
+                bail!("job {id} is not a failed job: nothing to retry");
+            }
+            println!("{}", serde_json::json!({ "retried": id }));
             Ok(())
         }
         Command::Continuity { command: None } => {

@@ -101,7 +101,7 @@ async fn the_site_hears_done_only_once_the_target_has_done_it() {
 
 #[tokio::test]
 async fn a_refusal_goes_to_staff_and_the_site_is_told_a_person_has_it() {
-    let (i, _log) = instance("echo 'password policy: too short' >&2; exit 3");
+    let (i, log) = instance("echo 'password policy: too short' >&2; exit 3");
     let v = i.process_fixture("password_reset_fields.eml");
     assert_eq!(v["outcome"], "applied");
     let pass = run_jobs(&i).await;
@@ -145,6 +145,42 @@ async fn a_refusal_goes_to_staff_and_the_site_is_told_a_person_has_it() {
         !due[0].body.contains("too short"),
         "the target's words are for staff"
     );
+
+    // Someone fixes the cause and retries the job: done, the request applied after all, and
+    // the held "done" reply goes out.
+    let script = log.with_file_name("provision.sh");
+    let text = std::fs::read_to_string(&script)
+        .unwrap()
+        .replace("exit 3", "echo '{}'");
+    std::fs::write(&script, text).unwrap();
+    let failed: Vec<Value> = i
+        .ok(&["jobs", "--status", "failed"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].get("payload").is_none(),
+        "the listing never shows a payload"
+    );
+    let id = failed[0]["id"].as_i64().unwrap().to_string();
+    i.ok(&["jobs", "retry", &id]);
+    let again = i.cmd().args(["jobs", "retry", &id]).output().unwrap();
+    assert!(
+        !again.status.success(),
+        "a job that is not failed is not retried"
+    );
+    assert_eq!(run_jobs(&i).await.done, 1);
+    let audit = i.audit();
+    assert!(audit.iter().any(|e| e["action"] == "job.retry"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["action"] == "request.applied" && e["detail"]["after"] == "target_refused")
+    );
+    let due = due_replies(&i).await;
+    assert_eq!(due.len(), 2);
+    assert!(due.iter().any(|d| d.body.contains("has been done")));
 }
 
 #[tokio::test]

@@ -202,6 +202,7 @@ pub async fn history(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Inter
             | AuditAction::JobDone
             | AuditAction::JobRetried
             | AuditAction::JobFailed
+            | AuditAction::JobRetry
             | AuditAction::ContinuityReminded
             | AuditAction::ContinuityFixed
             | AuditAction::MessagesRawDropped

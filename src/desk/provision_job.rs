@@ -104,6 +104,37 @@ impl JobKind for Provision {
             })
     }
 
+    /// Done after a refusal sent the request to staff (staff retried the job): the request
+    /// is applied after all, and its held "done" reply goes out.
+    async fn done(&self, conn: &mut Conn, job: &JobRow) -> Result<(), StoreError> {
+        let Some(request_id) = job.request_id else {
+            return Ok(());
+        };
+        let Some(request) = journal::find_request_by_id(conn, request_id).await? else {
+            return Ok(());
+        };
+        let refused = Reason::TargetRefused(String::new());
+        if request.outcome != Outcome::NeedsReview
+            || request.reason.as_deref() != Some(refused.code())
+        {
+            return Ok(());
+        }
+        journal::update_request_outcome(conn, request_id, Outcome::Applied.as_str(), None).await?;
+        journal::insert_audit(
+            conn,
+            &NewAuditEvent {
+                actor: "postroom",
+                on_behalf_of: request.mailbox.as_deref(),
+                action: AuditAction::of_outcome(Outcome::Applied).as_str(),
+                subject: request.target.as_deref(),
+                detail: json!({ "job": job.id, "after": refused.code() }),
+                request_id: Some(request_id),
+                message_id: Some(request.message_id),
+            },
+        )
+        .await
+    }
+
     async fn failed(&self, conn: &mut Conn, job: &JobRow, error: &str) -> Result<(), StoreError> {
         let Some(request_id) = job.request_id else {
             return Ok(());

@@ -158,6 +158,16 @@ pub trait JobKind: Send + Sync + 'static {
         None
     }
 
+    /// What else follows a job being done, in the transaction that records it: e.g. a request
+    /// sent to staff when an earlier try failed is applied after all.
+    fn done(
+        &self,
+        _conn: &mut Conn,
+        _job: &JobRow,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Called once a done job is recorded (committed): e.g. wake the sender of a reply that
     /// waited for it.
     fn recorded_done(&self) {}

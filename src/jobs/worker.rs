@@ -191,6 +191,7 @@ async fn record<K: JobKind>(
                         if let Some(payload) = kept {
                             jobs::set_payload(&mut tx, job.id, payload).await?;
                         }
+                        kind.done(&mut tx, job).await?;
                     }
                     Mark::Retry {
                         attempts,

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod eval;
+pub mod jobs;
 pub mod progress;
 pub mod replay;
 pub mod retention;

@@ -278,6 +278,24 @@ pub async fn find(conn: &mut Conn, id: i64) -> Result<Option<JobRow>, StoreError
     row.as_ref().map(job).transpose()
 }
 
+/// Jobs in `status` (every status when `None`), newest first, at most `limit`.
+pub async fn list(
+    conn: &mut Conn,
+    status: Option<JobStatus>,
+    limit: i64,
+) -> Result<Vec<JobRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM jobs WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) \
+         ORDER BY id DESC LIMIT $2"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(status.map(JobStatus::as_str))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(job).collect()
+}
+
 /// The jobs of a request, oldest first.
 pub async fn of_request(conn: &mut Conn, request_id: i64) -> Result<Vec<JobRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM jobs WHERE request_id = $1 ORDER BY id");
