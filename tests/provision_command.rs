@@ -45,7 +45,7 @@ async fn run_jobs(i: &Instance) -> worker::JobPass {
 
 async fn due_replies(i: &Instance) -> Vec<outbox::OutboxRow> {
     let store = Store::open(&i.database()).await.unwrap();
-    outbox::due(&mut *store.read().await.unwrap(), now_ms() + 1000, 50)
+    outbox::due(&mut store.read().await.unwrap(), now_ms() + 1000, 50)
         .await
         .unwrap()
 }
