@@ -102,6 +102,15 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
             fan_out(wake.clone(), jobs_wake, shutdown.clone())
         }
     };
+    if let Some(every) = cfg.directory.reconcile_every {
+        tokio::spawn(reconcile(
+            store.clone(),
+            shared.clone(),
+            status.clone(),
+            every,
+            shutdown.clone(),
+        ));
+    }
     let mut watcher = tokio::spawn(imap::watch::run(
         store.clone(),
         shared.clone(),
@@ -184,6 +193,42 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         },
         Ok(Ok(Err(e))) => Err(anyhow::Error::new(e).context("IMAP watcher")),
         Ok(Err(join)) => bail!("IMAP watcher crashed: {join}"),
+    }
+}
+
+/// The first reconcile after start, then one every `every` (`[directory] reconcile_every`).
+const RECONCILE_FIRST: Duration = Duration::from_secs(5);
+
+/// Compare postroom's directory with the target's now and then, and report what differs on
+/// `/metrics` and the staff page and in the log. It repairs nothing (`directory diff` lists).
+async fn reconcile(
+    store: Store,
+    cfg: Arc<Config>,
+    status: Status,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut wait = RECONCILE_FIRST;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = every;
+        match crate::provision::sync::diff(&store, &cfg).await {
+            Ok(differences) => {
+                status.directory_drift(differences.len());
+                if differences.is_empty() {
+                    tracing::info!("the directory target agrees with postroom's directory");
+                } else {
+                    tracing::warn!(
+                        differences = differences.len(),
+                        "the directory target differs from postroom's directory (`postroom directory diff` lists where)"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("reconcile with the directory target failed: {e:#}"),
+        }
     }
 }
 

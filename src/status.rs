@@ -81,6 +81,9 @@ struct Inner {
     latency_sum_us: AtomicU64,
     latency_count: AtomicU64,
     token_failures: AtomicU64,
+    /// Differences the last reconcile found between postroom and the directory target; -1:
+    /// none run yet.
+    directory_drift: AtomicI64,
     /// The outbox sender's wake-up, when the daemon shares it: a reply queued by a staff
     /// decision then goes out at once instead of at the sender's next idle check.
     outbox_wake: OnceLock<Arc<Notify>>,
@@ -114,6 +117,8 @@ pub struct StatusSnapshot {
     pub latency_sum_seconds: f64,
     pub latency_count: u64,
     pub token_failures: u64,
+    /// Differences the last reconcile found (`None`: no reconcile has run).
+    pub directory_drift: Option<i64>,
 }
 
 impl StatusSnapshot {
@@ -147,6 +152,7 @@ impl Status {
                 latency_sum_us: AtomicU64::new(0),
                 latency_count: AtomicU64::new(0),
                 token_failures: AtomicU64::new(0),
+                directory_drift: AtomicI64::new(-1),
                 outbox_wake: OnceLock::new(),
             }),
         }
@@ -222,6 +228,14 @@ impl Status {
 
     /// Share the outbox sender's `Notify` (the one `jobs::reply::run_outbox` waits on). Set once;
     /// later calls are ignored.
+    /// What the last reconcile found.
+    pub fn directory_drift(&self, differences: usize) {
+        self.inner.directory_drift.store(
+            i64::try_from(differences).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
     pub fn set_outbox_wake(&self, wake: Arc<Notify>) {
         let _ = self.inner.outbox_wake.set(wake);
     }
@@ -263,6 +277,7 @@ impl Status {
             latency_sum_seconds: i.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
             latency_count: i.latency_count.load(Ordering::Relaxed),
             token_failures: i.token_failures.load(Ordering::Relaxed),
+            directory_drift: Some(i.directory_drift.load(Ordering::Relaxed)).filter(|n| *n >= 0),
         }
     }
 }

@@ -52,7 +52,17 @@ fn directory_settings(ldap: &LdapStack) -> Vec<(&'static str, &'static str, Stri
 
 /// `in_ldap`: whether the locked account is put in LDAP (a refusal test leaves it out).
 fn ldap_site(stack: &MailStack, ldap: &LdapStack, in_ldap: bool) -> LdapSite {
-    let settings = directory_settings(ldap);
+    ldap_site_with(stack, ldap, in_ldap, &[])
+}
+
+fn ldap_site_with(
+    stack: &MailStack,
+    ldap: &LdapStack,
+    in_ldap: bool,
+    extra: &[(&'static str, &'static str, &str)],
+) -> LdapSite {
+    let mut settings = directory_settings(ldap);
+    settings.extend(extra.iter().map(|(s, k, v)| (*s, *k, (*v).to_owned())));
     let overrides: Vec<(&str, &str, &str)> =
         settings.iter().map(|(s, k, v)| (*s, *k, v.as_str())).collect();
     let site = Site::new(stack, &overrides);
@@ -127,6 +137,24 @@ fn surname() -> String {
         x /= 26;
     }
     s
+}
+
+/// GET /metrics from the daemon's staff page (its address from the log).
+fn metrics(daemon: &Daemon) -> String {
+    use std::io::{Read, Write};
+    daemon.wait_log("staff page listening", Duration::from_secs(10));
+    let log = daemon.log();
+    let addr = log
+        .lines()
+        .find(|l| l.contains("staff page listening"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .map(|a| a.split_whitespace().next().unwrap_or(a).trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("no address in the log:\n{log}"));
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    write!(c, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    c.read_to_string(&mut body).unwrap();
+    body
 }
 
 fn stop(daemon: Daemon) -> String {
@@ -267,7 +295,13 @@ async fn a_directory_refusal_goes_to_staff_and_the_site_is_told_a_person_has_it(
     let ldap = LdapStack::require();
     let stack = MailStack::require();
     // The locked account is in postroom's directory but not in LDAP: LDAP cannot unlock it.
-    let s = ldap_site(&stack, &ldap, false);
+    // A reconcile runs (its first pass soon after start) and reports that on /metrics.
+    let s = ldap_site_with(
+        &stack,
+        &ldap,
+        false,
+        &[("directory", "reconcile_every", "\"1m\"")],
+    );
     let daemon = s.site.start();
 
     let (_, raw) = s.site.unlock_request();
@@ -297,6 +331,20 @@ async fn a_directory_refusal_goes_to_staff_and_the_site_is_told_a_person_has_it(
     // The "done" answer stays held: nothing more reaches the site.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(stack.folder_count(&s.site.mailbox, "INBOX").await, 1);
+
+    // /metrics: the failed job, and the drift the reconcile found (the locked account is a
+    // member in postroom and not in LDAP's group).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut metrics = metrics(&daemon);
+    while !metrics.contains("postroom_directory_drift") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        metrics = self::metrics(&daemon);
+    }
+    assert!(
+        metrics.contains("postroom_jobs{kind=\"provision\",status=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("postroom_directory_drift 1"), "{metrics}");
     let _ = &s.owner;
     stop(daemon);
 }

@@ -38,6 +38,7 @@ pub struct RawDirectory {
     timeout: Option<String>,
     command: Option<Vec<String>>,
     retry_for: Option<String>,
+    reconcile_every: Option<String>,
 }
 
 /// The checked section.
@@ -46,6 +47,10 @@ pub struct DirectoryConfig {
     pub target: Target,
     /// How long a change the target keeps refusing "for now" is retried before staff get it.
     pub retry_for: Duration,
+    /// How often `postroom run` compares postroom's directory with the target's and reports
+    /// the differences (`/metrics`, the staff page, the log); `None`: never (the default).
+    /// It repairs nothing: `directory diff` lists, people decide.
+    pub reconcile_every: Option<Duration>,
 }
 
 impl DirectoryConfig {
@@ -149,6 +154,19 @@ pub fn check(raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
         "retry_for",
         Duration::from_secs(24 * 3600),
     )?;
+    let reconcile_every = match raw.reconcile_every.clone() {
+        None => None,
+        Some(v) => {
+            let d = parse_duration(&v).map_err(|e| key("reconcile_every", e))?;
+            if d < Duration::from_secs(60) {
+                return Err(key(
+                    "reconcile_every",
+                    "must be at least 1m: each pass reads the whole target",
+                ));
+            }
+            Some(d)
+        }
+    };
     let target = match raw.target.as_deref().map(str::trim).unwrap_or("none") {
         "none" => Target::None,
         "ldap" => Target::Ldap(check_ldap(raw)?),
@@ -172,7 +190,17 @@ pub fn check(raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
             ));
         }
     };
-    Ok(DirectoryConfig { target, retry_for })
+    if reconcile_every.is_some() && !matches!(target, Target::Ldap(_)) {
+        return Err(key(
+            "reconcile_every",
+            "only an ldap target can be read back to compare",
+        ));
+    }
+    Ok(DirectoryConfig {
+        target,
+        retry_for,
+        reconcile_every,
+    })
 }
 
 fn check_ldap(raw: RawDirectory) -> Result<LdapConfig, ConfigError> {

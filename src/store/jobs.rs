@@ -296,6 +296,18 @@ pub async fn list(
     rows.iter().map(job).collect()
 }
 
+/// How many jobs there are, by kind and state (for `/metrics`).
+pub async fn counts(conn: &mut Conn) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT kind, status, COUNT(*) AS n FROM jobs GROUP BY kind, status ORDER BY kind, status",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("kind")?, r.try_get("status")?, r.try_get("n")?)))
+        .collect()
+}
+
 /// The jobs of a request, oldest first.
 pub async fn of_request(conn: &mut Conn, request_id: i64) -> Result<Vec<JobRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM jobs WHERE request_id = $1 ORDER BY id");

@@ -68,6 +68,9 @@ struct DirectoryPage {
     reminders_on: bool,
     remind_every: String,
     recent_days: i64,
+    /// The directory target (`[directory] target`), and what the last reconcile found.
+    target: &'static str,
+    drift: Option<i64>,
     prev: Option<String>,
     next: Option<String>,
 }
@@ -168,6 +171,8 @@ pub async fn page(
         reminders_on: state.cfg.continuity.reminders,
         remind_every: humantime::format_duration(state.cfg.continuity.remind_every).to_string(),
         recent_days: RECENT_DAYS,
+        target: state.cfg.directory.target.name(),
+        drift: state.status.snapshot().directory_drift,
         prev,
         next,
     }))

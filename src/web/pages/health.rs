@@ -211,6 +211,34 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
         );
     }
 
+    if let Ok(mut conn) = state.store.read().await
+        && let Ok(counts) = crate::store::jobs::counts(&mut conn).await
+    {
+        family(
+            &mut out,
+            "postroom_jobs",
+            "gauge",
+            "Jobs (directory provisioning), by kind and state: pending ones wait on the target, failed ones on staff.",
+        );
+        for (kind, status, n) in counts {
+            let _ = writeln!(
+                out,
+                "postroom_jobs{{kind=\"{}\",status=\"{}\"}} {n}",
+                label(&kind),
+                label(&status)
+            );
+        }
+    }
+    if let Some(drift) = snap.directory_drift {
+        family(
+            &mut out,
+            "postroom_directory_drift",
+            "gauge",
+            "Differences the last reconcile found between postroom's directory and the target.",
+        );
+        let _ = writeln!(out, "postroom_directory_drift {drift}");
+    }
+
     family(
         &mut out,
         "postroom_imap_watched",
