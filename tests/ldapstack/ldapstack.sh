@@ -75,7 +75,9 @@
 #   (50 insufficientAccess). A person's own change clears pwdReset; pwdInHistory 3
 #   refuses the last three ("Password is in history of old passwords", 19).
 # - The ACL gives the manager `=w` on userPassword: it can set passwords but not read
-#   the hashes (a plain `write` would include read).
+#   the hashes (a plain `write` would include read). A person needs `=wx`: without the
+#   auth right a Password Modify that gives the old password (ldappasswd -a OLD) fails
+#   with 53 "unwilling to verify old password".
 # - Root on ldapi:// is mapped to the rootdn by olcAuthzRegexp, so the cn=config ACL
 #   must name the rootdn, not the peercred DN (else "No such object" on cn=config).
 # - Dovecot with slapd stopped: LOGIN of a directory user answers "[UNAVAILABLE]
