@@ -31,6 +31,7 @@ mod dkim_trust;
 mod eval;
 mod hardening;
 mod jobs;
+mod ldapstack_selftest;
 mod mailstack_selftest;
 mod oauth_signin;
 mod ops;
