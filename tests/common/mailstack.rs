@@ -71,25 +71,34 @@ pub struct MailStack {
     pub password: String,
     /// PEM of the throw-away CA that signed the IMAPS/STARTTLS certificate.
     pub tls_ca: Option<PathBuf>,
+    /// The ldapstack env file whose directory Dovecot also authenticates against
+    /// (`MAILSTACK_LDAP_ENV` at start; see tests/common/ldapstack.rs), if any.
+    pub ldap_env: Option<PathBuf>,
     users_file: PathBuf,
     script: PathBuf,
     use_lock: Arc<UseLock>,
 }
 
 /// A shared or exclusive flock on `DIR/use.lock`, released on drop. Dropping an
-/// exclusive one first starts whatever its test left stopped (even when the test
-/// panicked), so one failing restart test cannot take the other tests down with it.
+/// exclusive one first runs the script's start commands for whatever its test left
+/// stopped (even when the test panicked), so one failing restart test cannot take the
+/// other tests down with it. Also used by [`super::ldapstack`].
 #[derive(Debug)]
-struct UseLock {
+pub(super) struct UseLock {
     _file: File,
-    exclusive: bool,
-    restore: Option<(PathBuf, PathBuf)>,
+    pub(super) exclusive: bool,
+    restore: Option<(PathBuf, PathBuf, &'static [&'static str])>,
 }
 
 impl Drop for UseLock {
     fn drop(&mut self) {
-        if let Some((script, dir)) = self.restore.take() {
-            for command in ["start-dovecot", "start-postfix"] {
+        if let Some((script, dir, commands)) = self.restore.take() {
+            let name = script
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            for &command in commands {
                 match Command::new("bash")
                     .arg(&script)
                     .arg(command)
@@ -98,10 +107,10 @@ impl Drop for UseLock {
                 {
                     Ok(out) if out.status.success() => {}
                     Ok(out) => eprintln!(
-                        "mailstack: {command} after an exclusive test failed:\n{}",
+                        "{name}: {command} after an exclusive test failed:\n{}",
                         String::from_utf8_lossy(&out.stderr)
                     ),
-                    Err(e) => eprintln!("mailstack: {command}: {e}"),
+                    Err(e) => eprintln!("{name}: {command}: {e}"),
                 }
             }
         }
@@ -109,7 +118,18 @@ impl Drop for UseLock {
 }
 
 impl UseLock {
-    fn take(dir: &Path, script: &Path, exclusive: bool) -> UseLock {
+    /// `restore`: the script's commands that start what an exclusive test may stop.
+    pub(super) fn take(
+        dir: &Path,
+        script: &Path,
+        exclusive: bool,
+        restore: &'static [&'static str],
+    ) -> UseLock {
+        let name = script
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let path = dir.join("use.lock");
         let file = OpenOptions::new()
             .read(true)
@@ -118,7 +138,7 @@ impl UseLock {
             .truncate(false)
             .open(&path)
             .or_else(|_| File::open(&path))
-            .unwrap_or_else(|e| panic!("mailstack: open {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("{name}: open {}: {e}", path.display()));
         // Blocking flock in a helper thread, so that the wait can be bounded.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -134,12 +154,12 @@ impl UseLock {
             Ok(Ok(file)) => UseLock {
                 _file: file,
                 exclusive,
-                restore: exclusive.then(|| (script.to_path_buf(), dir.to_path_buf())),
+                restore: exclusive.then(|| (script.to_path_buf(), dir.to_path_buf(), restore)),
             },
-            Ok(Err(e)) => panic!("mailstack: {kind} lock on {}: {e}", path.display()),
+            Ok(Err(e)) => panic!("{name}: {kind} lock on {}: {e}", path.display()),
             Err(_) => panic!(
-                "mailstack: waited {LOCK_WAIT:?} for {kind} use of the mail stack ({}). \
-                 Does this test hold a MailStack::require() while asking for \
+                "{name}: waited {LOCK_WAIT:?} for {kind} use of the stack ({}). \
+                 Does this test hold a require() while asking for \
                  require_exclusive(), or is one kept in a static?",
                 path.display()
             ),
@@ -176,7 +196,12 @@ impl MailStack {
             .unwrap_or_else(|| {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/mailstack.sh")
             });
-        let use_lock = Arc::new(UseLock::take(&dir, &script, exclusive));
+        let use_lock = Arc::new(UseLock::take(
+            &dir,
+            &script,
+            exclusive,
+            &["start-dovecot", "start-postfix"],
+        ));
         Some(MailStack {
             imap_host: env("MAILSTACK_IMAP_HOST").unwrap_or_else(|| "127.0.0.1".into()),
             imap_port: env_port("MAILSTACK_IMAP_PORT")?,
@@ -186,6 +211,7 @@ impl MailStack {
             lmtp_port: env_port("MAILSTACK_LMTP_PORT")?,
             password: env("MAILSTACK_PASSWORD")?,
             tls_ca: env("MAILSTACK_TLS_CA").map(PathBuf::from),
+            ldap_env: env("MAILSTACK_LDAP_ENV").map(PathBuf::from),
             users_file,
             script,
             use_lock,
@@ -371,6 +397,17 @@ impl MailStack {
 
     /// A logged-in IMAP session for `user` (plain TCP, shared password).
     pub async fn imap_login(&self, user: &str) -> Result<Session<TcpStream>, String> {
+        self.imap_login_with(user, &self.password).await
+    }
+
+    /// A logged-in IMAP session for `user` with `password` (plain TCP): for accounts
+    /// whose password is not the shared one, e.g. people in the test directory. One
+    /// attempt, no retry: a refusal is the answer (Dovecot delays it by 2 s).
+    pub async fn imap_login_with(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Session<TcpStream>, String> {
         let addr = (self.imap_host.as_str(), self.imap_port);
         let tcp = within("connect", TcpStream::connect(addr)).await?;
         let mut client = async_imap::Client::new(tcp);
@@ -379,7 +416,7 @@ impl MailStack {
             Some(_) => {}
             None => return Err("connection closed before the IMAP greeting".into()),
         }
-        match tokio::time::timeout(OP_TIMEOUT, client.login(user, &self.password)).await {
+        match tokio::time::timeout(OP_TIMEOUT, client.login(user, password)).await {
             Err(_) => Err("LOGIN timed out".into()),
             Ok(Err((e, _))) => Err(format!("LOGIN {user}: {e}")),
             Ok(Ok(session)) => Ok(session),

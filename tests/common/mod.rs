@@ -2,5 +2,6 @@
 //! Each test binary uses only part of it, hence no dead-code warnings here.
 #![allow(dead_code)]
 
+pub mod ldapstack;
 pub mod mailstack;
 pub mod testdb;

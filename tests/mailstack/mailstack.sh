@@ -12,6 +12,11 @@
 #   mailstack.sh stop-postfix|start-postfix|restart-postfix DIR
 #   mailstack.sh logs DIR                last lines of DIR/dovecot.log and DIR/postfix.log
 #
+# MAILSTACK_LDAP_ENV=LDAPDIR/env (from `tests/ldapstack/ldapstack.sh start LDAPDIR`) at
+# `start`: Dovecot also authenticates the people in that directory (a second passdb,
+# driver = ldap with auth_bind, after the passwd-file one; their mail lives in
+# DIR/mail/DOMAIN/USER like everyone's). Without it, passwd-file users only.
+#
 # DIR holds: env (MAILSTACK_* exports), users (passwd-file), mail/DOMAIN/USER/Maildir,
 # dovecot.log, postfix.log, tls/ca.pem (throw-away CA of the IMAPS/STARTTLS cert),
 # use.lock (flock'ed by tests/common/mailstack.rs), dovecot/ and postfix/ (config,
@@ -320,6 +325,42 @@ EOF
     }
 }
 
+# DIR/dovecot/ldap.conf (included by dovecot.conf): the LDAP passdb when
+# MAILSTACK_LDAP_ENV names an ldapstack env file, else empty.
+render_ldap() {
+    local out=$DIR/dovecot/ldap.conf ext=$DIR/dovecot/dovecot-ldap.conf.ext
+    rm -f "$ext"
+    if [[ -z ${MAILSTACK_LDAP_ENV:-} ]]; then
+        : >"$out"
+        return 0
+    fi
+    [[ -r $MAILSTACK_LDAP_ENV ]] || die "MAILSTACK_LDAP_ENV=$MAILSTACK_LDAP_ENV: no such file"
+    local url reader people password
+    # A subshell: the ldapstack's variables stay out of this script.
+    # shellcheck disable=SC1090
+    url=$(source "$MAILSTACK_LDAP_ENV" && echo "$LDAPSTACK_URL")
+    # shellcheck disable=SC1090
+    reader=$(source "$MAILSTACK_LDAP_ENV" && echo "$LDAPSTACK_READER_DN")
+    # shellcheck disable=SC1090
+    people=$(source "$MAILSTACK_LDAP_ENV" && echo "$LDAPSTACK_PEOPLE")
+    # shellcheck disable=SC1090
+    password=$(source "$MAILSTACK_LDAP_ENV" && cat "$LDAPSTACK_READER_PASSWORD_FILE")
+    [[ -n $url && -n $reader && -n $people && -n $password ]] ||
+        die "$MAILSTACK_LDAP_ENV lacks LDAPSTACK_URL/READER_DN/PEOPLE/READER_PASSWORD_FILE"
+    [[ "$url$reader$people$password" != *[\|\&[:space:]]* ]] || die "unexpected characters in $MAILSTACK_LDAP_ENV"
+    sed -e "s|@LDAP_ENV@|$MAILSTACK_LDAP_ENV|g" \
+        -e "s|@LDAP_URL@|$url|g" \
+        -e "s|@LDAP_READER_DN@|$reader|g" \
+        -e "s|@LDAP_READER_PASSWORD@|$password|g" \
+        -e "s|@LDAP_PEOPLE@|$people|g" \
+        "$HERE/dovecot-ldap.conf.ext.in" >"$ext"
+    # Read by Dovecot's auth process (user dovecot); it holds the reader's password.
+    chown root:dovecot "$ext"
+    chmod 0640 "$ext"
+    render "$HERE/dovecot-ldap.conf.in" "$out"
+    if grep -q '@[A-Z_][A-Z_]*@' "$ext"; then die "unrendered placeholder in $ext"; fi
+}
+
 # Append ADDRESS to the passwd-file unless present. Lowercased: Dovecot looks up %Lu.
 add_user_line() { # users_file address password
     local file=$1 addr=${2,,} pw=$3
@@ -492,6 +533,7 @@ cmd_start() {
     chmod 0755 "$DIR/dovecot" "$DIR/mail"
     make_tls
     render "$HERE/dovecot.conf.in" "$DIR/dovecot/dovecot.conf"
+    render_ldap
     render "$HERE/postfix-main.cf.in" "$DIR/postfix/conf/main.cf"
     render "$HERE/postfix-master.cf.in" "$DIR/postfix/conf/master.cf"
     chown postfix "$DIR/postfix/data"
@@ -517,11 +559,12 @@ cmd_start() {
         printf 'export MAILSTACK_PASSWORD=%q\n' "$password"
         printf 'export MAILSTACK_TLS_CA=%q\n' "$DIR/tls/ca.pem"
         printf 'export MAILSTACK_SCRIPT=%q\n' "$SELF"
+        printf 'export MAILSTACK_LDAP_ENV=%q\n' "${MAILSTACK_LDAP_ENV:-}"
     } >"$DIR/env"
 
     start_dovecot
     start_postfix
-    log "up in $DIR: IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, LMTP $LMTP_PORT, SMTP $SMTP_PORT, SMTPS $SMTPS_PORT (source $DIR/env)"
+    log "up in $DIR: IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, LMTP $LMTP_PORT, SMTP $SMTP_PORT, SMTPS $SMTPS_PORT${MAILSTACK_LDAP_ENV:+, LDAP passdb from $MAILSTACK_LDAP_ENV} (source $DIR/env)"
 }
 
 cmd_stop() {
@@ -578,7 +621,7 @@ with_env() { # fn DIR
 }
 
 usage() {
-    sed -n '2,22p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,27p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
