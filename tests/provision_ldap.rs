@@ -33,7 +33,9 @@ fn local(address: &str) -> &str {
     address.split('@').next().unwrap_or(address)
 }
 
-fn directory_settings(ldap: &LdapStack) -> Vec<(&'static str, &'static str, String)> {
+/// `groups`: the site's own container of mailbox groups (the test directory is shared by
+/// tests running at once; `directory diff` and the reconcile read a whole container).
+fn directory_settings(ldap: &LdapStack, groups: &str) -> Vec<(&'static str, &'static str, String)> {
     let q = |s: &str| format!("\"{s}\"");
     vec![
         ("directory", "target", q("ldap")),
@@ -45,7 +47,7 @@ fn directory_settings(ldap: &LdapStack) -> Vec<(&'static str, &'static str, Stri
             q(&ldap.bind_password_file.display().to_string()),
         ),
         ("directory", "people", q(&ldap.people)),
-        ("directory", "groups", q(&ldap.groups)),
+        ("directory", "groups", q(groups)),
         ("directory", "timeout", q("3s")),
     ]
 }
@@ -61,10 +63,23 @@ fn ldap_site_with(
     in_ldap: bool,
     extra: &[(&'static str, &'static str, &str)],
 ) -> LdapSite {
-    let mut settings = directory_settings(ldap);
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let container = format!(
+        "site-{}-{}-{}",
+        std::process::id(),
+        surname().to_lowercase(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let groups = format!("ou={container},{}", ldap.groups);
+    ldap.must_modify(&format!(
+        "dn: {groups}\nobjectClass: organizationalUnit\nou: {container}\n"
+    ));
+    let mut settings = directory_settings(ldap, &groups);
     settings.extend(extra.iter().map(|(s, k, v)| (*s, *k, (*v).to_owned())));
-    let overrides: Vec<(&str, &str, &str)> =
-        settings.iter().map(|(s, k, v)| (*s, *k, v.as_str())).collect();
+    let overrides: Vec<(&str, &str, &str)> = settings
+        .iter()
+        .map(|(s, k, v)| (*s, *k, v.as_str()))
+        .collect();
     let site = Site::new(stack, &overrides);
     let owner = ldap.add_person(local(&site.owner), &site.owner, FIRST_PASSWORD);
     let member = ldap.add_person(local(&site.member), &site.member, FIRST_PASSWORD);
@@ -88,7 +103,19 @@ fn ldap_site_with(
     if in_ldap {
         members.push(locked.dn.as_str());
     }
-    let group = ldap.add_mailbox_group(&site.mailbox, &members, &[&owner.dn]);
+    // The mailbox's group, in the site's container: members, and the owner as both.
+    let group = format!("cn={},{groups}", site.mailbox);
+    let mut ldif = format!(
+        "dn: {group}\nobjectClass: groupOfNames\ncn: {}\no: {}\nmember: {}\nowner: {}\n",
+        site.mailbox,
+        site.organisation(),
+        owner.dn,
+        owner.dn
+    );
+    for m in &members {
+        ldif.push_str(&format!("member: {m}\n"));
+    }
+    ldap.must_modify(&ldif);
     LdapSite {
         site,
         owner,
@@ -102,7 +129,9 @@ fn ldap_site_with(
 async fn ask(s: &LdapSite, raw: &[u8], n: usize) -> String {
     let stack = &s.site.stack;
     stack.send(&s.site.mailbox, &[&s.site.helpdesk], raw).await;
-    let replies = stack.wait_for(&s.site.mailbox, "INBOX", n, REPLY_WAIT).await;
+    let replies = stack
+        .wait_for(&s.site.mailbox, "INBOX", n, REPLY_WAIT)
+        .await;
     String::from_utf8_lossy(&replies[n - 1]).into_owned()
 }
 
@@ -148,10 +177,20 @@ fn metrics(daemon: &Daemon) -> String {
         .lines()
         .find(|l| l.contains("staff page listening"))
         .and_then(|l| l.split("addr=").nth(1))
-        .map(|a| a.split_whitespace().next().unwrap_or(a).trim_matches('"').to_owned())
+        .map(|a| {
+            a.split_whitespace()
+                .next()
+                .unwrap_or(a)
+                .trim_matches('"')
+                .to_owned()
+        })
         .unwrap_or_else(|| panic!("no address in the log:\n{log}"));
     let mut c = std::net::TcpStream::connect(&addr).unwrap();
-    write!(c, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        c,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut body = String::new();
     c.read_to_string(&mut body).unwrap();
     body
@@ -202,7 +241,9 @@ async fn a_new_starter_is_created_in_ldap_and_signs_in_with_the_password_from_th
 
     assert_eq!(s.site.audit_count("job.done"), 1);
     // The password reached LDAP and is not kept in the job afterwards.
-    let store = postroom::store::Store::open(&s.site.database()).await.unwrap();
+    let store = postroom::store::Store::open(&s.site.database())
+        .await
+        .unwrap();
     let job_id = s
         .site
         .audit()
@@ -277,11 +318,18 @@ async fn resets_unlocks_leavers_and_memberships_are_made_in_ldap() {
     let (_, raw) = s.site.request(
         "Leaver",
         "",
-        &format!("{} has left the practice, please close the account.{}", s.member.mail, by(&s)),
+        &format!(
+            "{} has left the practice, please close the account.{}",
+            s.member.mail,
+            by(&s)
+        ),
     );
     let reply = ask(&s, &raw, 5).await;
     assert!(reply.contains("has been done"), "{reply}");
-    assert_eq!(ldap.locked_time(&s.member.dn).as_deref(), Some(LOCKED_FOR_GOOD));
+    assert_eq!(
+        ldap.locked_time(&s.member.dn).as_deref(),
+        Some(LOCKED_FOR_GOOD)
+    );
     assert!(!signs_in(&stack, &s.member.mail, &new).await);
     assert!(!ldap.values(&s.group, "member").contains(&s.member.dn));
 
@@ -307,13 +355,19 @@ async fn a_directory_refusal_goes_to_staff_and_the_site_is_told_a_person_has_it(
     let (_, raw) = s.site.unlock_request();
     let reply = ask(&s, &raw, 1).await;
     assert!(!reply.contains("has been done"), "{reply}");
-    assert!(reply.contains("a person on the helpdesk is handling it"), "{reply}");
-    eventually("the request is in the staff queue", Duration::from_secs(10), || async {
-        s.site
-            .audit()
-            .iter()
-            .any(|e| e["action"] == "request.needs_review" && e["detail"]["reason"] == "target_refused")
-    })
+    assert!(
+        reply.contains("a person on the helpdesk is handling it"),
+        "{reply}"
+    );
+    eventually(
+        "the request is in the staff queue",
+        Duration::from_secs(10),
+        || async {
+            s.site.audit().iter().any(|e| {
+                e["action"] == "request.needs_review" && e["detail"]["reason"] == "target_refused"
+            })
+        },
+    )
     .await;
     let failed: Vec<_> = s
         .site
@@ -363,17 +417,27 @@ async fn with_slapd_down_intake_goes_on_replies_wait_and_all_converge_once_it_is
         "",
         &format!("Please reset the password for {}.{}", s.member.mail, by(&s)),
     );
-    stack.send(&s.site.mailbox, &[&s.site.helpdesk], &unlock).await;
-    stack.send(&s.site.mailbox, &[&s.site.helpdesk], &reset).await;
+    stack
+        .send(&s.site.mailbox, &[&s.site.helpdesk], &unlock)
+        .await;
+    stack
+        .send(&s.site.mailbox, &[&s.site.helpdesk], &reset)
+        .await;
     // Intake goes on: both decided and recorded, the job tried and put off.
     eventually("both requests applied", Duration::from_secs(30), || async {
         s.site.audit_count("request.applied") == 2 && s.site.audit_count("job.retried") >= 2
     })
     .await;
-    assert_eq!(stack.folder_count(&s.site.mailbox, "INBOX").await, 0, "no reply before LDAP has it");
+    assert_eq!(
+        stack.folder_count(&s.site.mailbox, "INBOX").await,
+        0,
+        "no reply before LDAP has it"
+    );
 
     ldap.start_slapd();
-    let replies = stack.wait_for(&s.site.mailbox, "INBOX", 2, Duration::from_secs(90)).await;
+    let replies = stack
+        .wait_for(&s.site.mailbox, "INBOX", 2, Duration::from_secs(90))
+        .await;
     let reset_reply = replies
         .iter()
         .map(|r| String::from_utf8_lossy(r).into_owned())
@@ -436,7 +500,11 @@ async fn a_job_replayed_after_a_crash_converges_over_ldaps_and_starttls() {
         assert_eq!(done[1]["read_back"]["owner"], true, "{done:?}");
     }
     let found = ldap
-        .search(&ldap.people, &format!("(mail={address})"), &["uid", "title"])
+        .search(
+            &ldap.people,
+            &format!("(mail={address})"),
+            &["uid", "title"],
+        )
         .unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     let dn = &found[0].0;
@@ -456,9 +524,7 @@ async fn a_job_replayed_after_a_crash_converges_over_ldaps_and_starttls() {
         "{missing:?}"
     );
     // A server that is not there is "not now".
-    let down = target(&ldap, "ldap://127.0.0.1:9", false)
-        .apply(&ops)
-        .await;
+    let down = target(&ldap, "ldap://127.0.0.1:9", false).apply(&ops).await;
     assert!(matches!(down, Err(NotDone::RetryLater(_))), "{down:?}");
 }
 
@@ -506,10 +572,17 @@ async fn the_directory_is_read_from_ldap_and_where_it_differs_is_listed() {
     // Imported from LDAP: the outsider's membership and the owner's state come in; an
     // import adds and updates, it removes nothing (the member stays, and is still listed).
     let out = s.site.cli(&["directory", "import", "--from-target"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["rows"], 3, "{summary}");
     let (_, lines) = diff(&s.site);
     assert_eq!(lines.last().unwrap()["differences"], 1, "{lines:?}");
-    assert!(lines[0]["difference"] == "only_in_postroom" && lines[0]["account"] == s.site.member.as_str());
+    assert!(
+        lines[0]["difference"] == "only_in_postroom"
+            && lines[0]["account"] == s.site.member.as_str()
+    );
 }
