@@ -57,9 +57,12 @@
 # - With `-d LEVEL` slapd stays in the foreground and logs to stderr (there is no syslog
 #   here): `start` backgrounds it under setsid with stderr in DIR/slapd.log. It still
 #   writes olcPidFile.
-# - Debian's slapd is linked with GnuTLS: olcTLSProtocolMin 3.3 means TLS 1.2; clients
-#   (ldapsearch) trust the throw-away CA with LDAPTLS_CACERT=$LDAPSTACK_CA, and the
-#   certificate names IP:127.0.0.1 so ldaps://127.0.0.1 verifies.
+# - Debian's slapd is linked with GnuTLS: olcTLSProtocolMin 3.3 did not stop a TLS 1.1
+#   handshake (seen with `openssl s_client -tls1_1`); the GnuTLS priority string in
+#   olcTLSCipherSuite (NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2) does ("TLS: can't
+#   accept: ... unsupported version" in the log). Clients (ldapsearch) trust the
+#   throw-away CA with LDAPTLS_CACERT=$LDAPSTACK_CA; the certificate names IP:127.0.0.1,
+#   so ldaps://127.0.0.1 verifies. StartTLS on the plain port works too (ldapsearch -ZZ).
 # - A bind to a locked account (pwdAccountLockedTime set) answers 49 invalidCredentials,
 #   exactly as a wrong password does (olcPPolicyUseLockout FALSE): the lock shows only in
 #   the entry. Unlocking = deleting pwdAccountLockedTime; ppolicy then drops
