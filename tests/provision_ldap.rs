@@ -453,6 +453,58 @@ async fn with_slapd_down_intake_goes_on_replies_wait_and_all_converge_once_it_is
     stop(daemon);
 }
 
+/// A daemon killed (abort, as a power cut) after the LDAP write and before recording it:
+/// restarted, it takes the job up again once its lease has run out, the operations converge
+/// (the password is not set a second time), and the site gets one reply whose password works.
+#[tokio::test]
+async fn killed_between_the_ldap_write_and_its_record_the_job_converges_on_restart() {
+    let ldap = LdapStack::require();
+    let stack = MailStack::require();
+    // timeout 1s: the job's lease is 20 s, how long the restarted daemon waits for it.
+    let s = ldap_site_with(&stack, &ldap, true, &[("directory", "timeout", "\"1s\"")]);
+    let mut first = s
+        .site
+        .start_with(&[("POSTROOM_TEST_ABORT_AFTER_JOB_ATTEMPTS", "1")], false);
+    let (_, raw) = s.site.request(
+        "Password",
+        "",
+        &format!("Please reset the password for {}.{}", s.member.mail, by(&s)),
+    );
+    stack.send(&s.site.mailbox, &[&s.site.helpdesk], &raw).await;
+    assert!(
+        first.wait_exit(Duration::from_secs(45)).is_some(),
+        "the test hook aborts the daemon after the LDAP write:\n{}",
+        first.log()
+    );
+    // Done in LDAP, not recorded, not answered.
+    assert!(ldap.must_change(&s.member.dn));
+    assert!(!signs_in(&stack, &s.member.mail, FIRST_PASSWORD).await);
+    assert_eq!(stack.folder_count(&s.site.mailbox, "INBOX").await, 0);
+    assert_eq!(s.site.audit_count("job.done"), 0);
+
+    let second = s.site.start();
+    let replies = stack
+        .wait_for(&s.site.mailbox, "INBOX", 1, Duration::from_secs(90))
+        .await;
+    let reply = String::from_utf8_lossy(&replies[0]).into_owned();
+    let new = temporary_password(&reply);
+    assert!(signs_in(&stack, &s.member.mail, &new).await);
+    assert_eq!(s.site.audit_count("job.done"), 1);
+    assert_eq!(
+        s.site.audit_count("password.reset"),
+        1,
+        "applied once in postroom"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stack.folder_count(&s.site.mailbox, "INBOX").await,
+        1,
+        "one reply"
+    );
+    stop(second);
+    let _ = first;
+}
+
 fn target(ldap: &LdapStack, url: &str, starttls: bool) -> LdapTarget {
     LdapTarget::new(&LdapConfig {
         url: url.to_owned(),

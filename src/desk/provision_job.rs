@@ -69,7 +69,7 @@ impl JobKind for Provision {
             Target::Command(c) => c.timeout,
             Target::None => Duration::from_secs(10),
         };
-        each.saturating_mul(16).max(Duration::from_secs(60))
+        each.saturating_mul(16).max(Duration::from_secs(20))
     }
 
     async fn attempt(&self, job: &ProvisionJob) -> Result<serde_json::Value, Failure> {

@@ -71,10 +71,37 @@ pub async fn pass<K: JobKind>(
             continue;
         }
         let (attempt, result, payload) = attempt(kind, &job).await;
+        if attempt == Attempt::Done {
+            crash_after_attempt();
+        }
         let kept = payload.as_ref().and_then(|p| kind.kept(p));
         record(store, kind, &job, attempt, result, kept, &mut done).await?;
     }
     Ok(done)
+}
+
+/// TEST HOOK for the integration tests only (never set it in production): with
+/// `POSTROOM_TEST_ABORT_AFTER_JOB_ATTEMPTS=N` the process aborts right after its Nth attempt
+/// that succeeded, before recording it — the "killed between the directory write and its
+/// record" of `tests/provision_ldap.rs`. Not a config key on purpose.
+pub const ABORT_ENV: &str = "POSTROOM_TEST_ABORT_AFTER_JOB_ATTEMPTS";
+
+fn crash_after_attempt() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DONE: AtomicU64 = AtomicU64::new(0);
+    let Some(limit) = std::env::var(ABORT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+    else {
+        return;
+    };
+    let n = DONE.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+    tracing::warn!("{ABORT_ENV}={limit}: TEST HOOK, successful attempt {n}");
+    if n >= limit {
+        eprintln!("postroom: {ABORT_ENV}: aborting after job attempt {n}, before recording it");
+        std::process::abort();
+    }
 }
 
 /// Try a claimed job once, bounded in time: what came of it, the result, and the payload as
