@@ -218,3 +218,84 @@ async fn replay_dry_run_shows_what_a_rule_change_would_do_at_the_target() {
     assert!(operations(&log).is_empty());
     let _ = fixture("requester_not_owner.eml");
 }
+
+/// The request's page shows its change at the directory: the target's refusal, and a retry
+/// that puts the job back in the queue (audited), for a job of this request only.
+#[tokio::test]
+async fn staff_see_the_directory_s_answer_and_retry_the_job_from_the_request_page() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let script = dir.join("provision.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncat >/dev/null\necho 'no such group <b>x</b>' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let w = crate::web_support::Web::with_config(&format!(
+        "[directory]\ntarget = \"command\"\ncommand = [\"/bin/sh\", \"{}\"]\n",
+        script.display()
+    ))
+    .await;
+    let reference = w.process_fixture("password_reset_fields.eml");
+    let connector = Connector::build(&w.cfg.directory.target).unwrap().unwrap();
+    let kind = Provision::new(connector, w.cfg.clone(), None);
+    assert_eq!(worker::pass(&w.store, &kind, None).await.unwrap().failed, 1);
+
+    let me = w.agent().await;
+    let page = w.get(&format!("/requests/{reference}"), Some(&me)).await;
+    assert!(
+        page.body.contains("Changes at the directory"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("no such group &#60;b&#62;x&#60;/b&#62;"),
+        "escaped: {}",
+        page.body
+    );
+    assert!(page.body.contains("Try again at the directory"));
+    let job_id = w.scalar_i64("SELECT MAX(id) FROM jobs").await;
+
+    // Another request's job is not this request's to retry.
+    let other = w.process_fixture("unlock.eml");
+    let wrong = w
+        .submit(&format!("/requests/{other}/jobs/{job_id}/retry"), &[], &me)
+        .await;
+    assert_eq!(wrong.status, axum::http::StatusCode::NOT_FOUND);
+
+    let done = w
+        .submit(
+            &format!("/requests/{reference}/jobs/{job_id}/retry"),
+            &[],
+            &me,
+        )
+        .await;
+    assert_eq!(
+        done.status,
+        axum::http::StatusCode::SEE_OTHER,
+        "{}",
+        done.body
+    );
+    assert_eq!(
+        w.scalar_i64(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND retried_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        w.scalar_i64(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'job.retry' AND actor = 'staff:adam'"
+        )
+        .await,
+        1
+    );
+    // Pending now: a second retry is refused, and says why.
+    let again = w
+        .submit(
+            &format!("/requests/{reference}/jobs/{job_id}/retry"),
+            &[],
+            &me,
+        )
+        .await;
+    assert_eq!(again.status, axum::http::StatusCode::CONFLICT);
+}

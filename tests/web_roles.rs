@@ -104,6 +104,13 @@ const ROUTES: &[Case] = &[
         &[],
         Access::Staff,
     ),
+    case(
+        "POST",
+        "/requests/{reference}/jobs/{id}/retry",
+        "/requests/HD-000003/jobs/1/retry",
+        &[],
+        Access::Staff,
+    ),
     case("GET", "/messages/{id}", "/messages/1", &[], Access::Staff),
     case("GET", "/directory", "/directory", &[], Access::Staff),
     case(

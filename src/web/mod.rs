@@ -128,6 +128,12 @@ fn table() -> Vec<Route> {
             post(pages::request::release),
         ),
         r(
+            p.clone(),
+            "/requests/{reference}/jobs/{id}/retry",
+            Staff,
+            post(pages::request::retry_job),
+        ),
+        r(
             g.clone(),
             "/messages/{id}",
             Staff,

@@ -109,6 +109,8 @@ struct RequestPage {
     comment_text: String,
     comment_error: Option<String>,
     replies: Vec<ReplyLine>,
+    /// The request's changes at the directory target (issue 15), with a retry for failed ones.
+    jobs: Vec<JobLine>,
     comments: Vec<CommentLine>,
     audit: Vec<AuditLine>,
     /// Who has taken the request (issue 17): name, who gave it, since when.
@@ -119,6 +121,18 @@ struct RequestPage {
     /// Enabled staff, to hand the request to.
     colleagues: Vec<String>,
     me: String,
+}
+
+pub struct JobLine {
+    pub id: i64,
+    pub kind: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub created: String,
+    pub finished: String,
+    pub last_error: String,
+    /// What the target read back, as JSON.
+    pub result: String,
 }
 
 pub struct ClaimLine {
@@ -177,6 +191,7 @@ async fn build(
     let email = stored.as_ref().map(EmailView::new);
     let from = stored.as_ref().and_then(|s| s.from_address.clone());
     let replies = views::replies_of_request(&mut conn, request.id).await?;
+    let jobs = crate::store::jobs::of_request(&mut conn, request.id).await?;
     let comments = views::comments_of_request(&mut conn, request.id).await?;
     let audit = views::audit_of_request(&mut conn, request.id).await?;
     let confirmation = journal::open_confirmation(&mut conn, request.id).await?;
@@ -366,6 +381,24 @@ async fn build(
                 sent: time_opt(r.sent_at),
                 next_attempt: time(r.next_attempt_at),
                 body: r.body,
+            })
+            .collect(),
+        jobs: jobs
+            .into_iter()
+            .map(|j| JobLine {
+                id: j.id,
+                kind: j.kind,
+                status: j.status.as_str(),
+                attempts: j.attempts,
+                created: time(j.created_at),
+                finished: time_opt(j.finished_at),
+                last_error: j.last_error.unwrap_or_default(),
+                result: j
+                    .result
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or_default(),
             })
             .collect(),
         comments: comments
@@ -686,5 +719,42 @@ pub async fn release(
             Ok((code, sentence)) => (code, sentence).into_response(),
             Err(e) => e.into_response(),
         },
+    }
+}
+
+/// Try a failed job of the request again (issue 15): a provisioning job the directory refused,
+/// once someone has fixed the cause. Audited (`job.retry`).
+pub async fn retry_job(
+    State(state): State<WebState>,
+    Extension(me): Extension<Staff>,
+    Path((reference, id)): Path<(String, i64)>,
+) -> Response {
+    let not_found = || WebError::NotFound(format!("There is no such job of request {reference}."));
+    if !is_reference(&reference) {
+        return not_found().into_response();
+    }
+    let belongs = async {
+        let mut conn = state.store.read().await?;
+        let request = journal::find_request(&mut conn, &reference).await?;
+        let job = crate::store::jobs::find(&mut conn, id).await?;
+        Ok::<bool, crate::store::StoreError>(matches!(
+            (request, job),
+            (Some(r), Some(j)) if j.request_id == Some(r.id)
+        ))
+    };
+    match belongs.await {
+        Ok(true) => {}
+        Ok(false) => return not_found().into_response(),
+        Err(e) => return WebError::from(e).into_response(),
+    }
+    let actor = format!("staff:{}", me.name);
+    match crate::ops::jobs::retry(&state.store, id, &actor).await {
+        Ok(true) => see_other(&format!("/requests/{reference}#jobs")),
+        Ok(false) => (
+            StatusCode::CONFLICT,
+            "This job is not failed: it is done, or already being tried.",
+        )
+            .into_response(),
+        Err(e) => WebError::from(e).into_response(),
     }
 }
