@@ -251,7 +251,7 @@ async fn a_new_starter_is_created_in_ldap_and_signs_in_with_the_password_from_th
         .find(|e| e["action"] == "job.done")
         .and_then(|e| e["detail"]["job"].as_i64())
         .unwrap();
-    let job = postroom::store::jobs::find(&mut *store.read().await.unwrap(), job_id)
+    let job = postroom::store::jobs::find(&mut store.read().await.unwrap(), job_id)
         .await
         .unwrap()
         .unwrap();
