@@ -10,27 +10,13 @@ use crate::request::{RequestKind, Role};
 pub use crate::oauth::Auth;
 pub use crate::secret::Secret;
 pub use crate::store::DatabaseConfig;
+// The values every section shares live low, where the sections can import them.
+pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_duration};
+use crate::config_value::{OneOrMany, duration_key, key_err, secret_key};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(
-        "config file {path} not found (give one with --config or POSTROOM_CONFIG; config/postroom.example.toml documents every key)"
-    )]
-    Missing { path: PathBuf },
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("config key `{key}`: {message}")]
-    Key { key: String, message: String },
-}
 
 // ---------------------------------------------------------------------------------------------
 // Raw: what the file says.
@@ -95,23 +81,6 @@ struct RawWeb {
     behind_tls_proxy: Option<bool>,
     session_ttl: Option<String>,
     trusted_proxies: Option<Vec<String>>,
-}
-
-/// A key that takes one value or a list.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::One(t) => vec![t],
-            OneOrMany::Many(v) => v,
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -390,18 +359,6 @@ pub struct LimitsConfig {
     pub max_parts: u32,
     pub max_mime_depth: u32,
     pub max_text_bytes: u32,
-}
-
-/// How a mail connection is protected. `none` is for loopback tests only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// TLS from the first byte (IMAPS 993, SMTPS 465).
-    Tls,
-    /// Plain connection upgraded with STARTTLS (IMAP 143, submission 587).
-    Starttls,
-    /// No encryption at all.
-    None,
 }
 
 #[derive(Debug, Clone)]
@@ -837,48 +794,6 @@ fn check_audit(
     })
 }
 
-fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Key {
-        key: key.to_owned(),
-        message: message.into(),
-    }
-}
-
-fn duration_key(
-    key: &str,
-    value: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match value {
-        Some(s) => parse_duration(&s).map_err(|e| key_err(key, e)),
-        None => Ok(default),
-    }
-}
-
-/// A password given inline, or read from a file (first line, trailing newline dropped).
-fn secret_key(
-    key: &str,
-    inline: Option<String>,
-    file: Option<PathBuf>,
-) -> Result<Option<Secret>, ConfigError> {
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(key_err(key, "give `password` or `password_file`, not both")),
-        (Some(p), None) => Ok(Some(Secret::new(p))),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                key_err(
-                    &format!("{key}_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            Ok(Some(Secret::new(
-                text.trim_end_matches(['\r', '\n']).to_owned(),
-            )))
-        }
-        (None, None) => Ok(None),
-    }
-}
-
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 enum AuthKind {
@@ -1225,29 +1140,6 @@ pub fn exposed_secret_warning(path: &Path) -> Option<String> {
             mode & 0o777
         )
     })
-}
-
-/// `"30s"`, `"5m"`, `"1h 30m"`, `"3d"`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration like \"30s\" or \"5m\": {e}"))
-}
-
-/// A cheap syntactic check, enough to catch a typo in a config or CSV file.
-pub fn looks_like_address(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !s
-                    .chars()
-                    .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
-                && !domain.contains('@')
-        }
-        None => false,
-    }
 }
 
 /// `POSTROOM_DATABASE_URL=…` sets `[database] url`. Sections are the top-level tables of the
@@ -1708,12 +1600,5 @@ mod tests {
         assert_eq!(c.imap[1].processed, "Requests/done");
         assert_eq!(c.imap[0].processed, "postroom/processed");
         assert_eq!(c.lease.ttl, Duration::from_secs(20));
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert!(parse_duration("soon").is_err());
     }
 }

@@ -18,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod config_value;
 pub mod confirm;
 pub mod continuity;
 pub mod daemon;
