@@ -8,11 +8,12 @@
 use crate::request::{RequestKind, Role};
 // Sections other rooms own; `config` reads and composes them.
 pub use crate::oauth::Auth;
+use crate::oauth::{AuthKind, RawOauth2, check_auth};
 pub use crate::secret::Secret;
 pub use crate::store::DatabaseConfig;
 // The values every section shares live low, where the sections can import them.
 pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_duration};
-use crate::config_value::{OneOrMany, duration_key, key_err, secret_key};
+use crate::config_value::{duration_key, key_err, secret_key};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ struct RawConfig {
     imap: Option<toml::Value>,
     smtp: Option<RawSmtp>,
     #[serde(default)]
-    trust: RawTrust,
+    trust: crate::trust::RawTrust,
     #[serde(default)]
     confirmation: RawConfirmation,
     #[serde(default)]
@@ -81,16 +82,6 @@ struct RawWeb {
     behind_tls_proxy: Option<bool>,
     session_ttl: Option<String>,
     trusted_proxies: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTrust {
-    mode: Option<OneOrMany<String>>,
-    authserv_id: Option<OneOrMany<String>>,
-    accept: Option<Vec<String>>,
-    /// Pinned DKIM keys: DNS name → TXT record, answered before DNS.
-    dkim_keys: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -638,7 +629,7 @@ impl Config {
         }
         let smtp = raw.smtp.map(|r| check_smtp(r, &address)).transpose()?;
 
-        let trust = check_trust(raw.trust)?;
+        let trust = crate::trust::check_trust(raw.trust)?;
         let confirmation = check_confirmation(raw.confirmation)?;
         let l = raw.limits;
         let limits = LimitsConfig {
@@ -792,141 +783,6 @@ fn check_audit(
         checkpoint_every,
         checkpoint_to,
     })
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum AuthKind {
-    Password,
-    Xoauth2,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOauth2 {
-    token_url: String,
-    client_id: String,
-    client_secret: Option<String>,
-    client_secret_file: Option<PathBuf>,
-    scope: Option<String>,
-}
-
-fn check_auth(
-    section: &str,
-    kind: Option<AuthKind>,
-    oauth2: Option<RawOauth2>,
-    command: Option<String>,
-) -> Result<Auth, ConfigError> {
-    use crate::oauth::Provider;
-    let k = |name: &str| format!("{section}.{name}");
-    if kind.unwrap_or(AuthKind::Password) == AuthKind::Password {
-        // A token source that is never used is a mistake worth saying so at start.
-        if oauth2.is_some() {
-            return Err(key_err(&k("oauth2"), "only used with auth = \"xoauth2\""));
-        }
-        if command.is_some() {
-            return Err(key_err(
-                &k("token_command"),
-                "only used with auth = \"xoauth2\"",
-            ));
-        }
-        return Ok(Auth::Password);
-    }
-    let provider = match (oauth2, command) {
-        (Some(_), Some(_)) => {
-            return Err(key_err(
-                &k("oauth2"),
-                "give `oauth2` or `token_command`, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(key_err(
-                &k("auth"),
-                "xoauth2 needs a token source: `oauth2 = { token_url, client_id, client_secret_file, scope }` or `token_command`",
-            ));
-        }
-        (None, Some(command)) if command.trim().is_empty() => {
-            return Err(key_err(&k("token_command"), "empty"));
-        }
-        (None, Some(command)) => Provider::Command(command),
-        (Some(o), None) => {
-            let kk = |name: &str| format!("{section}.oauth2.{name}");
-            let url = o.token_url.trim().to_owned();
-            // The client secret travels in the request body: clear text only on loopback.
-            let loopback = url.strip_prefix("http://").is_some_and(|rest| {
-                ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| {
-                    rest.strip_prefix(h)
-                        .is_some_and(|after| after.is_empty() || after.starts_with([':', '/']))
-                })
-            });
-            if !(url.starts_with("https://") || loopback) {
-                return Err(key_err(
-                    &kk("token_url"),
-                    format!("`{url}` must be an https:// URL"),
-                ));
-            }
-            if o.client_id.trim().is_empty() {
-                return Err(key_err(&kk("client_id"), "empty"));
-            }
-            let secret = secret_key(&kk("client_secret"), o.client_secret, o.client_secret_file)?
-                .filter(|s| !s.expose().is_empty())
-                .ok_or_else(|| key_err(&kk("client_secret_file"), "missing or empty"))?;
-            Provider::ClientCredentials {
-                token_url: url,
-                client_id: o.client_id.trim().to_owned(),
-                client_secret: secret,
-                scope: o.scope.filter(|s| !s.trim().is_empty()),
-            }
-        }
-    };
-    Ok(Auth::Xoauth2(provider))
-}
-
-fn check_trust(r: RawTrust) -> Result<crate::trust::TrustConfig, ConfigError> {
-    use crate::trust::{Method, TrustConfig, TrustMode};
-    let mut cfg = TrustConfig::default();
-    if let Some(modes) = r.mode {
-        cfg.modes = modes
-            .into_vec()
-            .iter()
-            .map(|m| match m.trim().to_ascii_lowercase().as_str() {
-                "authentication_results" => Ok(TrustMode::AuthenticationResults),
-                "dkim" => Ok(TrustMode::Dkim),
-                "exchange_internal" => Ok(TrustMode::ExchangeInternal),
-                "none" => Ok(TrustMode::None),
-                other => Err(key_err(
-                    "trust.mode",
-                    format!("`{other}` is not one of authentication_results, dkim, exchange_internal, none"),
-                )),
-            })
-            .collect::<Result<_, _>>()?;
-        if cfg.modes.is_empty() {
-            return Err(key_err("trust.mode", "name at least one mode"));
-        }
-    }
-    if let Some(ids) = r.authserv_id {
-        cfg.authserv_ids = ids
-            .into_vec()
-            .into_iter()
-            .map(|s| s.trim().to_ascii_lowercase())
-            .collect();
-    }
-    if let Some(accept) = r.accept {
-        cfg.accept = accept
-            .iter()
-            .map(|m| match m.trim().to_ascii_lowercase().as_str() {
-                "dmarc" => Ok(Method::Dmarc),
-                "dkim" => Ok(Method::Dkim),
-                "spf" => Ok(Method::Spf),
-                other => Err(key_err(
-                    "trust.accept",
-                    format!("`{other}` is not one of dmarc, dkim, spf"),
-                )),
-            })
-            .collect::<Result<_, _>>()?;
-    }
-    cfg.dkim_keys = r.dkim_keys.unwrap_or_default();
-    Ok(cfg)
 }
 
 fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigError> {
