@@ -13,7 +13,10 @@ pub use crate::secret::Secret;
 pub use crate::store::DatabaseConfig;
 // The values every section shares live low, where the sections can import them.
 pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_duration};
+// The sections the rooms own, composed here and named here as before.
 use crate::config_value::{duration_key, key_err, secret_key};
+pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
+use crate::imap::config::{check_imaps, check_lease};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,8 +34,8 @@ struct RawConfig {
     /// A role per kind, and the `requester_from_signature` switch (a boolean).
     #[serde(default)]
     policy: BTreeMap<String, toml::Value>,
-    /// `[imap]` (one inbox) or `[[imap]]` (several): read by [`raw_imaps`], so that an error
-    /// names the entry (`imap[1].host`).
+    /// `[imap]` (one inbox) or `[[imap]]` (several): read by `imap::config::check_imaps`, so
+    /// that an error names the entry (`imap[1].host`).
     imap: Option<toml::Value>,
     smtp: Option<RawSmtp>,
     #[serde(default)]
@@ -105,33 +108,6 @@ struct RawLimits {
     max_parts: Option<u32>,
     max_mime_depth: Option<u32>,
     max_text_bytes: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawImap {
-    host: String,
-    port: Option<u16>,
-    tls: Option<TlsMode>,
-    username: String,
-    password: Option<String>,
-    password_file: Option<PathBuf>,
-    auth: Option<AuthKind>,
-    oauth2: Option<RawOauth2>,
-    token_command: Option<String>,
-    ca_file: Option<PathBuf>,
-    folder: Option<String>,
-    processed: Option<String>,
-    rejected: Option<String>,
-    review: Option<String>,
-    ignored: Option<String>,
-    idle: Option<bool>,
-    idle_timeout: Option<String>,
-    poll_interval: Option<String>,
-    batch_size: Option<u32>,
-    max_message_bytes: Option<u64>,
-    timeout: Option<String>,
-    reconnect_max: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,37 +205,6 @@ pub struct RetentionConfig {
     pub disabled_accounts: Duration,
 }
 
-/// Each inbox is worked by one instance at a time, the holder of its lease (a row in
-/// `inbox_leases`, see `imap::lease`). Kept apart from [`DatabaseConfig`] so that code which
-/// only connects need not know about it.
-#[derive(Debug, Clone, Copy)]
-pub struct LeaseConfig {
-    /// A lease not renewed for this long is free for another instance: the longest an inbox
-    /// waits after its holder died (plus one renewal interval).
-    pub ttl: Duration,
-}
-
-impl LeaseConfig {
-    /// The holder renews this often, and a waiting instance tries this often.
-    pub fn renew_every(&self) -> Duration {
-        self.ttl / 4
-    }
-
-    /// A holder that could not renew for this long stops working the inbox: a quarter of the
-    /// TTL before anyone else may take it, time enough to finish the message in hand.
-    pub fn give_up_after(&self) -> Duration {
-        self.ttl.saturating_sub(self.ttl / 4)
-    }
-}
-
-impl Default for LeaseConfig {
-    fn default() -> LeaseConfig {
-        LeaseConfig {
-            ttl: Duration::from_secs(20),
-        }
-    }
-}
-
 /// The staff page.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
@@ -353,73 +298,6 @@ pub struct LimitsConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct ImapConfig {
-    /// Where this inbox sits in the config, for messages: `imap` or `imap[2]`.
-    pub key: String,
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub username: String,
-    /// Empty with `auth = "xoauth2"`.
-    pub password: Secret,
-    pub auth: Auth,
-    /// Extra CA certificate (PEM) to trust, e.g. a test server's self-signed one.
-    pub ca_file: Option<PathBuf>,
-    /// The folder watched for requests.
-    pub folder: String,
-    /// Where a message goes once its transaction has committed, by outcome.
-    pub processed: String,
-    pub rejected: String,
-    pub review: String,
-    pub ignored: String,
-    /// Use IDLE when the server offers it (RFC 2177); else poll.
-    pub idle: bool,
-    /// IDLE is re-issued after this long (RFC 2177: before 29 minutes).
-    pub idle_timeout: Duration,
-    pub poll_interval: Duration,
-    /// Messages fetched per round trip; memory stays bounded by this.
-    pub batch_size: u32,
-    /// Larger messages are not downloaded whole; they are held for review.
-    pub max_message_bytes: u64,
-    /// Read/write timeout of ordinary commands.
-    pub timeout: Duration,
-    /// Reconnect backoff is capped at this.
-    pub reconnect_max: Duration,
-}
-
-impl ImapConfig {
-    /// What names this inbox for every instance, whatever its config file calls it: the
-    /// lease (`inbox_leases.inbox`) and duplicate detection use it. The port is left out (993
-    /// and 143 reach the same mailbox), the host is compared without case, and so is `INBOX`
-    /// (RFC 3501 §5.1), unlike other folder names.
-    pub fn inbox_id(&self) -> String {
-        let folder = if self.folder.eq_ignore_ascii_case("INBOX") {
-            "INBOX"
-        } else {
-            self.folder.as_str()
-        };
-        format!(
-            "{}@{}/{folder}",
-            self.username,
-            self.host.trim().to_ascii_lowercase()
-        )
-    }
-
-    /// The folder a message is moved to once its outcome is committed.
-    pub fn folder_for(&self, outcome: crate::outcome::Outcome) -> &str {
-        use crate::outcome::Outcome;
-        match outcome {
-            Outcome::Applied | Outcome::AwaitingConfirmation | Outcome::Duplicate => {
-                &self.processed
-            }
-            Outcome::Rejected => &self.rejected,
-            Outcome::NeedsReview => &self.review,
-            Outcome::Ignored => &self.ignored,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
@@ -456,9 +334,6 @@ impl HelpdeskConfig {
             .map_or("localhost", |(_, d)| d)
     }
 }
-
-/// `max_message_bytes` when not set: 25 MiB.
-pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 25 * 1024 * 1024;
 
 /// Who may ask for each kind: an owner of the mailbox (the default) or any member.
 #[derive(Debug, Clone, Default)]
@@ -600,33 +475,8 @@ impl Config {
             None => Duration::from_secs(30),
         };
 
-        let lease_ttl = duration_key(
-            "database.lease_ttl",
-            raw.database.lease_ttl,
-            LeaseConfig::default().ttl,
-        )?;
-        if lease_ttl < Duration::from_secs(4) || lease_ttl > Duration::from_secs(600) {
-            return Err(key(
-                "database.lease_ttl",
-                "must be between 4s and 10m: the holder renews every quarter of it".into(),
-            ));
-        }
-        let imap = raw_imaps(raw.imap)?
-            .into_iter()
-            .map(|(k, r)| check_imap(&k, r))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (i, a) in imap.iter().enumerate() {
-            if let Some(b) = imap.iter().take(i).find(|b| b.inbox_id() == a.inbox_id()) {
-                return Err(key(
-                    &a.key,
-                    format!(
-                        "the same inbox as {} ({}): each inbox is listed once",
-                        b.key,
-                        a.inbox_id()
-                    ),
-                ));
-            }
-        }
+        let lease = check_lease(raw.database.lease_ttl)?;
+        let imap = check_imaps(raw.imap)?;
         let smtp = raw.smtp.map(|r| check_smtp(r, &address)).transpose()?;
 
         let trust = crate::trust::check_trust(raw.trust)?;
@@ -710,7 +560,7 @@ impl Config {
             confirmation,
             limits,
             imap,
-            lease: LeaseConfig { ttl: lease_ttl },
+            lease,
             smtp,
             database: DatabaseConfig {
                 url,
@@ -808,115 +658,6 @@ fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigEr
             Duration::from_secs(3 * 24 * 3600),
         )?,
         max_attempts: r.max_attempts.unwrap_or(5).max(1),
-    })
-}
-
-/// `[imap]` or `[[imap]]` as (key for messages, raw entry): `imap` for the single table,
-/// `imap[0]`, `imap[1]`… for the entries of the array.
-fn raw_imaps(value: Option<toml::Value>) -> Result<Vec<(String, RawImap)>, ConfigError> {
-    let entry = |key: String, v: toml::Value| -> Result<(String, RawImap), ConfigError> {
-        match v.try_into::<RawImap>() {
-            Ok(r) => Ok((key, r)),
-            Err(e) => {
-                // serde names the field (`missing field `host``, `unknown field `hots``);
-                // the key says which inbox.
-                let message = e.message().trim().to_owned();
-                let field = message
-                    .split('`')
-                    .nth(1)
-                    .filter(|_| message.starts_with("missing field"));
-                Err(match field {
-                    Some(f) => key_err(&format!("{key}.{f}"), "missing"),
-                    None => key_err(&key, message),
-                })
-            }
-        }
-    };
-    match value {
-        None => Ok(Vec::new()),
-        Some(v @ toml::Value::Table(_)) => Ok(vec![entry("imap".into(), v)?]),
-        Some(toml::Value::Array(list)) => {
-            if list.is_empty() {
-                return Err(key_err("imap", "`imap = []` lists no inbox"));
-            }
-            list.into_iter()
-                .enumerate()
-                .map(|(i, v)| entry(format!("imap[{i}]"), v))
-                .collect()
-        }
-        Some(_) => Err(key_err(
-            "imap",
-            "must be an [imap] table or [[imap]] entries",
-        )),
-    }
-}
-
-fn check_imap(key: &str, r: RawImap) -> Result<ImapConfig, ConfigError> {
-    let k = |name: &str| format!("{key}.{name}");
-    let tls = r.tls.unwrap_or(TlsMode::Tls);
-    let auth = check_auth(key, r.auth, r.oauth2, r.token_command)?;
-    let password = secret_key(&k("password"), r.password, r.password_file)?;
-    // XOAUTH2 signs in with a token: no password to ask for.
-    let password = password
-        .or_else(|| matches!(auth, Auth::Xoauth2(_)).then(Secret::default))
-        .ok_or_else(|| {
-            key_err(
-                &k("password"),
-                "missing: give `password`, `password_file`, or POSTROOM_IMAP_PASSWORD",
-            )
-        })?;
-    let idle_timeout = duration_key(
-        &k("idle_timeout"),
-        r.idle_timeout,
-        Duration::from_secs(25 * 60),
-    )?;
-    if idle_timeout >= Duration::from_secs(29 * 60) {
-        return Err(key_err(
-            &k("idle_timeout"),
-            "must be under 29 minutes (RFC 2177)",
-        ));
-    }
-    let batch_size = r.batch_size.unwrap_or(50);
-    if batch_size == 0 {
-        return Err(key_err(&k("batch_size"), "must be at least 1"));
-    }
-    if r.host.trim().is_empty() {
-        return Err(key_err(&k("host"), "empty"));
-    }
-    if r.username.trim().is_empty() {
-        return Err(key_err(&k("username"), "empty"));
-    }
-    Ok(ImapConfig {
-        key: key.to_owned(),
-        port: r
-            .port
-            .unwrap_or(if tls == TlsMode::Tls { 993 } else { 143 }),
-        host: r.host,
-        tls,
-        username: r.username,
-        password,
-        auth,
-        ca_file: r.ca_file,
-        folder: r.folder.unwrap_or_else(|| "INBOX".into()),
-        processed: r.processed.unwrap_or_else(|| "postroom/processed".into()),
-        rejected: r.rejected.unwrap_or_else(|| "postroom/rejected".into()),
-        review: r.review.unwrap_or_else(|| "postroom/review".into()),
-        ignored: r.ignored.unwrap_or_else(|| "postroom/ignored".into()),
-        idle: r.idle.unwrap_or(true),
-        idle_timeout,
-        poll_interval: duration_key(
-            &k("poll_interval"),
-            r.poll_interval,
-            Duration::from_secs(60),
-        )?,
-        batch_size,
-        max_message_bytes: r.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-        timeout: duration_key(&k("timeout"), r.timeout, Duration::from_secs(60))?,
-        reconnect_max: duration_key(
-            &k("reconnect_max"),
-            r.reconnect_max,
-            Duration::from_secs(300),
-        )?,
     })
 }
 
@@ -1367,39 +1108,6 @@ mod tests {
         let c = Config::from_toml_with_env(&own, &env).unwrap();
         assert_eq!(c.imap[0].password.expose(), "shared");
         assert_eq!(c.imap[1].password.expose(), "own");
-    }
-
-    #[test]
-    fn errors_in_an_inbox_name_its_entry() {
-        let err = |text: &str| {
-            Config::from_toml_with_env(&format!("{MINIMAL}{text}"), &[])
-                .unwrap_err()
-                .to_string()
-        };
-        let e = err(TWO_INBOXES);
-        assert!(e.contains("`imap[0].password`"), "{e}");
-        let e = err(
-            "[[imap]]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n[[imap]]\nusername = \"v\"\n",
-        );
-        assert!(e.contains("`imap[1].host`"), "{e}");
-        let e = err(
-            "[[imap]]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n[[imap]]\nhots = \"h\"\nhost = \"h\"\nusername = \"v\"\npassword = \"p\"\n",
-        );
-        assert!(e.contains("`imap[1]`") && e.contains("hots"), "{e}");
-        let e = err("[[imap]]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\nbatch_size = 0\n");
-        assert!(e.contains("`imap[0].batch_size`"), "{e}");
-        // The same inbox twice (host case and port do not make it another one).
-        let e = err(
-            "[[imap]]\nhost = \"h.example\"\nusername = \"u\"\npassword = \"p\"\n\
-                     [[imap]]\nhost = \"H.example\"\nport = 143\nusername = \"u\"\npassword = \"p\"\nfolder = \"inbox\"\n",
-        );
-        assert!(
-            e.contains("`imap[1]`") && e.contains("same inbox as imap[0]"),
-            "{e}"
-        );
-        // The single-table form keeps its plain key.
-        let e = err("[imap]\nusername = \"u\"\n");
-        assert!(e.contains("`imap.host`"), "{e}");
     }
 
     #[test]
