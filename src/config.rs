@@ -8,15 +8,16 @@
 use crate::request::{RequestKind, Role};
 // Sections other rooms own; `config` reads and composes them.
 pub use crate::oauth::Auth;
-use crate::oauth::{AuthKind, RawOauth2, check_auth};
 pub use crate::secret::Secret;
 pub use crate::store::DatabaseConfig;
 // The values every section shares live low, where the sections can import them.
 pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_duration};
 // The sections the rooms own, composed here and named here as before.
-use crate::config_value::{duration_key, key_err, secret_key};
+use crate::config_value::{duration_key, key_err};
 pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
 use crate::imap::config::{check_imaps, check_lease};
+pub use crate::smtp::config::SmtpConfig;
+use crate::smtp::config::{RawSmtp, check_smtp};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,26 +109,6 @@ struct RawLimits {
     max_parts: Option<u32>,
     max_mime_depth: Option<u32>,
     max_text_bytes: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSmtp {
-    host: String,
-    port: Option<u16>,
-    tls: Option<TlsMode>,
-    username: Option<String>,
-    password: Option<String>,
-    password_file: Option<PathBuf>,
-    auth: Option<AuthKind>,
-    oauth2: Option<RawOauth2>,
-    token_command: Option<String>,
-    ca_file: Option<PathBuf>,
-    from: Option<String>,
-    timeout: Option<String>,
-    retry_initial: Option<String>,
-    retry_max: Option<String>,
-    give_up_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,25 +276,6 @@ pub struct LimitsConfig {
     pub max_parts: u32,
     pub max_mime_depth: u32,
     pub max_text_bytes: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct SmtpConfig {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub auth: Auth,
-    pub ca_file: Option<PathBuf>,
-    /// The envelope and header From of replies (default: the helpdesk address).
-    pub from: String,
-    pub timeout: Duration,
-    /// First retry delay after a temporary failure; doubles up to `retry_max`.
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-    /// A reply still not accepted after this long is marked failed.
-    pub give_up_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -658,60 +620,6 @@ fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigEr
             Duration::from_secs(3 * 24 * 3600),
         )?,
         max_attempts: r.max_attempts.unwrap_or(5).max(1),
-    })
-}
-
-fn check_smtp(r: RawSmtp, helpdesk: &str) -> Result<SmtpConfig, ConfigError> {
-    let tls = r.tls.unwrap_or(TlsMode::Starttls);
-    let password = secret_key("smtp.password", r.password, r.password_file)?;
-    let auth = check_auth("smtp", r.auth, r.oauth2, r.token_command)?;
-    if matches!(auth, Auth::Xoauth2(_)) && r.username.is_none() {
-        return Err(key_err(
-            "smtp.username",
-            "auth = \"xoauth2\" needs the account's `username`",
-        ));
-    }
-    if matches!(auth, Auth::Password) && password.is_some() != r.username.is_some() {
-        return Err(key_err(
-            "smtp.username",
-            "give both `username` and a password, or neither",
-        ));
-    }
-    let from = r
-        .from
-        .map(|f| f.trim().to_ascii_lowercase())
-        .unwrap_or_else(|| helpdesk.to_owned());
-    if !looks_like_address(&from) {
-        return Err(key_err(
-            "smtp.from",
-            format!("`{from}` is not an email address"),
-        ));
-    }
-    Ok(SmtpConfig {
-        port: r.port.unwrap_or(match tls {
-            TlsMode::Tls => 465,
-            TlsMode::Starttls => 587,
-            TlsMode::None => 25,
-        }),
-        host: r.host,
-        tls,
-        username: r.username,
-        password,
-        auth,
-        ca_file: r.ca_file,
-        from,
-        timeout: duration_key("smtp.timeout", r.timeout, Duration::from_secs(30))?,
-        retry_initial: duration_key(
-            "smtp.retry_initial",
-            r.retry_initial,
-            Duration::from_secs(30),
-        )?,
-        retry_max: duration_key("smtp.retry_max", r.retry_max, Duration::from_secs(3600))?,
-        give_up_after: duration_key(
-            "smtp.give_up_after",
-            r.give_up_after,
-            Duration::from_secs(3 * 24 * 3600),
-        )?,
     })
 }
 

@@ -13,6 +13,7 @@ use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParamete
 use std::path::{Path, PathBuf};
 pub use transport::Transport;
 
+pub mod config;
 mod transport;
 
 /// Replies one instance sends at once, each over its own pooled connection. lettre 0.11.23
