@@ -18,6 +18,8 @@ pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig
 use crate::imap::config::{check_imaps, check_lease};
 pub use crate::smtp::config::SmtpConfig;
 use crate::smtp::config::{RawSmtp, check_smtp};
+pub use crate::web::config::WebConfig;
+use crate::web::config::{RawWeb, check_web};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,15 +79,6 @@ struct RawAudit {
 struct RawRetention {
     raw_messages: Option<String>,
     disabled_accounts: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWeb {
-    listen: Option<String>,
-    behind_tls_proxy: Option<bool>,
-    session_ttl: Option<String>,
-    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,66 +177,6 @@ pub struct RetentionConfig {
     pub raw_messages: Duration,
     /// Disabled accounts are deleted this long after they were disabled.
     pub disabled_accounts: Duration,
-}
-
-/// The staff page.
-#[derive(Debug, Clone)]
-pub struct WebConfig {
-    pub listen: std::net::SocketAddr,
-    /// Served through a proxy that terminates TLS and sets `X-Forwarded-Proto: https`:
-    /// cookies are marked `Secure`.
-    pub behind_tls_proxy: bool,
-    /// A staff session ends after this long.
-    pub session_ttl: Duration,
-    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (issue 13): anyone
-    /// else could write them. Default: loopback when `behind_tls_proxy`, else nobody.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-}
-
-impl WebConfig {
-    /// Whether `peer` is one of [`WebConfig::trusted_proxies`].
-    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
-        let peer = match peer {
-            std::net::IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-            v4 => v4,
-        };
-        self.trusted_proxies.iter().any(|n| n.contains(&peer))
-    }
-}
-
-/// `[web] trusted_proxies`: addresses (`127.0.0.1`, `::1`) or networks (`10.0.0.0/8`).
-fn trusted_proxies(
-    list: Option<Vec<String>>,
-    behind_tls_proxy: bool,
-) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-    let Some(list) = list else {
-        return Ok(if behind_tls_proxy {
-            ["127.0.0.0/8", "::1/128"]
-                .iter()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        } else {
-            Vec::new()
-        });
-    };
-    list.iter()
-        .map(|entry| {
-            let entry = entry.trim();
-            entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    key_err(
-                        "web.trusted_proxies",
-                        format!(
-                            "`{entry}` is not an address (127.0.0.1) or a network (10.0.0.0/8)"
-                        ),
-                    )
-                })
-        })
-        .collect()
 }
 
 /// Which risky changes are held until the requester confirms with a one-time code.
@@ -456,30 +389,7 @@ impl Config {
             max_text_bytes: l.max_text_bytes.unwrap_or(1024 * 1024),
         };
 
-        let web = WebConfig {
-            listen: raw
-                .web
-                .listen
-                .as_deref()
-                .unwrap_or("127.0.0.1:8080")
-                .parse()
-                .map_err(|e| {
-                    key(
-                        "web.listen",
-                        format!("not an address like 127.0.0.1:8080: {e}"),
-                    )
-                })?,
-            behind_tls_proxy: raw.web.behind_tls_proxy.unwrap_or(false),
-            trusted_proxies: trusted_proxies(
-                raw.web.trusted_proxies,
-                raw.web.behind_tls_proxy.unwrap_or(false),
-            )?,
-            session_ttl: duration_key(
-                "web.session_ttl",
-                raw.web.session_ttl,
-                Duration::from_secs(12 * 3600),
-            )?,
-        };
+        let web = check_web(raw.web)?;
 
         let retention = RetentionConfig {
             raw_messages: duration_key(
