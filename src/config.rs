@@ -13,6 +13,8 @@ pub use crate::store::DatabaseConfig;
 // The values every section shares live low, where the sections can import them.
 pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_duration};
 // The sections the rooms own, composed here and named here as before.
+pub use crate::audit::config::AuditConfig;
+use crate::audit::config::{RawAudit, check_audit};
 use crate::config_value::{duration_key, key_err};
 pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
 use crate::imap::config::{check_imaps, check_lease};
@@ -64,14 +66,6 @@ struct RawContinuity {
     remind_every: Option<String>,
     min_members: Option<u32>,
     inactive_days: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAudit {
-    signing_key_file: Option<PathBuf>,
-    checkpoint_every: Option<String>,
-    checkpoint_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,18 +150,6 @@ pub struct ContinuityConfig {
     pub min_members: u32,
     /// No request from the mailbox for this many days is a risk (0: never).
     pub inactive_days: u32,
-}
-
-/// The audit chain's signed checkpoints (`[audit]`, src/audit/).
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    /// The Ed25519 key that signs checkpoints (`postroom audit keygen FILE` writes one).
-    /// Without it, `postroom audit checkpoint` refuses and the daemon makes none.
-    pub signing_key_file: Option<PathBuf>,
-    /// How often the daemon makes a checkpoint (when the chain has grown since the last).
-    pub checkpoint_every: Duration,
-    /// Where each checkpoint is emailed (through the outbox): an address outside postroom.
-    pub checkpoint_to: Option<String>,
 }
 
 /// How long data is kept (`postroom retention`, and daily in `postroom run`).
@@ -404,7 +386,8 @@ impl Config {
             )?,
         };
 
-        let audit = check_audit(raw.audit, &address, &imap)?;
+        let inboxes: Vec<&str> = imap.iter().map(|i| i.username.as_str()).collect();
+        let audit = check_audit(raw.audit, &address, &inboxes)?;
         let remind_every = duration_key(
             "continuity.remind_every",
             raw.continuity.remind_every,
@@ -450,61 +433,6 @@ impl Config {
             },
         })
     }
-}
-
-fn check_audit(
-    raw: RawAudit,
-    helpdesk: &str,
-    imap: &[ImapConfig],
-) -> Result<AuditConfig, ConfigError> {
-    let checkpoint_every = duration_key(
-        "audit.checkpoint_every",
-        raw.checkpoint_every,
-        Duration::from_secs(3600),
-    )?;
-    if checkpoint_every < Duration::from_secs(60) {
-        return Err(key_err(
-            "audit.checkpoint_every",
-            "must be at least 1m: each checkpoint is an email",
-        ));
-    }
-    let checkpoint_to = match raw.checkpoint_to {
-        None => None,
-        Some(to) => {
-            let to = to.trim().to_ascii_lowercase();
-            let valid = to
-                .split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-                && !to.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !valid {
-                return Err(key_err(
-                    "audit.checkpoint_to",
-                    format!("{to:?} is not an email address"),
-                ));
-            }
-            // Kept outside postroom, and no mail loop: never the helpdesk or a watched inbox.
-            if to == helpdesk || imap.iter().any(|i| i.username.eq_ignore_ascii_case(&to)) {
-                return Err(key_err(
-                    "audit.checkpoint_to",
-                    format!(
-                        "{to} is an address postroom reads: checkpoints must go to an address outside postroom"
-                    ),
-                ));
-            }
-            Some(to)
-        }
-    };
-    if checkpoint_to.is_some() && raw.signing_key_file.is_none() {
-        return Err(key_err(
-            "audit.checkpoint_to",
-            "needs `signing_key_file`: there is no checkpoint to send without a key",
-        ));
-    }
-    Ok(AuditConfig {
-        signing_key_file: raw.signing_key_file,
-        checkpoint_every,
-        checkpoint_to,
-    })
 }
 
 fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigError> {
