@@ -18,6 +18,8 @@ use crate::audit::config::{RawAudit, check_audit};
 use crate::config_value::{duration_key, key_err};
 pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
 use crate::imap::config::{check_imaps, check_lease};
+pub use crate::ops::config::RetentionConfig;
+use crate::ops::config::{RawRetention, check_retention};
 pub use crate::smtp::config::SmtpConfig;
 use crate::smtp::config::{RawSmtp, check_smtp};
 pub use crate::web::config::WebConfig;
@@ -66,13 +68,6 @@ struct RawContinuity {
     remind_every: Option<String>,
     min_members: Option<u32>,
     inactive_days: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetention {
-    raw_messages: Option<String>,
-    disabled_accounts: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,15 +145,6 @@ pub struct ContinuityConfig {
     pub min_members: u32,
     /// No request from the mailbox for this many days is a risk (0: never).
     pub inactive_days: u32,
-}
-
-/// How long data is kept (`postroom retention`, and daily in `postroom run`).
-#[derive(Debug, Clone)]
-pub struct RetentionConfig {
-    /// Raw message bytes are dropped after this long (the row and audit stay).
-    pub raw_messages: Duration,
-    /// Disabled accounts are deleted this long after they were disabled.
-    pub disabled_accounts: Duration,
 }
 
 /// Which risky changes are held until the requester confirms with a one-time code.
@@ -373,18 +359,7 @@ impl Config {
 
         let web = check_web(raw.web)?;
 
-        let retention = RetentionConfig {
-            raw_messages: duration_key(
-                "retention.raw_messages",
-                raw.retention.raw_messages,
-                Duration::from_secs(400 * 86400),
-            )?,
-            disabled_accounts: duration_key(
-                "retention.disabled_accounts",
-                raw.retention.disabled_accounts,
-                Duration::from_secs(30 * 86400),
-            )?,
-        };
+        let retention = check_retention(raw.retention)?;
 
         let inboxes: Vec<&str> = imap.iter().map(|i| i.username.as_str()).collect();
         let audit = check_audit(raw.audit, &address, &inboxes)?;
