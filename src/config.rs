@@ -16,6 +16,8 @@ pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_du
 pub use crate::audit::config::AuditConfig;
 use crate::audit::config::{RawAudit, check_audit};
 use crate::config_value::{duration_key, key_err};
+pub use crate::continuity_config::ContinuityConfig;
+use crate::continuity_config::{RawContinuity, check_continuity};
 pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
 use crate::imap::config::{check_imaps, check_lease};
 pub use crate::ops::config::RetentionConfig;
@@ -59,15 +61,6 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     continuity: RawContinuity,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawContinuity {
-    reminders: Option<bool>,
-    remind_every: Option<String>,
-    min_members: Option<u32>,
-    inactive_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,20 +124,6 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub continuity: ContinuityConfig,
-}
-
-/// When a shared mailbox is at risk of being lost, and how often its site is reminded
-/// (`[continuity]`, src/continuity.rs).
-#[derive(Debug, Clone)]
-pub struct ContinuityConfig {
-    /// Whether `postroom run` emails at-risk mailboxes (the list is kept either way).
-    pub reminders: bool,
-    /// At most one reminder per mailbox this often, until it is fixed.
-    pub remind_every: Duration,
-    /// Fewer active members than this is a risk (0: never).
-    pub min_members: u32,
-    /// No request from the mailbox for this many days is a risk (0: never).
-    pub inactive_days: u32,
 }
 
 /// Which risky changes are held until the requester confirms with a one-time code.
@@ -363,23 +342,7 @@ impl Config {
 
         let inboxes: Vec<&str> = imap.iter().map(|i| i.username.as_str()).collect();
         let audit = check_audit(raw.audit, &address, &inboxes)?;
-        let remind_every = duration_key(
-            "continuity.remind_every",
-            raw.continuity.remind_every,
-            Duration::from_secs(7 * 86400),
-        )?;
-        if remind_every < Duration::from_secs(3600) {
-            return Err(key_err(
-                "continuity.remind_every",
-                "must be at least 1h: each reminder is an email to a site",
-            ));
-        }
-        let continuity = ContinuityConfig {
-            reminders: raw.continuity.reminders.unwrap_or(true),
-            remind_every,
-            min_members: raw.continuity.min_members.unwrap_or(2),
-            inactive_days: raw.continuity.inactive_days.unwrap_or(0),
-        };
+        let continuity = check_continuity(raw.continuity)?;
 
         Ok(Config {
             retention,

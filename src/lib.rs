@@ -21,6 +21,7 @@ pub mod config;
 pub mod config_value;
 pub mod confirm;
 pub mod continuity;
+pub mod continuity_config;
 pub mod daemon;
 pub mod desk;
 pub mod directory_csv;
