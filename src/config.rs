@@ -15,7 +15,8 @@ pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_du
 // The sections the rooms own, composed here and named here as before.
 pub use crate::audit::config::AuditConfig;
 use crate::audit::config::{RawAudit, check_audit};
-use crate::config_value::{duration_key, key_err};
+pub use crate::confirm_config::ConfirmationConfig;
+use crate::confirm_config::{RawConfirmation, check_confirmation};
 pub use crate::continuity_config::ContinuityConfig;
 use crate::continuity_config::{RawContinuity, check_continuity};
 pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
@@ -61,15 +62,6 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     continuity: RawContinuity,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfirmation {
-    enabled: Option<bool>,
-    kinds: Option<Vec<String>>,
-    ttl: Option<String>,
-    max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,24 +116,6 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub continuity: ContinuityConfig,
-}
-
-/// Which risky changes are held until the requester confirms with a one-time code.
-#[derive(Debug, Clone)]
-pub struct ConfirmationConfig {
-    pub enabled: bool,
-    /// Request kinds whose risky cases need a code (default: all of them).
-    pub kinds: Vec<RequestKind>,
-    /// How long a code stays valid.
-    pub ttl: Duration,
-    /// Wrong codes tolerated before the confirmation is void.
-    pub max_attempts: u32,
-}
-
-impl ConfirmationConfig {
-    pub fn applies_to(&self, kind: RequestKind) -> bool {
-        self.enabled && self.kinds.contains(&kind)
-    }
 }
 
 /// Guards against runaway growth and hostile input. `None`: no limit.
@@ -371,32 +345,6 @@ impl Config {
             },
         })
     }
-}
-
-fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigError> {
-    let kinds = match r.kinds {
-        None => RequestKind::ALL.to_vec(),
-        Some(list) => list
-            .iter()
-            .map(|k| match k.parse::<RequestKind>() {
-                Ok(RequestKind::Unknown) | Err(_) => Err(key_err(
-                    "confirmation.kinds",
-                    format!("`{k}` is not a request kind"),
-                )),
-                Ok(kind) => Ok(kind),
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    Ok(ConfirmationConfig {
-        enabled: r.enabled.unwrap_or(true),
-        kinds,
-        ttl: duration_key(
-            "confirmation.ttl",
-            r.ttl,
-            Duration::from_secs(3 * 24 * 3600),
-        )?,
-        max_attempts: r.max_attempts.unwrap_or(5).max(1),
-    })
 }
 
 /// A warning when the config file holds a secret and every user on the machine can read it.

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod config_value;
 pub mod confirm;
+pub mod confirm_config;
 pub mod continuity;
 pub mod continuity_config;
 pub mod daemon;
