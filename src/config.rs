@@ -5,7 +5,6 @@
 //! `POSTROOM_DATABASE_URL` or `POSTROOM_HELPDESK_ADDRESS` (values are read as TOML when they
 //! parse as such, else as strings).
 
-use crate::request::{RequestKind, Role};
 // Sections other rooms own; `config` reads and composes them.
 pub use crate::oauth::Auth;
 pub use crate::secret::Secret;
@@ -23,12 +22,13 @@ pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig
 use crate::imap::config::{check_imaps, check_lease};
 pub use crate::ops::config::RetentionConfig;
 use crate::ops::config::{RawRetention, check_retention};
+pub use crate::policy_config::{LimitsConfig, PolicyConfig};
+use crate::policy_config::{RawLimits, RawPolicy, check_limits, check_policy};
 pub use crate::smtp::config::SmtpConfig;
 use crate::smtp::config::{RawSmtp, check_smtp};
 pub use crate::web::config::WebConfig;
 use crate::web::config::{RawWeb, check_web};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ struct RawConfig {
     helpdesk: Option<RawHelpdesk>,
     /// A role per kind, and the `requester_from_signature` switch (a boolean).
     #[serde(default)]
-    policy: BTreeMap<String, toml::Value>,
+    policy: RawPolicy,
     /// `[imap]` (one inbox) or `[[imap]]` (several): read by `imap::config::check_imaps`, so
     /// that an error names the entry (`imap[1].host`).
     imap: Option<toml::Value>,
@@ -62,20 +62,6 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     continuity: RawContinuity,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_accounts_per_organisation: Option<u32>,
-    max_members_per_mailbox: Option<u32>,
-    max_owners_per_mailbox: Option<u32>,
-    max_replies_per_mailbox_per_day: Option<u32>,
-    max_headers: Option<u32>,
-    max_header_bytes: Option<u32>,
-    max_parts: Option<u32>,
-    max_mime_depth: Option<u32>,
-    max_text_bytes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,20 +104,6 @@ pub struct Config {
     pub continuity: ContinuityConfig,
 }
 
-/// Guards against runaway growth and hostile input. `None`: no limit.
-#[derive(Debug, Clone)]
-pub struct LimitsConfig {
-    pub max_accounts_per_organisation: Option<u32>,
-    pub max_members_per_mailbox: Option<u32>,
-    pub max_owners_per_mailbox: Option<u32>,
-    pub max_replies_per_mailbox_per_day: u32,
-    pub max_headers: u32,
-    pub max_header_bytes: u32,
-    pub max_parts: u32,
-    pub max_mime_depth: u32,
-    pub max_text_bytes: u32,
-}
-
 #[derive(Debug, Clone)]
 pub struct HelpdeskConfig {
     /// The helpdesk's own address, lower-case: replies come from it, mail from it is ignored.
@@ -148,22 +120,6 @@ impl HelpdeskConfig {
         self.address
             .rsplit_once('@')
             .map_or("localhost", |(_, d)| d)
-    }
-}
-
-/// Who may ask for each kind: an owner of the mailbox (the default) or any member.
-#[derive(Debug, Clone, Default)]
-pub struct PolicyConfig {
-    required: BTreeMap<RequestKind, Role>,
-    /// Whether a closing signature naming exactly one member of the mailbox identifies the
-    /// requester when there is no `Sender:` and no `Requested by:` line (off by default:
-    /// SECURITY.md, "Who is asking").
-    pub requester_from_signature: bool,
-}
-
-impl PolicyConfig {
-    pub fn required_role(&self, kind: RequestKind) -> Role {
-        self.required.get(&kind).copied().unwrap_or(Role::Owner)
     }
 }
 
@@ -249,29 +205,7 @@ impl Config {
             ));
         }
 
-        let mut required = BTreeMap::new();
-        let mut requester_from_signature = false;
-        for (kind_name, value) in &raw.policy {
-            let full = format!("policy.{kind_name}");
-            if kind_name == "requester_from_signature" {
-                requester_from_signature = value
-                    .as_bool()
-                    .ok_or_else(|| key(&full, "expected true or false".into()))?;
-                continue;
-            }
-            let role_name = value
-                .as_str()
-                .ok_or_else(|| key(&full, "expected \"owner\" or \"member\"".into()))?;
-            let kind: RequestKind = kind_name.parse().map_err(|e: String| key(&full, e))?;
-            if kind == RequestKind::Unknown {
-                return Err(key(
-                    &full,
-                    "`unknown` is not a request kind that can be applied".into(),
-                ));
-            }
-            let role: Role = role_name.parse().map_err(|e: String| key(&full, e))?;
-            required.insert(kind, role);
-        }
+        let policy = check_policy(&raw.policy)?;
 
         let url = raw
             .database
@@ -297,18 +231,7 @@ impl Config {
 
         let trust = crate::trust::check_trust(raw.trust)?;
         let confirmation = check_confirmation(raw.confirmation)?;
-        let l = raw.limits;
-        let limits = LimitsConfig {
-            max_accounts_per_organisation: l.max_accounts_per_organisation,
-            max_members_per_mailbox: l.max_members_per_mailbox,
-            max_owners_per_mailbox: l.max_owners_per_mailbox,
-            max_replies_per_mailbox_per_day: l.max_replies_per_mailbox_per_day.unwrap_or(20),
-            max_headers: l.max_headers.unwrap_or(500),
-            max_header_bytes: l.max_header_bytes.unwrap_or(256 * 1024),
-            max_parts: l.max_parts.unwrap_or(100),
-            max_mime_depth: l.max_mime_depth.unwrap_or(20),
-            max_text_bytes: l.max_text_bytes.unwrap_or(1024 * 1024),
-        };
+        let limits = check_limits(raw.limits);
 
         let web = check_web(raw.web)?;
 
@@ -339,10 +262,7 @@ impl Config {
                 address,
                 reference_prefix,
             },
-            policy: PolicyConfig {
-                required,
-                requester_from_signature,
-            },
+            policy,
         })
     }
 }
@@ -465,6 +385,7 @@ fn sets_itself(entry: &toml::Table, key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::{RequestKind, Role};
 
     const MINIMAL: &str = "[helpdesk]\naddress = \"Helpdesk@NHS.example\"\n";
 
@@ -493,17 +414,6 @@ mod tests {
         let c = Config::from_toml_with_env(MINIMAL, &env).unwrap();
         assert_eq!(c.database.url, "sqlite://other.db");
         assert_eq!(c.helpdesk.reference_prefix, "REQ");
-    }
-
-    #[test]
-    fn policy_per_kind() {
-        let text = format!("{MINIMAL}[policy]\npassword_reset = \"member\"\n");
-        let c = Config::from_toml_with_env(&text, &[]).unwrap();
-        assert_eq!(
-            c.policy.required_role(RequestKind::PasswordReset),
-            Role::Member
-        );
-        assert_eq!(c.policy.required_role(RequestKind::Unlock), Role::Owner);
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod outcome;
 pub mod password;
 pub mod pipeline;
 pub mod policy;
+pub mod policy_config;
 pub mod reason;
 pub mod reply;
 pub mod request;
