@@ -18,6 +18,8 @@ pub use crate::confirm_config::ConfirmationConfig;
 use crate::confirm_config::{RawConfirmation, check_confirmation};
 pub use crate::continuity_config::ContinuityConfig;
 use crate::continuity_config::{RawContinuity, check_continuity};
+pub use crate::helpdesk::HelpdeskConfig;
+use crate::helpdesk::{RawHelpdesk, check_helpdesk};
 pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
 use crate::imap::config::{check_imaps, check_lease};
 pub use crate::ops::config::RetentionConfig;
@@ -73,14 +75,6 @@ struct RawDatabase {
     lease_ttl: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHelpdesk {
-    address: String,
-    name: Option<String>,
-    reference_prefix: Option<String>,
-}
-
 // ---------------------------------------------------------------------------------------------
 // Checked: what postroom runs with.
 
@@ -102,25 +96,6 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub continuity: ContinuityConfig,
-}
-
-#[derive(Debug, Clone)]
-pub struct HelpdeskConfig {
-    /// The helpdesk's own address, lower-case: replies come from it, mail from it is ignored.
-    pub address: String,
-    /// Shown as the display name of replies.
-    pub name: String,
-    /// `HD` gives references `HD-000001`.
-    pub reference_prefix: String,
-}
-
-impl HelpdeskConfig {
-    /// The domain of the helpdesk address: our Message-IDs live there.
-    pub fn domain(&self) -> &str {
-        self.address
-            .rsplit_once('@')
-            .map_or("localhost", |(_, d)| d)
-    }
 }
 
 impl Config {
@@ -181,29 +156,7 @@ impl Config {
             key: key.to_owned(),
             message,
         };
-        let helpdesk = raw.helpdesk.ok_or_else(|| {
-            key(
-                "helpdesk.address",
-                "missing: the helpdesk's own address is required".into(),
-            )
-        })?;
-        let address = helpdesk.address.trim().to_ascii_lowercase();
-        if !looks_like_address(&address) {
-            return Err(key(
-                "helpdesk.address",
-                format!("`{address}` is not an email address"),
-            ));
-        }
-        let reference_prefix = helpdesk.reference_prefix.unwrap_or_else(|| "HD".to_owned());
-        if reference_prefix.is_empty()
-            || reference_prefix.len() > 10
-            || !reference_prefix.chars().all(|c| c.is_ascii_alphanumeric())
-        {
-            return Err(key(
-                "helpdesk.reference_prefix",
-                format!("`{reference_prefix}` must be 1 to 10 letters or digits"),
-            ));
-        }
+        let helpdesk = check_helpdesk(raw.helpdesk)?;
 
         let policy = check_policy(&raw.policy)?;
 
@@ -227,7 +180,10 @@ impl Config {
 
         let lease = check_lease(raw.database.lease_ttl)?;
         let imap = check_imaps(raw.imap)?;
-        let smtp = raw.smtp.map(|r| check_smtp(r, &address)).transpose()?;
+        let smtp = raw
+            .smtp
+            .map(|r| check_smtp(r, &helpdesk.address))
+            .transpose()?;
 
         let trust = crate::trust::check_trust(raw.trust)?;
         let confirmation = check_confirmation(raw.confirmation)?;
@@ -238,7 +194,7 @@ impl Config {
         let retention = check_retention(raw.retention)?;
 
         let inboxes: Vec<&str> = imap.iter().map(|i| i.username.as_str()).collect();
-        let audit = check_audit(raw.audit, &address, &inboxes)?;
+        let audit = check_audit(raw.audit, &helpdesk.address, &inboxes)?;
         let continuity = check_continuity(raw.continuity)?;
 
         Ok(Config {
@@ -257,11 +213,7 @@ impl Config {
                 max_connections: raw.database.max_connections.unwrap_or(5).max(1),
                 acquire_timeout,
             },
-            helpdesk: HelpdeskConfig {
-                name: helpdesk.name.unwrap_or_else(|| "Helpdesk".to_owned()),
-                address,
-                reference_prefix,
-            },
+            helpdesk,
             policy,
         })
     }

@@ -27,6 +27,7 @@ pub mod daemon;
 pub mod desk;
 pub mod directory_csv;
 pub mod dkim;
+pub mod helpdesk;
 pub mod imap;
 pub mod jobs;
 pub mod message;
