@@ -5,30 +5,36 @@
 //! `POSTROOM_DATABASE_URL` or `POSTROOM_HELPDESK_ADDRESS` (values are read as TOML when they
 //! parse as such, else as strings).
 
-// Sections other rooms own; `config` reads and composes them.
-pub use crate::oauth::Auth;
-pub use crate::secret::Secret;
-pub use crate::store::DatabaseConfig;
-// The values every section shares live low, where the sections can import them.
-pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_duration};
-// The sections the rooms own, composed here and named here as before.
+// Each section's checked type, its raw form, its defaults and its check are the room's that
+// uses it, or a leaf of their own when several rooms read it; `config` reads the file,
+// overrides it from the environment and composes them. The sections' types are named here as
+// before (`crate::config::ImapConfig`), so that callers need not know where each lives. The
+// sections import low modules only (`config_value`: the key error and the value readers),
+// never this one, so no import runs in a circle (issue 14).
 pub use crate::audit::config::AuditConfig;
-use crate::audit::config::{RawAudit, check_audit};
+pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_duration};
 pub use crate::confirm_config::ConfirmationConfig;
-use crate::confirm_config::{RawConfirmation, check_confirmation};
 pub use crate::continuity_config::ContinuityConfig;
-use crate::continuity_config::{RawContinuity, check_continuity};
 pub use crate::helpdesk::HelpdeskConfig;
-use crate::helpdesk::{RawHelpdesk, check_helpdesk};
 pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
-use crate::imap::config::{check_imaps, check_lease};
+pub use crate::oauth::Auth;
 pub use crate::ops::config::RetentionConfig;
-use crate::ops::config::{RawRetention, check_retention};
 pub use crate::policy_config::{LimitsConfig, PolicyConfig};
-use crate::policy_config::{RawLimits, RawPolicy, check_limits, check_policy};
+pub use crate::secret::Secret;
 pub use crate::smtp::config::SmtpConfig;
-use crate::smtp::config::{RawSmtp, check_smtp};
+pub use crate::store::DatabaseConfig;
 pub use crate::web::config::WebConfig;
+
+use crate::audit::config::{RawAudit, check_audit};
+use crate::config_value::key_err;
+use crate::confirm_config::{RawConfirmation, check_confirmation};
+use crate::continuity_config::{RawContinuity, check_continuity};
+use crate::helpdesk::{RawHelpdesk, check_helpdesk};
+use crate::imap::config::{check_imaps, check_lease};
+use crate::ops::config::{RawRetention, check_retention};
+use crate::policy_config::{RawLimits, RawPolicy, check_limits, check_policy};
+use crate::smtp::config::{RawSmtp, check_smtp};
+use crate::trust::{RawTrust, TrustConfig, check_trust};
 use crate::web::config::{RawWeb, check_web};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -51,7 +57,7 @@ struct RawConfig {
     imap: Option<toml::Value>,
     smtp: Option<RawSmtp>,
     #[serde(default)]
-    trust: crate::trust::RawTrust,
+    trust: RawTrust,
     #[serde(default)]
     confirmation: RawConfirmation,
     #[serde(default)]
@@ -89,7 +95,7 @@ pub struct Config {
     /// How instances share the inboxes (`[database] lease_ttl`).
     pub lease: LeaseConfig,
     pub smtp: Option<SmtpConfig>,
-    pub trust: crate::trust::TrustConfig,
+    pub trust: TrustConfig,
     pub confirmation: ConfirmationConfig,
     pub limits: LimitsConfig,
     pub web: WebConfig,
@@ -151,72 +157,69 @@ impl Config {
         Config::check(raw)
     }
 
-    fn check(raw: RawConfig) -> Result<Config, ConfigError> {
-        let key = |key: &str, message: String| ConfigError::Key {
-            key: key.to_owned(),
-            message,
-        };
+    /// Each section in turn, in this order: the first error is the one reported. A new
+    /// section is a field of [`RawConfig`] and of [`Config`], its name in the list of
+    /// [`apply_env_overrides`], and one line here.
+    fn check(mut raw: RawConfig) -> Result<Config, ConfigError> {
         let helpdesk = check_helpdesk(raw.helpdesk)?;
-
         let policy = check_policy(&raw.policy)?;
-
-        let url = raw
-            .database
-            .url
-            .unwrap_or_else(|| "sqlite://postroom.db".to_owned());
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres:")
-            || url.starts_with("postgresql:"))
-        {
-            return Err(key(
-                "database.url",
-                format!("`{url}` must start with sqlite: or postgres:"),
-            ));
-        }
-        let acquire_timeout = match raw.database.acquire_timeout {
-            Some(s) => parse_duration(&s).map_err(|e| key("database.acquire_timeout", e))?,
-            None => Duration::from_secs(30),
-        };
-
-        let lease = check_lease(raw.database.lease_ttl)?;
+        // `[database] lease_ttl` is the inbox lease's; the rest of the section is the store's.
+        let lease_ttl = raw.database.lease_ttl.take();
+        let database = check_database(raw.database)?;
+        let lease = check_lease(lease_ttl)?;
         let imap = check_imaps(raw.imap)?;
         let smtp = raw
             .smtp
             .map(|r| check_smtp(r, &helpdesk.address))
             .transpose()?;
-
-        let trust = crate::trust::check_trust(raw.trust)?;
+        let trust = check_trust(raw.trust)?;
         let confirmation = check_confirmation(raw.confirmation)?;
         let limits = check_limits(raw.limits);
-
         let web = check_web(raw.web)?;
-
         let retention = check_retention(raw.retention)?;
-
         let inboxes: Vec<&str> = imap.iter().map(|i| i.username.as_str()).collect();
         let audit = check_audit(raw.audit, &helpdesk.address, &inboxes)?;
         let continuity = check_continuity(raw.continuity)?;
-
         Ok(Config {
-            retention,
-            audit,
-            continuity,
-            web,
-            trust,
-            confirmation,
-            limits,
+            database,
+            helpdesk,
+            policy,
             imap,
             lease,
             smtp,
-            database: DatabaseConfig {
-                url,
-                max_connections: raw.database.max_connections.unwrap_or(5).max(1),
-                acquire_timeout,
-            },
-            helpdesk,
-            policy,
+            trust,
+            confirmation,
+            limits,
+            web,
+            retention,
+            audit,
+            continuity,
         })
     }
+}
+
+/// `[database]` but for `lease_ttl`: [`DatabaseConfig`] is the store's, which keeps no config
+/// checks of its own.
+fn check_database(raw: RawDatabase) -> Result<DatabaseConfig, ConfigError> {
+    let url = raw.url.unwrap_or_else(|| "sqlite://postroom.db".to_owned());
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres:")
+        || url.starts_with("postgresql:"))
+    {
+        return Err(key_err(
+            "database.url",
+            format!("`{url}` must start with sqlite: or postgres:"),
+        ));
+    }
+    let acquire_timeout = match raw.acquire_timeout {
+        Some(s) => parse_duration(&s).map_err(|e| key_err("database.acquire_timeout", e))?,
+        None => Duration::from_secs(30),
+    };
+    Ok(DatabaseConfig {
+        url,
+        max_connections: raw.max_connections.unwrap_or(5).max(1),
+        acquire_timeout,
+    })
 }
 
 /// A warning when the config file holds a secret and every user on the machine can read it.
