@@ -113,7 +113,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 25 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawImap {
+struct RawImap {
     host: String,
     port: Option<u16>,
     tls: Option<TlsMode>,
