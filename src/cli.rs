@@ -316,12 +316,14 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
             DirectoryCommand::Import {
                 from_target: true, ..
             } => {
-                let done = crate::provision::sync::import_from_target(store, cfg).await?;
+                let done = crate::provision::sync::import_from_target(store, &cfg.directory.target)
+                    .await?;
                 println!("{}", serde_json::to_string(&done)?);
                 Ok(())
             }
             DirectoryCommand::Diff => {
-                let differences = crate::provision::sync::diff(store, cfg).await?;
+                let differences =
+                    crate::provision::sync::diff(store, &cfg.directory.target).await?;
                 for d in &differences {
                     println!("{}", serde_json::to_string(d)?);
                 }

@@ -5,32 +5,40 @@
 //! `POSTROOM_DATABASE_URL` or `POSTROOM_HELPDESK_ADDRESS` (values are read as TOML when they
 //! parse as such, else as strings).
 
-use crate::request::{RequestKind, Role};
-// Sections other rooms own; `config` reads and composes them.
+// Each section's checked type, its raw form, its defaults and its check are the room's that
+// uses it, or a leaf of their own when several rooms read it; `config` reads the file,
+// overrides it from the environment and composes them. The sections' types are named here as
+// before (`crate::config::ImapConfig`), so that callers need not know where each lives. The
+// sections import low modules only (`config_value`: the key error and the value readers),
+// never this one, so no import runs in a circle (issue 14).
+pub use crate::audit::config::AuditConfig;
+pub use crate::config_value::{ConfigError, TlsMode, looks_like_address, parse_duration};
+pub use crate::confirm_config::ConfirmationConfig;
+pub use crate::continuity_config::ContinuityConfig;
+pub use crate::helpdesk::HelpdeskConfig;
+pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
 pub use crate::oauth::Auth;
+pub use crate::ops::config::RetentionConfig;
+pub use crate::policy_config::{LimitsConfig, PolicyConfig};
 pub use crate::secret::Secret;
+pub use crate::smtp::config::SmtpConfig;
 pub use crate::store::DatabaseConfig;
+pub use crate::web::config::WebConfig;
+
+use crate::audit::config::{RawAudit, check_audit};
+use crate::config_value::key_err;
+use crate::confirm_config::{RawConfirmation, check_confirmation};
+use crate::continuity_config::{RawContinuity, check_continuity};
+use crate::helpdesk::{RawHelpdesk, check_helpdesk};
+use crate::imap::config::{check_imaps, check_lease};
+use crate::ops::config::{RawRetention, check_retention};
+use crate::policy_config::{RawLimits, RawPolicy, check_limits, check_policy};
+use crate::smtp::config::{RawSmtp, check_smtp};
+use crate::trust::{RawTrust, TrustConfig, check_trust};
+use crate::web::config::{RawWeb, check_web};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(
-        "config file {path} not found (give one with --config or POSTROOM_CONFIG; config/postroom.example.toml documents every key)"
-    )]
-    Missing { path: PathBuf },
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("config key `{key}`: {message}")]
-    Key { key: String, message: String },
-}
 
 // ---------------------------------------------------------------------------------------------
 // Raw: what the file says.
@@ -43,9 +51,9 @@ struct RawConfig {
     helpdesk: Option<RawHelpdesk>,
     /// A role per kind, and the `requester_from_signature` switch (a boolean).
     #[serde(default)]
-    policy: BTreeMap<String, toml::Value>,
-    /// `[imap]` (one inbox) or `[[imap]]` (several): read by [`raw_imaps`], so that an error
-    /// names the entry (`imap[1].host`).
+    policy: RawPolicy,
+    /// `[imap]` (one inbox) or `[[imap]]` (several): read by `imap::config::check_imaps`, so
+    /// that an error names the entry (`imap[1].host`).
     imap: Option<toml::Value>,
     smtp: Option<RawSmtp>,
     #[serde(default)]
@@ -68,149 +76,11 @@ struct RawConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawContinuity {
-    reminders: Option<bool>,
-    remind_every: Option<String>,
-    min_members: Option<u32>,
-    inactive_days: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAudit {
-    signing_key_file: Option<PathBuf>,
-    checkpoint_every: Option<String>,
-    checkpoint_to: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetention {
-    raw_messages: Option<String>,
-    disabled_accounts: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWeb {
-    listen: Option<String>,
-    behind_tls_proxy: Option<bool>,
-    session_ttl: Option<String>,
-    trusted_proxies: Option<Vec<String>>,
-}
-
-/// A key that takes one value or a list.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::One(t) => vec![t],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTrust {
-    mode: Option<OneOrMany<String>>,
-    authserv_id: Option<OneOrMany<String>>,
-    accept: Option<Vec<String>>,
-    /// Pinned DKIM keys: DNS name → TXT record, answered before DNS.
-    dkim_keys: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfirmation {
-    enabled: Option<bool>,
-    kinds: Option<Vec<String>>,
-    ttl: Option<String>,
-    max_attempts: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_accounts_per_organisation: Option<u32>,
-    max_members_per_mailbox: Option<u32>,
-    max_owners_per_mailbox: Option<u32>,
-    max_replies_per_mailbox_per_day: Option<u32>,
-    max_headers: Option<u32>,
-    max_header_bytes: Option<u32>,
-    max_parts: Option<u32>,
-    max_mime_depth: Option<u32>,
-    max_text_bytes: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawImap {
-    host: String,
-    port: Option<u16>,
-    tls: Option<TlsMode>,
-    username: String,
-    password: Option<String>,
-    password_file: Option<PathBuf>,
-    auth: Option<AuthKind>,
-    oauth2: Option<RawOauth2>,
-    token_command: Option<String>,
-    ca_file: Option<PathBuf>,
-    folder: Option<String>,
-    processed: Option<String>,
-    rejected: Option<String>,
-    review: Option<String>,
-    ignored: Option<String>,
-    idle: Option<bool>,
-    idle_timeout: Option<String>,
-    poll_interval: Option<String>,
-    batch_size: Option<u32>,
-    max_message_bytes: Option<u64>,
-    timeout: Option<String>,
-    reconnect_max: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSmtp {
-    host: String,
-    port: Option<u16>,
-    tls: Option<TlsMode>,
-    username: Option<String>,
-    password: Option<String>,
-    password_file: Option<PathBuf>,
-    auth: Option<AuthKind>,
-    oauth2: Option<RawOauth2>,
-    token_command: Option<String>,
-    ca_file: Option<PathBuf>,
-    from: Option<String>,
-    timeout: Option<String>,
-    retry_initial: Option<String>,
-    retry_max: Option<String>,
-    give_up_after: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: Option<String>,
     max_connections: Option<u32>,
     acquire_timeout: Option<String>,
     lease_ttl: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHelpdesk {
-    address: String,
-    name: Option<String>,
-    reference_prefix: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,7 +97,7 @@ pub struct Config {
     /// How instances share the inboxes (`[database] lease_ttl`).
     pub lease: LeaseConfig,
     pub smtp: Option<SmtpConfig>,
-    pub trust: crate::trust::TrustConfig,
+    pub trust: TrustConfig,
     pub confirmation: ConfirmationConfig,
     pub limits: LimitsConfig,
     pub web: WebConfig,
@@ -236,300 +106,6 @@ pub struct Config {
     pub continuity: ContinuityConfig,
     /// Where accounts really live (`[directory]`, src/provision/config.rs).
     pub directory: crate::provision::DirectoryConfig,
-}
-
-/// When a shared mailbox is at risk of being lost, and how often its site is reminded
-/// (`[continuity]`, src/continuity.rs).
-#[derive(Debug, Clone)]
-pub struct ContinuityConfig {
-    /// Whether `postroom run` emails at-risk mailboxes (the list is kept either way).
-    pub reminders: bool,
-    /// At most one reminder per mailbox this often, until it is fixed.
-    pub remind_every: Duration,
-    /// Fewer active members than this is a risk (0: never).
-    pub min_members: u32,
-    /// No request from the mailbox for this many days is a risk (0: never).
-    pub inactive_days: u32,
-}
-
-/// The audit chain's signed checkpoints (`[audit]`, src/audit/).
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    /// The Ed25519 key that signs checkpoints (`postroom audit keygen FILE` writes one).
-    /// Without it, `postroom audit checkpoint` refuses and the daemon makes none.
-    pub signing_key_file: Option<PathBuf>,
-    /// How often the daemon makes a checkpoint (when the chain has grown since the last).
-    pub checkpoint_every: Duration,
-    /// Where each checkpoint is emailed (through the outbox): an address outside postroom.
-    pub checkpoint_to: Option<String>,
-}
-
-/// How long data is kept (`postroom retention`, and daily in `postroom run`).
-#[derive(Debug, Clone)]
-pub struct RetentionConfig {
-    /// Raw message bytes are dropped after this long (the row and audit stay).
-    pub raw_messages: Duration,
-    /// Disabled accounts are deleted this long after they were disabled.
-    pub disabled_accounts: Duration,
-}
-
-/// Each inbox is worked by one instance at a time, the holder of its lease (a row in
-/// `inbox_leases`, see `imap::lease`). Kept apart from [`DatabaseConfig`] so that code which
-/// only connects need not know about it.
-#[derive(Debug, Clone, Copy)]
-pub struct LeaseConfig {
-    /// A lease not renewed for this long is free for another instance: the longest an inbox
-    /// waits after its holder died (plus one renewal interval).
-    pub ttl: Duration,
-}
-
-impl LeaseConfig {
-    /// The holder renews this often, and a waiting instance tries this often.
-    pub fn renew_every(&self) -> Duration {
-        self.ttl / 4
-    }
-
-    /// A holder that could not renew for this long stops working the inbox: a quarter of the
-    /// TTL before anyone else may take it, time enough to finish the message in hand.
-    pub fn give_up_after(&self) -> Duration {
-        self.ttl.saturating_sub(self.ttl / 4)
-    }
-}
-
-impl Default for LeaseConfig {
-    fn default() -> LeaseConfig {
-        LeaseConfig {
-            ttl: Duration::from_secs(20),
-        }
-    }
-}
-
-/// The staff page.
-#[derive(Debug, Clone)]
-pub struct WebConfig {
-    pub listen: std::net::SocketAddr,
-    /// Served through a proxy that terminates TLS and sets `X-Forwarded-Proto: https`:
-    /// cookies are marked `Secure`.
-    pub behind_tls_proxy: bool,
-    /// A staff session ends after this long.
-    pub session_ttl: Duration,
-    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (issue 13): anyone
-    /// else could write them. Default: loopback when `behind_tls_proxy`, else nobody.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-}
-
-impl WebConfig {
-    /// Whether `peer` is one of [`WebConfig::trusted_proxies`].
-    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
-        let peer = match peer {
-            std::net::IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-            v4 => v4,
-        };
-        self.trusted_proxies.iter().any(|n| n.contains(&peer))
-    }
-}
-
-/// `[web] trusted_proxies`: addresses (`127.0.0.1`, `::1`) or networks (`10.0.0.0/8`).
-fn trusted_proxies(
-    list: Option<Vec<String>>,
-    behind_tls_proxy: bool,
-) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-    let Some(list) = list else {
-        return Ok(if behind_tls_proxy {
-            ["127.0.0.0/8", "::1/128"]
-                .iter()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        } else {
-            Vec::new()
-        });
-    };
-    list.iter()
-        .map(|entry| {
-            let entry = entry.trim();
-            entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    key_err(
-                        "web.trusted_proxies",
-                        format!(
-                            "`{entry}` is not an address (127.0.0.1) or a network (10.0.0.0/8)"
-                        ),
-                    )
-                })
-        })
-        .collect()
-}
-
-/// Which risky changes are held until the requester confirms with a one-time code.
-#[derive(Debug, Clone)]
-pub struct ConfirmationConfig {
-    pub enabled: bool,
-    /// Request kinds whose risky cases need a code (default: all of them).
-    pub kinds: Vec<RequestKind>,
-    /// How long a code stays valid.
-    pub ttl: Duration,
-    /// Wrong codes tolerated before the confirmation is void.
-    pub max_attempts: u32,
-}
-
-impl ConfirmationConfig {
-    pub fn applies_to(&self, kind: RequestKind) -> bool {
-        self.enabled && self.kinds.contains(&kind)
-    }
-}
-
-/// Guards against runaway growth and hostile input. `None`: no limit.
-#[derive(Debug, Clone)]
-pub struct LimitsConfig {
-    pub max_accounts_per_organisation: Option<u32>,
-    pub max_members_per_mailbox: Option<u32>,
-    pub max_owners_per_mailbox: Option<u32>,
-    pub max_replies_per_mailbox_per_day: u32,
-    pub max_headers: u32,
-    pub max_header_bytes: u32,
-    pub max_parts: u32,
-    pub max_mime_depth: u32,
-    pub max_text_bytes: u32,
-}
-
-/// How a mail connection is protected. `none` is for loopback tests only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// TLS from the first byte (IMAPS 993, SMTPS 465).
-    Tls,
-    /// Plain connection upgraded with STARTTLS (IMAP 143, submission 587).
-    Starttls,
-    /// No encryption at all.
-    None,
-}
-
-#[derive(Debug, Clone)]
-pub struct ImapConfig {
-    /// Where this inbox sits in the config, for messages: `imap` or `imap[2]`.
-    pub key: String,
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub username: String,
-    /// Empty with `auth = "xoauth2"`.
-    pub password: Secret,
-    pub auth: Auth,
-    /// Extra CA certificate (PEM) to trust, e.g. a test server's self-signed one.
-    pub ca_file: Option<PathBuf>,
-    /// The folder watched for requests.
-    pub folder: String,
-    /// Where a message goes once its transaction has committed, by outcome.
-    pub processed: String,
-    pub rejected: String,
-    pub review: String,
-    pub ignored: String,
-    /// Use IDLE when the server offers it (RFC 2177); else poll.
-    pub idle: bool,
-    /// IDLE is re-issued after this long (RFC 2177: before 29 minutes).
-    pub idle_timeout: Duration,
-    pub poll_interval: Duration,
-    /// Messages fetched per round trip; memory stays bounded by this.
-    pub batch_size: u32,
-    /// Larger messages are not downloaded whole; they are held for review.
-    pub max_message_bytes: u64,
-    /// Read/write timeout of ordinary commands.
-    pub timeout: Duration,
-    /// Reconnect backoff is capped at this.
-    pub reconnect_max: Duration,
-}
-
-impl ImapConfig {
-    /// What names this inbox for every instance, whatever its config file calls it: the
-    /// lease (`inbox_leases.inbox`) and duplicate detection use it. The port is left out (993
-    /// and 143 reach the same mailbox), the host is compared without case, and so is `INBOX`
-    /// (RFC 3501 §5.1), unlike other folder names.
-    pub fn inbox_id(&self) -> String {
-        let folder = if self.folder.eq_ignore_ascii_case("INBOX") {
-            "INBOX"
-        } else {
-            self.folder.as_str()
-        };
-        format!(
-            "{}@{}/{folder}",
-            self.username,
-            self.host.trim().to_ascii_lowercase()
-        )
-    }
-
-    /// The folder a message is moved to once its outcome is committed.
-    pub fn folder_for(&self, outcome: crate::outcome::Outcome) -> &str {
-        use crate::outcome::Outcome;
-        match outcome {
-            Outcome::Applied | Outcome::AwaitingConfirmation | Outcome::Duplicate => {
-                &self.processed
-            }
-            Outcome::Rejected => &self.rejected,
-            Outcome::NeedsReview => &self.review,
-            Outcome::Ignored => &self.ignored,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SmtpConfig {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub auth: Auth,
-    pub ca_file: Option<PathBuf>,
-    /// The envelope and header From of replies (default: the helpdesk address).
-    pub from: String,
-    pub timeout: Duration,
-    /// First retry delay after a temporary failure; doubles up to `retry_max`.
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-    /// A reply still not accepted after this long is marked failed.
-    pub give_up_after: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct HelpdeskConfig {
-    /// The helpdesk's own address, lower-case: replies come from it, mail from it is ignored.
-    pub address: String,
-    /// Shown as the display name of replies.
-    pub name: String,
-    /// `HD` gives references `HD-000001`.
-    pub reference_prefix: String,
-}
-
-impl HelpdeskConfig {
-    /// The domain of the helpdesk address: our Message-IDs live there.
-    pub fn domain(&self) -> &str {
-        self.address
-            .rsplit_once('@')
-            .map_or("localhost", |(_, d)| d)
-    }
-}
-
-/// `max_message_bytes` when not set: 25 MiB.
-pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 25 * 1024 * 1024;
-
-/// Who may ask for each kind: an owner of the mailbox (the default) or any member.
-#[derive(Debug, Clone, Default)]
-pub struct PolicyConfig {
-    required: BTreeMap<RequestKind, Role>,
-    /// Whether a closing signature naming exactly one member of the mailbox identifies the
-    /// requester when there is no `Sender:` and no `Requested by:` line (off by default:
-    /// SECURITY.md, "Who is asking").
-    pub requester_from_signature: bool,
-}
-
-impl PolicyConfig {
-    pub fn required_role(&self, kind: RequestKind) -> Role {
-        self.required.get(&kind).copied().unwrap_or(Role::Owner)
-    }
 }
 
 impl Config {
@@ -585,628 +161,70 @@ impl Config {
         Config::check(raw)
     }
 
-    fn check(raw: RawConfig) -> Result<Config, ConfigError> {
-        let key = |key: &str, message: String| ConfigError::Key {
-            key: key.to_owned(),
-            message,
-        };
-        let helpdesk = raw.helpdesk.ok_or_else(|| {
-            key(
-                "helpdesk.address",
-                "missing: the helpdesk's own address is required".into(),
-            )
-        })?;
-        let address = helpdesk.address.trim().to_ascii_lowercase();
-        if !looks_like_address(&address) {
-            return Err(key(
-                "helpdesk.address",
-                format!("`{address}` is not an email address"),
-            ));
-        }
-        let reference_prefix = helpdesk.reference_prefix.unwrap_or_else(|| "HD".to_owned());
-        if reference_prefix.is_empty()
-            || reference_prefix.len() > 10
-            || !reference_prefix.chars().all(|c| c.is_ascii_alphanumeric())
-        {
-            return Err(key(
-                "helpdesk.reference_prefix",
-                format!("`{reference_prefix}` must be 1 to 10 letters or digits"),
-            ));
-        }
-
-        let mut required = BTreeMap::new();
-        let mut requester_from_signature = false;
-        for (kind_name, value) in &raw.policy {
-            let full = format!("policy.{kind_name}");
-            if kind_name == "requester_from_signature" {
-                requester_from_signature = value
-                    .as_bool()
-                    .ok_or_else(|| key(&full, "expected true or false".into()))?;
-                continue;
-            }
-            let role_name = value
-                .as_str()
-                .ok_or_else(|| key(&full, "expected \"owner\" or \"member\"".into()))?;
-            let kind: RequestKind = kind_name.parse().map_err(|e: String| key(&full, e))?;
-            if kind == RequestKind::Unknown {
-                return Err(key(
-                    &full,
-                    "`unknown` is not a request kind that can be applied".into(),
-                ));
-            }
-            let role: Role = role_name.parse().map_err(|e: String| key(&full, e))?;
-            required.insert(kind, role);
-        }
-
-        let url = raw
-            .database
-            .url
-            .unwrap_or_else(|| "sqlite://postroom.db".to_owned());
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres:")
-            || url.starts_with("postgresql:"))
-        {
-            return Err(key(
-                "database.url",
-                format!("`{url}` must start with sqlite: or postgres:"),
-            ));
-        }
-        let acquire_timeout = match raw.database.acquire_timeout {
-            Some(s) => parse_duration(&s).map_err(|e| key("database.acquire_timeout", e))?,
-            None => Duration::from_secs(30),
-        };
-
-        let lease_ttl = duration_key(
-            "database.lease_ttl",
-            raw.database.lease_ttl,
-            LeaseConfig::default().ttl,
-        )?;
-        if lease_ttl < Duration::from_secs(4) || lease_ttl > Duration::from_secs(600) {
-            return Err(key(
-                "database.lease_ttl",
-                "must be between 4s and 10m: the holder renews every quarter of it".into(),
-            ));
-        }
-        let imap = raw_imaps(raw.imap)?
-            .into_iter()
-            .map(|(k, r)| check_imap(&k, r))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (i, a) in imap.iter().enumerate() {
-            if let Some(b) = imap.iter().take(i).find(|b| b.inbox_id() == a.inbox_id()) {
-                return Err(key(
-                    &a.key,
-                    format!(
-                        "the same inbox as {} ({}): each inbox is listed once",
-                        b.key,
-                        a.inbox_id()
-                    ),
-                ));
-            }
-        }
-        let smtp = raw.smtp.map(|r| check_smtp(r, &address)).transpose()?;
-
+    /// Each section in turn, in this order: the first error is the one reported. A new
+    /// section is a field of [`RawConfig`] and of [`Config`], its name in the list of
+    /// [`apply_env_overrides`], and one line here.
+    fn check(mut raw: RawConfig) -> Result<Config, ConfigError> {
+        let helpdesk = check_helpdesk(raw.helpdesk)?;
+        let policy = check_policy(&raw.policy)?;
+        // `[database] lease_ttl` is the inbox lease's; the rest of the section is the store's.
+        let lease_ttl = raw.database.lease_ttl.take();
+        let database = check_database(raw.database)?;
+        let lease = check_lease(lease_ttl)?;
+        let imap = check_imaps(raw.imap)?;
+        let smtp = raw
+            .smtp
+            .map(|r| check_smtp(r, &helpdesk.address))
+            .transpose()?;
         let trust = check_trust(raw.trust)?;
         let confirmation = check_confirmation(raw.confirmation)?;
-        let l = raw.limits;
-        let limits = LimitsConfig {
-            max_accounts_per_organisation: l.max_accounts_per_organisation,
-            max_members_per_mailbox: l.max_members_per_mailbox,
-            max_owners_per_mailbox: l.max_owners_per_mailbox,
-            max_replies_per_mailbox_per_day: l.max_replies_per_mailbox_per_day.unwrap_or(20),
-            max_headers: l.max_headers.unwrap_or(500),
-            max_header_bytes: l.max_header_bytes.unwrap_or(256 * 1024),
-            max_parts: l.max_parts.unwrap_or(100),
-            max_mime_depth: l.max_mime_depth.unwrap_or(20),
-            max_text_bytes: l.max_text_bytes.unwrap_or(1024 * 1024),
-        };
-
-        let web = WebConfig {
-            listen: raw
-                .web
-                .listen
-                .as_deref()
-                .unwrap_or("127.0.0.1:8080")
-                .parse()
-                .map_err(|e| {
-                    key(
-                        "web.listen",
-                        format!("not an address like 127.0.0.1:8080: {e}"),
-                    )
-                })?,
-            behind_tls_proxy: raw.web.behind_tls_proxy.unwrap_or(false),
-            trusted_proxies: trusted_proxies(
-                raw.web.trusted_proxies,
-                raw.web.behind_tls_proxy.unwrap_or(false),
-            )?,
-            session_ttl: duration_key(
-                "web.session_ttl",
-                raw.web.session_ttl,
-                Duration::from_secs(12 * 3600),
-            )?,
-        };
-
-        let retention = RetentionConfig {
-            raw_messages: duration_key(
-                "retention.raw_messages",
-                raw.retention.raw_messages,
-                Duration::from_secs(400 * 86400),
-            )?,
-            disabled_accounts: duration_key(
-                "retention.disabled_accounts",
-                raw.retention.disabled_accounts,
-                Duration::from_secs(30 * 86400),
-            )?,
-        };
-
-        let audit = check_audit(raw.audit, &address, &imap)?;
-        let remind_every = duration_key(
-            "continuity.remind_every",
-            raw.continuity.remind_every,
-            Duration::from_secs(7 * 86400),
-        )?;
-        if remind_every < Duration::from_secs(3600) {
-            return Err(key_err(
-                "continuity.remind_every",
-                "must be at least 1h: each reminder is an email to a site",
-            ));
-        }
-        let continuity = ContinuityConfig {
-            reminders: raw.continuity.reminders.unwrap_or(true),
-            remind_every,
-            min_members: raw.continuity.min_members.unwrap_or(2),
-            inactive_days: raw.continuity.inactive_days.unwrap_or(0),
-        };
-
+        let limits = check_limits(raw.limits);
+        let web = check_web(raw.web)?;
+        let retention = check_retention(raw.retention)?;
+        let inboxes: Vec<&str> = imap.iter().map(|i| i.username.as_str()).collect();
+        let audit = check_audit(raw.audit, &helpdesk.address, &inboxes)?;
+        let continuity = check_continuity(raw.continuity)?;
         let directory = crate::provision::config::check(raw.directory)?;
-
         Ok(Config {
             directory,
-            retention,
-            audit,
-            continuity,
-            web,
+            database,
+            helpdesk,
+            policy,
+            imap,
+            lease,
+            smtp,
             trust,
             confirmation,
             limits,
-            imap,
-            lease: LeaseConfig { ttl: lease_ttl },
-            smtp,
-            database: DatabaseConfig {
-                url,
-                max_connections: raw.database.max_connections.unwrap_or(5).max(1),
-                acquire_timeout,
-            },
-            helpdesk: HelpdeskConfig {
-                name: helpdesk.name.unwrap_or_else(|| "Helpdesk".to_owned()),
-                address,
-                reference_prefix,
-            },
-            policy: PolicyConfig {
-                required,
-                requester_from_signature,
-            },
+            web,
+            retention,
+            audit,
+            continuity,
         })
     }
 }
 
-fn check_audit(
-    raw: RawAudit,
-    helpdesk: &str,
-    imap: &[ImapConfig],
-) -> Result<AuditConfig, ConfigError> {
-    let checkpoint_every = duration_key(
-        "audit.checkpoint_every",
-        raw.checkpoint_every,
-        Duration::from_secs(3600),
-    )?;
-    if checkpoint_every < Duration::from_secs(60) {
+/// `[database]` but for `lease_ttl`: [`DatabaseConfig`] is the store's, which keeps no config
+/// checks of its own.
+fn check_database(raw: RawDatabase) -> Result<DatabaseConfig, ConfigError> {
+    let url = raw.url.unwrap_or_else(|| "sqlite://postroom.db".to_owned());
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres:")
+        || url.starts_with("postgresql:"))
+    {
         return Err(key_err(
-            "audit.checkpoint_every",
-            "must be at least 1m: each checkpoint is an email",
+            "database.url",
+            format!("`{url}` must start with sqlite: or postgres:"),
         ));
     }
-    let checkpoint_to = match raw.checkpoint_to {
-        None => None,
-        Some(to) => {
-            let to = to.trim().to_ascii_lowercase();
-            let valid = to
-                .split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-                && !to.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !valid {
-                return Err(key_err(
-                    "audit.checkpoint_to",
-                    format!("{to:?} is not an email address"),
-                ));
-            }
-            // Kept outside postroom, and no mail loop: never the helpdesk or a watched inbox.
-            if to == helpdesk || imap.iter().any(|i| i.username.eq_ignore_ascii_case(&to)) {
-                return Err(key_err(
-                    "audit.checkpoint_to",
-                    format!(
-                        "{to} is an address postroom reads: checkpoints must go to an address outside postroom"
-                    ),
-                ));
-            }
-            Some(to)
-        }
+    let acquire_timeout = match raw.acquire_timeout {
+        Some(s) => parse_duration(&s).map_err(|e| key_err("database.acquire_timeout", e))?,
+        None => Duration::from_secs(30),
     };
-    if checkpoint_to.is_some() && raw.signing_key_file.is_none() {
-        return Err(key_err(
-            "audit.checkpoint_to",
-            "needs `signing_key_file`: there is no checkpoint to send without a key",
-        ));
-    }
-    Ok(AuditConfig {
-        signing_key_file: raw.signing_key_file,
-        checkpoint_every,
-        checkpoint_to,
-    })
-}
-
-fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Key {
-        key: key.to_owned(),
-        message: message.into(),
-    }
-}
-
-fn duration_key(
-    key: &str,
-    value: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match value {
-        Some(s) => parse_duration(&s).map_err(|e| key_err(key, e)),
-        None => Ok(default),
-    }
-}
-
-/// A password given inline, or read from a file (first line, trailing newline dropped).
-fn secret_key(
-    key: &str,
-    inline: Option<String>,
-    file: Option<PathBuf>,
-) -> Result<Option<Secret>, ConfigError> {
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(key_err(key, "give `password` or `password_file`, not both")),
-        (Some(p), None) => Ok(Some(Secret::new(p))),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                key_err(
-                    &format!("{key}_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            Ok(Some(Secret::new(
-                text.trim_end_matches(['\r', '\n']).to_owned(),
-            )))
-        }
-        (None, None) => Ok(None),
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum AuthKind {
-    Password,
-    Xoauth2,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOauth2 {
-    token_url: String,
-    client_id: String,
-    client_secret: Option<String>,
-    client_secret_file: Option<PathBuf>,
-    scope: Option<String>,
-}
-
-fn check_auth(
-    section: &str,
-    kind: Option<AuthKind>,
-    oauth2: Option<RawOauth2>,
-    command: Option<String>,
-) -> Result<Auth, ConfigError> {
-    use crate::oauth::Provider;
-    let k = |name: &str| format!("{section}.{name}");
-    if kind.unwrap_or(AuthKind::Password) == AuthKind::Password {
-        // A token source that is never used is a mistake worth saying so at start.
-        if oauth2.is_some() {
-            return Err(key_err(&k("oauth2"), "only used with auth = \"xoauth2\""));
-        }
-        if command.is_some() {
-            return Err(key_err(
-                &k("token_command"),
-                "only used with auth = \"xoauth2\"",
-            ));
-        }
-        return Ok(Auth::Password);
-    }
-    let provider = match (oauth2, command) {
-        (Some(_), Some(_)) => {
-            return Err(key_err(
-                &k("oauth2"),
-                "give `oauth2` or `token_command`, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(key_err(
-                &k("auth"),
-                "xoauth2 needs a token source: `oauth2 = { token_url, client_id, client_secret_file, scope }` or `token_command`",
-            ));
-        }
-        (None, Some(command)) if command.trim().is_empty() => {
-            return Err(key_err(&k("token_command"), "empty"));
-        }
-        (None, Some(command)) => Provider::Command(command),
-        (Some(o), None) => {
-            let kk = |name: &str| format!("{section}.oauth2.{name}");
-            let url = o.token_url.trim().to_owned();
-            // The client secret travels in the request body: clear text only on loopback.
-            let loopback = url.strip_prefix("http://").is_some_and(|rest| {
-                ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| {
-                    rest.strip_prefix(h)
-                        .is_some_and(|after| after.is_empty() || after.starts_with([':', '/']))
-                })
-            });
-            if !(url.starts_with("https://") || loopback) {
-                return Err(key_err(
-                    &kk("token_url"),
-                    format!("`{url}` must be an https:// URL"),
-                ));
-            }
-            if o.client_id.trim().is_empty() {
-                return Err(key_err(&kk("client_id"), "empty"));
-            }
-            let secret = secret_key(&kk("client_secret"), o.client_secret, o.client_secret_file)?
-                .filter(|s| !s.expose().is_empty())
-                .ok_or_else(|| key_err(&kk("client_secret_file"), "missing or empty"))?;
-            Provider::ClientCredentials {
-                token_url: url,
-                client_id: o.client_id.trim().to_owned(),
-                client_secret: secret,
-                scope: o.scope.filter(|s| !s.trim().is_empty()),
-            }
-        }
-    };
-    Ok(Auth::Xoauth2(provider))
-}
-
-fn check_trust(r: RawTrust) -> Result<crate::trust::TrustConfig, ConfigError> {
-    use crate::trust::{Method, TrustConfig, TrustMode};
-    let mut cfg = TrustConfig::default();
-    if let Some(modes) = r.mode {
-        cfg.modes = modes
-            .into_vec()
-            .iter()
-            .map(|m| match m.trim().to_ascii_lowercase().as_str() {
-                "authentication_results" => Ok(TrustMode::AuthenticationResults),
-                "dkim" => Ok(TrustMode::Dkim),
-                "exchange_internal" => Ok(TrustMode::ExchangeInternal),
-                "none" => Ok(TrustMode::None),
-                other => Err(key_err(
-                    "trust.mode",
-                    format!("`{other}` is not one of authentication_results, dkim, exchange_internal, none"),
-                )),
-            })
-            .collect::<Result<_, _>>()?;
-        if cfg.modes.is_empty() {
-            return Err(key_err("trust.mode", "name at least one mode"));
-        }
-    }
-    if let Some(ids) = r.authserv_id {
-        cfg.authserv_ids = ids
-            .into_vec()
-            .into_iter()
-            .map(|s| s.trim().to_ascii_lowercase())
-            .collect();
-    }
-    if let Some(accept) = r.accept {
-        cfg.accept = accept
-            .iter()
-            .map(|m| match m.trim().to_ascii_lowercase().as_str() {
-                "dmarc" => Ok(Method::Dmarc),
-                "dkim" => Ok(Method::Dkim),
-                "spf" => Ok(Method::Spf),
-                other => Err(key_err(
-                    "trust.accept",
-                    format!("`{other}` is not one of dmarc, dkim, spf"),
-                )),
-            })
-            .collect::<Result<_, _>>()?;
-    }
-    cfg.dkim_keys = r.dkim_keys.unwrap_or_default();
-    Ok(cfg)
-}
-
-fn check_confirmation(r: RawConfirmation) -> Result<ConfirmationConfig, ConfigError> {
-    let kinds = match r.kinds {
-        None => RequestKind::ALL.to_vec(),
-        Some(list) => list
-            .iter()
-            .map(|k| match k.parse::<RequestKind>() {
-                Ok(RequestKind::Unknown) | Err(_) => Err(key_err(
-                    "confirmation.kinds",
-                    format!("`{k}` is not a request kind"),
-                )),
-                Ok(kind) => Ok(kind),
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    Ok(ConfirmationConfig {
-        enabled: r.enabled.unwrap_or(true),
-        kinds,
-        ttl: duration_key(
-            "confirmation.ttl",
-            r.ttl,
-            Duration::from_secs(3 * 24 * 3600),
-        )?,
-        max_attempts: r.max_attempts.unwrap_or(5).max(1),
-    })
-}
-
-/// `[imap]` or `[[imap]]` as (key for messages, raw entry): `imap` for the single table,
-/// `imap[0]`, `imap[1]`… for the entries of the array.
-fn raw_imaps(value: Option<toml::Value>) -> Result<Vec<(String, RawImap)>, ConfigError> {
-    let entry = |key: String, v: toml::Value| -> Result<(String, RawImap), ConfigError> {
-        match v.try_into::<RawImap>() {
-            Ok(r) => Ok((key, r)),
-            Err(e) => {
-                // serde names the field (`missing field `host``, `unknown field `hots``);
-                // the key says which inbox.
-                let message = e.message().trim().to_owned();
-                let field = message
-                    .split('`')
-                    .nth(1)
-                    .filter(|_| message.starts_with("missing field"));
-                Err(match field {
-                    Some(f) => key_err(&format!("{key}.{f}"), "missing"),
-                    None => key_err(&key, message),
-                })
-            }
-        }
-    };
-    match value {
-        None => Ok(Vec::new()),
-        Some(v @ toml::Value::Table(_)) => Ok(vec![entry("imap".into(), v)?]),
-        Some(toml::Value::Array(list)) => {
-            if list.is_empty() {
-                return Err(key_err("imap", "`imap = []` lists no inbox"));
-            }
-            list.into_iter()
-                .enumerate()
-                .map(|(i, v)| entry(format!("imap[{i}]"), v))
-                .collect()
-        }
-        Some(_) => Err(key_err(
-            "imap",
-            "must be an [imap] table or [[imap]] entries",
-        )),
-    }
-}
-
-fn check_imap(key: &str, r: RawImap) -> Result<ImapConfig, ConfigError> {
-    let k = |name: &str| format!("{key}.{name}");
-    let tls = r.tls.unwrap_or(TlsMode::Tls);
-    let auth = check_auth(key, r.auth, r.oauth2, r.token_command)?;
-    let password = secret_key(&k("password"), r.password, r.password_file)?;
-    // XOAUTH2 signs in with a token: no password to ask for.
-    let password = password
-        .or_else(|| matches!(auth, Auth::Xoauth2(_)).then(Secret::default))
-        .ok_or_else(|| {
-            key_err(
-                &k("password"),
-                "missing: give `password`, `password_file`, or POSTROOM_IMAP_PASSWORD",
-            )
-        })?;
-    let idle_timeout = duration_key(
-        &k("idle_timeout"),
-        r.idle_timeout,
-        Duration::from_secs(25 * 60),
-    )?;
-    if idle_timeout >= Duration::from_secs(29 * 60) {
-        return Err(key_err(
-            &k("idle_timeout"),
-            "must be under 29 minutes (RFC 2177)",
-        ));
-    }
-    let batch_size = r.batch_size.unwrap_or(50);
-    if batch_size == 0 {
-        return Err(key_err(&k("batch_size"), "must be at least 1"));
-    }
-    if r.host.trim().is_empty() {
-        return Err(key_err(&k("host"), "empty"));
-    }
-    if r.username.trim().is_empty() {
-        return Err(key_err(&k("username"), "empty"));
-    }
-    Ok(ImapConfig {
-        key: key.to_owned(),
-        port: r
-            .port
-            .unwrap_or(if tls == TlsMode::Tls { 993 } else { 143 }),
-        host: r.host,
-        tls,
-        username: r.username,
-        password,
-        auth,
-        ca_file: r.ca_file,
-        folder: r.folder.unwrap_or_else(|| "INBOX".into()),
-        processed: r.processed.unwrap_or_else(|| "postroom/processed".into()),
-        rejected: r.rejected.unwrap_or_else(|| "postroom/rejected".into()),
-        review: r.review.unwrap_or_else(|| "postroom/review".into()),
-        ignored: r.ignored.unwrap_or_else(|| "postroom/ignored".into()),
-        idle: r.idle.unwrap_or(true),
-        idle_timeout,
-        poll_interval: duration_key(
-            &k("poll_interval"),
-            r.poll_interval,
-            Duration::from_secs(60),
-        )?,
-        batch_size,
-        max_message_bytes: r.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-        timeout: duration_key(&k("timeout"), r.timeout, Duration::from_secs(60))?,
-        reconnect_max: duration_key(
-            &k("reconnect_max"),
-            r.reconnect_max,
-            Duration::from_secs(300),
-        )?,
-    })
-}
-
-fn check_smtp(r: RawSmtp, helpdesk: &str) -> Result<SmtpConfig, ConfigError> {
-    let tls = r.tls.unwrap_or(TlsMode::Starttls);
-    let password = secret_key("smtp.password", r.password, r.password_file)?;
-    let auth = check_auth("smtp", r.auth, r.oauth2, r.token_command)?;
-    if matches!(auth, Auth::Xoauth2(_)) && r.username.is_none() {
-        return Err(key_err(
-            "smtp.username",
-            "auth = \"xoauth2\" needs the account's `username`",
-        ));
-    }
-    if matches!(auth, Auth::Password) && password.is_some() != r.username.is_some() {
-        return Err(key_err(
-            "smtp.username",
-            "give both `username` and a password, or neither",
-        ));
-    }
-    let from = r
-        .from
-        .map(|f| f.trim().to_ascii_lowercase())
-        .unwrap_or_else(|| helpdesk.to_owned());
-    if !looks_like_address(&from) {
-        return Err(key_err(
-            "smtp.from",
-            format!("`{from}` is not an email address"),
-        ));
-    }
-    Ok(SmtpConfig {
-        port: r.port.unwrap_or(match tls {
-            TlsMode::Tls => 465,
-            TlsMode::Starttls => 587,
-            TlsMode::None => 25,
-        }),
-        host: r.host,
-        tls,
-        username: r.username,
-        password,
-        auth,
-        ca_file: r.ca_file,
-        from,
-        timeout: duration_key("smtp.timeout", r.timeout, Duration::from_secs(30))?,
-        retry_initial: duration_key(
-            "smtp.retry_initial",
-            r.retry_initial,
-            Duration::from_secs(30),
-        )?,
-        retry_max: duration_key("smtp.retry_max", r.retry_max, Duration::from_secs(3600))?,
-        give_up_after: duration_key(
-            "smtp.give_up_after",
-            r.give_up_after,
-            Duration::from_secs(3 * 24 * 3600),
-        )?,
+    Ok(DatabaseConfig {
+        url,
+        max_connections: raw.max_connections.unwrap_or(5).max(1),
+        acquire_timeout,
     })
 }
 
@@ -1232,29 +250,6 @@ pub fn exposed_secret_warning(path: &Path) -> Option<String> {
             mode & 0o777
         )
     })
-}
-
-/// `"30s"`, `"5m"`, `"1h 30m"`, `"3d"`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration like \"30s\" or \"5m\": {e}"))
-}
-
-/// A cheap syntactic check, enough to catch a typo in a config or CSV file.
-pub fn looks_like_address(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !s
-                    .chars()
-                    .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
-                && !domain.contains('@')
-        }
-        None => false,
-    }
 }
 
 /// `POSTROOM_DATABASE_URL=…` sets `[database] url`. Sections are the top-level tables of the
@@ -1352,6 +347,7 @@ fn sets_itself(entry: &toml::Table, key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::{RequestKind, Role};
 
     const MINIMAL: &str = "[helpdesk]\naddress = \"Helpdesk@NHS.example\"\n";
 
@@ -1380,17 +376,6 @@ mod tests {
         let c = Config::from_toml_with_env(MINIMAL, &env).unwrap();
         assert_eq!(c.database.url, "sqlite://other.db");
         assert_eq!(c.helpdesk.reference_prefix, "REQ");
-    }
-
-    #[test]
-    fn policy_per_kind() {
-        let text = format!("{MINIMAL}[policy]\npassword_reset = \"member\"\n");
-        let c = Config::from_toml_with_env(&text, &[]).unwrap();
-        assert_eq!(
-            c.policy.required_role(RequestKind::PasswordReset),
-            Role::Member
-        );
-        assert_eq!(c.policy.required_role(RequestKind::Unlock), Role::Owner);
     }
 
     #[test]
@@ -1630,39 +615,6 @@ mod tests {
     }
 
     #[test]
-    fn errors_in_an_inbox_name_its_entry() {
-        let err = |text: &str| {
-            Config::from_toml_with_env(&format!("{MINIMAL}{text}"), &[])
-                .unwrap_err()
-                .to_string()
-        };
-        let e = err(TWO_INBOXES);
-        assert!(e.contains("`imap[0].password`"), "{e}");
-        let e = err(
-            "[[imap]]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n[[imap]]\nusername = \"v\"\n",
-        );
-        assert!(e.contains("`imap[1].host`"), "{e}");
-        let e = err(
-            "[[imap]]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n[[imap]]\nhots = \"h\"\nhost = \"h\"\nusername = \"v\"\npassword = \"p\"\n",
-        );
-        assert!(e.contains("`imap[1]`") && e.contains("hots"), "{e}");
-        let e = err("[[imap]]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\nbatch_size = 0\n");
-        assert!(e.contains("`imap[0].batch_size`"), "{e}");
-        // The same inbox twice (host case and port do not make it another one).
-        let e = err(
-            "[[imap]]\nhost = \"h.example\"\nusername = \"u\"\npassword = \"p\"\n\
-                     [[imap]]\nhost = \"H.example\"\nport = 143\nusername = \"u\"\npassword = \"p\"\nfolder = \"inbox\"\n",
-        );
-        assert!(
-            e.contains("`imap[1]`") && e.contains("same inbox as imap[0]"),
-            "{e}"
-        );
-        // The single-table form keeps its plain key.
-        let e = err("[imap]\nusername = \"u\"\n");
-        assert!(e.contains("`imap.host`"), "{e}");
-    }
-
-    #[test]
     fn lease_ttl_has_a_default_and_bounds() {
         let c = Config::from_toml_with_env(MINIMAL, &[]).unwrap();
         assert_eq!(c.lease.ttl, Duration::from_secs(20));
@@ -1716,12 +668,5 @@ mod tests {
         assert_eq!(c.imap[1].processed, "Requests/done");
         assert_eq!(c.imap[0].processed, "postroom/processed");
         assert_eq!(c.lease.ttl, Duration::from_secs(20));
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert!(parse_duration("soon").is_err());
     }
 }

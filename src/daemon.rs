@@ -215,7 +215,7 @@ async fn reconcile(
             _ = tokio::time::sleep(wait) => {}
         }
         wait = every;
-        match crate::provision::sync::diff(&store, &cfg).await {
+        match crate::provision::sync::diff(&store, &cfg.directory.target).await {
             Ok(differences) => {
                 status.directory_drift(differences.len());
                 if differences.is_empty() {

@@ -5,7 +5,7 @@
 //! Importing the same file twice changes nothing the second time.
 
 use crate::action::AuditAction;
-use crate::config::looks_like_address;
+use crate::config_value::looks_like_address;
 use crate::request::Role;
 use crate::store::directory::{self, AccountStatus, NewAccount};
 use crate::store::journal::{self, NewAuditEvent};

@@ -8,8 +8,11 @@
 //! secret, and are counted on the shared [`Status`] (`/metrics`, `/healthz`): a token that
 //! silently stops refreshing is the classic way such a desk goes quiet (field notes).
 
+use crate::config_value::{ConfigError, key_err, secret_key};
 use crate::secret::Secret;
 use crate::status::Status;
+use serde::Deserialize;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -77,6 +80,97 @@ impl Auth {
             }
         }
     }
+}
+
+// The `auth`, `oauth2` and `token_command` keys of `[imap]` and `[smtp]` as the file gives
+// them, and the check that turns them into an [`Auth`]: the section is this module's, and
+// `imap::config` and `smtp::config` read it through here (issue 14).
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AuthKind {
+    Password,
+    Xoauth2,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOauth2 {
+    token_url: String,
+    client_id: String,
+    client_secret: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    scope: Option<String>,
+}
+
+pub(crate) fn check_auth(
+    section: &str,
+    kind: Option<AuthKind>,
+    oauth2: Option<RawOauth2>,
+    command: Option<String>,
+) -> Result<Auth, ConfigError> {
+    let k = |name: &str| format!("{section}.{name}");
+    if kind.unwrap_or(AuthKind::Password) == AuthKind::Password {
+        // A token source that is never used is a mistake worth saying so at start.
+        if oauth2.is_some() {
+            return Err(key_err(&k("oauth2"), "only used with auth = \"xoauth2\""));
+        }
+        if command.is_some() {
+            return Err(key_err(
+                &k("token_command"),
+                "only used with auth = \"xoauth2\"",
+            ));
+        }
+        return Ok(Auth::Password);
+    }
+    let provider = match (oauth2, command) {
+        (Some(_), Some(_)) => {
+            return Err(key_err(
+                &k("oauth2"),
+                "give `oauth2` or `token_command`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(key_err(
+                &k("auth"),
+                "xoauth2 needs a token source: `oauth2 = { token_url, client_id, client_secret_file, scope }` or `token_command`",
+            ));
+        }
+        (None, Some(command)) if command.trim().is_empty() => {
+            return Err(key_err(&k("token_command"), "empty"));
+        }
+        (None, Some(command)) => Provider::Command(command),
+        (Some(o), None) => {
+            let kk = |name: &str| format!("{section}.oauth2.{name}");
+            let url = o.token_url.trim().to_owned();
+            // The client secret travels in the request body: clear text only on loopback.
+            let loopback = url.strip_prefix("http://").is_some_and(|rest| {
+                ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| {
+                    rest.strip_prefix(h)
+                        .is_some_and(|after| after.is_empty() || after.starts_with([':', '/']))
+                })
+            });
+            if !(url.starts_with("https://") || loopback) {
+                return Err(key_err(
+                    &kk("token_url"),
+                    format!("`{url}` must be an https:// URL"),
+                ));
+            }
+            if o.client_id.trim().is_empty() {
+                return Err(key_err(&kk("client_id"), "empty"));
+            }
+            let secret = secret_key(&kk("client_secret"), o.client_secret, o.client_secret_file)?
+                .filter(|s| !s.expose().is_empty())
+                .ok_or_else(|| key_err(&kk("client_secret_file"), "missing or empty"))?;
+            Provider::ClientCredentials {
+                token_url: url,
+                client_id: o.client_id.trim().to_owned(),
+                client_secret: secret,
+                scope: o.scope.filter(|s| !s.trim().is_empty()),
+            }
+        }
+    };
+    Ok(Auth::Xoauth2(provider))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! The answer a site gets: subject, headers and a plain-text body that says what was done, or
 //! exactly why not and what to do next. Never quotes the original (no backscatter payload).
 
-use crate::config::HelpdeskConfig;
+use crate::helpdesk::HelpdeskConfig;
 use crate::outcome::Outcome;
 use crate::policy::Decision;
 use crate::request::lines::strip_subject_prefixes;

@@ -15,8 +15,10 @@
 //!   mailbox.
 //! - `none`: trials and tests only; `run` warns at start.
 
+use crate::config_value::{ConfigError, OneOrMany, key_err};
 use crate::message::Message;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,7 +46,7 @@ pub struct TrustConfig {
     pub accept: Vec<Method>,
     /// Pinned DKIM keys (DNS name → TXT record) answered before DNS: for air-gapped sites and
     /// tests.
-    pub dkim_keys: std::collections::BTreeMap<String, String>,
+    pub dkim_keys: BTreeMap<String, String>,
 }
 
 impl Default for TrustConfig {
@@ -62,6 +64,64 @@ impl TrustConfig {
     pub fn trusts_everything(&self) -> bool {
         self.modes.contains(&TrustMode::None)
     }
+}
+
+/// `[trust]` as the file gives it; [`check_trust`] makes it a [`TrustConfig`] (the section is
+/// this module's; `config` composes it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrust {
+    mode: Option<OneOrMany<String>>,
+    authserv_id: Option<OneOrMany<String>>,
+    accept: Option<Vec<String>>,
+    /// Pinned DKIM keys: DNS name → TXT record, answered before DNS.
+    dkim_keys: Option<BTreeMap<String, String>>,
+}
+
+pub(crate) fn check_trust(r: RawTrust) -> Result<TrustConfig, ConfigError> {
+    let mut cfg = TrustConfig::default();
+    if let Some(modes) = r.mode {
+        cfg.modes = modes
+            .into_vec()
+            .iter()
+            .map(|m| match m.trim().to_ascii_lowercase().as_str() {
+                "authentication_results" => Ok(TrustMode::AuthenticationResults),
+                "dkim" => Ok(TrustMode::Dkim),
+                "exchange_internal" => Ok(TrustMode::ExchangeInternal),
+                "none" => Ok(TrustMode::None),
+                other => Err(key_err(
+                    "trust.mode",
+                    format!("`{other}` is not one of authentication_results, dkim, exchange_internal, none"),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        if cfg.modes.is_empty() {
+            return Err(key_err("trust.mode", "name at least one mode"));
+        }
+    }
+    if let Some(ids) = r.authserv_id {
+        cfg.authserv_ids = ids
+            .into_vec()
+            .into_iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
+    }
+    if let Some(accept) = r.accept {
+        cfg.accept = accept
+            .iter()
+            .map(|m| match m.trim().to_ascii_lowercase().as_str() {
+                "dmarc" => Ok(Method::Dmarc),
+                "dkim" => Ok(Method::Dkim),
+                "spf" => Ok(Method::Spf),
+                other => Err(key_err(
+                    "trust.accept",
+                    format!("`{other}` is not one of dmarc, dkim, spf"),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    cfg.dkim_keys = r.dkim_keys.unwrap_or_default();
+    Ok(cfg)
 }
 
 /// A warning for the start of `postroom run` when the trust settings make postroom either

@@ -5,6 +5,7 @@
 pub mod as_of;
 pub mod chain;
 pub mod checkpoint;
+pub mod config;
 pub mod report;
 
 use crate::config::Config;

@@ -4,7 +4,9 @@
 
 use super::stream::MailStream;
 use super::{Client, ImapError, Session, bounded};
-use crate::config::{Auth, ImapConfig, TlsMode};
+use crate::config_value::TlsMode;
+use crate::imap::config::ImapConfig;
+use crate::oauth::Auth;
 use crate::oauth::TokenSource;
 use async_imap::imap_proto::{Response, Status};
 use rustls::pki_types::pem::PemObject;

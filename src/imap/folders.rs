@@ -6,7 +6,7 @@
 //! reports in `LIST "" ""` (RFC 3501 §6.3.8).
 
 use super::{ImapError, Session, bounded, quoted};
-use crate::config::ImapConfig;
+use crate::imap::config::ImapConfig;
 use crate::outcome::Outcome;
 use futures::TryStreamExt;
 

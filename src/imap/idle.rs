@@ -2,7 +2,7 @@
 //! polling interval.
 
 use super::{ImapError, Session};
-use crate::config::ImapConfig;
+use crate::imap::config::ImapConfig;
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::types::UnsolicitedResponse;
 use std::time::Duration;

@@ -21,7 +21,7 @@
 //! in the same transaction as the change), which holds even if two instances ever fetched
 //! the same message.
 
-use crate::config::{ImapConfig, LeaseConfig};
+use crate::imap::config::{ImapConfig, LeaseConfig};
 use crate::store::{Store, lease};
 use rand::Rng;
 use std::sync::OnceLock;

@@ -14,6 +14,7 @@
 //! by `UID COPY` + `\Deleted` + `UID EXPUNGE` of exactly that UID (UIDPLUS).
 
 pub mod backoff;
+pub mod config;
 pub mod connect;
 pub mod folders;
 pub mod idle;

@@ -11,7 +11,7 @@
 //! The copy always comes before the flag: a crash in between leaves two copies, never none.
 
 use super::{Caps, ImapError, Session, bounded, folders, uid_set};
-use crate::config::ImapConfig;
+use crate::imap::config::ImapConfig;
 use futures::TryStreamExt;
 
 /// Move `uids` to `folder`. When the server refuses the MOVE or COPY because the folder is

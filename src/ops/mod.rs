@@ -3,6 +3,7 @@
 //! progress for long work.
 
 pub mod backup;
+pub mod config;
 pub mod eval;
 pub mod jobs;
 pub mod progress;

@@ -14,7 +14,7 @@
 //! Keys are flat (not `[directory.ldap]`) so that every one of them, the bind password above
 //! all, can come from the environment as `POSTROOM_DIRECTORY_<KEY>`.
 
-use crate::config::{ConfigError, parse_duration};
+use crate::config_value::{ConfigError, parse_duration};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;

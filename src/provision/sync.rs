@@ -7,7 +7,6 @@
 
 use super::Target;
 use super::ldap::{LdapTarget, TargetDirectory, TargetRow};
-use crate::config::Config;
 use crate::directory_csv::{self, ImportSummary};
 use crate::store::{Store, directory};
 use anyhow::{Context, Result, bail};
@@ -15,15 +14,15 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Read the whole target (only an LDAP target can be read).
-pub async fn read_target(cfg: &Config) -> Result<(String, TargetDirectory)> {
-    let Target::Ldap(ldap) = &cfg.directory.target else {
+pub async fn read_target(target: &Target) -> Result<(String, TargetDirectory)> {
+    let Target::Ldap(ldap) = target else {
         bail!(
             "[directory] target = \"{}\" cannot be read: only an ldap target can",
-            cfg.directory.target.name()
+            target.name()
         );
     };
-    let target = LdapTarget::new(ldap).map_err(anyhow::Error::msg)?;
-    let read = target
+    let connector = LdapTarget::new(ldap).map_err(anyhow::Error::msg)?;
+    let read = connector
         .read_all()
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -41,8 +40,8 @@ pub struct TargetImport {
 }
 
 /// Import what the target holds, all or nothing.
-pub async fn import_from_target(store: &Store, cfg: &Config) -> Result<TargetImport> {
-    let (url, read) = read_target(cfg).await?;
+pub async fn import_from_target(store: &Store, target: &Target) -> Result<TargetImport> {
+    let (url, read) = read_target(target).await?;
     let mut csv = csv::Writer::from_writer(Vec::new());
     csv.write_record([
         "organisation",
@@ -102,8 +101,8 @@ pub enum Difference {
 }
 
 /// Compare postroom's directory with the target's: every difference, mailbox by mailbox.
-pub async fn diff(store: &Store, cfg: &Config) -> Result<Vec<Difference>> {
-    let (_, read) = read_target(cfg).await?;
+pub async fn diff(store: &Store, target: &Target) -> Result<Vec<Difference>> {
+    let (_, read) = read_target(target).await?;
     let ours = directory::export_rows(&mut *store.read().await?).await?;
     let mut postroom: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut status: BTreeMap<String, String> = BTreeMap::new();

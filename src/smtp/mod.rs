@@ -3,8 +3,10 @@
 //! message with its threading and auto-reply headers ([`build_message`]), and `check`'s probe.
 //! The outbox worker that uses them is a job kind: `jobs::reply`.
 
-use crate::config::{HelpdeskConfig, SmtpConfig, TlsMode};
+use crate::config_value::TlsMode;
+use crate::helpdesk::HelpdeskConfig;
 use crate::oauth::TokenSource;
+use crate::smtp::config::SmtpConfig;
 use crate::store::{StoreError, outbox};
 use lettre::Address;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
@@ -13,6 +15,7 @@ use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParamete
 use std::path::{Path, PathBuf};
 pub use transport::Transport;
 
+pub mod config;
 mod transport;
 
 /// Replies one instance sends at once, each over its own pooled connection. lettre 0.11.23
@@ -57,14 +60,14 @@ pub async fn signed_in_transport(
     tokens: Option<&TokenSource>,
 ) -> Result<Transport, SmtpError> {
     match &cfg.auth {
-        crate::config::Auth::Xoauth2(provider) => {
+        crate::oauth::Auth::Xoauth2(provider) => {
             let token = match tokens {
                 Some(source) => source.token().await?,
                 None => TokenSource::new(provider.clone()).token().await?,
             };
             transport_with_token(cfg, Some(&token))
         }
-        crate::config::Auth::Password => transport(cfg),
+        crate::oauth::Auth::Password => transport(cfg),
     }
 }
 
@@ -72,7 +75,7 @@ pub async fn signed_in_transport(
 /// credentials), never falling back to sending the token as a PLAIN password.
 pub fn transport_with_token(
     cfg: &SmtpConfig,
-    token: Option<&crate::config::Secret>,
+    token: Option<&crate::secret::Secret>,
 ) -> Result<Transport, SmtpError> {
     let tls = match cfg.tls {
         TlsMode::Tls | TlsMode::Starttls => Some(tls_parameters(cfg)?),
@@ -128,10 +131,10 @@ pub async fn check(cfg: &SmtpConfig) -> Result<String, String> {
     };
     let auth = match &cfg.username {
         Some(user) => match &cfg.auth {
-            crate::config::Auth::Xoauth2(_) => {
+            crate::oauth::Auth::Xoauth2(_) => {
                 format!("logged in as {user} ({})", cfg.auth.describe())
             }
-            crate::config::Auth::Password => format!("logged in as {user}"),
+            crate::oauth::Auth::Password => format!("logged in as {user}"),
         },
         None => "no login configured".to_owned(),
     };

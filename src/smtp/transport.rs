@@ -13,7 +13,10 @@
 //! credentials ([`Error::Connect`]), one after `MAIL FROM` is about this message
 //! ([`Error::Send`]).
 
-use crate::config::{Auth, Secret, SmtpConfig, TlsMode};
+use crate::config_value::TlsMode;
+use crate::oauth::Auth;
+use crate::secret::Secret;
+use crate::smtp::config::SmtpConfig;
 use lettre::Message;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};

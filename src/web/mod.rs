@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod config;
 pub mod csrf;
 pub mod format;
 pub mod pages;
