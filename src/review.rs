@@ -424,12 +424,12 @@ pub async fn what_happened(store: &Store, reference: &str) -> Result<Option<Stri
     };
     Ok(crate::store::claims::last_decision(&mut conn, request.id)
         .await?
-        .map(|(actor, action, at)| {
+        .map(|d| {
             format!(
                 "{reference} was already decided: {} by {} at {} (only requests waiting for review can be decided).",
-                action.trim_start_matches("request.").replace('_', " "),
-                actor.trim_start_matches("staff:"),
-                crate::store::format_ms(at)
+                d.action.as_str().trim_start_matches("request.").replace('_', " "),
+                d.actor.trim_start_matches("staff:"),
+                crate::store::format_ms(d.at)
             )
         }))
 }

@@ -8,11 +8,12 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
 /// A message already stored, found by Message-ID or by the SHA-256 of its bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SeenMessage {
     pub id: i64,
     pub reference: Option<String>,
-    pub outcome: Option<String>,
+    /// What became of it: the message's own outcome, else its request's.
+    pub outcome: Option<Outcome>,
 }
 
 pub async fn find_seen_message(
@@ -20,23 +21,15 @@ pub async fn find_seen_message(
     message_id: Option<&str>,
     sha256: &str,
 ) -> Result<Option<SeenMessage>, StoreError> {
-    let row = sqlx::query(
-        "SELECT m.id, r.reference, COALESCE(m.outcome, r.outcome) FROM messages m \
+    Ok(sqlx::query_as(
+        "SELECT m.id, r.reference, COALESCE(m.outcome, r.outcome) AS outcome FROM messages m \
          LEFT JOIN requests r ON r.id = COALESCE(m.request_id, (SELECT r2.id FROM requests r2 WHERE r2.message_id = m.id LIMIT 1)) \
          WHERE m.sha256 = $1 OR (CAST($2 AS TEXT) IS NOT NULL AND m.message_id = $2) ORDER BY m.id LIMIT 1",
     )
     .bind(sha256)
     .bind(message_id)
     .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| {
-        Ok(SeenMessage {
-            id: r.try_get(0)?,
-            reference: r.try_get(1)?,
-            outcome: r.try_get(2)?,
-        })
-    })
-    .transpose()
+    .await?)
 }
 
 /// Remember what became of a stored message (see migration 0006).
@@ -124,7 +117,7 @@ pub async fn insert_request(
             .bind(reference_prefix)
             .fetch_one(&mut *conn)
             .await?;
-        return Ok((row.try_get(0)?, row.try_get(1)?));
+        return Ok((row.try_get("id")?, row.try_get("reference")?));
     }
     let sql = format!(
         "INSERT INTO requests ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id"
@@ -132,7 +125,7 @@ pub async fn insert_request(
     let row = bind_request(sqlx::query(AssertSqlSafe(sql)), r, now)
         .fetch_one(&mut *conn)
         .await?;
-    let id: i64 = row.try_get(0)?;
+    let id: i64 = row.try_get("id")?;
     let reference = format!("{reference_prefix}-{id:06}");
     sqlx::query("UPDATE requests SET reference = $2 WHERE id = $1")
         .bind(id)
@@ -238,6 +231,10 @@ pub async fn insert_comment(
 // Audit trail.
 
 /// One audit event: who did what, on whose behalf, to what, because of which message.
+///
+/// The action stays the text stored: the trail is read as written, and may hold acts this
+/// build does not know (written by another version sharing the database, or by a test);
+/// whoever reads the trail sees every event rather than an error.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
     pub id: i64,
@@ -253,6 +250,25 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
     pub reference: Option<String>,
     pub message_id: Option<i64>,
+}
+
+/// An audit event as its readers select it: `e.id, e.at, e.actor, e.on_behalf_of, e.action,
+/// e.subject, e.detail, r.reference, e.message_id`.
+pub(super) fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, sqlx::Error> {
+    let detail: String = r.try_get("detail")?;
+    Ok(AuditEvent {
+        id: r.try_get("id")?,
+        at: format_ms(r.try_get("at")?),
+        actor: r.try_get("actor")?,
+        on_behalf_of: r.try_get("on_behalf_of")?,
+        action: r.try_get("action")?,
+        subject: r.try_get("subject")?,
+        // A detail that is not JSON (never written so, but the trail is shown as it is) is
+        // shown as its text.
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        reference: r.try_get("reference")?,
+        message_id: r.try_get("message_id")?,
+    })
 }
 
 pub struct NewAuditEvent<'a> {
@@ -310,22 +326,10 @@ pub async fn list_audit(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let detail: String = r.try_get(6)?;
-            Ok(AuditEvent {
-                id: r.try_get(0)?,
-                at: format_ms(r.try_get(1)?),
-                actor: r.try_get(2)?,
-                on_behalf_of: r.try_get(3)?,
-                action: r.try_get(4)?,
-                subject: r.try_get(5)?,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                reference: r.try_get(7)?,
-                message_id: r.try_get(8)?,
-            })
-        })
-        .collect()
+    Ok(rows
+        .iter()
+        .map(audit_from_row)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,7 +358,7 @@ pub async fn enqueue_reply(conn: &mut Conn, o: &NewOutboxItem<'_>) -> Result<i64
     )
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.try_get(0)?)
+    Ok(row.try_get("id")?)
 }
 
 /// The first nine parameters of a queued reply, in `enqueue_reply`'s order.
@@ -405,7 +409,8 @@ pub async fn enqueue_reply_capped(
     .bind(cap.since_ms)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("body")?)))
+        .transpose()
 }
 
 /// Hold a queued reply until job `job_id` is done (`outbox.after_job`): a "Done" answer waits
@@ -465,12 +470,18 @@ pub async fn message_raw_kept(
     conn: &mut Conn,
     message_id: i64,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let row: Option<(Vec<u8>, Option<i64>)> =
-        sqlx::query_as("SELECT raw, raw_deleted_at FROM messages WHERE id = $1")
-            .bind(message_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row.and_then(|(raw, deleted)| deleted.is_none().then_some(raw)))
+    let row = sqlx::query("SELECT raw, raw_deleted_at FROM messages WHERE id = $1")
+        .bind(message_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let deleted: Option<i64> = row.try_get("raw_deleted_at")?;
+    Ok(match deleted {
+        Some(_) => None,
+        None => Some(row.try_get("raw")?),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -321,8 +321,8 @@ async fn build(
         )
         .await?,
         reason: reasons::explain(&request, from.as_deref(), &state.cfg),
-        outcome_label: outcome_label(request.outcome.as_str()),
-        kind: kind_label(request.kind.as_str()),
+        outcome_label: outcome_label(request.outcome),
+        kind: kind_label(request.kind),
         mailbox: request.mailbox.clone().unwrap_or_default(),
         requester: request.requester.clone().unwrap_or_default(),
         target: request.target.clone().unwrap_or_default(),
@@ -359,7 +359,7 @@ async fn build(
             .map(|r| ReplyLine {
                 to: r.to_address,
                 subject: r.subject,
-                status: r.status,
+                status: r.status.as_str().to_owned(),
                 attempts: r.attempts,
                 last_error: r.last_error.unwrap_or_default(),
                 created: time(r.created_at),
@@ -412,7 +412,7 @@ fn notice_text(done: &str, request: &RequestRow, replies: &[views::Reply]) -> Op
     match done {
         "comment" => Some("Your comment is saved.".into()),
         "decided" => {
-            let outcome = outcome_label(request.outcome.as_str()).to_lowercase();
+            let outcome = outcome_label(request.outcome).to_lowercase();
             // The decision's own reply: one queued when (or after) the request was last
             // decided, never the earlier "Received" acknowledgement (issue 13).
             let reply = match replies
