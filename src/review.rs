@@ -206,13 +206,8 @@ async fn reject_in(
 ) -> Result<Processed, ReviewError> {
     let request = waiting_request(conn, reference).await?;
     let refusal = Reason::StaffRejected(message.to_owned());
-    journal::update_request_outcome(
-        conn,
-        request.id,
-        Outcome::Rejected.as_str(),
-        Some(refusal.code()),
-    )
-    .await?;
+    journal::update_request_outcome(conn, request.id, Outcome::Rejected.as_str(), Some(&refusal))
+        .await?;
     journal::insert_comment(conn, request.id, None, &actor(staff), message).await?;
     journal::insert_audit(
         conn,

@@ -175,7 +175,6 @@ async fn build(
         .ok_or_else(not_found)?;
     let stored = views::message(&mut conn, request.message_id).await?;
     let email = stored.as_ref().map(EmailView::new);
-    let from = stored.as_ref().and_then(|s| s.from_address.clone());
     let replies = views::replies_of_request(&mut conn, request.id).await?;
     let comments = views::comments_of_request(&mut conn, request.id).await?;
     let audit = views::audit_of_request(&mut conn, request.id).await?;
@@ -320,7 +319,7 @@ async fn build(
             if waiting { "queue" } else { "requests" },
         )
         .await?,
-        reason: reasons::explain(&request, from.as_deref(), &state.cfg),
+        reason: reasons::explain(&request),
         outcome_label: outcome_label(request.outcome),
         kind: kind_label(request.kind),
         mailbox: request.mailbox.clone().unwrap_or_default(),
