@@ -207,7 +207,7 @@ async fn confirmed(
                 conn,
                 request.id,
                 Outcome::Rejected.as_str(),
-                Some(Reason::MessageGone.code()),
+                Some(&Reason::MessageGone),
             )
             .await?;
             return refuse(

@@ -322,7 +322,7 @@ async fn process_in(
                 ))
             })?;
         let duplicate = Reason::Duplicate {
-            outcome: seen.outcome.clone(),
+            outcome: seen.outcome.map(|o| o.as_str().to_owned()),
         };
         let mut p = Processed::new(
             Outcome::Duplicate,
@@ -330,7 +330,7 @@ async fn process_in(
             seen.reference,
             Some(&duplicate),
         );
-        p.previous_outcome = seen.outcome.as_deref().and_then(|o| o.parse().ok());
+        p.previous_outcome = seen.outcome;
         return Ok(vec![p]);
     };
 

@@ -3,8 +3,14 @@
 //! stable code and a sentence that tells the site what to do next.
 
 use crate::request::{RequestKind, Role};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialized (as `{"reason": "last_owner", "details": {...}}`) it is stored with the request
+/// (`requests.reason_json`, migration 0110), so that the staff page shows the words the site
+/// was given. That form is the variants' and fields' names: renaming one leaves the requests
+/// stored before unreadable as such (the page then says what their code means).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", content = "details", rename_all = "snake_case")]
 pub enum Reason {
     // --- why a message is not a request at all
     /// Screened out (auto-reply, bounce, list, our own mail); the sentence says which rule.
@@ -223,6 +229,113 @@ impl Reason {
         }
     }
 
+    /// What a stored code means, in a sentence for staff: for requests recorded before the
+    /// whole reason was kept with them (migration 0110), whose details are gone. `None` for a
+    /// code this build does not know.
+    pub fn describe_code(code: &str) -> Option<&'static str> {
+        Some(match code {
+            "not_a_request" => {
+                "Screened out as not a request (an auto-reply, bounce, list mail or our own mail); it got no answer."
+            }
+            "unparsable" => "The message could not be read as an email.",
+            "comment_added" => {
+                "A reply in the thread of an earlier request: added to it as a comment."
+            }
+            "too_large" => "Over the size limit for automatic handling.",
+            "unauthenticated" => {
+                "The sender could not be proven (the trust evidence failed); nothing was done and no answer was sent. The audit event below shows the evidence."
+            }
+            "loop" => {
+                "A reply to one of our own automatic messages: not answered, so that no mail loop starts."
+            }
+            "too_complex" => {
+                "Too complex to read automatically (a limit on headers, parts, nesting or text was hit)."
+            }
+            "no_from" => "The message has no readable From: address.",
+            "not_shared_mailbox" => "The sender is not a registered shared mailbox.",
+            "requester_missing" => "The message does not say who is asking.",
+            "requester_unknown" => "The person named as asking has no account.",
+            "requester_inactive" => "The person asking does not have an active account.",
+            "requester_not_member" => "The person asking is not a member of the shared mailbox.",
+            "requester_not_owner" => {
+                "The person asking does not hold the role in the shared mailbox that this kind of request needs."
+            }
+            "other_mailbox" => {
+                "The request names another shared mailbox than the one it was sent from."
+            }
+            "unknown_kind" => "It is not clear what is being asked for.",
+            "ambiguous_kind" => "The message seems to ask for more than one thing.",
+            "account_missing" => "It is not clear which account the request is about.",
+            "ambiguous_account" => {
+                "The message names several accounts, so it is not clear which one is meant."
+            }
+            "unknown_account" => "The account named does not exist.",
+            "target_is_mailbox" => "The account named is a shared mailbox, not a person's account.",
+            "other_organisation" => "The account named belongs to another organisation.",
+            "name_missing" => "A new account was asked for without the person's name.",
+            "bad_name" => {
+                "The name (or job title) could not be used: a formula, too long, or too long for an address."
+            }
+            "ambiguous_name" => {
+                "A person named in the message matches several accounts; the audit event below lists them."
+            }
+            "unknown_name" => {
+                "A person named in the message matches no account of the organisation."
+            }
+            "name_too_loose" => {
+                "A first name alone, for a change the site cannot undo: check who is meant."
+            }
+            "starter_exists" => {
+                "The new starter's name already belongs to an account of the organisation: check whether it is the same person."
+            }
+            "not_asked" => {
+                "The message uses a request's words but asks for nothing (a question, a negation, a hypothetical, a thanks, or words only in quoted text)."
+            }
+            "unknown_thread" => "A reply in the thread of a reference this desk does not know.",
+            "too_many_asks" => "More asks in one message than postroom acts on alone.",
+            "bad_role" => "The role asked for is neither member nor owner.",
+            "role_missing" => "The request does not say which role (member or owner).",
+            "account_disabled" => "The account is disabled.",
+            "already_active" => "The account is already active: nothing to do.",
+            "already_member" => "The account is already in the mailbox: nothing to do.",
+            "not_member" => "The account is not a member of the mailbox.",
+            "already_role" => "The account already has that role in the mailbox: nothing to do.",
+            "already_disabled" => "The account is already disabled: nothing to do.",
+            "last_owner" => {
+                "The account is the last owner of the mailbox: another member must be made an owner first."
+            }
+            "last_member" => "The change would leave the mailbox with no member at all.",
+            "replacement_missing" => {
+                "The leaver owns a shared mailbox and no replacement owner was named."
+            }
+            "bad_replacement" => {
+                "The replacement owner named is not an active account of the organisation other than the leaver."
+            }
+            "account_limit" => "The organisation already has the most accounts allowed.",
+            "member_limit" => "The mailbox already has the most members allowed.",
+            "owner_limit" => "The mailbox already has the most owners allowed.",
+            "confirmation_needed" => {
+                "The change hands over control: the requester was sent a one-time code to confirm it."
+            }
+            "bad_code" => "A wrong confirmation code was sent.",
+            "code_expired" => "The confirmation code had expired.",
+            "code_used" => "The confirmation code had been used already.",
+            "code_void" => "Too many wrong codes were tried: the confirmation is void.",
+            "wrong_confirmer" => {
+                "The confirmation came from someone other than the person who made the request."
+            }
+            "message_gone" => {
+                "The email was no longer kept (retention), so the request could not be acted on."
+            }
+            "staff_rejected" => {
+                "Rejected by a person on the helpdesk; their message is in the comments."
+            }
+            "duplicate" => "The same message was processed before: nothing changed again.",
+            // A code is a string here, not a `Reason`: one written by another version.
+            _ => return None,
+        })
+    }
+
     /// What happened and what to do next, for a person.
     pub fn explain(&self) -> String {
         match self {
@@ -367,5 +480,201 @@ mod tests {
         };
         assert_eq!(r.code(), "last_owner");
         assert!(r.explain().contains("Make another member an owner first"));
+    }
+
+    /// One of each variant. Adding a variant fails to compile in `listed` until it is added
+    /// here too.
+    fn one_of_each() -> Vec<Reason> {
+        let s = || "x@nhs.example".to_owned();
+        let all = vec![
+            Reason::NotARequest(s()),
+            Reason::Unparsable,
+            Reason::TooLarge { size: 2, limit: 1 },
+            Reason::CommentAdded(s()),
+            Reason::Unauthenticated(s()),
+            Reason::Loop,
+            Reason::TooComplex(s()),
+            Reason::NoFrom,
+            Reason::NotSharedMailbox(s()),
+            Reason::RequesterMissing,
+            Reason::RequesterNotFound(s()),
+            Reason::RequesterInactive(s()),
+            Reason::RequesterNotMember {
+                requester: s(),
+                mailbox: s(),
+            },
+            Reason::RequesterRoleTooLow {
+                requester: s(),
+                needed: Role::Owner,
+                kind: RequestKind::Leaver,
+            },
+            Reason::OtherMailbox {
+                named: s(),
+                mailbox: s(),
+            },
+            Reason::UnknownKind,
+            Reason::AmbiguousKind(vec![RequestKind::Leaver, RequestKind::Unlock]),
+            Reason::AccountMissing,
+            Reason::AmbiguousAccount(vec![s(), s()]),
+            Reason::UnknownAccount(s()),
+            Reason::TargetIsMailbox(s()),
+            Reason::OtherOrganisation { account: s() },
+            Reason::NameMissing,
+            Reason::BadName {
+                name: s(),
+                why: s(),
+            },
+            Reason::AmbiguousName {
+                name: s(),
+                candidates: vec![s()],
+            },
+            Reason::UnknownName(s()),
+            Reason::NameTooLoose {
+                name: s(),
+                candidate: s(),
+            },
+            Reason::StarterExists {
+                name: s(),
+                accounts: vec![s()],
+            },
+            Reason::NotAsked(s()),
+            Reason::UnknownThread(s()),
+            Reason::TooManyAsks { asks: 21, max: 20 },
+            Reason::BadRole(s()),
+            Reason::RoleMissing,
+            Reason::AccountDisabled(s()),
+            Reason::AlreadyActive(s()),
+            Reason::AlreadyMember {
+                account: s(),
+                role: Role::Member,
+            },
+            Reason::NotMember(s()),
+            Reason::AlreadyRole {
+                account: s(),
+                role: Role::Owner,
+            },
+            Reason::AlreadyDisabled(s()),
+            Reason::LastOwner {
+                account: s(),
+                mailbox: s(),
+            },
+            Reason::LastMember {
+                account: s(),
+                mailbox: s(),
+            },
+            Reason::ReplacementMissing { account: s() },
+            Reason::BadReplacement(s()),
+            Reason::AccountLimit {
+                organisation: s(),
+                limit: 3,
+            },
+            Reason::MemberLimit {
+                mailbox: s(),
+                limit: 3,
+            },
+            Reason::OwnerLimit {
+                mailbox: s(),
+                limit: 3,
+            },
+            Reason::ConfirmationNeeded { requester: s() },
+            Reason::BadCode,
+            Reason::CodeExpired,
+            Reason::CodeUsed,
+            Reason::CodeVoid,
+            Reason::WrongConfirmer,
+            Reason::MessageGone,
+            Reason::StaffRejected(s()),
+            Reason::Duplicate {
+                outcome: Some("applied".into()),
+            },
+        ];
+        for r in &all {
+            listed(r);
+        }
+        all
+    }
+
+    fn listed(r: &Reason) {
+        match r {
+            Reason::NotARequest(_)
+            | Reason::Unparsable
+            | Reason::TooLarge { .. }
+            | Reason::CommentAdded(_)
+            | Reason::Unauthenticated(_)
+            | Reason::Loop
+            | Reason::TooComplex(_)
+            | Reason::NoFrom
+            | Reason::NotSharedMailbox(_)
+            | Reason::RequesterMissing
+            | Reason::RequesterNotFound(_)
+            | Reason::RequesterInactive(_)
+            | Reason::RequesterNotMember { .. }
+            | Reason::RequesterRoleTooLow { .. }
+            | Reason::OtherMailbox { .. }
+            | Reason::UnknownKind
+            | Reason::AmbiguousKind(_)
+            | Reason::AccountMissing
+            | Reason::AmbiguousAccount(_)
+            | Reason::UnknownAccount(_)
+            | Reason::TargetIsMailbox(_)
+            | Reason::OtherOrganisation { .. }
+            | Reason::NameMissing
+            | Reason::BadName { .. }
+            | Reason::AmbiguousName { .. }
+            | Reason::UnknownName(_)
+            | Reason::NameTooLoose { .. }
+            | Reason::StarterExists { .. }
+            | Reason::NotAsked(_)
+            | Reason::UnknownThread(_)
+            | Reason::TooManyAsks { .. }
+            | Reason::BadRole(_)
+            | Reason::RoleMissing
+            | Reason::AccountDisabled(_)
+            | Reason::AlreadyActive(_)
+            | Reason::AlreadyMember { .. }
+            | Reason::NotMember(_)
+            | Reason::AlreadyRole { .. }
+            | Reason::AlreadyDisabled(_)
+            | Reason::LastOwner { .. }
+            | Reason::LastMember { .. }
+            | Reason::ReplacementMissing { .. }
+            | Reason::BadReplacement(_)
+            | Reason::AccountLimit { .. }
+            | Reason::MemberLimit { .. }
+            | Reason::OwnerLimit { .. }
+            | Reason::ConfirmationNeeded { .. }
+            | Reason::BadCode
+            | Reason::CodeExpired
+            | Reason::CodeUsed
+            | Reason::CodeVoid
+            | Reason::WrongConfirmer
+            | Reason::MessageGone
+            | Reason::StaffRejected(_)
+            | Reason::Duplicate { .. } => {}
+        }
+    }
+
+    #[test]
+    fn every_reason_is_stored_whole_and_every_code_is_described() {
+        let all = one_of_each();
+        let codes: std::collections::HashSet<&str> = all.iter().map(Reason::code).collect();
+        assert_eq!(codes.len(), all.len(), "one variant per code");
+        for r in &all {
+            let stored = serde_json::to_string(r).unwrap();
+            let back: Reason = serde_json::from_str(&stored).unwrap();
+            assert_eq!(&back, r, "{stored}");
+            assert_eq!(back.explain(), r.explain());
+            assert!(Reason::describe_code(r.code()).is_some(), "{}", r.code());
+        }
+        let stored = serde_json::to_string(&Reason::LastOwner {
+            account: "a@nhs.example".into(),
+            mailbox: "m@nhs.example".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            stored,
+            r#"{"reason":"last_owner","details":{"account":"a@nhs.example","mailbox":"m@nhs.example"}}"#
+        );
+        assert_eq!(Reason::describe_code("no_such_code"), None);
     }
 }

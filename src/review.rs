@@ -206,13 +206,8 @@ async fn reject_in(
 ) -> Result<Processed, ReviewError> {
     let request = waiting_request(conn, reference).await?;
     let refusal = Reason::StaffRejected(message.to_owned());
-    journal::update_request_outcome(
-        conn,
-        request.id,
-        Outcome::Rejected.as_str(),
-        Some(refusal.code()),
-    )
-    .await?;
+    journal::update_request_outcome(conn, request.id, Outcome::Rejected.as_str(), Some(&refusal))
+        .await?;
     journal::insert_comment(conn, request.id, None, &actor(staff), message).await?;
     journal::insert_audit(
         conn,
@@ -424,12 +419,12 @@ pub async fn what_happened(store: &Store, reference: &str) -> Result<Option<Stri
     };
     Ok(crate::store::claims::last_decision(&mut conn, request.id)
         .await?
-        .map(|(actor, action, at)| {
+        .map(|d| {
             format!(
                 "{reference} was already decided: {} by {} at {} (only requests waiting for review can be decided).",
-                action.trim_start_matches("request.").replace('_', " "),
-                actor.trim_start_matches("staff:"),
-                crate::store::format_ms(at)
+                d.action.as_str().trim_start_matches("request.").replace('_', " "),
+                d.actor.trim_start_matches("staff:"),
+                crate::store::format_ms(d.at)
             )
         }))
 }

@@ -574,6 +574,42 @@ async fn reject_with_a_message_and_comment() {
     assert!(page.contains("Rejected by a person on the helpdesk"));
 }
 
+/// A refused request's page shows the very sentence the site was told, with its details (the
+/// reason is stored whole, migration 0110); a request stored before that, with its reason's
+/// code alone, shows what the code means, marked as a summary.
+#[tokio::test]
+async fn a_refusal_shows_the_sentence_the_site_was_told() {
+    let w = Web::new().await;
+    let reference = w.process_fixture("last_owner_demote.eml");
+    assert_eq!(w.outcome(&reference).await, "rejected");
+    let s = w.sign_in().await;
+    let path = format!("/requests/{reference}");
+    let page = w.get(&path, Some(&s)).await.body;
+    assert!(
+        page.contains(
+            "<p class=\"reason-text\">jane.doe@nhs.example is the last owner of rosehill.care@nhs.example; \
+             a mailbox must always keep an owner. Make another member an owner first (a role change), \
+             then send this request again.</p>"
+        ),
+        "{page}"
+    );
+    assert!(!page.contains("A summary for staff"), "{page}");
+
+    // As a request recorded before migration 0110 is stored: the code alone.
+    sqlx::query("UPDATE requests SET reason_json = NULL WHERE reference = $1")
+        .bind(&reference)
+        .execute(w.store.pool())
+        .await
+        .unwrap();
+    let page = w.get(&path, Some(&s)).await.body;
+    let summary = postroom::reason::Reason::describe_code("last_owner").unwrap();
+    assert!(
+        page.contains(&format!("<p class=\"reason-text\">{summary}</p>")),
+        "{page}"
+    );
+    assert!(page.contains("A summary for staff"), "{page}");
+}
+
 #[tokio::test]
 async fn hostile_email_content_comes_out_escaped() {
     let w = Web::new().await;
@@ -702,7 +738,7 @@ async fn requests_search_filters_and_pages() {
                     message_id: mid,
                     kind: "unknown",
                     outcome: "needs_review",
-                    reason: Some("unknown_kind"),
+                    reason: Some(&postroom::reason::Reason::UnknownKind),
                     mailbox: Some("rosehill.care@nhs.example"),
                     requester: None,
                     target: None,

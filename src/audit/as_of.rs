@@ -57,7 +57,7 @@ pub struct AsOf {
 
 struct Change {
     at: i64,
-    action: String,
+    action: AuditAction,
     account: String,
     mailbox: String,
     role: Option<String>,
@@ -110,13 +110,13 @@ pub async fn history(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Inter
     // Walk backwards from today. `open`: the interval each membership is in at the point
     // reached, whose start is not known yet.
     let mut open: HashMap<(String, String), Interval> = HashMap::new();
-    for (mb, account, role) in now {
+    for m in now {
         open.insert(
-            (mb.clone(), account.clone()),
+            (m.mailbox.clone(), m.account.clone()),
             Interval {
-                mailbox: mb,
-                account,
-                role: Some(role),
+                mailbox: m.mailbox,
+                account: m.account,
+                role: Some(m.role.as_str().to_owned()),
                 from: None,
                 added_by: None,
                 until: None,
@@ -149,11 +149,7 @@ pub async fn history(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Inter
     };
     for c in changes.iter().rev() {
         let key = (c.mailbox.clone(), c.account.clone());
-        // An action this version does not know changes no membership.
-        let Ok(action) = c.action.parse::<AuditAction>() else {
-            continue;
-        };
-        match action {
+        match c.action {
             AuditAction::MembershipRemoved => {
                 // Not a member after it; an interval ends here, with the role it recorded
                 // (removals before it did not: then the change before it tells, if any).

@@ -106,8 +106,8 @@ pub async fn make(
         requests.push(Entry {
             reference: r.reference,
             received: format_ms(r.created_at),
-            kind: r.kind,
-            outcome: r.outcome,
+            kind: r.kind.as_str().to_owned(),
+            outcome: r.outcome.as_str().to_owned(),
             reason: r.reason,
             mailbox: r.mailbox,
             requester: r.requester,
@@ -135,7 +135,7 @@ pub async fn make(
                     queued: format_ms(o.created_at),
                     to: o.to,
                     subject: o.subject,
-                    status: o.status,
+                    status: o.status.as_str().to_owned(),
                     sent: o.sent_at.map(format_ms),
                 })
                 .collect(),

@@ -209,7 +209,7 @@ async fn record(
                     message_id: message_db_id,
                     kind: d.kind.as_str(),
                     outcome: d.outcome.as_str(),
-                    reason: d.reason.as_ref().map(Reason::code),
+                    reason: d.reason.as_ref(),
                     mailbox: d.mailbox.as_deref(),
                     requester: d.requester.as_deref(),
                     target: d.target.as_deref(),
@@ -234,7 +234,7 @@ async fn record(
                         &RequestDecision {
                             kind: d.kind.as_str(),
                             outcome: d.outcome.as_str(),
-                            reason: d.reason.as_ref().map(Reason::code),
+                            reason: d.reason.as_ref(),
                             mailbox: d.mailbox.as_deref(),
                             requester: d.requester.as_deref(),
                             target: d.target.as_deref(),
@@ -248,7 +248,7 @@ async fn record(
                         conn,
                         request_id,
                         d.outcome.as_str(),
-                        d.reason.as_ref().map(Reason::code),
+                        d.reason.as_ref(),
                     )
                     .await?
                 }

@@ -9,6 +9,7 @@
 
 use super::progress::Progress;
 use crate::config::Config;
+use crate::outcome::Outcome;
 use crate::pipeline;
 use crate::store::replay::{self, ReplayMessage};
 use crate::store::{Store, StoreError};
@@ -71,13 +72,12 @@ pub async fn replay(
         }
         let now = pipeline::replay(store, cfg, &raw, &format!("replay:{id}")).await?;
         summary.replayed += 1;
-        let was = was.unwrap_or_else(|| "unknown".into());
-        if now.outcome.as_str() != was {
+        if was != Some(now.outcome) {
             summary.changed += 1;
             on_change(&Change {
                 message: id,
                 reference,
-                was,
+                was: was.map_or("unknown", Outcome::as_str).to_owned(),
                 now: now.outcome.as_str().to_owned(),
                 reason: now.reason,
                 explanation: now.explanation,

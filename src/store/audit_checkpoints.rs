@@ -3,7 +3,6 @@
 //! daemon's schedule are in `audit::checkpoint`.
 
 use super::{Conn, StoreError};
-use sqlx::Row;
 
 /// A checkpoint to store, signed already.
 pub struct NewCheckpoint<'a> {
@@ -33,42 +32,32 @@ pub async fn insert(conn: &mut Conn, c: &NewCheckpoint<'_>) -> Result<(), StoreE
 }
 
 /// A stored checkpoint (its text form aside).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredCheckpoint {
     /// Unix ms.
     pub at: i64,
+    #[sqlx(rename = "event_count")]
     pub events: i64,
+    #[sqlx(rename = "head_hash")]
     pub head: String,
     pub public_key: String,
     pub signature: String,
 }
 
-fn stored_checkpoint(r: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
-    Ok(StoredCheckpoint {
-        events: r.try_get(0)?,
-        head: r.try_get(1)?,
-        at: r.try_get(2)?,
-        public_key: r.try_get(3)?,
-        signature: r.try_get(4)?,
-    })
-}
-
 /// Every stored checkpoint, oldest first.
 pub async fn all(conn: &mut Conn) -> Result<Vec<StoredCheckpoint>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT event_count, head_hash, at, public_key, signature FROM audit_checkpoints ORDER BY id",
     )
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(stored_checkpoint).collect()
+    .await?)
 }
 
 /// The most recent stored checkpoint.
 pub async fn latest(conn: &mut Conn) -> Result<Option<StoredCheckpoint>, StoreError> {
-    let row = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT event_count, head_hash, at, public_key, signature FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
     )
     .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(stored_checkpoint).transpose()
+    .await?)
 }

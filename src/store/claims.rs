@@ -1,10 +1,11 @@
 //! Who has taken which waiting request (issue 17, migration 0090).
 
 use super::{Conn, StoreError};
-use sqlx::Row;
+use crate::action::AuditAction;
+use sqlx::{FromRow, Row};
 use std::collections::HashMap;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Claim {
     /// The staff member who has it.
     pub staff: String,
@@ -14,18 +15,12 @@ pub struct Claim {
 }
 
 pub async fn of_request(conn: &mut Conn, request_id: i64) -> Result<Option<Claim>, StoreError> {
-    let row = sqlx::query("SELECT staff, claimed_by, claimed_at FROM claims WHERE request_id = $1")
-        .bind(request_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|r| {
-        Ok(Claim {
-            staff: r.try_get(0)?,
-            claimed_by: r.try_get(1)?,
-            claimed_at: r.try_get(2)?,
-        })
-    })
-    .transpose()
+    Ok(
+        sqlx::query_as("SELECT staff, claimed_by, claimed_at FROM claims WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
 }
 
 /// The claims of some requests (a page of the queue), by request id.
@@ -45,16 +40,7 @@ pub async fn of_requests(conn: &mut Conn, ids: &[i64]) -> Result<HashMap<i64, Cl
     }
     let rows = q.fetch_all(&mut *conn).await?;
     rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                Claim {
-                    staff: r.try_get(1)?,
-                    claimed_by: r.try_get(2)?,
-                    claimed_at: r.try_get(3)?,
-                },
-            ))
-        })
+        .map(|r| Ok((r.try_get("request_id")?, Claim::from_row(r)?)))
         .collect()
 }
 
@@ -88,11 +74,20 @@ pub async fn release(conn: &mut Conn, request_id: i64) -> Result<(), StoreError>
     Ok(())
 }
 
-/// The last decision recorded on a request: who (actor), what (action), when.
+/// The last decision recorded on a request.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Decided {
+    /// Who: `staff:NAME`, `postroom`, or the confirming account.
+    pub actor: String,
+    pub action: AuditAction,
+    /// Unix ms.
+    pub at: i64,
+}
+
 pub async fn last_decision(
     conn: &mut Conn,
     request_id: i64,
-) -> Result<Option<(String, String, i64)>, StoreError> {
+) -> Result<Option<Decided>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT actor, action, at FROM audit_events WHERE request_id = $1 \
          AND action IN ('request.applied', 'request.rejected', 'request.awaiting_confirmation', 'request.ignored') \

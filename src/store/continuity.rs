@@ -2,10 +2,10 @@
 //! by status, when each last sent a request, and the reminder episodes (migration 0080).
 
 use super::{Conn, StoreError};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 /// One shared mailbox, counted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct MailboxCounts {
     pub mailbox_id: i64,
     pub address: String,
@@ -19,12 +19,12 @@ pub struct MailboxCounts {
 
 /// Every shared mailbox with its members and owners counted (one pass over the memberships).
 pub async fn mailbox_counts(conn: &mut Conn) -> Result<Vec<MailboxCounts>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT m.id, m.address, o.name, m.created_at, \
-         COUNT(a.id), \
-         COALESCE(SUM(CASE WHEN a.status = 'active' THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN ms.role = 'owner' THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 ELSE 0 END), 0) \
+    Ok(sqlx::query_as(
+        "SELECT m.id AS mailbox_id, m.address, o.name AS organisation, m.created_at, \
+         COUNT(a.id) AS members, \
+         COALESCE(SUM(CASE WHEN a.status = 'active' THEN 1 ELSE 0 END), 0) AS active_members, \
+         COALESCE(SUM(CASE WHEN ms.role = 'owner' THEN 1 ELSE 0 END), 0) AS owners, \
+         COALESCE(SUM(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 ELSE 0 END), 0) AS active_owners \
          FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
          LEFT JOIN memberships ms ON ms.mailbox_id = m.id \
          LEFT JOIN accounts a ON a.id = ms.account_id \
@@ -32,34 +32,23 @@ pub async fn mailbox_counts(conn: &mut Conn) -> Result<Vec<MailboxCounts>, Store
          ORDER BY m.address",
     )
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(MailboxCounts {
-                mailbox_id: r.try_get(0)?,
-                address: r.try_get(1)?,
-                organisation: r.try_get(2)?,
-                created_at: r.try_get(3)?,
-                members: r.try_get(4)?,
-                active_members: r.try_get(5)?,
-                owners: r.try_get(6)?,
-                active_owners: r.try_get(7)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// When each mailbox last sent a request (by postroom's record), by mailbox address.
 pub async fn last_requests(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT mailbox, MAX(created_at) FROM requests WHERE mailbox IS NOT NULL GROUP BY mailbox",
+    let rows = sqlx::query(
+        "SELECT mailbox, MAX(created_at) AS last_at FROM requests WHERE mailbox IS NOT NULL GROUP BY mailbox",
     )
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("mailbox")?, r.try_get("last_at")?)))
+        .collect()
 }
 
 /// A mailbox's reminder episode.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Episode {
     pub mailbox_id: i64,
     /// When the mailbox was first found at risk (this episode).
@@ -73,24 +62,12 @@ pub struct Episode {
 }
 
 pub async fn episodes(conn: &mut Conn) -> Result<Vec<Episode>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT mailbox_id, since, risks, sent_count, last_sent_at, fixed_at FROM continuity_reminders \
          ORDER BY mailbox_id",
     )
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Episode {
-                mailbox_id: r.try_get(0)?,
-                since: r.try_get(1)?,
-                risks: r.try_get(2)?,
-                sent_count: r.try_get(3)?,
-                last_sent_at: r.try_get(4)?,
-                fixed_at: r.try_get(5)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Write an episode as it now stands (a new one replaces a fixed one of the same mailbox).
@@ -119,7 +96,7 @@ pub async fn open_episodes(
     limit: i64,
 ) -> Result<(Vec<(String, Episode)>, i64), StoreError> {
     let rows = sqlx::query(
-        "SELECT m.address, c.mailbox_id, c.since, c.risks, c.sent_count, c.last_sent_at, c.fixed_at \
+        "SELECT m.address AS mailbox, c.mailbox_id, c.since, c.risks, c.sent_count, c.last_sent_at, c.fixed_at \
          FROM continuity_reminders c JOIN mailboxes m ON m.id = c.mailbox_id \
          WHERE c.fixed_at IS NULL ORDER BY c.since, m.address LIMIT $1",
     )
@@ -132,19 +109,7 @@ pub async fn open_episodes(
             .await?;
     let list = rows
         .iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                Episode {
-                    mailbox_id: r.try_get(1)?,
-                    since: r.try_get(2)?,
-                    risks: r.try_get(3)?,
-                    sent_count: r.try_get(4)?,
-                    last_sent_at: r.try_get(5)?,
-                    fixed_at: r.try_get(6)?,
-                },
-            ))
-        })
+        .map(|r| Ok((r.try_get("mailbox")?, Episode::from_row(r)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok((list, total))
 }

@@ -12,10 +12,6 @@ use std::collections::hash_map::Entry;
 // importing the store.
 pub use crate::accounts::{Account, AccountStatus, Mailbox, Membership};
 
-fn decode_err(what: &str, e: String) -> StoreError {
-    StoreError::Invalid(format!("stored {what} is invalid: {e}"))
-}
-
 fn mailbox_from_row(row: &sqlx::any::AnyRow) -> Result<Mailbox, StoreError> {
     Ok(Mailbox {
         id: row.try_get("id")?,
@@ -26,31 +22,24 @@ fn mailbox_from_row(row: &sqlx::any::AnyRow) -> Result<Mailbox, StoreError> {
 }
 
 fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
-    let status: String = row.try_get("status")?;
     Ok(Account {
         id: row.try_get("id")?,
         organisation_id: row.try_get("organisation_id")?,
         organisation: row.try_get("organisation")?,
         address: row.try_get("address")?,
         name: row.try_get("name")?,
-        status: status
-            .parse()
-            .map_err(|e| decode_err("account status", e))?,
+        status: row.try_get("status")?,
     })
 }
 
 fn membership_from_row(row: &sqlx::any::AnyRow) -> Result<Membership, StoreError> {
-    let role: String = row.try_get("role")?;
-    let status: String = row.try_get("account_status")?;
     Ok(Membership {
         mailbox_id: row.try_get("mailbox_id")?,
         mailbox: row.try_get("mailbox")?,
         account_id: row.try_get("account_id")?,
         account: row.try_get("account")?,
-        account_status: status
-            .parse()
-            .map_err(|e| decode_err("account status", e))?,
-        role: role.parse().map_err(|e| decode_err("role", e))?,
+        account_status: row.try_get("account_status")?,
+        role: row.try_get("role")?,
     })
 }
 
@@ -180,14 +169,13 @@ pub async fn find_accounts_with_memberships(
         let Some(mailbox_id) = row.try_get::<Option<i64>, _>("mailbox_id")? else {
             continue;
         };
-        let role: String = row.try_get("role")?;
         memberships.push(Membership {
             mailbox_id,
             mailbox: row.try_get("mailbox")?,
             account_id: account.id,
             account: account.address.clone(),
             account_status: account.status,
-            role: role.parse().map_err(|e| decode_err("role", e))?,
+            role: row.try_get("role")?,
         });
     }
     Ok(found)
@@ -451,7 +439,7 @@ pub async fn upsert_membership(
     account_id: i64,
     role: Role,
 ) -> Result<Option<Role>, StoreError> {
-    let previous: Option<String> = sqlx::query_scalar(
+    let previous: Option<Role> = sqlx::query_scalar(
         "SELECT role FROM memberships WHERE mailbox_id = $1 AND account_id = $2",
     )
     .bind(mailbox_id)
@@ -479,9 +467,7 @@ pub async fn upsert_membership(
                 .await?;
         }
     }
-    previous
-        .map(|r| r.parse().map_err(|e| decode_err("role", e)))
-        .transpose()
+    Ok(previous)
 }
 
 pub async fn remove_membership(
@@ -497,8 +483,9 @@ pub async fn remove_membership(
     Ok(r.rows_affected() > 0)
 }
 
-/// One row of `directory export`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// One row of `directory export`. The role and the status stay text: the rows of an account
+/// or a mailbox without a membership have none (`''`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
 pub struct ExportRow {
     pub organisation: String,
     pub mailbox: String,
@@ -511,7 +498,7 @@ pub struct ExportRow {
 /// The whole directory as rows: one per membership, one per account without any, one per
 /// mailbox without any, sorted — so that `import` of an `export` changes nothing.
 pub async fn export_rows(conn: &mut Conn) -> Result<Vec<ExportRow>, StoreError> {
-    let rows = sqlx::query(
+    let mut out: Vec<ExportRow> = sqlx::query_as(
         "SELECT o.name AS organisation, m.address AS mailbox, a.address AS account, a.name AS name, \
                 ms.role AS role, a.status AS status \
          FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id JOIN accounts a ON a.id = ms.account_id \
@@ -529,19 +516,6 @@ pub async fn export_rows(conn: &mut Conn) -> Result<Vec<ExportRow>, StoreError> 
     )
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = rows
-        .iter()
-        .map(|r| {
-            Ok(ExportRow {
-                organisation: r.try_get(0)?,
-                mailbox: r.try_get(1)?,
-                account: r.try_get(2)?,
-                name: r.try_get(3)?,
-                role: r.try_get(4)?,
-                status: r.try_get(5)?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     out.sort();
     Ok(out)
 }

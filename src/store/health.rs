@@ -4,9 +4,8 @@
 use super::{Conn, StoreError, now_ms};
 use crate::status::StatusSnapshot;
 use serde::Serialize;
-use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct InstanceHealth {
     pub instance: String,
     pub imap_state: String,
@@ -53,23 +52,10 @@ pub async fn report(conn: &mut Conn, instance: &str, s: &StatusSnapshot) -> Resu
 
 /// Every instance that reported, most recent first.
 pub async fn list(conn: &mut Conn) -> Result<Vec<InstanceHealth>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT instance, imap_state, imap_error, token_failures, last_processed_at, started_at, updated_at \
          FROM instance_health ORDER BY updated_at DESC",
     )
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(InstanceHealth {
-                instance: r.try_get(0)?,
-                imap_state: r.try_get(1)?,
-                imap_error: r.try_get(2)?,
-                token_failures: r.try_get(3)?,
-                last_processed_at: r.try_get(4)?,
-                started_at: r.try_get(5)?,
-                updated_at: r.try_get(6)?,
-            })
-        })
-        .collect()
+    .await?)
 }

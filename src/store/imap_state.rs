@@ -18,7 +18,7 @@ pub async fn load(
     .bind(folder)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+    row.map(|row| Ok((row.try_get("uidvalidity")?, row.try_get("next_uid")?)))
         .transpose()
 }
 

@@ -3,16 +3,18 @@
 
 use super::{Conn, StoreError, format_ms, now_ms};
 use crate::outcome::Outcome;
+use crate::reason::Reason;
 use crate::request::RequestKind;
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
 /// A message already stored, found by Message-ID or by the SHA-256 of its bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SeenMessage {
     pub id: i64,
     pub reference: Option<String>,
-    pub outcome: Option<String>,
+    /// What became of it: the message's own outcome, else its request's.
+    pub outcome: Option<Outcome>,
 }
 
 pub async fn find_seen_message(
@@ -20,23 +22,15 @@ pub async fn find_seen_message(
     message_id: Option<&str>,
     sha256: &str,
 ) -> Result<Option<SeenMessage>, StoreError> {
-    let row = sqlx::query(
-        "SELECT m.id, r.reference, COALESCE(m.outcome, r.outcome) FROM messages m \
+    Ok(sqlx::query_as(
+        "SELECT m.id, r.reference, COALESCE(m.outcome, r.outcome) AS outcome FROM messages m \
          LEFT JOIN requests r ON r.id = COALESCE(m.request_id, (SELECT r2.id FROM requests r2 WHERE r2.message_id = m.id LIMIT 1)) \
          WHERE m.sha256 = $1 OR (CAST($2 AS TEXT) IS NOT NULL AND m.message_id = $2) ORDER BY m.id LIMIT 1",
     )
     .bind(sha256)
     .bind(message_id)
     .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| {
-        Ok(SeenMessage {
-            id: r.try_get(0)?,
-            reference: r.try_get(1)?,
-            outcome: r.try_get(2)?,
-        })
-    })
-    .transpose()
+    .await?)
 }
 
 /// Remember what became of a stored message (see migration 0006).
@@ -94,7 +88,8 @@ pub struct NewRequest<'a> {
     pub message_id: i64,
     pub kind: &'a str,
     pub outcome: &'a str,
-    pub reason: Option<&'a str>,
+    /// Stored twice: its code (`reason`, for queries) and whole (`reason_json`).
+    pub reason: Option<&'a Reason>,
     pub mailbox: Option<&'a str>,
     pub requester: Option<&'a str>,
     pub target: Option<&'a str>,
@@ -108,7 +103,8 @@ pub async fn insert_request(
     reference_prefix: &str,
 ) -> Result<(i64, String), StoreError> {
     let now = now_ms();
-    const COLUMNS: &str = "message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at";
+    let reason_json = reason_json(r.reason)?;
+    const COLUMNS: &str = "message_id, kind, outcome, reason, reason_json, mailbox, requester, target, fields, created_at, updated_at";
     let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
     if sqlite {
         // One statement, not an insert and an update: inside the write transaction the new
@@ -117,22 +113,22 @@ pub async fn insert_request(
         // written with the row.
         let sql = format!(
             "INSERT INTO requests (id, reference, {COLUMNS}) \
-             SELECT n.id, $10 || '-' || printf('%06d', n.id), $1, $2, $3, $4, $5, $6, $7, $8, $9, $9 \
+             SELECT n.id, $11 || '-' || printf('%06d', n.id), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10 \
              FROM (SELECT COALESCE(MAX(id), 0) + 1 AS id FROM requests) n RETURNING id, reference"
         );
-        let row = bind_request(sqlx::query(AssertSqlSafe(sql)), r, now)
+        let row = bind_request(sqlx::query(AssertSqlSafe(sql)), r, reason_json, now)
             .bind(reference_prefix)
             .fetch_one(&mut *conn)
             .await?;
-        return Ok((row.try_get(0)?, row.try_get(1)?));
+        return Ok((row.try_get("id")?, row.try_get("reference")?));
     }
     let sql = format!(
-        "INSERT INTO requests ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id"
+        "INSERT INTO requests ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id"
     );
-    let row = bind_request(sqlx::query(AssertSqlSafe(sql)), r, now)
+    let row = bind_request(sqlx::query(AssertSqlSafe(sql)), r, reason_json, now)
         .fetch_one(&mut *conn)
         .await?;
-    let id: i64 = row.try_get(0)?;
+    let id: i64 = row.try_get("id")?;
     let reference = format!("{reference_prefix}-{id:06}");
     sqlx::query("UPDATE requests SET reference = $2 WHERE id = $1")
         .bind(id)
@@ -144,17 +140,31 @@ pub async fn insert_request(
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-/// The first nine parameters of a new request, in `insert_request`'s order.
-fn bind_request<'q>(q: AnyQuery<'q>, r: &NewRequest<'q>, now: i64) -> AnyQuery<'q> {
+/// The first ten parameters of a new request, in `insert_request`'s order.
+fn bind_request<'q>(
+    q: AnyQuery<'q>,
+    r: &NewRequest<'q>,
+    reason_json: Option<String>,
+    now: i64,
+) -> AnyQuery<'q> {
     q.bind(r.message_id)
         .bind(r.kind)
         .bind(r.outcome)
-        .bind(r.reason)
+        .bind(r.reason.map(Reason::code))
+        .bind(reason_json)
         .bind(r.mailbox)
         .bind(r.requester)
         .bind(r.target)
         .bind(r.fields_json)
         .bind(now)
+}
+
+/// A reason as `requests.reason_json` keeps it (migration 0110).
+fn reason_json(reason: Option<&Reason>) -> Result<Option<String>, StoreError> {
+    reason
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Invalid(format!("cannot serialize the reason: {e}")))
 }
 
 /// A stored request, as the CLI, the staff page and thread replies need it.
@@ -165,7 +175,13 @@ pub struct RequestRow {
     pub message_id: i64,
     pub kind: RequestKind,
     pub outcome: Outcome,
+    /// The reason's code ([`Reason::code`]).
     pub reason: Option<String>,
+    /// The reason whole, as JSON ([`Reason`] serialized), exactly as the site was told it;
+    /// `None` for requests recorded before migration 0110. Read by the staff page
+    /// (`web::reasons`); not part of the CLI's output.
+    #[serde(skip)]
+    pub reason_json: Option<String>,
     pub mailbox: Option<String>,
     pub requester: Option<String>,
     pub target: Option<String>,
@@ -192,6 +208,7 @@ fn request_from_row(r: &sqlx::any::AnyRow) -> Result<RequestRow, StoreError> {
         kind: closed("kind", &r.try_get::<String, _>("kind")?)?,
         outcome: closed("outcome", &r.try_get::<String, _>("outcome")?)?,
         reason: r.try_get("reason")?,
+        reason_json: r.try_get("reason_json")?,
         mailbox: r.try_get("mailbox")?,
         requester: r.try_get("requester")?,
         target: r.try_get("target")?,
@@ -206,7 +223,7 @@ pub async fn find_request(
     reference: &str,
 ) -> Result<Option<RequestRow>, StoreError> {
     let row = sqlx::query(
-        "SELECT id, reference, message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at \
+        "SELECT id, reference, message_id, kind, outcome, reason, reason_json, mailbox, requester, target, fields, created_at, updated_at \
          FROM requests WHERE reference = $1",
     )
     .bind(reference)
@@ -238,6 +255,10 @@ pub async fn insert_comment(
 // Audit trail.
 
 /// One audit event: who did what, on whose behalf, to what, because of which message.
+///
+/// The action stays the text stored: the trail is read as written, and may hold acts this
+/// build does not know (written by another version sharing the database, or by a test);
+/// whoever reads the trail sees every event rather than an error.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
     pub id: i64,
@@ -253,6 +274,25 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
     pub reference: Option<String>,
     pub message_id: Option<i64>,
+}
+
+/// An audit event as its readers select it: `e.id, e.at, e.actor, e.on_behalf_of, e.action,
+/// e.subject, e.detail, r.reference, e.message_id`.
+pub(super) fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, sqlx::Error> {
+    let detail: String = r.try_get("detail")?;
+    Ok(AuditEvent {
+        id: r.try_get("id")?,
+        at: format_ms(r.try_get("at")?),
+        actor: r.try_get("actor")?,
+        on_behalf_of: r.try_get("on_behalf_of")?,
+        action: r.try_get("action")?,
+        subject: r.try_get("subject")?,
+        // A detail that is not JSON (never written so, but the trail is shown as it is) is
+        // shown as its text.
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        reference: r.try_get("reference")?,
+        message_id: r.try_get("message_id")?,
+    })
 }
 
 pub struct NewAuditEvent<'a> {
@@ -310,22 +350,10 @@ pub async fn list_audit(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let detail: String = r.try_get(6)?;
-            Ok(AuditEvent {
-                id: r.try_get(0)?,
-                at: format_ms(r.try_get(1)?),
-                actor: r.try_get(2)?,
-                on_behalf_of: r.try_get(3)?,
-                action: r.try_get(4)?,
-                subject: r.try_get(5)?,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                reference: r.try_get(7)?,
-                message_id: r.try_get(8)?,
-            })
-        })
-        .collect()
+    Ok(rows
+        .iter()
+        .map(audit_from_row)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,7 +382,7 @@ pub async fn enqueue_reply(conn: &mut Conn, o: &NewOutboxItem<'_>) -> Result<i64
     )
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.try_get(0)?)
+    Ok(row.try_get("id")?)
 }
 
 /// The first nine parameters of a queued reply, in `enqueue_reply`'s order.
@@ -405,7 +433,8 @@ pub async fn enqueue_reply_capped(
     .bind(cap.since_ms)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("body")?)))
+        .transpose()
 }
 
 /// Hold a queued reply until job `job_id` is done (`outbox.after_job`): a "Done" answer waits
@@ -419,18 +448,22 @@ pub async fn hold_reply(conn: &mut Conn, outbox_id: i64, job_id: i64) -> Result<
     Ok(())
 }
 
-/// A request's outcome changed after the fact (confirmed, decided by staff).
+/// A request's outcome changed after the fact (confirmed, decided by staff); its reason is
+/// stored as its code and whole, like a new request's.
 pub async fn update_request_outcome(
     conn: &mut Conn,
     request_id: i64,
     outcome: &str,
-    reason: Option<&str>,
+    reason: Option<&Reason>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE requests SET outcome = $2, reason = $3, updated_at = $4 WHERE id = $1")
-        .bind(request_id)
-        .bind(outcome)
-        .bind(reason)
-        .bind(now_ms())
+    sqlx::query(
+        "UPDATE requests SET outcome = $2, reason = $3, reason_json = $4, updated_at = $5 WHERE id = $1",
+    )
+    .bind(request_id)
+    .bind(outcome)
+    .bind(reason.map(Reason::code))
+    .bind(reason_json(reason)?)
+    .bind(now_ms())
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -441,7 +474,7 @@ pub async fn find_request_by_id(
     id: i64,
 ) -> Result<Option<RequestRow>, StoreError> {
     let row = sqlx::query(
-        "SELECT id, reference, message_id, kind, outcome, reason, mailbox, requester, target, fields, created_at, updated_at \
+        "SELECT id, reference, message_id, kind, outcome, reason, reason_json, mailbox, requester, target, fields, created_at, updated_at \
          FROM requests WHERE id = $1",
     )
     .bind(id)
@@ -465,12 +498,18 @@ pub async fn message_raw_kept(
     conn: &mut Conn,
     message_id: i64,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let row: Option<(Vec<u8>, Option<i64>)> =
-        sqlx::query_as("SELECT raw, raw_deleted_at FROM messages WHERE id = $1")
-            .bind(message_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row.and_then(|(raw, deleted)| deleted.is_none().then_some(raw)))
+    let row = sqlx::query("SELECT raw, raw_deleted_at FROM messages WHERE id = $1")
+        .bind(message_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let deleted: Option<i64> = row.try_get("raw_deleted_at")?;
+    Ok(match deleted {
+        Some(_) => None,
+        None => Some(row.try_get("raw")?),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -591,7 +630,8 @@ pub async fn fail_confirmation(
 pub struct RequestDecision<'a> {
     pub kind: &'a str,
     pub outcome: &'a str,
-    pub reason: Option<&'a str>,
+    /// Stored as its code and whole, like a new request's.
+    pub reason: Option<&'a Reason>,
     pub mailbox: Option<&'a str>,
     pub requester: Option<&'a str>,
     pub target: Option<&'a str>,
@@ -604,13 +644,14 @@ pub async fn update_request_decision(
     d: &RequestDecision<'_>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE requests SET kind = $2, outcome = $3, reason = $4, mailbox = $5, requester = $6, target = $7, \
-         fields = $8, updated_at = $9 WHERE id = $1",
+        "UPDATE requests SET kind = $2, outcome = $3, reason = $4, reason_json = $5, mailbox = $6, requester = $7, \
+         target = $8, fields = $9, updated_at = $10 WHERE id = $1",
     )
     .bind(request_id)
     .bind(d.kind)
     .bind(d.outcome)
-    .bind(d.reason)
+    .bind(d.reason.map(Reason::code))
+    .bind(reason_json(d.reason)?)
     .bind(d.mailbox)
     .bind(d.requester)
     .bind(d.target)

@@ -15,7 +15,7 @@
 
 use super::{Backend, Store, StoreError};
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 use std::time::Duration;
 
 /// The database's clock in Unix milliseconds, per backend. A constant fragment: the
@@ -92,7 +92,7 @@ pub async fn release(store: &Store, inbox: &str, holder: &str) -> Result<(), Sto
 }
 
 /// One lease as `postroom status` or a log line shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct LeaseRow {
     pub inbox: String,
     pub holder: String,
@@ -106,21 +106,11 @@ pub struct LeaseRow {
 pub async fn list(store: &Store) -> Result<Vec<LeaseRow>, StoreError> {
     let now = db_now(store.backend());
     let sql = format!(
-        "SELECT inbox, holder, expires_at - {now}, acquired_at FROM inbox_leases ORDER BY inbox"
+        "SELECT inbox, holder, expires_at - {now} AS expires_in_ms, acquired_at FROM inbox_leases ORDER BY inbox"
     );
-    let rows = sqlx::query(AssertSqlSafe(sql))
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .fetch_all(store.pool())
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(LeaseRow {
-                inbox: r.try_get(0)?,
-                holder: r.try_get(1)?,
-                expires_in_ms: r.try_get(2)?,
-                acquired_at: r.try_get(3)?,
-            })
-        })
-        .collect()
+        .await?)
 }
 
 /// The lease on one inbox, if any.

@@ -3,7 +3,8 @@
 //! changes are not itemised) came after the time asked.
 
 use super::{Conn, StoreError};
-use sqlx::Row;
+use crate::action::AuditAction;
+use crate::request::Role;
 
 /// Directory imports recorded after `after` (Unix ms).
 pub async fn imports_after(conn: &mut Conn, after: i64) -> Result<i64, StoreError> {
@@ -15,13 +16,18 @@ pub async fn imports_after(conn: &mut Conn, after: i64) -> Result<i64, StoreErro
     .await?)
 }
 
-/// Today's memberships as (mailbox, account, role), of one mailbox or of all.
-pub async fn current(
-    conn: &mut Conn,
-    mailbox: Option<&str>,
-) -> Result<Vec<(String, String, String)>, StoreError> {
+/// One of today's memberships.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Current {
+    pub mailbox: String,
+    pub account: String,
+    pub role: Role,
+}
+
+/// Today's memberships, of one mailbox or of all.
+pub async fn current(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Current>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT mb.address, a.address, m.role FROM memberships m \
+        "SELECT mb.address AS mailbox, a.address AS account, m.role FROM memberships m \
          JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN accounts a ON a.id = m.account_id \
          WHERE (CAST($1 AS TEXT) IS NULL OR mb.address = $1)",
     )
@@ -31,10 +37,10 @@ pub async fn current(
 }
 
 /// One `membership.added`, `membership.removed` or `membership.role_changed` event as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MembershipEvent {
     pub at: i64,
-    pub action: String,
+    pub action: AuditAction,
     /// The account.
     pub subject: Option<String>,
     /// The event's JSON detail (mailbox, role, from, to), as stored.
@@ -46,24 +52,12 @@ pub struct MembershipEvent {
 
 /// Every membership event of the trail, in the order written.
 pub async fn events(conn: &mut Conn) -> Result<Vec<MembershipEvent>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT e.at, e.action, e.subject, e.detail, r.reference, e.actor FROM audit_events e \
          LEFT JOIN requests r ON r.id = e.request_id \
          WHERE e.action IN ('membership.added', 'membership.removed', 'membership.role_changed') \
          ORDER BY e.id",
     )
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(MembershipEvent {
-                at: r.try_get(0)?,
-                action: r.try_get(1)?,
-                subject: r.try_get(2)?,
-                detail: r.try_get(3)?,
-                reference: r.try_get(4)?,
-                actor: r.try_get(5)?,
-            })
-        })
-        .collect()
+    .await?)
 }

@@ -9,6 +9,7 @@ pub mod audit_chain;
 pub mod audit_checkpoints;
 pub mod backup;
 pub mod claims;
+pub mod columns;
 pub mod continuity;
 pub mod directory;
 pub mod health;

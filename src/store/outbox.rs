@@ -81,7 +81,7 @@ impl std::str::FromStr for OutboxStatus {
 /// A reply due for sending: everything needed to build the message.
 ///
 /// `Debug` leaves out the body and the secret: a pending body holds a temporary password.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: i64,
     pub request_id: Option<i64>,
@@ -124,7 +124,7 @@ impl std::fmt::Debug for OutboxRow {
 }
 
 /// One line of the staff page's outbox list: no body, no secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct OutboxSummary {
     pub id: i64,
     pub request_id: Option<i64>,
@@ -176,30 +176,11 @@ pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>
          AND (o.claimed_until IS NULL OR o.claimed_until <= {db_now}) AND {NOT_HELD} \
          ORDER BY o.created_at, o.id LIMIT $2"
     );
-    let rows = sqlx::query(AssertSqlSafe(sql))
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(OutboxRow {
-                id: r.try_get(0)?,
-                request_id: r.try_get(1)?,
-                reference: r.try_get(2)?,
-                to_address: r.try_get(3)?,
-                subject: r.try_get(4)?,
-                body: r.try_get(5)?,
-                message_id: r.try_get(6)?,
-                in_reply_to: r.try_get(7)?,
-                references_ids: r.try_get(8)?,
-                secret: r.try_get(9)?,
-                attempts: r.try_get(10)?,
-                created_at: r.try_get(11)?,
-                retried_at: r.try_get(12)?,
-            })
-        })
-        .collect()
+        .await?)
 }
 
 /// Take the lease on due replies for `lease` (by the database's clock), in one statement:
@@ -340,7 +321,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<OutboxSummary>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT o.id, o.request_id, r.reference, o.to_address, o.subject, o.message_id, o.status, o.attempts, \
          o.next_attempt_at, o.last_error, o.created_at, o.sent_at, o.claimed_until \
          FROM outbox o LEFT JOIN requests r ON r.id = o.request_id \
@@ -350,42 +331,20 @@ pub async fn list(
     .bind(limit)
     .bind(offset)
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let status: String = r.try_get(6)?;
-            Ok(OutboxSummary {
-                id: r.try_get(0)?,
-                request_id: r.try_get(1)?,
-                reference: r.try_get(2)?,
-                to_address: r.try_get(3)?,
-                subject: r.try_get(4)?,
-                message_id: r.try_get(5)?,
-                status: status.parse().map_err(StoreError::Invalid)?,
-                attempts: r.try_get(7)?,
-                next_attempt_at: r.try_get(8)?,
-                last_error: r.try_get(9)?,
-                created_at: r.try_get(10)?,
-                sent_at: r.try_get(11)?,
-                claimed_until: r.try_get(12)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 pub async fn counts(conn: &mut Conn) -> Result<OutboxCounts, StoreError> {
-    let rows = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
         .fetch_all(&mut *conn)
         .await?;
     let mut counts = OutboxCounts::default();
     for r in &rows {
-        let status: String = r.try_get(0)?;
-        let n: i64 = r.try_get(1)?;
-        match status.parse() {
-            Ok(OutboxStatus::Pending) => counts.pending = n,
-            Ok(OutboxStatus::Sent) => counts.sent = n,
-            Ok(OutboxStatus::Failed) => counts.failed = n,
-            Err(e) => return Err(StoreError::Invalid(e)),
+        let n: i64 = r.try_get("n")?;
+        match r.try_get("status")? {
+            OutboxStatus::Pending => counts.pending = n,
+            OutboxStatus::Sent => counts.sent = n,
+            OutboxStatus::Failed => counts.failed = n,
         }
     }
     Ok(counts)

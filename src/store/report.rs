@@ -1,8 +1,10 @@
 //! What a forensic report reads: the requests of a mailbox or about an account in a period,
 //! each with its message, audit events and replies.
 
+use super::outbox::OutboxStatus;
 use super::{Conn, StoreError};
-use sqlx::Row;
+use crate::outcome::Outcome;
+use crate::request::RequestKind;
 
 /// Whose requests a report covers.
 #[derive(Debug, Clone, Copy)]
@@ -13,13 +15,13 @@ pub enum Subject<'a> {
     Account(&'a str),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RequestRow {
     pub id: i64,
     pub reference: Option<String>,
     pub created_at: i64,
-    pub kind: String,
-    pub outcome: String,
+    pub kind: RequestKind,
+    pub outcome: Outcome,
     pub reason: Option<String>,
     pub mailbox: Option<String>,
     pub requester: Option<String>,
@@ -50,35 +52,19 @@ pub async fn requests(
          FROM requests r JOIN messages m ON m.id = r.message_id \
          WHERE r.created_at >= $1 AND r.created_at < $2 AND {filter} ORDER BY r.created_at, r.id LIMIT $4"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(from_ms)
         .bind(until_ms)
         .bind(address)
         .bind(MAX_REQUESTS)
         .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(RequestRow {
-                id: r.try_get(0)?,
-                reference: r.try_get(1)?,
-                created_at: r.try_get(2)?,
-                kind: r.try_get(3)?,
-                outcome: r.try_get(4)?,
-                reason: r.try_get(5)?,
-                mailbox: r.try_get(6)?,
-                requester: r.try_get(7)?,
-                target: r.try_get(8)?,
-                message_id: r.try_get(9)?,
-                from_address: r.try_get(10)?,
-                subject: r.try_get(11)?,
-                source: r.try_get(12)?,
-            })
-        })
-        .collect()
+        .await?)
 }
 
-#[derive(Debug, Clone)]
+/// The action stays the text stored: the trail is read as written, and may hold acts this
+/// build does not know (written by another version sharing the database); a report shows
+/// them rather than failing.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub at: i64,
     pub actor: String,
@@ -89,51 +75,30 @@ pub struct EventRow {
 
 /// A request's audit events, in order.
 pub async fn events(conn: &mut Conn, request_id: i64) -> Result<Vec<EventRow>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT at, actor, action, subject, detail FROM audit_events WHERE request_id = $1 ORDER BY id",
     )
     .bind(request_id)
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(EventRow {
-                at: r.try_get(0)?,
-                actor: r.try_get(1)?,
-                action: r.try_get(2)?,
-                subject: r.try_get(3)?,
-                detail: r.try_get(4)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReplyRow {
     pub created_at: i64,
+    #[sqlx(rename = "to_address")]
     pub to: String,
     pub subject: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub sent_at: Option<i64>,
 }
 
 /// The replies queued for a request (never their bodies: a reply may carry a password).
 pub async fn replies(conn: &mut Conn, request_id: i64) -> Result<Vec<ReplyRow>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT created_at, to_address, subject, status, sent_at FROM outbox WHERE request_id = $1 ORDER BY id",
     )
     .bind(request_id)
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ReplyRow {
-                created_at: r.try_get(0)?,
-                to: r.try_get(1)?,
-                subject: r.try_get(2)?,
-                status: r.try_get(3)?,
-                sent_at: r.try_get(4)?,
-            })
-        })
-        .collect()
+    .await?)
 }

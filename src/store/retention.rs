@@ -3,10 +3,11 @@
 //! events it records go through [`super::journal::insert_audit`] like every other.
 
 use super::{Conn, StoreError};
+use sqlx::Row;
 
 /// Messages received before a cutoff whose raw bytes are still stored: how many, and the
 /// range of their ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct RawToDrop {
     pub count: i64,
     pub first_id: Option<i64>,
@@ -14,17 +15,13 @@ pub struct RawToDrop {
 }
 
 pub async fn raw_to_drop(conn: &mut Conn, received_before: i64) -> Result<RawToDrop, StoreError> {
-    let (count, first_id, last_id): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT COUNT(*), MIN(id), MAX(id) FROM messages WHERE received_at < $1 AND raw_deleted_at IS NULL",
+    Ok(sqlx::query_as(
+        "SELECT COUNT(*) AS count, MIN(id) AS first_id, MAX(id) AS last_id FROM messages \
+         WHERE received_at < $1 AND raw_deleted_at IS NULL",
     )
     .bind(received_before)
     .fetch_one(&mut *conn)
-    .await?;
-    Ok(RawToDrop {
-        count,
-        first_id,
-        last_id,
-    })
+    .await?)
 }
 
 /// Accounts disabled since before `disabled_before`: (id, address), by address.
@@ -32,12 +29,15 @@ pub async fn disabled_accounts(
     conn: &mut Conn,
     disabled_before: i64,
 ) -> Result<Vec<(i64, String)>, StoreError> {
-    Ok(sqlx::query_as(
+    let rows = sqlx::query(
         "SELECT id, address FROM accounts WHERE status = 'disabled' AND status_changed_at < $1 ORDER BY address",
     )
     .bind(disabled_before)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("address")?)))
+        .collect()
 }
 
 /// Drop the raw bytes of the messages [`raw_to_drop`] counts (the rows, their SHA-256 and

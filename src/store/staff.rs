@@ -129,14 +129,11 @@ async fn hash_off_thread(password: &str) -> Result<String, StaffError> {
 }
 
 fn member_from_row(r: &sqlx::any::AnyRow) -> Result<StaffMember, StaffError> {
-    let role: String = r.try_get("role")?;
     let disabled: i64 = r.try_get("disabled")?;
     Ok(StaffMember {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        role: role
-            .parse()
-            .map_err(|e| StaffError::Store(StoreError::Invalid(e)))?,
+        role: r.try_get("role")?,
         disabled: disabled != 0,
         created_at: r.try_get("created_at")?,
     })
@@ -491,9 +488,9 @@ pub async fn recent_failures(
     let mut conn = store.read().await?;
     let row = sqlx::query(
         "SELECT \
-           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND ip = $2 AND at >= $3), \
-           (SELECT COUNT(*) FROM staff_login_failures WHERE ip = $2 AND at >= $3), \
-           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND at >= $3)",
+           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND ip = $2 AND at >= $3) AS name_and_ip, \
+           (SELECT COUNT(*) FROM staff_login_failures WHERE ip = $2 AND at >= $3) AS ip, \
+           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND at >= $3) AS name",
     )
     .bind(&name)
     .bind(ip)
@@ -501,9 +498,9 @@ pub async fn recent_failures(
     .fetch_one(&mut *conn)
     .await?;
     Ok(Failures {
-        name_and_ip: row.try_get(0)?,
-        ip: row.try_get(1)?,
-        name: row.try_get(2)?,
+        name_and_ip: row.try_get("name_and_ip")?,
+        ip: row.try_get("ip")?,
+        name: row.try_get("name")?,
     })
 }
 
@@ -627,24 +624,24 @@ async fn reserve_in(
         .await?;
     let row = sqlx::query(
         "SELECT \
-           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND ip = $2 AND at >= $3), \
-           (SELECT MIN(at) FROM staff_login_failures WHERE name = $1 AND ip = $2 AND at >= $3), \
-           (SELECT COUNT(*) FROM staff_login_failures WHERE ip = $2 AND at >= $3), \
-           (SELECT MAX(at) FROM staff_login_failures WHERE ip = $2 AND at >= $3), \
-           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND at >= $3), \
-           (SELECT MAX(at) FROM staff_login_failures WHERE name = $1 AND at >= $3)",
+           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND ip = $2 AND at >= $3) AS pair, \
+           (SELECT MIN(at) FROM staff_login_failures WHERE name = $1 AND ip = $2 AND at >= $3) AS pair_oldest, \
+           (SELECT COUNT(*) FROM staff_login_failures WHERE ip = $2 AND at >= $3) AS from_ip, \
+           (SELECT MAX(at) FROM staff_login_failures WHERE ip = $2 AND at >= $3) AS ip_latest, \
+           (SELECT COUNT(*) FROM staff_login_failures WHERE name = $1 AND at >= $3) AS for_name, \
+           (SELECT MAX(at) FROM staff_login_failures WHERE name = $1 AND at >= $3) AS name_latest",
     )
     .bind(name)
     .bind(ip)
     .bind(since)
     .fetch_one(&mut *conn)
     .await?;
-    let pair: i64 = row.try_get(0)?;
-    let pair_oldest: Option<i64> = row.try_get(1)?;
-    let from_ip: i64 = row.try_get(2)?;
-    let ip_latest: Option<i64> = row.try_get(3)?;
-    let for_name: i64 = row.try_get(4)?;
-    let name_latest: Option<i64> = row.try_get(5)?;
+    let pair: i64 = row.try_get("pair")?;
+    let pair_oldest: Option<i64> = row.try_get("pair_oldest")?;
+    let from_ip: i64 = row.try_get("from_ip")?;
+    let ip_latest: Option<i64> = row.try_get("ip_latest")?;
+    let for_name: i64 = row.try_get("for_name")?;
+    let name_latest: Option<i64> = row.try_get("name_latest")?;
     if pair >= l.max_name_and_ip {
         let until = pair_oldest.unwrap_or(now).saturating_add(l.window_ms);
         return Ok(Reservation::Locked {

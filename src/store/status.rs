@@ -3,6 +3,7 @@
 //! came, how many requests wait, and the oldest of them.
 
 use super::{Conn, StoreError};
+use sqlx::Row;
 
 /// When the most recent message was received (Unix ms); `None` before the first.
 pub async fn last_message_at(conn: &mut Conn) -> Result<Option<i64>, StoreError> {
@@ -26,9 +27,11 @@ pub async fn count_requests_with_outcome(
 
 /// The request that has waited longest for review: its reference and when it was made.
 pub async fn oldest_waiting(conn: &mut Conn) -> Result<Option<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as(
+    let row = sqlx::query(
         "SELECT reference, created_at FROM requests WHERE outcome = 'needs_review' ORDER BY created_at, id LIMIT 1",
     )
     .fetch_optional(&mut *conn)
-    .await?)
+    .await?;
+    row.map(|r| Ok((r.try_get("reference")?, r.try_get("created_at")?)))
+        .transpose()
 }

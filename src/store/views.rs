@@ -7,8 +7,12 @@
 //! are written `(CAST($1 AS TEXT) IS NULL OR col = $1)` so that each query is one static
 //! statement on both backends (the cast tells PostgreSQL the type of a NULL parameter).
 
-use super::journal::AuditEvent;
-use super::{Conn, StoreError, format_ms};
+use super::journal::{AuditEvent, audit_from_row};
+use super::outbox::OutboxStatus;
+use super::{Conn, StoreError};
+use crate::accounts::AccountStatus;
+use crate::outcome::Outcome;
+use crate::request::RequestKind;
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -73,8 +77,9 @@ pub fn clamp_limit(limit: i64) -> i64 {
 pub struct RequestSummary {
     pub id: i64,
     pub reference: String,
-    pub kind: String,
-    pub outcome: String,
+    pub kind: RequestKind,
+    pub outcome: Outcome,
+    /// The reason's code ([`crate::reason::Reason::code`]).
     pub reason: Option<String>,
     pub mailbox: Option<String>,
     pub requester: Option<String>,
@@ -87,17 +92,19 @@ pub struct RequestSummary {
 
 fn summary_from_row(r: &AnyRow) -> Result<RequestSummary, sqlx::Error> {
     Ok(RequestSummary {
-        id: r.try_get(0)?,
-        reference: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
-        kind: r.try_get(2)?,
-        outcome: r.try_get(3)?,
-        reason: r.try_get(4)?,
-        mailbox: r.try_get(5)?,
-        requester: r.try_get(6)?,
-        target: r.try_get(7)?,
-        created_at: r.try_get(8)?,
-        subject: r.try_get(9)?,
-        from_address: r.try_get(10)?,
+        id: r.try_get("id")?,
+        reference: r
+            .try_get::<Option<String>, _>("reference")?
+            .unwrap_or_default(),
+        kind: r.try_get("kind")?,
+        outcome: r.try_get("outcome")?,
+        reason: r.try_get("reason")?,
+        mailbox: r.try_get("mailbox")?,
+        requester: r.try_get("requester")?,
+        target: r.try_get("target")?,
+        created_at: r.try_get("created_at")?,
+        subject: r.try_get("subject")?,
+        from_address: r.try_get("from_address")?,
     })
 }
 
@@ -244,7 +251,7 @@ macro_rules! request_search_sql {
 macro_rules! request_count_sql {
     ($lead:literal) => {
         concat!(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM requests r WHERE ",
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM requests r WHERE ",
             request_where!($lead),
             " LIMIT $8) t"
         )
@@ -332,14 +339,14 @@ pub async fn count_requests(
         .bind(cap)
         .fetch_one(&mut *conn)
         .await?;
-    Ok(row.try_get(0)?)
+    Ok(row.try_get("n")?)
 }
 
 // ---------------------------------------------------------------------------------------------
 // One request's story.
 
 /// A stored message as the page shows it: the raw bytes are parsed by the caller.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredMessage {
     pub id: i64,
     pub message_id: Option<String>,
@@ -353,27 +360,13 @@ pub struct StoredMessage {
 }
 
 pub async fn message(conn: &mut Conn, id: i64) -> Result<Option<StoredMessage>, StoreError> {
-    let row = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, message_id, sha256, raw, size, from_address, subject, source, received_at \
          FROM messages WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| {
-        Ok(StoredMessage {
-            id: r.try_get(0)?,
-            message_id: r.try_get(1)?,
-            sha256: r.try_get(2)?,
-            raw: r.try_get(3)?,
-            size: r.try_get(4)?,
-            from_address: r.try_get(5)?,
-            subject: r.try_get(6)?,
-            source: r.try_get(7)?,
-            received_at: r.try_get(8)?,
-        })
-    })
-    .transpose()
+    .await?)
 }
 
 /// The references of the requests a message produced (a message makes one request, or none
@@ -401,7 +394,7 @@ pub struct Reply {
     pub to_address: String,
     pub subject: String,
     pub body: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub created_at: i64,
@@ -422,29 +415,29 @@ pub async fn replies_of_request(
     .await?;
     rows.iter()
         .map(|r| {
-            let body: String = r.try_get(3)?;
-            let secret: Option<String> = r.try_get(4)?;
+            let body: String = r.try_get("body")?;
+            let secret: Option<String> = r.try_get("secret")?;
             let body = match secret.as_deref() {
                 Some(s) if !s.is_empty() => body.replace(s, SECRET_MASK),
                 _ => body,
             };
             Ok(Reply {
-                id: r.try_get(0)?,
-                to_address: r.try_get(1)?,
-                subject: r.try_get(2)?,
+                id: r.try_get("id")?,
+                to_address: r.try_get("to_address")?,
+                subject: r.try_get("subject")?,
                 body,
-                status: r.try_get(5)?,
-                attempts: r.try_get(6)?,
-                last_error: r.try_get(7)?,
-                created_at: r.try_get(8)?,
-                sent_at: r.try_get(9)?,
-                next_attempt_at: r.try_get(10)?,
+                status: r.try_get("status")?,
+                attempts: r.try_get("attempts")?,
+                last_error: r.try_get("last_error")?,
+                created_at: r.try_get("created_at")?,
+                sent_at: r.try_get("sent_at")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
             })
         })
         .collect()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Comment {
     pub id: i64,
     pub author: String,
@@ -458,38 +451,12 @@ pub async fn comments_of_request(
     conn: &mut Conn,
     request_id: i64,
 ) -> Result<Vec<Comment>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, author, body, created_at, message_id FROM comments WHERE request_id = $1 ORDER BY id",
     )
     .bind(request_id)
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Comment {
-                id: r.try_get(0)?,
-                author: r.try_get(1)?,
-                body: r.try_get(2)?,
-                created_at: r.try_get(3)?,
-                message_id: r.try_get(4)?,
-            })
-        })
-        .collect()
-}
-
-fn audit_from_row(r: &AnyRow) -> Result<AuditEvent, sqlx::Error> {
-    let detail: String = r.try_get(6)?;
-    Ok(AuditEvent {
-        id: r.try_get(0)?,
-        at: format_ms(r.try_get(1)?),
-        actor: r.try_get(2)?,
-        on_behalf_of: r.try_get(3)?,
-        action: r.try_get(4)?,
-        subject: r.try_get(5)?,
-        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-        reference: r.try_get(7)?,
-        message_id: r.try_get(8)?,
-    })
+    .await?)
 }
 
 /// Every audit event of one request, oldest first.
@@ -640,7 +607,7 @@ pub async fn audit_chunk(
 // ---------------------------------------------------------------------------------------------
 // The directory at a glance.
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct OrganisationSummary {
     pub id: i64,
     pub name: String,
@@ -650,31 +617,20 @@ pub struct OrganisationSummary {
 }
 
 pub async fn organisations(conn: &mut Conn) -> Result<Vec<OrganisationSummary>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT o.id, o.name, \
-           (SELECT COUNT(*) FROM mailboxes m WHERE m.organisation_id = o.id), \
-           (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id), \
-           (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id AND a.status = 'active') \
+           (SELECT COUNT(*) FROM mailboxes m WHERE m.organisation_id = o.id) AS mailboxes, \
+           (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id) AS accounts, \
+           (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id AND a.status = 'active') AS active_accounts \
          FROM organisations o ORDER BY o.name",
     )
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(OrganisationSummary {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                mailboxes: r.try_get(2)?,
-                accounts: r.try_get(3)?,
-                active_accounts: r.try_get(4)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// A shared mailbox with how many people hold it, counting only active accounts (a locked or
 /// disabled owner cannot hand over or ask for anything).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct MailboxSummary {
     pub id: i64,
     pub address: String,
@@ -704,8 +660,8 @@ pub async fn mailboxes(
 ) -> Result<Vec<MailboxSummary>, StoreError> {
     // The whole directory is small next to the request log (thousands of mailboxes, not
     // millions), so one grouped pass with OFFSET paging is enough here.
-    let rows = sqlx::query(
-        "SELECT m.id, m.address, o.name, \
+    Ok(sqlx::query_as(
+        "SELECT m.id, m.address, o.name AS organisation, \
            COUNT(CASE WHEN ms.role = 'member' AND a.status = 'active' THEN 1 END) AS members, \
            COUNT(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 END) AS owners, \
            COUNT(CASE WHEN a.status <> 'active' THEN 1 END) AS inactive \
@@ -721,28 +677,16 @@ pub async fn mailboxes(
     .bind(clamp_limit(limit))
     .bind(offset.max(0))
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(MailboxSummary {
-                id: r.try_get(0)?,
-                address: r.try_get(1)?,
-                organisation: r.try_get(2)?,
-                members: r.try_get(3)?,
-                owners: r.try_get(4)?,
-                inactive: r.try_get(5)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// An account whose status changed after it was created.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct StatusChange {
     pub address: String,
     pub name: String,
     pub organisation: String,
-    pub status: String,
+    pub status: AccountStatus,
     /// Unix ms.
     pub changed_at: i64,
 }
@@ -752,8 +696,8 @@ pub async fn recent_status_changes(
     since_ms: i64,
     limit: i64,
 ) -> Result<Vec<StatusChange>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT a.address, a.name, o.name, a.status, a.status_changed_at \
+    Ok(sqlx::query_as(
+        "SELECT a.address, a.name, o.name AS organisation, a.status, a.status_changed_at AS changed_at \
          FROM accounts a JOIN organisations o ON o.id = a.organisation_id \
          WHERE a.status_changed_at >= $1 AND a.status_changed_at > a.created_at \
          ORDER BY a.status_changed_at DESC LIMIT $2",
@@ -761,31 +705,22 @@ pub async fn recent_status_changes(
     .bind(since_ms)
     .bind(clamp_limit(limit))
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(StatusChange {
-                address: r.try_get(0)?,
-                name: r.try_get(1)?,
-                organisation: r.try_get(2)?,
-                status: r.try_get(3)?,
-                changed_at: r.try_get(4)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Counts for `/metrics`.
 
-/// Requests by outcome, all time.
+/// Requests by outcome, all time, by the text stored: a count shows every value there is,
+/// one this build does not know included (`/metrics` labels it as it is).
 pub async fn outcome_counts(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
-    let rows =
-        sqlx::query("SELECT outcome, COUNT(*) FROM requests GROUP BY outcome ORDER BY outcome")
-            .fetch_all(&mut *conn)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT outcome, COUNT(*) AS n FROM requests GROUP BY outcome ORDER BY outcome",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .map(|r| Ok((r.try_get("outcome")?, r.try_get("n")?)))
         .collect()
 }
 
@@ -827,7 +762,7 @@ mod tests {
         let mut c = store.read().await.unwrap();
         let rows = q.fetch_all(&mut *c).await.unwrap();
         rows.iter()
-            .map(|r| r.try_get::<String, _>(3).unwrap())
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
             .collect::<Vec<_>>()
             .join("; ")
     }

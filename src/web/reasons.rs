@@ -1,17 +1,13 @@
-//! A stored reason code back to the sentence the site was given.
+//! A request's stored reason as staff read it: the sentence the site was given.
 //!
-//! The requests table keeps only [`Reason::code`]; the sentence needs the reason's details
-//! (which account, which mailbox). Most of them are in the request row itself, so the reason
-//! is rebuilt from it and [`Reason::explain`] writes the same words the reply used. Where the
-//! details were not kept (why a message was screened out, sizes, the list of candidate
-//! accounts) a sentence for staff says what the code means; the audit event on the same page
-//! carries the rest.
+//! The request keeps its [`Reason`] whole (`reason_json`, migration 0110), so the page shows
+//! [`Reason::explain`], the same words the reply used, details and all. Requests recorded
+//! before then kept only the code: for them the page says what the code means
+//! ([`Reason::describe_code`]); the audit events on the same page carry the rest. So does a
+//! refusal by staff, whose words are their own and stand in the comments.
 
-use crate::config::Config;
 use crate::reason::Reason;
-use crate::request::Role;
 use crate::store::journal::RequestRow;
-use std::collections::BTreeMap;
 
 /// What staff read for a request's reason: the sentence, and whether it is exactly what the
 /// site was told (or a summary written for staff).
@@ -22,146 +18,41 @@ pub struct Explained {
     pub as_sent: bool,
 }
 
-/// Explain `request`'s reason. `from` is the message's From: address (for a mailbox that is
-/// not registered, the request row has no mailbox).
-pub fn explain(request: &RequestRow, from: Option<&str>, cfg: &Config) -> Option<Explained> {
-    let code = request.reason.as_deref()?;
-    let fields: BTreeMap<String, String> =
-        serde_json::from_str(&request.fields).unwrap_or_default();
-    let field = |k: &str| fields.get(k).cloned();
-    let target = request.target.clone().or_else(|| field("account"));
-    let requester = request.requester.clone().or_else(|| field("requested_by"));
-    let mailbox = request.mailbox.clone();
-    let kind = request.kind;
-    let role = field("role").and_then(|r| r.parse::<Role>().ok());
+/// For a code this build has no sentence for (one written by another version).
+const UNKNOWN_CODE: &str = "See the audit events below for the details.";
 
-    let rebuilt = match code {
-        "unparsable" => Some(Reason::Unparsable),
-        "loop" => Some(Reason::Loop),
-        "no_from" => Some(Reason::NoFrom),
-        "requester_missing" => Some(Reason::RequesterMissing),
-        "unknown_kind" => Some(Reason::UnknownKind),
-        "account_missing" => Some(Reason::AccountMissing),
-        "name_missing" => Some(Reason::NameMissing),
-        "role_missing" => Some(Reason::RoleMissing),
-        "bad_code" => Some(Reason::BadCode),
-        "code_expired" => Some(Reason::CodeExpired),
-        "code_used" => Some(Reason::CodeUsed),
-        "code_void" => Some(Reason::CodeVoid),
-        "wrong_confirmer" => Some(Reason::WrongConfirmer),
-        "message_gone" => Some(Reason::MessageGone),
-        "not_shared_mailbox" => from.map(|f| Reason::NotSharedMailbox(f.to_owned())),
-        "requester_unknown" => requester.clone().map(Reason::RequesterNotFound),
-        "requester_inactive" => requester.clone().map(Reason::RequesterInactive),
-        "requester_not_member" => {
-            requester
-                .clone()
-                .zip(mailbox.clone())
-                .map(|(r, m)| Reason::RequesterNotMember {
-                    requester: r,
-                    mailbox: m,
-                })
-        }
-        "requester_not_owner" => requester.clone().map(|r| Reason::RequesterRoleTooLow {
-            requester: r,
-            needed: cfg.policy.required_role(kind),
-            kind,
-        }),
-        "other_mailbox" => field("mailbox")
-            .zip(mailbox.clone().or_else(|| from.map(str::to_owned)))
-            .map(|(named, mailbox)| Reason::OtherMailbox { named, mailbox }),
-        "unknown_account" => target.clone().map(Reason::UnknownAccount),
-        "target_is_mailbox" => target.clone().map(Reason::TargetIsMailbox),
-        "other_organisation" => target
-            .clone()
-            .map(|account| Reason::OtherOrganisation { account }),
-        "bad_role" => field("role").map(Reason::BadRole),
-        "account_disabled" => target.clone().map(Reason::AccountDisabled),
-        "already_active" => target.clone().map(Reason::AlreadyActive),
-        "not_member" => target.clone().map(Reason::NotMember),
-        "already_disabled" => target.clone().map(Reason::AlreadyDisabled),
-        "already_member" => target
-            .clone()
-            .zip(role)
-            .map(|(account, role)| Reason::AlreadyMember { account, role }),
-        "already_role" => target
-            .clone()
-            .zip(role)
-            .map(|(account, role)| Reason::AlreadyRole { account, role }),
-        "last_owner" => target
-            .clone()
-            .zip(mailbox.clone())
-            .map(|(account, mailbox)| Reason::LastOwner { account, mailbox }),
-        "last_member" => target
-            .clone()
-            .zip(mailbox.clone())
-            .map(|(account, mailbox)| Reason::LastMember { account, mailbox }),
-        "replacement_missing" => target
-            .clone()
-            .map(|account| Reason::ReplacementMissing { account }),
-        "bad_replacement" => field("replacement").map(Reason::BadReplacement),
-        "confirmation_needed" => requester
-            .clone()
-            .map(|requester| Reason::ConfirmationNeeded { requester }),
-        _ => None,
-    };
-    if let Some(r) = rebuilt {
-        return Some(Explained {
+/// Explain `request`'s reason; `None` when it has none.
+pub fn explain(request: &RequestRow) -> Option<Explained> {
+    let code = request.reason.as_deref()?;
+    let stored = request.reason_json.as_deref().and_then(|json| {
+        serde_json::from_str::<Reason>(json)
+            .inspect_err(|e| {
+                // Written by a version whose reasons differ: what the code means is still
+                // shown, marked as a summary.
+                tracing::warn!(
+                    reference = %request.reference,
+                    error = %e,
+                    "the stored reason cannot be read; showing what its code means"
+                );
+            })
+            .ok()
+    });
+    // A person's own refusal is theirs to word: it is in the comments and the reply, and the
+    // reason says who refused.
+    let stored = stored.filter(|r| !matches!(r, Reason::StaffRejected(_)));
+    Some(match stored {
+        Some(reason) => Explained {
             code: code.to_owned(),
-            sentence: r.explain(),
+            sentence: reason.explain(),
             as_sent: true,
-        });
-    }
-    let summary = match code {
-        "not_a_request" => {
-            "Screened out as not a request (an auto-reply, bounce, list mail or our own mail); it got no answer."
-        }
-        "comment_added" => "A reply in the thread of an earlier request: added to it as a comment.",
-        "too_large" => "Over the size limit for automatic handling.",
-        "unauthenticated" => {
-            "The sender could not be proven (the trust evidence failed); nothing was done and no answer was sent. The audit event below shows the evidence."
-        }
-        "too_complex" => {
-            "Too complex to read automatically (a limit on headers, parts, nesting or text was hit)."
-        }
-        "ambiguous_kind" => "The message seems to ask for more than one thing.",
-        "bad_name" => {
-            "The name (or job title) could not be used: a formula, too long, or too long for an address."
-        }
-        "ambiguous_name" => {
-            "A person named in the message matches several accounts; the audit event below lists them."
-        }
-        "unknown_name" => "A person named in the message matches no account of the organisation.",
-        "name_too_loose" => {
-            "A first name alone, for a change the site cannot undo: check who is meant."
-        }
-        "starter_exists" => {
-            "The new starter's name already belongs to an account of the organisation: check whether it is the same person."
-        }
-        "not_asked" => {
-            "The message uses a request's words but asks for nothing (a question, a negation, a hypothetical, a thanks, or words only in quoted text)."
-        }
-        "unknown_thread" => "A reply in the thread of a reference this desk does not know.",
-        "too_many_asks" => "More asks in one message than postroom acts on alone.",
-        "ambiguous_account" => {
-            "The message names several accounts, so it is not clear which one is meant."
-        }
-        "account_limit" => "The organisation already has the most accounts allowed.",
-        "member_limit" => "The mailbox already has the most members allowed.",
-        "owner_limit" => "The mailbox already has the most owners allowed.",
-        "staff_rejected" => {
-            "Rejected by a person on the helpdesk; their message is in the comments."
-        }
-        "requester_not_member"
-        | "requester_unknown"
-        | "requester_inactive"
-        | "requester_not_owner" => "The person asking may not make this request for this mailbox.",
-        _ => "See the audit events below for the details.",
-    };
-    Some(Explained {
-        code: code.to_owned(),
-        sentence: summary.to_owned(),
-        as_sent: false,
+        },
+        None => Explained {
+            code: code.to_owned(),
+            sentence: Reason::describe_code(code)
+                .unwrap_or(UNKNOWN_CODE)
+                .to_owned(),
+            as_sent: false,
+        },
     })
 }
 
@@ -169,76 +60,78 @@ pub fn explain(request: &RequestRow, from: Option<&str>, cfg: &Config) -> Option
 mod tests {
     use super::*;
 
-    fn row(reason: &str, target: Option<&str>, mailbox: Option<&str>, fields: &str) -> RequestRow {
+    fn row(reason: Option<&Reason>, code: &str, json: Option<String>) -> RequestRow {
         RequestRow {
             id: 1,
             reference: "HD-000001".into(),
             message_id: 1,
             kind: crate::request::RequestKind::Leaver,
             outcome: crate::outcome::Outcome::Rejected,
-            reason: Some(reason.into()),
-            mailbox: mailbox.map(str::to_owned),
+            reason: Some(reason.map_or(code, |r| r.code()).to_owned()),
+            reason_json: json.or_else(|| reason.map(|r| serde_json::to_string(r).unwrap())),
+            mailbox: None,
             requester: Some("jane.doe@nhs.example".into()),
-            target: target.map(str::to_owned),
-            fields: fields.into(),
+            target: None,
+            fields: "{}".into(),
             created_at: 0,
             updated_at: 0,
         }
     }
 
-    fn cfg() -> Config {
-        Config::from_toml_with_env(
-            "[database]\nurl = \"sqlite::memory:\"\n[helpdesk]\naddress = \"helpdesk@nhs.example\"\n",
-            &[],
-        )
-        .unwrap()
-    }
-
     #[test]
-    fn reasons_are_rebuilt_from_the_request_row() {
-        let e = explain(
-            &row(
-                "last_owner",
-                Some("jane.doe@nhs.example"),
-                Some("rosehill.care@nhs.example"),
-                "{}",
-            ),
-            None,
-            &cfg(),
-        )
-        .unwrap();
+    fn a_stored_reason_is_explained_in_the_words_the_site_got() {
+        let reason = Reason::LastOwner {
+            account: "jane.doe@nhs.example".into(),
+            mailbox: "rosehill.care@nhs.example".into(),
+        };
+        let e = explain(&row(Some(&reason), "", None)).unwrap();
         assert!(e.as_sent);
+        assert_eq!(e.code, "last_owner");
+        assert_eq!(e.sentence, reason.explain());
         assert!(
             e.sentence
                 .contains("jane.doe@nhs.example is the last owner of rosehill.care@nhs.example")
         );
-
-        let e = explain(
-            &row("not_shared_mailbox", None, None, "{}"),
-            Some("x@nhs.example"),
-            &cfg(),
-        )
-        .unwrap();
-        assert!(
-            e.sentence
-                .starts_with("x@nhs.example is not a registered shared mailbox")
-        );
     }
 
     #[test]
-    fn codes_without_their_details_get_a_summary() {
-        let e = explain(&row("ambiguous_account", None, None, "{}"), None, &cfg()).unwrap();
+    fn a_code_without_its_reason_gets_a_summary() {
+        // Before migration 0110: the code alone.
+        let e = explain(&row(None, "ambiguous_account", None)).unwrap();
         assert!(!e.as_sent);
         assert!(e.sentence.contains("several accounts"));
+        // A reason this build cannot read, and a code it does not know.
+        let e = explain(&row(
+            None,
+            "last_owner",
+            Some("{\"reason\":\"new\"}".into()),
+        ))
+        .unwrap();
+        assert!(!e.as_sent);
+        assert_eq!(
+            Some(e.sentence.as_str()),
+            Reason::describe_code("last_owner")
+        );
+        let e = explain(&row(
+            Some(&Reason::StaffRejected(
+                "Please send one request per email.".into(),
+            )),
+            "",
+            None,
+        ))
+        .unwrap();
+        assert!(!e.as_sent);
         assert!(
-            explain(
-                &RequestRow {
-                    reason: None,
-                    ..row("x", None, None, "{}")
-                },
-                None,
-                &cfg()
-            )
+            e.sentence
+                .starts_with("Rejected by a person on the helpdesk")
+        );
+        let e = explain(&row(None, "from_the_future", None)).unwrap();
+        assert_eq!(e.sentence, UNKNOWN_CODE);
+        assert!(
+            explain(&RequestRow {
+                reason: None,
+                ..row(None, "x", None)
+            })
             .is_none()
         );
     }

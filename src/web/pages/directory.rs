@@ -2,6 +2,7 @@
 //! mailboxes at risk (`?view=at_risk`), and accounts whose status changed recently.
 
 use super::Layout;
+use crate::accounts::AccountStatus;
 use crate::store::now_ms;
 use crate::store::views;
 use crate::web::auth::Staff;
@@ -145,9 +146,9 @@ pub async fn page(
                 address: c.address,
                 name: c.name,
                 organisation: c.organisation,
-                deletion: (c.status == "disabled")
+                deletion: (c.status == AccountStatus::Disabled)
                     .then(|| time(c.changed_at.saturating_add(keep_disabled))),
-                status: c.status,
+                status: c.status.as_str().to_owned(),
                 changed: time(c.changed_at),
             })
             .collect(),

@@ -97,28 +97,25 @@ impl Pager {
 }
 
 /// Words for an outcome (`needs_review` → `Needs review`).
-pub fn outcome_label(outcome: &str) -> String {
-    match outcome.parse::<Outcome>() {
-        Ok(Outcome::NeedsReview) => "Needs review".into(),
-        Ok(Outcome::AwaitingConfirmation) => "Awaiting confirmation".into(),
-        Ok(o) => {
-            let s = o.as_str();
-            let mut c = s.chars();
+pub fn outcome_label(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::NeedsReview => "Needs review".into(),
+        Outcome::AwaitingConfirmation => "Awaiting confirmation".into(),
+        Outcome::Applied | Outcome::Rejected | Outcome::Ignored | Outcome::Duplicate => {
+            let mut c = outcome.as_str().chars();
             c.next()
                 .map(|f| f.to_uppercase().chain(c).collect())
                 .unwrap_or_default()
         }
-        Err(_) => outcome.to_owned(),
     }
 }
 
 /// Words for a kind; the unknown kind is shown as such, not as "Request".
-pub fn kind_label(kind: &str) -> String {
-    match kind.parse::<RequestKind>() {
-        Ok(RequestKind::Unknown) => "Not recognised".into(),
-        Ok(k) => k.title().to_owned(),
-        Err(_) => kind.to_owned(),
+pub fn kind_label(kind: RequestKind) -> String {
+    if kind == RequestKind::Unknown {
+        return "Not recognised".into();
     }
+    kind.title().to_owned()
 }
 
 /// A request as a row of a list.
@@ -140,8 +137,8 @@ pub struct RequestLine {
 impl RequestLine {
     pub fn new(r: RequestSummary, now: i64) -> RequestLine {
         RequestLine {
-            outcome_label: outcome_label(&r.outcome),
-            kind: kind_label(&r.kind),
+            outcome_label: outcome_label(r.outcome),
+            kind: kind_label(r.kind),
             reason: r.reason.unwrap_or_default(),
             mailbox: r.mailbox.unwrap_or_default(),
             requester: r.requester.unwrap_or_default(),
@@ -155,7 +152,7 @@ impl RequestLine {
             received: time(r.created_at),
             age: age(r.created_at, now),
             reference: r.reference,
-            outcome: r.outcome,
+            outcome: r.outcome.as_str().to_owned(),
         }
     }
 }

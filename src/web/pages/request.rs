@@ -189,7 +189,6 @@ async fn build(
         .ok_or_else(not_found)?;
     let stored = views::message(&mut conn, request.message_id).await?;
     let email = stored.as_ref().map(EmailView::new);
-    let from = stored.as_ref().and_then(|s| s.from_address.clone());
     let replies = views::replies_of_request(&mut conn, request.id).await?;
     let jobs = crate::store::jobs::of_request(&mut conn, request.id).await?;
     let comments = views::comments_of_request(&mut conn, request.id).await?;
@@ -335,9 +334,9 @@ async fn build(
             if waiting { "queue" } else { "requests" },
         )
         .await?,
-        reason: reasons::explain(&request, from.as_deref(), &state.cfg),
-        outcome_label: outcome_label(request.outcome.as_str()),
-        kind: kind_label(request.kind.as_str()),
+        reason: reasons::explain(&request),
+        outcome_label: outcome_label(request.outcome),
+        kind: kind_label(request.kind),
         mailbox: request.mailbox.clone().unwrap_or_default(),
         requester: request.requester.clone().unwrap_or_default(),
         target: request.target.clone().unwrap_or_default(),
@@ -374,7 +373,7 @@ async fn build(
             .map(|r| ReplyLine {
                 to: r.to_address,
                 subject: r.subject,
-                status: r.status,
+                status: r.status.as_str().to_owned(),
                 attempts: r.attempts,
                 last_error: r.last_error.unwrap_or_default(),
                 created: time(r.created_at),
@@ -445,7 +444,7 @@ fn notice_text(done: &str, request: &RequestRow, replies: &[views::Reply]) -> Op
     match done {
         "comment" => Some("Your comment is saved.".into()),
         "decided" => {
-            let outcome = outcome_label(request.outcome.as_str()).to_lowercase();
+            let outcome = outcome_label(request.outcome).to_lowercase();
             // The decision's own reply: one queued when (or after) the request was last
             // decided, never the earlier "Received" acknowledgement (issue 13).
             let reply = match replies

@@ -118,11 +118,11 @@ pub async fn page(
     let kind_values: Vec<(&str, String)> = RequestKind::ALL
         .iter()
         .chain([RequestKind::Unknown].iter())
-        .map(|k| (k.as_str(), kind_label(k.as_str())))
+        .map(|k| (k.as_str(), kind_label(*k)))
         .collect();
     let outcome_values: Vec<(&str, String)> = OUTCOMES
         .iter()
-        .map(|o| (o.as_str(), outcome_label(o.as_str())))
+        .map(|o| (o.as_str(), outcome_label(*o)))
         .collect();
     let code = if error.is_some() {
         StatusCode::BAD_REQUEST
