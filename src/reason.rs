@@ -327,6 +327,9 @@ impl Reason {
             "message_gone" => {
                 "The email was no longer kept (retention), so the request could not be acted on."
             }
+            "target_refused" => {
+                "The directory where the accounts live refused the change; its answer is in the job's audit event and on this page."
+            }
             "staff_rejected" => {
                 "Rejected by a person on the helpdesk; their message is in the comments."
             }
@@ -583,6 +586,7 @@ mod tests {
             Reason::CodeVoid,
             Reason::WrongConfirmer,
             Reason::MessageGone,
+            Reason::TargetRefused(s()),
             Reason::StaffRejected(s()),
             Reason::Duplicate {
                 outcome: Some("applied".into()),
@@ -649,6 +653,7 @@ mod tests {
             | Reason::CodeVoid
             | Reason::WrongConfirmer
             | Reason::MessageGone
+            | Reason::TargetRefused(_)
             | Reason::StaffRejected(_)
             | Reason::Duplicate { .. } => {}
         }

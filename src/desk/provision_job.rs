@@ -147,7 +147,7 @@ impl JobKind for Provision {
             conn,
             request_id,
             Outcome::NeedsReview.as_str(),
-            Some(reason.code()),
+            Some(&reason),
         )
         .await?;
         journal::insert_audit(
