@@ -299,3 +299,76 @@ async fn staff_see_the_directory_s_answer_and_retry_the_job_from_the_request_pag
         .await;
     assert_eq!(again.status, axum::http::StatusCode::CONFLICT);
 }
+
+/// `target = "manual"`: nothing runs the job; the request's page gives a person the exact
+/// steps (with the temporary password they must set), and the site is answered only once
+/// they say the changes are made. The password is then blanked from the kept job.
+#[tokio::test]
+async fn a_manual_change_is_answered_once_a_person_says_it_is_made() {
+    let w = crate::web_support::Web::with_config("[directory]\ntarget = \"manual\"\n").await;
+    let reference = w.process_fixture("password_reset_fields.eml");
+    assert!(
+        postroom::provision::Connector::build(&w.cfg.directory.target)
+            .unwrap()
+            .is_none(),
+        "no worker for a manual target"
+    );
+    let held = outbox::due(&mut w.store.read().await.unwrap(), now_ms() + 1000, 50)
+        .await
+        .unwrap();
+    assert!(held.is_empty(), "the reply waits for the person");
+
+    let me = w.agent().await;
+    let page = w.get(&format!("/requests/{reference}"), Some(&me)).await;
+    assert!(page.body.contains("To do by hand"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Update-MgUser -UserId &#39;tom.smith@nhs.example&#39;"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("ForceChangePasswordNextSignIn = $true"));
+    let job_id = w.scalar_i64("SELECT MAX(id) FROM jobs").await;
+
+    let done = w
+        .submit(
+            &format!("/requests/{reference}/jobs/{job_id}/done"),
+            &[],
+            &me,
+        )
+        .await;
+    assert_eq!(
+        done.status,
+        axum::http::StatusCode::SEE_OTHER,
+        "{}",
+        done.body
+    );
+    let due = outbox::due(&mut w.store.read().await.unwrap(), now_ms() + 1000, 50)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(due[0].body.contains("has been done"), "{}", due[0].body);
+    assert_eq!(
+        w.scalar_i64(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'job.done' AND actor = 'staff:adam'"
+        )
+        .await,
+        1
+    );
+    let job = postroom::store::jobs::find(&mut w.store.read().await.unwrap(), job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(job.payload.contains("\"password\":\"\""), "{}", job.payload);
+    // Done once: a second "made" is refused, and the page no longer offers the steps.
+    let again = w
+        .submit(
+            &format!("/requests/{reference}/jobs/{job_id}/done"),
+            &[],
+            &me,
+        )
+        .await;
+    assert_eq!(again.status, axum::http::StatusCode::CONFLICT);
+    let page = w.get(&format!("/requests/{reference}"), Some(&me)).await;
+    assert!(!page.body.contains("To do by hand"));
+}

@@ -106,6 +106,13 @@ const ROUTES: &[Case] = &[
     ),
     case(
         "POST",
+        "/requests/{reference}/jobs/{id}/done",
+        "/requests/HD-000003/jobs/1/done",
+        &[],
+        Access::Staff,
+    ),
+    case(
+        "POST",
         "/requests/{reference}/jobs/{id}/retry",
         "/requests/HD-000003/jobs/1/retry",
         &[],

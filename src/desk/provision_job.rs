@@ -67,7 +67,7 @@ impl JobKind for Provision {
         let each = match &self.cfg.directory.target {
             Target::Ldap(l) => l.timeout,
             Target::Command(c) => c.timeout,
-            Target::None => Duration::from_secs(10),
+            Target::None | Target::Manual => Duration::from_secs(10),
         };
         each.saturating_mul(16).max(Duration::from_secs(20))
     }
@@ -104,35 +104,8 @@ impl JobKind for Provision {
             })
     }
 
-    /// Done after a refusal sent the request to staff (staff retried the job): the request
-    /// is applied after all, and its held "done" reply goes out.
     async fn done(&self, conn: &mut Conn, job: &JobRow) -> Result<(), StoreError> {
-        let Some(request_id) = job.request_id else {
-            return Ok(());
-        };
-        let Some(request) = journal::find_request_by_id(conn, request_id).await? else {
-            return Ok(());
-        };
-        let refused = Reason::TargetRefused(String::new());
-        if request.outcome != Outcome::NeedsReview
-            || request.reason.as_deref() != Some(refused.code())
-        {
-            return Ok(());
-        }
-        journal::update_request_outcome(conn, request_id, Outcome::Applied.as_str(), None).await?;
-        journal::insert_audit(
-            conn,
-            &NewAuditEvent {
-                actor: "postroom",
-                on_behalf_of: request.mailbox.as_deref(),
-                action: AuditAction::of_outcome(Outcome::Applied).as_str(),
-                subject: request.target.as_deref(),
-                detail: json!({ "job": job.id, "after": refused.code() }),
-                request_id: Some(request_id),
-                message_id: Some(request.message_id),
-            },
-        )
-        .await
+        applied_after_all(conn, job).await
     }
 
     async fn failed(&self, conn: &mut Conn, job: &JobRow, error: &str) -> Result<(), StoreError> {
@@ -177,4 +150,96 @@ impl JobKind for Provision {
         }
         Ok(())
     }
+}
+
+/// A job done after a refusal sent its request to staff (staff retried it, or did it by hand):
+/// the request is applied after all, and its held "done" reply goes out.
+pub(crate) async fn applied_after_all(conn: &mut Conn, job: &JobRow) -> Result<(), StoreError> {
+    let Some(request_id) = job.request_id else {
+        return Ok(());
+    };
+    let Some(request) = journal::find_request_by_id(conn, request_id).await? else {
+        return Ok(());
+    };
+    let refused = Reason::TargetRefused(String::new());
+    if request.outcome != Outcome::NeedsReview || request.reason.as_deref() != Some(refused.code())
+    {
+        return Ok(());
+    }
+    journal::update_request_outcome(conn, request_id, Outcome::Applied.as_str(), None).await?;
+    journal::insert_audit(
+        conn,
+        &NewAuditEvent {
+            actor: "postroom",
+            on_behalf_of: request.mailbox.as_deref(),
+            action: AuditAction::of_outcome(Outcome::Applied).as_str(),
+            subject: request.target.as_deref(),
+            detail: json!({ "job": job.id, "after": refused.code() }),
+            request_id: Some(request_id),
+            message_id: Some(request.message_id),
+        },
+    )
+    .await
+}
+
+/// A manual job's steps done by a person (`[directory] target = "manual"`), in one
+/// transaction: the job done (audited as theirs), its passwords blanked, the request applied
+/// if a refusal had sent it to staff. `false` when the job is not pending.
+pub async fn done_by_hand(
+    store: &crate::store::Store,
+    id: i64,
+    actor: &str,
+) -> Result<bool, StoreError> {
+    store
+        .transaction(|mut tx| async move {
+            let r = async {
+                let Some(job) = crate::store::jobs::find(&mut tx, id).await? else {
+                    return Ok(false);
+                };
+                if job.status != crate::store::jobs::JobStatus::Pending
+                    || job.kind != <Provision as JobKind>::NAME
+                {
+                    return Ok(false);
+                }
+                let result = json!({ "by_hand": actor });
+                crate::store::jobs::mark_done(
+                    &mut tx,
+                    id,
+                    &result.to_string(),
+                    crate::store::now_ms(),
+                )
+                .await?;
+                if let Ok(payload) = serde_json::from_str::<ProvisionJob>(&job.payload) {
+                    let kept = ProvisionJob {
+                        operations: payload
+                            .operations
+                            .iter()
+                            .map(Operation::without_secret)
+                            .collect(),
+                        ..payload
+                    };
+                    if let Ok(text) = serde_json::to_string(&kept) {
+                        crate::store::jobs::set_payload(&mut tx, id, &text).await?;
+                    }
+                }
+                journal::insert_audit(
+                    &mut tx,
+                    &NewAuditEvent {
+                        actor,
+                        on_behalf_of: None,
+                        action: AuditAction::JobDone.as_str(),
+                        subject: None,
+                        detail: json!({ "kind": job.kind, "job": id, "result": result }),
+                        request_id: job.request_id,
+                        message_id: None,
+                    },
+                )
+                .await?;
+                applied_after_all(&mut tx, &job).await?;
+                Ok(true)
+            }
+            .await;
+            (tx, r)
+        })
+        .await
 }

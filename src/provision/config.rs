@@ -58,7 +58,7 @@ impl DirectoryConfig {
     pub fn provisions(&self) -> bool {
         match self.target {
             Target::None => false,
-            Target::Ldap(_) | Target::Command(_) => true,
+            Target::Ldap(_) | Target::Command(_) | Target::Manual => true,
         }
     }
 }
@@ -71,6 +71,9 @@ pub enum Target {
     None,
     Ldap(LdapConfig),
     Command(CommandConfig),
+    /// A person makes each change by hand from the steps on the staff page (Exchange
+    /// Online's shared-mailbox permissions have no API), and says so there.
+    Manual,
 }
 
 impl Target {
@@ -79,6 +82,7 @@ impl Target {
             Target::None => "none",
             Target::Ldap(_) => "ldap",
             Target::Command(_) => "command",
+            Target::Manual => "manual",
         }
     }
 }
@@ -169,6 +173,7 @@ pub fn check(raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
     };
     let target = match raw.target.as_deref().map(str::trim).unwrap_or("none") {
         "none" => Target::None,
+        "manual" => Target::Manual,
         "ldap" => Target::Ldap(check_ldap(raw)?),
         "command" => {
             let argv = raw.command.unwrap_or_default();
@@ -186,7 +191,7 @@ pub fn check(raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
         other => {
             return Err(key(
                 "target",
-                format!("`{other}` is not a target (none, ldap or command)"),
+                format!("`{other}` is not a target (none, ldap, command or manual)"),
             ));
         }
     };

@@ -16,6 +16,7 @@
 pub mod command;
 pub mod config;
 pub mod ldap;
+pub mod manual;
 pub mod operation;
 pub mod sync;
 
@@ -34,7 +35,8 @@ impl Connector {
     /// The connector for `target`, or `None` when postroom's database is the directory.
     pub fn build(target: &Target) -> Result<Option<Connector>, String> {
         Ok(match target {
-            Target::None => None,
+            // Nothing runs a manual job: it waits for a person (`manual`).
+            Target::None | Target::Manual => None,
             Target::Ldap(cfg) => Some(Connector::Ldap(ldap::LdapTarget::new(cfg)?)),
             Target::Command(cfg) => Some(Connector::Command(command::CommandTarget::new(cfg))),
         })

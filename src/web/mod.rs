@@ -130,6 +130,12 @@ fn table() -> Vec<Route> {
         ),
         r(
             p.clone(),
+            "/requests/{reference}/jobs/{id}/done",
+            Staff,
+            post(pages::request::job_done),
+        ),
+        r(
+            p.clone(),
             "/requests/{reference}/jobs/{id}/retry",
             Staff,
             post(pages::request::retry_job),

@@ -133,6 +133,8 @@ pub struct JobLine {
     pub last_error: String,
     /// What the target read back, as JSON.
     pub result: String,
+    /// `[directory] target = "manual"`, still to do: each operation's steps for a person.
+    pub steps: Vec<Vec<String>>,
 }
 
 pub struct ClaimLine {
@@ -385,6 +387,7 @@ async fn build(
         jobs: jobs
             .into_iter()
             .map(|j| JobLine {
+                steps: manual_steps(&state.cfg, &j),
                 id: j.id,
                 kind: j.kind,
                 status: j.status.as_str(),
@@ -752,6 +755,69 @@ pub async fn retry_job(
         Ok(false) => (
             StatusCode::CONFLICT,
             "This job is not failed: it is done, or already being tried.",
+        )
+            .into_response(),
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+/// A pending provisioning job's steps, when a person makes the changes (`target = "manual"`).
+fn manual_steps(cfg: &crate::config::Config, j: &crate::store::jobs::JobRow) -> Vec<Vec<String>> {
+    let manual = matches!(cfg.directory.target, crate::provision::Target::Manual);
+    if !manual || j.status != crate::store::jobs::JobStatus::Pending {
+        return Vec::new();
+    }
+    serde_json::from_str::<crate::desk::provision_job::ProvisionJob>(&j.payload)
+        .map(|p| {
+            p.operations
+                .iter()
+                .map(crate::provision::manual::steps)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A person has made a manual job's changes (`[directory] target = "manual"`): the job is done
+/// (audited as theirs), and the site's held reply goes out.
+pub async fn job_done(
+    State(state): State<WebState>,
+    Extension(me): Extension<Staff>,
+    Path((reference, id)): Path<(String, i64)>,
+) -> Response {
+    let not_found = || WebError::NotFound(format!("There is no such job of request {reference}."));
+    if !is_reference(&reference) {
+        return not_found().into_response();
+    }
+    let belongs = async {
+        let mut conn = state.store.read().await?;
+        let request = journal::find_request(&mut conn, &reference).await?;
+        let job = crate::store::jobs::find(&mut conn, id).await?;
+        Ok::<bool, crate::store::StoreError>(matches!(
+            (request, job),
+            (Some(r), Some(j)) if j.request_id == Some(r.id)
+        ))
+    };
+    match belongs.await {
+        Ok(true) => {}
+        Ok(false) => return not_found().into_response(),
+        Err(e) => return WebError::from(e).into_response(),
+    }
+    if !matches!(state.cfg.directory.target, crate::provision::Target::Manual) {
+        return (
+            StatusCode::CONFLICT,
+            "Changes are made by the directory target, not by hand.",
+        )
+            .into_response();
+    }
+    let actor = format!("staff:{}", me.name);
+    match crate::desk::provision_job::done_by_hand(&state.store, id, &actor).await {
+        Ok(true) => {
+            state.status.wake_outbox();
+            see_other(&format!("/requests/{reference}#jobs"))
+        }
+        Ok(false) => (
+            StatusCode::CONFLICT,
+            "This job is not waiting for a person.",
         )
             .into_response(),
         Err(e) => WebError::from(e).into_response(),
