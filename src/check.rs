@@ -1,4 +1,4 @@
-//! `postroom check`: can this config reach its mail servers? One line per check, ✓ or ✗ with
+//! `postroom check`: can this config reach its mail servers (and its directory target)? One line per check, ✓ or ✗ with
 //! the reason; exit status 0 only when every check passed. Nothing is changed on the servers
 //! (missing outcome folders are reported, and created by `run`).
 
@@ -89,6 +89,12 @@ pub async fn checks(cfg: &Config, store: &Store) -> Report {
             Err(e) => r.fail("SMTP", e),
         },
         None => r.fail("SMTP", "no [smtp] section in the config"),
+    }
+    // The directory target (issue 15), when changes go to one.
+    match crate::provision::check(&cfg.directory.target).await {
+        None => {}
+        Some(Ok(detail)) => r.pass("directory", detail),
+        Some(Err(e)) => r.fail("directory", e),
     }
     r
 }

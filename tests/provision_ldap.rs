@@ -595,6 +595,32 @@ async fn the_directory_is_read_from_ldap_and_where_it_differs_is_listed() {
     let stack = MailStack::require();
     let s = ldap_site(&stack, &ldap, true);
 
+    // `postroom check` binds to the target and finds its containers; a target that is not
+    // there is a failed check.
+    let out = s.site.cli(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("✓ directory") && text.contains(&ldap.bind_dn),
+        "{text}"
+    );
+    let cfg = std::fs::read_to_string(&s.site.config)
+        .unwrap()
+        .replace(&ldap.url, "ldap://127.0.0.1:9");
+    let bad = s.site.dir.path().join("bad-target.toml");
+    std::fs::write(&bad, cfg).unwrap();
+    let out = s.site.cli_with(&bad, &["check"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        text.contains("✗ directory") && text.contains("127.0.0.1:9"),
+        "{text}"
+    );
+
     // As set up, LDAP and postroom agree: memberships, roles, states.
     let (same, lines) = diff(&s.site);
     assert!(same, "{lines:?}");

@@ -31,6 +31,29 @@ impl CommandTarget {
         CommandTarget { cfg: cfg.clone() }
     }
 
+    /// `postroom check`: the program can be run (found, and executable).
+    pub fn check(&self) -> Result<String, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(program) = self.cfg.argv.first() else {
+            return Err("no program configured".into());
+        };
+        let candidates: Vec<std::path::PathBuf> = if program.contains('/') {
+            vec![program.into()]
+        } else {
+            std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).map(|d| d.join(program)).collect())
+                .unwrap_or_default()
+        };
+        candidates
+            .iter()
+            .find(|p| {
+                std::fs::metadata(p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            .map(|p| format!("{} is there and executable", p.display()))
+            .ok_or_else(|| format!("{program}: not found or not executable"))
+    }
+
     pub async fn apply(
         &self,
         reference: &str,

@@ -148,6 +148,29 @@ impl LdapTarget {
         Ok(ldap)
     }
 
+    /// `postroom check`: bind as the service account and find `people` and `groups`.
+    pub async fn check(&self) -> Result<String, String> {
+        let mut ldap = self
+            .session(&self.cfg.bind_dn, self.cfg.bind_password.expose())
+            .await
+            .map_err(|e| format!("{}: binding as {}: {e}", self.cfg.url, self.cfg.bind_dn))?;
+        for base in [&self.cfg.people, &self.cfg.groups] {
+            if let Err(e) = ldap
+                .search(base, Scope::Base, "(objectClass=*)", vec!["1.1"])
+                .await
+                .and_then(ldap3::SearchResult::success)
+            {
+                let _ = ldap.unbind().await;
+                return Err(format!("{}: {base}: {e}", self.cfg.url));
+            }
+        }
+        let _ = ldap.unbind().await;
+        Ok(format!(
+            "{} bound as {}; {} and {} found",
+            self.cfg.url, self.cfg.bind_dn, self.cfg.people, self.cfg.groups
+        ))
+    }
+
     /// Apply a request's operations in order over one connection: what each read back, or
     /// the first that was not done.
     pub async fn apply(&self, ops: &[Operation]) -> Result<Vec<Value>, NotDone> {

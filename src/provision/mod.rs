@@ -55,3 +55,16 @@ impl Connector {
         }
     }
 }
+
+/// `postroom check`: can the target be reached? `None`: postroom's database is the directory.
+pub async fn check(target: &Target) -> Option<Result<String, String>> {
+    Some(match target {
+        Target::None => return None,
+        Target::Ldap(cfg) => match ldap::LdapTarget::new(cfg) {
+            Ok(l) => l.check().await,
+            Err(e) => Err(e),
+        },
+        Target::Command(cfg) => command::CommandTarget::new(cfg).check(),
+        Target::Manual => Ok("manual: people make the changes from the request page".into()),
+    })
+}
