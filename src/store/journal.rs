@@ -13,6 +13,8 @@ pub struct SeenMessage {
     pub id: i64,
     pub reference: Option<String>,
     pub outcome: Option<String>,
+    /// Where it came from (`messages.source`).
+    pub source: String,
 }
 
 pub async fn find_seen_message(
@@ -21,7 +23,7 @@ pub async fn find_seen_message(
     sha256: &str,
 ) -> Result<Option<SeenMessage>, StoreError> {
     let row = sqlx::query(
-        "SELECT m.id, r.reference, COALESCE(m.outcome, r.outcome) FROM messages m \
+        "SELECT m.id, r.reference, COALESCE(m.outcome, r.outcome), m.source FROM messages m \
          LEFT JOIN requests r ON r.id = COALESCE(m.request_id, (SELECT r2.id FROM requests r2 WHERE r2.message_id = m.id LIMIT 1)) \
          WHERE m.sha256 = $1 OR (CAST($2 AS TEXT) IS NOT NULL AND m.message_id = $2) ORDER BY m.id LIMIT 1",
     )
@@ -34,6 +36,7 @@ pub async fn find_seen_message(
             id: r.try_get(0)?,
             reference: r.try_get(1)?,
             outcome: r.try_get(2)?,
+            source: r.try_get(3)?,
         })
     })
     .transpose()
