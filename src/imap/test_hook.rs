@@ -5,7 +5,7 @@
 //!   after the Nth message's transaction has committed and before the message is moved: the
 //!   "power cut between commit and move" of `tests/daemon_flow.rs`
 //!   (`crash_between_commit_and_move_…`). The LMTP listener shares the count and aborts
-//!   after the commit and before its `250` (`tests/lmtp.rs`).
+//!   after the commit and before its `250` (`tests/daemon_lmtp.rs`).
 //! - `POSTROOM_TEST_IMAP_IGNORE_CAPS=MOVE,UIDPLUS,IDLE`: see [`ignore_caps`].
 //!
 //! Not `[section] key`s of the config on purpose: nobody should find them while configuring.

@@ -49,6 +49,17 @@ impl Listener {
             LmtpListen::Unix(path) => {
                 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
                 match std::fs::symlink_metadata(path) {
+                    // A socket someone still answers on is another postroom's (or another
+                    // program's): taking it over would leave theirs deaf without a word.
+                    Ok(m)
+                        if m.file_type().is_socket()
+                            && std::os::unix::net::UnixStream::connect(path).is_ok() =>
+                    {
+                        bail!(
+                            "[lmtp] listen = \"{}\": another process listens on this socket",
+                            path.display()
+                        )
+                    }
                     Ok(m) if m.file_type().is_socket() => {
                         std::fs::remove_file(path).with_context(|| {
                             format!(
@@ -371,6 +382,20 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!path.exists(), "the socket is removed at shutdown");
+    }
+
+    #[tokio::test]
+    async fn a_socket_in_use_is_not_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lmtp.sock");
+        let _live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = Listener::bind(&config(LmtpListen::Unix(path.clone()), &[]))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("another process listens"), "{err}");
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
     }
 
     #[tokio::test]
