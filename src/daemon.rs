@@ -185,9 +185,14 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
             "LMTP listening"
         );
     }
+    let inboxes = if inboxes.is_empty() {
+        "off".to_owned()
+    } else {
+        inboxes.join(", ")
+    };
     tracing::info!(
-        imap = %inboxes.join(", "),
-        lmtp = lmtp_on.as_deref().unwrap_or("off"),
+        imap = %inboxes,
+        lmtp = %lmtp_on.as_deref().unwrap_or("off"),
         smtp = %format!("{}:{}", smtp_cfg.host, smtp_cfg.port),
         instance = crate::imap::lease::holder_id(),
         "postroom running"

@@ -380,3 +380,44 @@ async fn killed_between_commit_and_250_postfix_delivers_again_and_it_is_applied_
     assert_eq!(stack.folder_count(&site.mailbox, "INBOX").await, 1);
     daemon.stop();
 }
+
+#[tokio::test]
+async fn lmtp_alone_without_imap_applies_and_answers() {
+    let stack = MailStack::require();
+    let (site, _) = lmtp_site(&stack, &[]);
+    // The same config without [imap]: postroom takes mail only from the MTA, and files none.
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    let without_imap: String = text
+        .split("\n\n")
+        .filter(|section| !section.trim_start().starts_with("[imap]"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    assert!(!without_imap.contains("[imap]") && without_imap.contains("[lmtp]"));
+    std::fs::write(&site.config, without_imap).unwrap();
+    let daemon = site.spawn(&[], false);
+    daemon.wait_log("LMTP listening", Duration::from_secs(20));
+
+    let (id, raw) = site.unlock_request();
+    stack.send(&site.mailbox, &[&site.helpdesk], &raw).await;
+    let replies = stack
+        .wait_for(&site.mailbox, "INBOX", 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        header(&replies[0], "In-Reply-To").as_deref(),
+        Some(format!("<{id}>").as_str())
+    );
+    assert_eq!(site.audit_count("account.unlocked"), 1);
+    postfix_logged(
+        &stack,
+        &site.helpdesk,
+        "status=sent (250 2.0.0 HD-",
+        Duration::from_secs(5),
+    )
+    .await;
+    // Nothing reached the helpdesk's mailbox: not its INBOX, no outcome folder.
+    assert_eq!(stack.folder_count(&site.helpdesk, "INBOX").await, 0);
+    assert_eq!(stack.folder_count(&site.helpdesk, PROCESSED).await, 0);
+    let log = daemon.stop();
+    assert!(log.contains("imap=off lmtp=127.0.0.1:"), "{log}");
+    assert!(!log.contains("IMAP session ready"), "{log}");
+}
