@@ -611,14 +611,6 @@ impl MailStack {
         self.run_script(&["flush"]);
     }
 
-    /// How many messages Postfix holds that it has not delivered yet.
-    pub fn queued(&self) -> usize {
-        ["incoming", "active", "deferred"]
-            .iter()
-            .map(|q| count_files(&self.dir.join("postfix/queue").join(q)))
-            .sum()
-    }
-
     fn script(&self, command: &str) {
         assert!(
             self.use_lock.exclusive,
@@ -646,21 +638,6 @@ impl MailStack {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-/// Files under `dir`, at any depth (Postfix's queues hash messages into subdirectories).
-fn count_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => count_files(&e.path()),
-            Ok(t) if t.is_file() => 1,
-            _ => 0,
-        })
-        .sum()
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
