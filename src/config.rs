@@ -17,6 +17,7 @@ pub use crate::confirm_config::ConfirmationConfig;
 pub use crate::continuity_config::ContinuityConfig;
 pub use crate::helpdesk::HelpdeskConfig;
 pub use crate::imap::config::{DEFAULT_MAX_MESSAGE_BYTES, ImapConfig, LeaseConfig};
+pub use crate::lmtp::config::{LmtpConfig, LmtpListen};
 pub use crate::oauth::Auth;
 pub use crate::ops::config::RetentionConfig;
 pub use crate::policy_config::{LimitsConfig, PolicyConfig};
@@ -31,6 +32,7 @@ use crate::confirm_config::{RawConfirmation, check_confirmation};
 use crate::continuity_config::{RawContinuity, check_continuity};
 use crate::helpdesk::{RawHelpdesk, check_helpdesk};
 use crate::imap::config::{check_imaps, check_lease};
+use crate::lmtp::config::{RawLmtp, check_lmtp};
 use crate::ops::config::{RawRetention, check_retention};
 use crate::policy_config::{RawLimits, RawPolicy, check_limits, check_policy};
 use crate::smtp::config::{RawSmtp, check_smtp};
@@ -56,6 +58,7 @@ struct RawConfig {
     /// that an error names the entry (`imap[1].host`).
     imap: Option<toml::Value>,
     smtp: Option<RawSmtp>,
+    lmtp: Option<RawLmtp>,
     #[serde(default)]
     trust: RawTrust,
     #[serde(default)]
@@ -97,6 +100,8 @@ pub struct Config {
     /// How instances share the inboxes (`[database] lease_ttl`).
     pub lease: LeaseConfig,
     pub smtp: Option<SmtpConfig>,
+    /// The LMTP listener (`[lmtp]`, src/lmtp/config.rs): off when absent.
+    pub lmtp: Option<LmtpConfig>,
     pub trust: TrustConfig,
     pub confirmation: ConfirmationConfig,
     pub limits: LimitsConfig,
@@ -176,6 +181,10 @@ impl Config {
             .smtp
             .map(|r| check_smtp(r, &helpdesk.address))
             .transpose()?;
+        let lmtp = raw
+            .lmtp
+            .map(|r| check_lmtp(r, &helpdesk.address))
+            .transpose()?;
         let trust = check_trust(raw.trust)?;
         let confirmation = check_confirmation(raw.confirmation)?;
         let limits = check_limits(raw.limits);
@@ -193,6 +202,7 @@ impl Config {
             imap,
             lease,
             smtp,
+            lmtp,
             trust,
             confirmation,
             limits,
@@ -266,6 +276,7 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
         "policy",
         "imap",
         "smtp",
+        "lmtp",
         "trust",
         "confirmation",
         "limits",
@@ -358,6 +369,26 @@ mod tests {
         assert_eq!(c.helpdesk.reference_prefix, "HD");
         assert_eq!(c.database.url, "sqlite://postroom.db");
         assert_eq!(c.policy.required_role(RequestKind::Leaver), Role::Owner);
+    }
+
+    #[test]
+    fn lmtp_is_off_unless_configured_and_set_from_the_environment_alone() {
+        assert!(
+            Config::from_toml_with_env(MINIMAL, &[])
+                .unwrap()
+                .lmtp
+                .is_none()
+        );
+        let env = [(
+            "POSTROOM_LMTP_LISTEN".to_owned(),
+            "127.0.0.1:2424".to_owned(),
+        )];
+        let l = Config::from_toml_with_env(MINIMAL, &env)
+            .unwrap()
+            .lmtp
+            .unwrap();
+        assert_eq!(l.listen, LmtpListen::Tcp("127.0.0.1:2424".parse().unwrap()));
+        assert_eq!(l.recipients, ["helpdesk@nhs.example"]);
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! `postroom run`: the IMAP watcher and the outbox worker side by side until SIGTERM/SIGINT.
+//! `postroom run`: the IMAP watcher, the LMTP listener (`[lmtp]`) and the outbox worker side
+//! by side until SIGTERM/SIGINT.
 //!
-//! Both loops share one cancellation token. On a signal the watcher finishes the message in
-//! hand (its transaction and move), the outbox finishes the reply in hand, and both return;
-//! a second signal exits at once.
+//! The loops share one cancellation token. On a signal the watcher finishes the message in
+//! hand (its transaction and move), the LMTP sessions answer the message in hand and tell the
+//! MTA to come back later (421), the outbox finishes the reply in hand, and all return; a
+//! second signal exits at once.
 
 use crate::config::Config;
 use crate::imap;
@@ -18,10 +20,11 @@ use tokio_util::sync::CancellationToken;
 /// How long the loops get to finish after a signal before the process exits anyway.
 const GRACE: Duration = Duration::from_secs(4);
 
-/// Run until a signal. The config must have `[imap]` and `[smtp]`; the store is migrated.
+/// Run until a signal. The config must have `[imap]` or `[lmtp]`, and `[smtp]`; the store is
+/// migrated.
 pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     let missing: Vec<&str> = [
-        ("[imap]", cfg.imap.is_empty()),
+        ("[imap]", cfg.imap.is_empty() && cfg.lmtp.is_none()),
         ("[smtp]", cfg.smtp.is_none()),
     ]
     .into_iter()
@@ -29,8 +32,9 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     .collect();
     if !missing.is_empty() {
         bail!(
-            "`postroom run` needs the {} section{} in the config: the inbox to watch and the server that sends \
-             replies (config/postroom.example.toml documents every key)",
+            "`postroom run` needs the {} section{} in the config: the inbox to watch (or [lmtp], the MTA \
+             delivering to postroom) and the server that sends replies (config/postroom.example.toml documents \
+             every key)",
             missing.join(" and "),
             if missing.len() > 1 { "s" } else { "" }
         );
@@ -59,6 +63,13 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
     // The staff page runs beside the loops; a port that cannot be had stops the start, with
     // the key to change.
     let listener = bind_web(cfg).await?;
+    // So is an LMTP address that cannot be had (before anything starts).
+    let lmtp_listener = match &cfg.lmtp {
+        Some(l) => Some(crate::lmtp::listen::Listener::bind(l).await?),
+        None => None,
+    };
+    // The test hook (`imap::test_hook`) counts the commits of the watcher and LMTP together.
+    let hook = Arc::new(imap::test_hook::AbortAfterCommits::from_env());
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
         shared.clone(),
@@ -111,13 +122,50 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
             shutdown.clone(),
         ));
     }
-    let mut watcher = tokio::spawn(imap::watch::run(
-        store.clone(),
-        shared.clone(),
-        intake_wake,
-        shutdown.clone(),
-        status.clone(),
-    ));
+    let mut watcher = if cfg.imap.is_empty() {
+        // LMTP only: no inbox to watch.
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            Ok(())
+        })
+    } else {
+        tokio::spawn(imap::watch::run(
+            store.clone(),
+            shared.clone(),
+            intake_wake.clone(),
+            shutdown.clone(),
+            status.clone(),
+            hook.clone(),
+        ))
+    };
+    // LMTP (issue 18) beside the watcher: the same pipeline, the same wake-up; a message that
+    // arrives both ways is applied once (the pipeline's Message-ID / hash check).
+    let mut lmtp_tasks = Vec::new();
+    let mut lmtp_on = None;
+    if let (Some(listener), Some(policy)) = (lmtp_listener, crate::lmtp::policy(cfg)) {
+        let appender = imap::append::Appender::start(shared.clone(), &status, shutdown.clone())
+            .context("[imap] for filing LMTP deliveries")?
+            .map(|(appender, task)| {
+                lmtp_tasks.push(task);
+                appender
+            });
+        let delivery = crate::lmtp::deliver::Delivery {
+            store: store.clone(),
+            cfg: shared.clone(),
+            wake: intake_wake,
+            status: status.clone(),
+            hook: hook.clone(),
+            appender,
+        };
+        lmtp_on = Some(listener.describe());
+        lmtp_tasks.push(tokio::spawn(crate::lmtp::listen::serve(
+            listener,
+            Arc::new(policy),
+            Arc::new(delivery),
+            shutdown.clone(),
+        )));
+    }
     let mut outbox = tokio::spawn(crate::jobs::reply::run_outbox_counted(
         store.clone(),
         shared,
@@ -130,8 +178,21 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         .iter()
         .map(|i| format!("{}@{}:{}/{}", i.username, i.host, i.port, i.folder))
         .collect();
+    if let Some(lmtp) = &lmtp_on {
+        tracing::info!(
+            listen = %lmtp,
+            recipients = %cfg.lmtp.as_ref().map(|l| l.recipients.join(", ")).unwrap_or_default(),
+            "LMTP listening"
+        );
+    }
+    let inboxes = if inboxes.is_empty() {
+        "off".to_owned()
+    } else {
+        inboxes.join(", ")
+    };
     tracing::info!(
-        imap = %inboxes.join(", "),
+        imap = %inboxes,
+        lmtp = %lmtp_on.as_deref().unwrap_or("off"),
         smtp = %format!("{}:{}", smtp_cfg.host, smtp_cfg.port),
         instance = crate::imap::lease::holder_id(),
         "postroom running"
@@ -170,6 +231,9 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         if !outbox_done {
             let _ = (&mut outbox).await;
         }
+        for task in &mut lmtp_tasks {
+            let _ = task.await;
+        }
         w
     })
     .await;
@@ -177,6 +241,9 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
         Err(_) => {
             watcher.abort();
             outbox.abort();
+            for task in &lmtp_tasks {
+                task.abort();
+            }
             web_task.abort();
             housekeeping.abort();
             tracing::warn!(

@@ -30,6 +30,7 @@ pub mod dkim;
 pub mod helpdesk;
 pub mod imap;
 pub mod jobs;
+pub mod lmtp;
 pub mod message;
 pub mod name_keys;
 pub mod oauth;

@@ -331,6 +331,7 @@ async fn process_in(
             Some(&duplicate),
         );
         p.previous_outcome = seen.outcome;
+        p.previous_source = Some(seen.source);
         return Ok(vec![p]);
     };
 

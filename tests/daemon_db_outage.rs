@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 60;
 
-/// A private PostgreSQL cluster, destroyed on drop.
-struct Cluster {
+/// A private PostgreSQL cluster, destroyed on drop (tests/daemon_lmtp.rs stops one too).
+pub(crate) struct Cluster {
     dir: PathBuf,
-    url: String,
+    pub(crate) url: String,
 }
 
 fn pgstack(command: &str, dir: &Path) {
@@ -43,7 +43,7 @@ fn pgstack(command: &str, dir: &Path) {
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    pub(crate) fn start() -> Cluster {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "postroom-outage-pg-{}-{}-{}",
@@ -60,10 +60,10 @@ impl Cluster {
             .to_owned();
         Cluster { dir, url }
     }
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         pgstack("stop", &self.dir);
     }
-    fn resume(&self) {
+    pub(crate) fn resume(&self) {
         pgstack("start", &self.dir);
     }
 }

@@ -24,6 +24,7 @@ mod daemon_db_outage;
 mod daemon_faults;
 mod daemon_flow;
 mod daemon_instances;
+mod daemon_lmtp;
 mod daemon_load;
 mod daemon_loop;
 mod directory_at;

@@ -27,6 +27,10 @@ pub struct Processed {
     /// in that outcome's folder).
     #[serde(skip)]
     pub previous_outcome: Option<Outcome>,
+    /// For a duplicate: where its first copy came from (`imap:…`, `lmtp:…`); the LMTP
+    /// listener files a redelivery only when the first copy came over LMTP too.
+    #[serde(skip)]
+    pub previous_source: Option<String>,
     /// What postroom understood the request to be (issue 12): `null` when the message was not
     /// read as a request (a duplicate, a comment, mail that was screened out).
     pub understood: Option<Understood>,
@@ -121,6 +125,7 @@ impl Processed {
             reply: None,
             request_id: None,
             previous_outcome: None,
+            previous_source: None,
             understood: None,
             answered_alone: false,
             operations: Vec::new(),

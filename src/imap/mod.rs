@@ -7,12 +7,14 @@
 //! - [`sync`]: list by UID with sizes, fetch bounded batches with `BODY.PEEK[]`, run the
 //!   pipeline, then move ([`moves`]); the UIDVALIDITY / next-UID checkpoint ([`state`]).
 //! - [`idle`]: wait for news by IDLE (RFC 2177) or by polling.
+//! - [`append`]: filing by `APPEND` what came another way (LMTP), in its outcome folder.
 //! - [`watch`]: one watcher per inbox, one session after another, reconnecting with capped
 //!   backoff ([`backoff`]), while this instance holds the inbox's [`lease`].
 //!
 //! Nothing here deletes a message: a message leaves the watched folder only by `UID MOVE`, or
 //! by `UID COPY` + `\Deleted` + `UID EXPUNGE` of exactly that UID (UIDPLUS).
 
+pub mod append;
 pub mod backoff;
 pub mod config;
 pub mod connect;

@@ -4,7 +4,8 @@
 //! - `POSTROOM_TEST_ABORT_AFTER_COMMITS=N`: the watcher calls `std::process::abort()` right
 //!   after the Nth message's transaction has committed and before the message is moved: the
 //!   "power cut between commit and move" of `tests/daemon_flow.rs`
-//!   (`crash_between_commit_and_move_…`).
+//!   (`crash_between_commit_and_move_…`). The LMTP listener shares the count and aborts
+//!   after the commit and before its `250` (`tests/daemon_lmtp.rs`).
 //! - `POSTROOM_TEST_IMAP_IGNORE_CAPS=MOVE,UIDPLUS,IDLE`: see [`ignore_caps`].
 //!
 //! Not `[section] key`s of the config on purpose: nobody should find them while configuring.
@@ -36,7 +37,7 @@ impl AbortAfterCommits {
         }
     }
 
-    /// Call after each committed (non-duplicate) message, before its move.
+    /// Call after each committed (non-duplicate) message, before its move (or its LMTP `250`).
     pub fn after_commit(&self) {
         let Some(limit) = self.limit else { return };
         let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;

@@ -45,12 +45,13 @@ pub async fn run(
     wake: Arc<Notify>,
     shutdown: CancellationToken,
     status: Status,
+    // One count for the whole process (the LMTP listener shares it): the test hook means
+    // "the Nth commit of this process".
+    hook: Arc<AbortAfterCommits>,
 ) -> Result<(), ImapError> {
     if cfg.imap.is_empty() {
         return Err(ImapError::Config("no [imap] section in the config".into()));
     }
-    // One count for the whole process: the test hook means "the Nth commit of this process".
-    let hook = Arc::new(AbortAfterCommits::from_env());
     let mut watchers = Vec::new();
     for imap in &cfg.imap {
         watchers.push(Watcher {

@@ -15,6 +15,8 @@ pub struct SeenMessage {
     pub reference: Option<String>,
     /// What became of it: the message's own outcome, else its request's.
     pub outcome: Option<Outcome>,
+    /// Where it came from (`messages.source`).
+    pub source: String,
 }
 
 pub async fn find_seen_message(
@@ -23,7 +25,7 @@ pub async fn find_seen_message(
     sha256: &str,
 ) -> Result<Option<SeenMessage>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT m.id, r.reference, COALESCE(m.outcome, r.outcome) AS outcome FROM messages m \
+        "SELECT m.id, r.reference, COALESCE(m.outcome, r.outcome) AS outcome, m.source AS source FROM messages m \
          LEFT JOIN requests r ON r.id = COALESCE(m.request_id, (SELECT r2.id FROM requests r2 WHERE r2.message_id = m.id LIMIT 1)) \
          WHERE m.sha256 = $1 OR (CAST($2 AS TEXT) IS NOT NULL AND m.message_id = $2) ORDER BY m.id LIMIT 1",
     )

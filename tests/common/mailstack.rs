@@ -596,16 +596,37 @@ impl MailStack {
         self.script("start-postfix");
     }
 
+    // ------------------------------------------------------- routes (any test)
+
+    /// Postfix delivers mail for `address` to `127.0.0.1:port` over LMTP (a postroom LMTP
+    /// listener, issue 18) instead of Dovecot, from when this returns (the reload has
+    /// taken). Other tests' addresses are untouched, so a shared stack is enough.
+    pub fn route_to_lmtp(&self, address: &str, port: u16) {
+        self.run_script(&["route-lmtp", address, &port.to_string()]);
+    }
+
+    /// Postfix tries its deferred mail now (`postqueue -f`) instead of at its next queue
+    /// run.
+    pub fn flush(&self) {
+        self.run_script(&["flush"]);
+    }
+
     fn script(&self, command: &str) {
         assert!(
             self.use_lock.exclusive,
             "mailstack: {command} needs MailStack::require_exclusive(): other tests use the \
              stack in parallel"
         );
+        self.run_script(&[command]);
+    }
+
+    fn run_script(&self, args: &[&str]) {
+        let (command, rest) = args.split_first().expect("a command");
         let out = Command::new("bash")
             .arg(&self.script)
             .arg(command)
             .arg(&self.dir)
+            .args(rest)
             .output()
             .unwrap_or_else(|e| panic!("run {}: {e}", self.script.display()));
         assert!(

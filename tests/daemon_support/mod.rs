@@ -116,6 +116,7 @@ impl Site {
             "policy",
             "limits",
             "imap",
+            "lmtp",
             "smtp",
             "web",
             "audit",

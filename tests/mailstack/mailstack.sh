@@ -11,6 +11,10 @@
 #   mailstack.sh stop-dovecot|start-dovecot|restart-dovecot DIR
 #   mailstack.sh stop-postfix|start-postfix|restart-postfix DIR
 #   mailstack.sh logs DIR                last lines of DIR/dovecot.log and DIR/postfix.log
+#   mailstack.sh route-lmtp DIR ADDRESS PORT
+#                                        Postfix delivers ADDRESS to lmtp:inet:127.0.0.1:PORT
+#                                        (a postroom LMTP listener) instead of Dovecot
+#   mailstack.sh flush DIR               Postfix tries its deferred mail now (postqueue -f)
 #
 # MAILSTACK_LDAP_ENV=LDAPDIR/env (from `tests/ldapstack/ldapstack.sh start LDAPDIR`) at
 # `start`: Dovecot also authenticates the people in that directory (a second passdb,
@@ -54,6 +58,11 @@
 # - Despite shutdown_clients=yes, after `dovecot stop` the imap process of an open
 #   session lives on and answers (NOOP OK), and `dovecot stop` takes 2-3 s:
 #   stop-dovecot SIGTERMs the master and all its children at once instead.
+# - transport_maps is read by trivial-rewrite when it starts, and qmgr/cleanup keep their
+#   connections to it: an entry appended to DIR/postfix/conf/transport counts only once the
+#   processes that read the old table are gone. `postfix reload` asks them to go "at their
+#   earliest convenience"; route-lmtp waits until the old trivial-rewrite and qmgr pids have
+#   exited, so mail sent after it returns takes the new route.
 # - async-imap 0.12 (client side) takes an EOF before the tagged reply as success:
 #   NOOP -> Ok(()), STATUS -> Ok(Mailbox::default()) even after "* BYE", SELECT too on
 #   a bare EOF (checked against a fake server). A liveness check needs more than Ok:
@@ -536,6 +545,7 @@ cmd_start() {
     render_ldap
     render "$HERE/postfix-main.cf.in" "$DIR/postfix/conf/main.cf"
     render "$HERE/postfix-master.cf.in" "$DIR/postfix/conf/master.cf"
+    touch "$DIR/postfix/conf/transport"
     chown postfix "$DIR/postfix/data"
 
     local u
@@ -602,6 +612,47 @@ cmd_status() {
     return $rc
 }
 
+# Pids of the running trivial-rewrite and qmgr processes (children of the master).
+postfix_routers() {
+    local master c comm
+    master=$(postfix_pid)
+    [[ -n $master ]] || return 0
+    for c in $(children_of "$master"); do
+        comm=$(cat "/proc/$c/comm" 2>/dev/null) || continue
+        case $comm in trivial-rewrite | qmgr) echo "$c" ;; esac
+    done
+    return 0
+}
+
+cmd_route_lmtp() {
+    need_root
+    DIR=$(abs_dir "${1:-}")
+    [[ -n ${2:-} && ${3:-} =~ ^[0-9]+$ ]] || die "usage: route-lmtp DIR ADDRESS PORT"
+    load_env "$DIR"
+    local file=$DIR/postfix/conf/transport address=${2,,} port=$3 i p
+    local -a old
+    (
+        flock 9
+        printf '%s lmtp:inet:127.0.0.1:%s\n' "$address" "$port" >>"$file"
+        mapfile -t old < <(postfix_routers)
+        postfix -c "$DIR/postfix/conf" reload >/dev/null 2>&1 || die "postfix reload failed"
+        for p in "${old[@]}"; do
+            for ((i = 0; i < 100; i++)); do
+                kill -0 "$p" 2>/dev/null || break
+                sleep 0.1
+            done
+            if kill -0 "$p" 2>/dev/null; then die "postfix process $p still runs 10 s after reload"; fi
+        done
+    ) 9>>"$file.lock"
+}
+
+cmd_flush() {
+    need_root
+    DIR=$(abs_dir "${1:-}")
+    load_env "$DIR"
+    postqueue -c "$DIR/postfix/conf" -f
+}
+
 cmd_add_user() {
     DIR=$(abs_dir "${1:-}")
     [[ -n ${2:-} ]] || die "usage: add-user DIR ADDRESS [PASSWORD]"
@@ -621,7 +672,7 @@ with_env() { # fn DIR
 }
 
 usage() {
-    sed -n '2,27p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,31p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -633,6 +684,8 @@ start) cmd_start "$@" ;;
 stop) cmd_stop "$@" ;;
 status) cmd_status "$@" ;;
 add-user) cmd_add_user "$@" ;;
+route-lmtp) cmd_route_lmtp "$@" ;;
+flush) cmd_flush "$@" ;;
 start-dovecot) with_env start_dovecot "$@" ;;
 stop-dovecot) with_env stop_dovecot "$@" ;;
 restart-dovecot)
