@@ -224,6 +224,7 @@ async fn a_payload_that_does_not_read_fails_for_good() {
                 kind: Target::NAME,
                 payload: "{\"account\": 42}",
                 request_id: None,
+                serial: None,
             },
             now_ms(),
         )
@@ -352,4 +353,49 @@ async fn a_reply_waits_for_the_job_it_reports() {
         }
     }
     assert_eq!(due(&db.store).await, [reply]);
+}
+
+/// Jobs with the same serial (for provisioning: the account) run in the order they were
+/// written: while the first waits to be retried, the second waits too; a job of another
+/// serial goes on; once the first is done, the second follows.
+#[tokio::test]
+async fn jobs_of_one_serial_run_in_order_and_others_are_not_held_up() {
+    let db = db().await;
+    let target = Target::default();
+    let put = |ask: Ask, serial: &'static str| {
+        let store = db.store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let id = jobs::enqueue_in_order::<Target>(&mut tx, &ask, None, Some(serial))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            id
+        }
+    };
+    // The first change to amy fails once (its retry is scheduled ~100 ms on).
+    let first = put(ask("amy.first@nhs.example", 1), "amy@nhs.example").await;
+    let second = put(ask("amy.second@nhs.example", 0), "amy@nhs.example").await;
+    let other = put(ask("tom@nhs.example", 0), "tom@nhs.example").await;
+
+    let pass = worker::pass(&db.store, &target, None).await.unwrap();
+    assert_eq!((pass.retried, pass.done), (1, 1), "{pass:?}");
+    assert_eq!(job(&db.store, other).await.status, JobStatus::Done);
+    assert_eq!(job(&db.store, second).await.status, JobStatus::Pending);
+    assert_eq!(
+        target.tries("amy.second@nhs.example"),
+        0,
+        "held back by the first"
+    );
+
+    // Once the first is done, the second runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while job(&db.store, second).await.status != JobStatus::Done {
+        assert!(std::time::Instant::now() < deadline, "the second never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        worker::pass(&db.store, &target, None).await.unwrap();
+    }
+    let (a, b) = (job(&db.store, first).await, job(&db.store, second).await);
+    assert_eq!(a.status, JobStatus::Done);
+    assert!(a.finished_at <= b.finished_at, "in order: {a:?} {b:?}");
 }

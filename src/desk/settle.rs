@@ -21,6 +21,7 @@ use crate::jobs;
 use crate::message::Message;
 use crate::outcome::Outcome;
 use crate::policy::{self, Decision, Snapshot};
+use crate::provision::Operation;
 use crate::reason::Reason;
 use crate::request::extract::Extracted;
 use crate::store::journal::{self, NewAuditEvent, NewRequest, RequestDecision};
@@ -132,7 +133,7 @@ pub(crate) async fn settle(
     // site's "Done" waits for it (issue 15). A dry run writes nothing anyway.
     let job = match &made {
         Some(m) if !m.operations.is_empty() && cfg.directory.provisions() => Some(
-            jobs::enqueue::<Provision>(
+            jobs::enqueue_in_order::<Provision>(
                 conn,
                 &ProvisionJob {
                     reference: reference.clone(),
@@ -140,6 +141,8 @@ pub(crate) async fn settle(
                     operations: m.operations.clone(),
                 },
                 Some(request_id),
+                // Changes to one account reach the directory in the order they were decided.
+                m.operations.first().map(Operation::account),
             )
             .await?,
         ),

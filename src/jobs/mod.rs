@@ -190,6 +190,18 @@ pub async fn enqueue<K: JobKind>(
     payload: &K::Payload,
     request_id: Option<i64>,
 ) -> Result<i64, StoreError> {
+    enqueue_in_order::<K>(conn, payload, request_id, None).await
+}
+
+/// [`enqueue`], run only after every earlier job of `K` with the same `serial` is done or
+/// failed (for provisioning: the account the change is about, so two changes to one account
+/// reach the directory in the order they were decided, even across a crash and its replay).
+pub async fn enqueue_in_order<K: JobKind>(
+    conn: &mut Conn,
+    payload: &K::Payload,
+    request_id: Option<i64>,
+    serial: Option<&str>,
+) -> Result<i64, StoreError> {
     let payload = serde_json::to_string(payload)
         .map_err(|e| StoreError::Invalid(format!("a {} job's payload: {e}", K::NAME)))?;
     jobs::enqueue(
@@ -198,6 +210,7 @@ pub async fn enqueue<K: JobKind>(
             kind: K::NAME,
             payload: &payload,
             request_id,
+            serial,
         },
         now_ms(),
     )

@@ -52,6 +52,8 @@ pub struct NewJob<'a> {
     /// The kind's payload as JSON: names things by address, not by database id.
     pub payload: &'a str,
     pub request_id: Option<i64>,
+    /// Jobs with the same serial run in the order they were written (migration 0120).
+    pub serial: Option<&'a str>,
 }
 
 /// A job as a worker reads it.
@@ -103,18 +105,24 @@ fn job(r: &sqlx::any::AnyRow) -> Result<JobRow, StoreError> {
 /// Run it inside the transaction that decides the change.
 pub async fn enqueue(conn: &mut Conn, j: &NewJob<'_>, now: i64) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO jobs (kind, payload, request_id, status, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, 'pending', 0, $4, $4) RETURNING id",
+        "INSERT INTO jobs (kind, payload, request_id, status, attempts, next_attempt_at, created_at, serial) \
+         VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5) RETURNING id",
     )
     .bind(j.kind)
     .bind(j.payload)
     .bind(j.request_id)
     .bind(now)
+    .bind(j.serial)
     .fetch_one(&mut *conn)
     .await?)
 }
 
-/// Pending jobs of `kind` whose time has come and that no worker holds, oldest first.
+/// A job is not taken while an earlier job of its kind with the same serial is pending.
+const IN_ORDER: &str = "(serial IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e WHERE e.kind = jobs.kind \
+     AND e.serial = jobs.serial AND e.status = 'pending' AND e.id < jobs.id))";
+
+/// Pending jobs of `kind` whose time has come, that no worker holds, and that no earlier job
+/// of the same serial holds back; oldest first.
 pub async fn due(
     conn: &mut Conn,
     kind: &str,
@@ -124,7 +132,8 @@ pub async fn due(
     let db_now = db_now(conn);
     let sql = format!(
         "SELECT {COLUMNS} FROM jobs WHERE status = 'pending' AND kind = $1 AND next_attempt_at <= $2 \
-         AND (claimed_until IS NULL OR claimed_until <= {db_now}) ORDER BY created_at, id LIMIT $3"
+         AND (claimed_until IS NULL OR claimed_until <= {db_now}) AND {IN_ORDER} \
+         ORDER BY created_at, id LIMIT $3"
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(kind)
@@ -158,7 +167,7 @@ pub async fn claim(
     let sql = format!(
         "UPDATE jobs SET claimed_until = {db_now} + $2 WHERE id IN (\
            SELECT id FROM jobs WHERE id IN ({}) AND status = 'pending' AND next_attempt_at <= $1 \
-           AND (claimed_until IS NULL OR claimed_until <= {db_now}){lock}\
+           AND (claimed_until IS NULL OR claimed_until <= {db_now}) AND {IN_ORDER}{lock}\
          ) RETURNING id",
         placeholders(3, ids.len())
     );
@@ -319,11 +328,16 @@ pub async fn of_request(conn: &mut Conn, request_id: i64) -> Result<Vec<JobRow>,
 }
 
 /// When the next pending job of `kind` falls due (for a worker's sleep), if any.
+/// Jobs another worker holds, or that an earlier job of their serial holds back, are left out:
+/// waiting for those is waiting for a wake-up or the idle check, not a spin.
 pub async fn next_due_at(conn: &mut Conn, kind: &str) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT MIN(next_attempt_at) FROM jobs WHERE status = 'pending' AND kind = $1",
-    )
-    .bind(kind)
-    .fetch_one(&mut *conn)
-    .await?)
+    let db_now = db_now(conn);
+    let sql = format!(
+        "SELECT MIN(next_attempt_at) FROM jobs WHERE status = 'pending' AND kind = $1 \
+         AND (claimed_until IS NULL OR claimed_until <= {db_now}) AND {IN_ORDER}"
+    );
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(kind)
+        .fetch_one(&mut *conn)
+        .await?)
 }
