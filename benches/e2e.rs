@@ -9,7 +9,12 @@
 //! 2. Latency: the daemon idle in IMAP IDLE, one request APPENDed every 100 ms for
 //!    `BENCH_LATENCY_SECS` (60); APPEND done → outbox `sent_at` (Unix ms, set once Postfix
 //!    accepted the reply). p50/p95/p99.
-//! 3. Memory: peak RSS (VmHWM) of `postroom run` draining `BENCH_DRAIN` (10,000) waiting
+//! 3. LMTP (issue 18): `postroom run` with `[lmtp] listen`, the stack's Postfix routing the
+//!    site's helpdesk address to it (`mailstack.sh route-lmtp`); one request every 100 ms for
+//!    `BENCH_LATENCY_SECS` sent to Postfix's SMTP port; Postfix's `250` for the request →
+//!    outbox `sent_at`. p50/p95/p99 (target p99 < 50 ms). Then `BENCH_MESSAGES` requests sent
+//!    to Postfix at once over 4 connections: req/s until every reply is sent.
+//! 4. Memory: peak RSS (VmHWM) of `postroom run` draining `BENCH_DRAIN` (10,000) waiting
 //!    requests, and handling one ~`BENCH_BIG_MB` (10) MB message under a 12 MB limit.
 //!
 //! Needs the `MAILSTACK_*` variables (`source DIR/env` of `tests/mailstack/mailstack.sh
@@ -780,12 +785,48 @@ async fn latency(stack: &Stack, secs: u64) -> (Vec<i64>, usize) {
     let n = sent_at.len();
     site.wait_sent(&pool, &mut d, n as i64, Duration::from_secs(60))
         .await;
+    let lat = sent_minus(&pool, &sent_at).await;
+    d.stop();
+    (lat, n)
+}
+
+/// A loopback port nobody listens on now (bound and let go: the daemon binds it next).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| die(e));
+    l.local_addr().unwrap().port()
+}
+
+/// tests/mailstack/mailstack.sh (`MAILSTACK_SCRIPT` when set, as scripts/bench exports it).
+fn mailstack_script() -> PathBuf {
+    std::env::var("MAILSTACK_SCRIPT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mailstack/mailstack.sh")
+        })
+}
+
+/// An SMTP connection to the stack's Postfix with TCP_NODELAY (as postroom's own).
+async fn smtp_conn(stack: &Stack) -> R<AsyncSmtpConnection> {
+    let tcp = TcpStream::connect(("127.0.0.1", stack.smtp_port))
+        .await
+        .map_err(|e| format!("SMTP connect 127.0.0.1:{}: {e}", stack.smtp_port))?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &ClientId::default())
+        .await
+        .map_err(|e| format!("SMTP: {e}"))
+}
+
+/// Outbox `sent_at` − request accepted, in ms, for the requests in `accepted` (Message-ID →
+/// Unix ms), sorted.
+async fn sent_minus(
+    pool: &sqlx::SqlitePool,
+    accepted: &std::collections::HashMap<String, i64>,
+) -> Vec<i64> {
     let rows: Vec<(Option<String>, Option<i64>)> =
         sqlx::query_as("SELECT in_reply_to, sent_at FROM outbox WHERE status = 'sent'")
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await
             .unwrap_or_else(|e| die(format!("outbox: {e}")));
-    d.stop();
     let mut lat: Vec<i64> = rows
         .iter()
         .filter_map(|(irt, at)| {
@@ -794,11 +835,116 @@ async fn latency(stack: &Stack, secs: u64) -> (Vec<i64>, usize) {
                 .trim()
                 .trim_start_matches('<')
                 .trim_end_matches('>');
-            Some(at.as_ref()? - sent_at.get(id)?)
+            Some(at.as_ref()? - accepted.get(id)?)
         })
         .collect();
     lat.sort_unstable();
-    (lat, n)
+    lat
+}
+
+/// LMTP (issue 18): `postroom run` with `[lmtp] listen` on a loopback port (IMAP configured
+/// as well, for the outcome folders), the site's helpdesk address routed to it by the stack's
+/// Postfix (`mailstack.sh route-lmtp`). Latency: one request every 100 ms for `secs` sent to
+/// Postfix's SMTP port; Postfix's `250` for the request → outbox `sent_at` (Postfix accepted
+/// the reply), in ms. Then, with `burst` > 0, throughput: `burst` requests sent to Postfix at
+/// once over 4 connections, from the first send until every reply is sent, in req/s.
+/// Returns (latencies, requests sent, throughput).
+async fn lmtp(stack: &Stack, secs: u64, burst: usize) -> (Vec<i64>, usize, f64) {
+    let port = free_port();
+    let site = Site::new(stack, "lmtp", "");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&site.config)
+            .unwrap_or_else(|e| die(e));
+        writeln!(f, "\n[lmtp]\nlisten = \"127.0.0.1:{port}\"").unwrap();
+    }
+    let dir = std::env::var("MAILSTACK_DIR")
+        .unwrap_or_else(|_| die("MAILSTACK_DIR is not set: start the mail stack first"));
+    let script = mailstack_script();
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["route-lmtp", &dir, &site.helpdesk, &port.to_string()])
+        .output()
+        .unwrap_or_else(|e| die(format!("{}: {e}", script.display())));
+    if !out.status.success() {
+        die(format!(
+            "mailstack.sh route-lmtp failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let pool = site.pool().await;
+    let mut d = site.spawn();
+    site.wait_log(&mut d, "LMTP listening", Duration::from_secs(30))
+        .await;
+    site.wait_log(&mut d, "IMAP session ready", Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let envelope = Envelope::new(
+        Some(site.mailbox.parse().unwrap()),
+        vec![site.helpdesk.parse().unwrap()],
+    )
+    .unwrap();
+    let mut smtp = smtp_conn(stack).await.unwrap_or_else(|e| die(e));
+    let mut accepted = std::collections::HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        tick.tick().await;
+        let (id, raw) = site.request(0);
+        smtp.send(&envelope, &raw)
+            .await
+            .unwrap_or_else(|e| die(format!("SMTP to Postfix: {e}")));
+        accepted.insert(id, now_ms());
+    }
+    let _ = smtp.quit().await;
+    let n = accepted.len();
+    site.wait_sent(&pool, &mut d, n as i64, Duration::from_secs(60))
+        .await;
+    let lat = sent_minus(&pool, &accepted).await;
+
+    let mut rate = f64::NAN;
+    if burst > 0 {
+        let msgs: Vec<Vec<u8>> = (0..burst).map(|_| site.request(0).1).collect();
+        let conns = 4;
+        let per = burst.div_ceil(conns);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        let mut msgs = msgs;
+        while !msgs.is_empty() {
+            let chunk: Vec<Vec<u8>> = msgs.drain(..per.min(msgs.len())).collect();
+            let (stack, envelope) = (stack.clone(), envelope.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut c = smtp_conn(&stack).await?;
+                for m in chunk {
+                    c.send(&envelope, &m)
+                        .await
+                        .map_err(|e| format!("SMTP to Postfix: {e}"))?;
+                }
+                let _ = c.quit().await;
+                Ok::<(), String>(())
+            }));
+        }
+        for t in tasks {
+            t.await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+                .unwrap_or_else(|e| die(e));
+        }
+        site.wait_sent(
+            &pool,
+            &mut d,
+            (n + burst) as i64,
+            Duration::from_secs(60 + burst as u64 / 5),
+        )
+        .await;
+        rate = burst as f64 / started.elapsed().as_secs_f64();
+    }
+    d.stop();
+    (lat, n, rate)
 }
 
 /// Peak RSS handling one message of `mb` MB under a 12 MB (or larger) limit.
@@ -862,7 +1008,7 @@ fn main() {
     let lat_secs = env_usize("BENCH_LATENCY_SECS", 60) as u64;
     let drain_n = env_usize("BENCH_DRAIN", 10_000);
     let big_mb = env_usize("BENCH_BIG_MB", 10);
-    // BENCH_ONLY=e2e,latency: only these parts (baseline, e2e, latency, drain, big); the
+    // BENCH_ONLY=e2e,latency: only these parts (baseline, e2e, latency, lmtp, drain, big); the
     // figures of the others print as NaN / 0. For profiling one part; the README's figures
     // come from full runs.
     let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
@@ -871,9 +1017,9 @@ fn main() {
         .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
     if let Some(parts) = &only {
         for p in parts {
-            if !["baseline", "e2e", "latency", "drain", "big"].contains(&p.as_str()) {
+            if !["baseline", "e2e", "latency", "lmtp", "drain", "big"].contains(&p.as_str()) {
                 die(format!(
-                    "BENCH_ONLY: unknown part {p:?} (baseline, e2e, latency, drain, big)"
+                    "BENCH_ONLY: unknown part {p:?} (baseline, e2e, latency, lmtp, drain, big)"
                 ));
             }
         }
@@ -932,6 +1078,12 @@ fn main() {
             (lat, lat_n) = latency(&stack, lat_secs).await;
             eprintln!("e2e:   latency p50 {} ms, p99 {} ms ({} of {lat_n})", pct(&lat, 0.5), pct(&lat, 0.99), lat.len());
         }
+        let (mut lm, mut lm_n, mut lm_rate) = (Vec::new(), 0, f64::NAN);
+        if on("lmtp") {
+            eprintln!("e2e: LMTP, one request every 100 ms for {lat_secs} s through Postfix, then {n} at once");
+            (lm, lm_n, lm_rate) = lmtp(&stack, lat_secs, n).await;
+            eprintln!("e2e:   LMTP latency p50 {} ms, p99 {} ms ({} of {lm_n}); {n} requests {lm_rate:.0} req/s", pct(&lm, 0.5), pct(&lm, 0.99), lm.len());
+        }
         let (mut drain_rss, mut drain_rate) = (0, f64::NAN);
         if on("drain") {
             eprintln!("e2e: drain {drain_n}");
@@ -966,6 +1118,13 @@ fn main() {
         let (f50, f99) = (pct(&floor, 0.50), pct(&floor, 0.99));
         println!("{:<44} {:>6} / {:>4} ms {:>16} {:>7}", format!("floor p50 / p99: IDLE client ({} replies)", floor.len()), f50, f99, "", "");
         println!("{:<44} {:>6} / {:>4} ms {:>16} {:>7}", "postroom above the floor, p50 / p99", p50 - f50, p99 - f99, "", "");
+        let (l50, l95, l99) = (pct(&lm, 0.50), pct(&lm, 0.95), pct(&lm, 0.99));
+        let lmax = lm.last().copied().unwrap_or(-1);
+        println!("{:<44} {:>11} ms {:>16} {:>7}", format!("LMTP latency p50 ({} of {lm_n} replies)", lm.len()), l50, "", "");
+        println!("{:<44} {:>11} ms {:>16} {:>7}", "LMTP latency p95", l95, "", "");
+        println!("{:<44} {:>11} ms {:>16} {:>7}", "LMTP latency p99", l99, "< 50 ms", ok((0..50).contains(&l99)));
+        println!("{:<44} {:>11} ms {:>16} {:>7}", "LMTP latency max", lmax, "", "");
+        println!("{:<44} {:>8.0} req/s {:>16} {:>7}", format!("LMTP end to end ({n} reqs sent at once)"), lm_rate, "", "");
         println!("{:<44} {:>11} MB {:>16} {:>7}", format!("peak RSS draining {drain_n}"), drain_rss / 1024, if drain_n >= 10_000 { "< 64 MB" } else { "(< 64 MB @10k)" }, ok(drain_rss < 64 * 1024));
         println!("{:<44} {:>8.0} req/s {:>16} {:>7}", format!("drain rate ({drain_n})"), drain_rate, "", "");
         println!("{:<44} {:>11} MB {:>16} {:>7}", format!("peak RSS, end-to-end run ({n})"), e2e_rss / 1024, "", "");
@@ -973,10 +1132,12 @@ fn main() {
         println!(
             "{{\"e2e\":{{\"messages\":{n},\"baseline_1conn_msgs_per_s\":{base1:.1},\"baseline_msgs_per_s\":{base:.1},\"baseline_runs_msgs_per_s\":{base_runs:?},\"baseline_smtp_connections\":4,\"postroom_reqs_per_s\":{e2e:.1},\"postroom_cpu_ms_per_req\":{e2e_cpu:.3},\"ratio\":{ratio:.3},\"target_ratio\":0.8,\"peak_rss_kb\":{e2e_rss}}},\
              \"latency\":{{\"seconds\":{lat_secs},\"requests\":{lat_n},\"measured\":{},\"p50_ms\":{p50},\"p95_ms\":{p95},\"p99_ms\":{p99},\"max_ms\":{max},\"target_p99_ms\":250,\"floor_p50_ms\":{},\"floor_p99_ms\":{}}},\
+             \"lmtp\":{{\"seconds\":{lat_secs},\"requests\":{lm_n},\"measured\":{},\"p50_ms\":{l50},\"p95_ms\":{l95},\"p99_ms\":{l99},\"max_ms\":{lmax},\"target_p99_ms\":50,\"burst_messages\":{n},\"burst_reqs_per_s\":{lm_rate:.1}}},\
              \"memory\":{{\"drain_messages\":{drain_n},\"drain_peak_rss_kb\":{drain_rss},\"drain_reqs_per_s\":{drain_rate:.1},\"target_drain_peak_rss_kb\":65536,\"big_message_mb\":{big_mb},\"big_message_outcome\":\"{big_outcome}\",\"big_message_peak_rss_kb\":{big_rss}}}}}",
             lat.len(),
             pct(&floor, 0.50),
-            pct(&floor, 0.99)
+            pct(&floor, 0.99),
+            lm.len()
         );
     });
 }
