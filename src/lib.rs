@@ -52,6 +52,7 @@ pub mod smtp;
 pub mod status;
 pub mod store;
 pub mod text;
+pub mod tls_client;
 pub mod trust;
 pub mod web;
 

@@ -9,8 +9,7 @@ use crate::imap::config::ImapConfig;
 use crate::oauth::Auth;
 use crate::oauth::TokenSource;
 use async_imap::imap_proto::{Response, Status};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -27,32 +26,8 @@ impl Tls {
         if imap.tls == TlsMode::None {
             return Ok(Tls { connector: None });
         }
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &imap.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                ImapError::TlsSetup(format!("imap.ca_file {}: {e}", path.display()))
-            })?;
-            let mut added = 0usize;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| {
-                    ImapError::TlsSetup(format!("imap.ca_file {}: {e}", path.display()))
-                })?;
-                roots.add(cert).map_err(|e| {
-                    ImapError::TlsSetup(format!("imap.ca_file {}: {e}", path.display()))
-                })?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(ImapError::TlsSetup(format!(
-                    "imap.ca_file {}: no PEM certificate in it",
-                    path.display()
-                )));
-            }
-        }
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = crate::tls_client::config(imap.ca_file.as_deref(), "imap.ca_file")
+            .map_err(ImapError::TlsSetup)?;
         Ok(Tls {
             connector: Some(TlsConnector::from(Arc::new(config))),
         })

@@ -29,8 +29,6 @@ use ldap3::exop::PasswordModify;
 use ldap3::{
     LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, dn_escape, ldap_escape,
 };
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -102,30 +100,7 @@ fn set<S: Into<String>>(values: impl IntoIterator<Item = S>) -> HashSet<String> 
 impl LdapTarget {
     /// Build the connector: the TLS roots (the system's web roots, plus `ca_file`).
     pub fn new(cfg: &LdapConfig) -> Result<LdapTarget, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("directory.ca_file {}: {e}", path.display()))?;
-            let mut added = 0usize;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert =
-                    cert.map_err(|e| format!("directory.ca_file {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("directory.ca_file {}: {e}", path.display()))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(format!(
-                    "directory.ca_file {}: no PEM certificate in it",
-                    path.display()
-                ));
-            }
-        }
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = crate::tls_client::config(cfg.ca_file.as_deref(), "directory.ca_file")?;
         Ok(LdapTarget {
             cfg: cfg.clone(),
             tls: Arc::new(tls),

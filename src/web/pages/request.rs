@@ -731,23 +731,8 @@ pub async fn retry_job(
     Extension(me): Extension<Staff>,
     Path((reference, id)): Path<(String, i64)>,
 ) -> Response {
-    let not_found = || WebError::NotFound(format!("There is no such job of request {reference}."));
-    if !is_reference(&reference) {
-        return not_found().into_response();
-    }
-    let belongs = async {
-        let mut conn = state.store.read().await?;
-        let request = journal::find_request(&mut conn, &reference).await?;
-        let job = crate::store::jobs::find(&mut conn, id).await?;
-        Ok::<bool, crate::store::StoreError>(matches!(
-            (request, job),
-            (Some(r), Some(j)) if j.request_id == Some(r.id)
-        ))
-    };
-    match belongs.await {
-        Ok(true) => {}
-        Ok(false) => return not_found().into_response(),
-        Err(e) => return WebError::from(e).into_response(),
+    if let Err(e) = job_of_request(&state, &reference, id).await {
+        return e.into_response();
     }
     let actor = format!("staff:{}", me.name);
     match crate::ops::jobs::retry(&state.store, id, &actor).await {
@@ -784,23 +769,8 @@ pub async fn job_done(
     Extension(me): Extension<Staff>,
     Path((reference, id)): Path<(String, i64)>,
 ) -> Response {
-    let not_found = || WebError::NotFound(format!("There is no such job of request {reference}."));
-    if !is_reference(&reference) {
-        return not_found().into_response();
-    }
-    let belongs = async {
-        let mut conn = state.store.read().await?;
-        let request = journal::find_request(&mut conn, &reference).await?;
-        let job = crate::store::jobs::find(&mut conn, id).await?;
-        Ok::<bool, crate::store::StoreError>(matches!(
-            (request, job),
-            (Some(r), Some(j)) if j.request_id == Some(r.id)
-        ))
-    };
-    match belongs.await {
-        Ok(true) => {}
-        Ok(false) => return not_found().into_response(),
-        Err(e) => return WebError::from(e).into_response(),
+    if let Err(e) = job_of_request(&state, &reference, id).await {
+        return e.into_response();
     }
     if !matches!(state.cfg.directory.target, crate::provision::Target::Manual) {
         return (
@@ -821,5 +791,20 @@ pub async fn job_done(
         )
             .into_response(),
         Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+/// Job `id` is one of request `reference`'s: a job is acted on only from its own request's page.
+async fn job_of_request(state: &WebState, reference: &str, id: i64) -> Result<(), WebError> {
+    let not_found = || WebError::NotFound(format!("There is no such job of request {reference}."));
+    if !is_reference(reference) {
+        return Err(not_found());
+    }
+    let mut conn = state.store.read().await?;
+    let request = journal::find_request(&mut conn, reference).await?;
+    let job = crate::store::jobs::find(&mut conn, id).await?;
+    match (request, job) {
+        (Some(r), Some(j)) if j.request_id == Some(r.id) => Ok(()),
+        _ => Err(not_found()),
     }
 }
