@@ -102,6 +102,7 @@ async fn main() {
         people: get("LDAPSTACK_PEOPLE"),
         groups: get("LDAPSTACK_GROUPS"),
         owner_attribute: "owner".into(),
+        owner_groups: None,
         timeout: Duration::from_secs(10),
     })
     .unwrap_or_else(|e| {

@@ -127,16 +127,18 @@ fn ldap_site_with(
 
 /// Send `raw` through Postfix and wait for the `n`th reply in the site's INBOX.
 async fn ask(s: &LdapSite, raw: &[u8], n: usize) -> String {
-    let stack = &s.site.stack;
-    stack.send(&s.site.mailbox, &[&s.site.helpdesk], raw).await;
-    let replies = stack
-        .wait_for(&s.site.mailbox, "INBOX", n, REPLY_WAIT)
-        .await;
+    ask_site(&s.site, raw, n).await
+}
+
+pub(crate) async fn ask_site(site: &Site, raw: &[u8], n: usize) -> String {
+    let stack = &site.stack;
+    stack.send(&site.mailbox, &[&site.helpdesk], raw).await;
+    let replies = stack.wait_for(&site.mailbox, "INBOX", n, REPLY_WAIT).await;
     String::from_utf8_lossy(&replies[n - 1]).into_owned()
 }
 
 /// The temporary password a reply carries.
-fn temporary_password(reply: &str) -> String {
+pub(crate) fn temporary_password(reply: &str) -> String {
     reply
         .lines()
         .find_map(|l| l.trim().strip_prefix("Temporary password: "))
@@ -153,7 +155,7 @@ async fn signs_in(stack: &MailStack, user: &str, password: &str) -> bool {
 }
 
 /// A surname of letters only, different each run (addresses are first.last@).
-fn surname() -> String {
+pub(crate) fn surname() -> String {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -516,6 +518,7 @@ fn target(ldap: &LdapStack, url: &str, starttls: bool) -> LdapTarget {
         people: ldap.people.clone(),
         groups: ldap.groups.clone(),
         owner_attribute: "owner".into(),
+        owner_groups: None,
         timeout: Duration::from_secs(5),
     })
     .unwrap()

@@ -39,6 +39,7 @@ mod ops;
 mod outbox_smtp;
 mod process;
 mod properties;
+mod provision_ad;
 mod provision_command;
 mod provision_ldap;
 mod resolve;

@@ -9,6 +9,8 @@
 //! bind_password_file = "/etc/postroom/ldap-password"   # or POSTROOM_DIRECTORY_BIND_PASSWORD
 //! people = "ou=people,dc=example,dc=org"   # where accounts are found and created
 //! groups = "ou=groups,dc=example,dc=org"   # one group per shared mailbox: cn=<address>
+//! owner_attribute = "owner"             # how owners are marked (the default), or instead:
+//! owner_groups = "ou=owners,dc=example,dc=org"   # owners: members of cn=<address> there
 //! ```
 //!
 //! Keys are flat (not `[directory.ldap]`) so that every one of them, the bind password above
@@ -35,6 +37,7 @@ pub struct RawDirectory {
     people: Option<String>,
     groups: Option<String>,
     owner_attribute: Option<String>,
+    owner_groups: Option<String>,
     timeout: Option<String>,
     command: Option<Vec<String>>,
     retry_for: Option<String>,
@@ -112,6 +115,11 @@ pub struct LdapConfig {
     pub groups: String,
     /// The group attribute that lists a mailbox's owners (each owner is a `member` too).
     pub owner_attribute: String,
+    /// Instead of an attribute: a mailbox's owners are the members of the group
+    /// `cn=<mailbox address>` under this base (each owner is a `member` of the mailbox's own
+    /// group too). For Active Directory without Exchange's schema, whose `group` has no
+    /// multi-valued owner attribute (`managedBy` holds one; `owner` is not allowed on it).
+    pub owner_groups: Option<String>,
     /// Each connection and each operation is bounded by this.
     pub timeout: Duration,
 }
@@ -258,6 +266,40 @@ fn check_ldap(raw: RawDirectory) -> Result<LdapConfig, ConfigError> {
             ));
         }
     };
+    // Active Directory takes a password only over an encrypted connection; refusing here says
+    // so at start, not at the first reset. postroom refuses it even where a server would take
+    // it (Samba 4.17 with `ldap server require strong auth = no` does): the password would
+    // cross the network in clear.
+    if mode == LdapMode::ActiveDirectory && !(starttls || lower.starts_with("ldaps://")) {
+        return Err(key(
+            "url",
+            "Active Directory sets passwords (unicodePwd) only over an encrypted connection: use ldaps:// or starttls = true",
+        ));
+    }
+    let owner_attribute = raw
+        .owner_attribute
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty());
+    let owner_groups = raw
+        .owner_groups
+        .map(|g| g.trim().to_owned())
+        .filter(|g| !g.is_empty());
+    match (&owner_attribute, &owner_groups, mode) {
+        (Some(_), Some(_), _) => {
+            return Err(key(
+                "owner_groups",
+                "owners are marked by `owner_attribute` or by `owner_groups`, not both",
+            ));
+        }
+        // AD's `group` class allows no `owner`: the default would fail at the first owner.
+        (None, None, LdapMode::ActiveDirectory) => {
+            return Err(key(
+                "owner_groups",
+                "missing: Active Directory groups have no multi-valued owner attribute; name a container for the owners' groups (owner_groups), or an attribute your schema has (owner_attribute, e.g. msExchCoManagedByLink)",
+            ));
+        }
+        _ => {}
+    }
     let cfg = LdapConfig {
         url,
         mode,
@@ -267,21 +309,12 @@ fn check_ldap(raw: RawDirectory) -> Result<LdapConfig, ConfigError> {
         bind_password,
         people: required(raw.people, "people", "ldap")?,
         groups: required(raw.groups, "groups", "ldap")?,
-        owner_attribute: raw
-            .owner_attribute
-            .map(|a| a.trim().to_owned())
-            .filter(|a| !a.is_empty())
+        owner_attribute: owner_attribute
+            .clone()
             .unwrap_or_else(|| "owner".to_owned()),
+        owner_groups: owner_groups.clone(),
         timeout: duration(raw.timeout, "timeout", Duration::from_secs(10))?,
     };
-    // Active Directory takes a password only over an encrypted connection; refusing here says
-    // so at start, not at the first reset.
-    if cfg.mode == LdapMode::ActiveDirectory && !cfg.encrypted() {
-        return Err(key(
-            "url",
-            "Active Directory sets passwords (unicodePwd) only over an encrypted connection: use ldaps:// or starttls = true",
-        ));
-    }
     Ok(cfg)
 }
 
@@ -319,7 +352,7 @@ mod tests {
             "{e}"
         );
         let ok = check(raw(&format!(
-            "{base}url = \"ldaps://dc.example.org\"\nmode = \"active_directory\""
+            "{base}url = \"ldaps://dc.example.org\"\nmode = \"active_directory\"\nowner_groups = \"ou=o\""
         )))
         .unwrap();
         assert!(matches!(ok.target, Target::Ldap(ref l) if l.encrypted()));
@@ -329,6 +362,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn owners_are_marked_one_way_and_active_directory_must_say_which() {
+        let base = "target = \"ldap\"\nbind_dn = \"cn=a\"\nbind_password = \"pw\"\npeople = \"ou=p\"\ngroups = \"ou=g\"\n";
+        let ldap = |extra: &str| check(raw(&format!("{base}{extra}")));
+        let ok = ldap("url = \"ldap://x\"").unwrap();
+        assert!(
+            matches!(ok.target, Target::Ldap(ref l) if l.owner_attribute == "owner" && l.owner_groups.is_none())
+        );
+        let e = ldap("url = \"ldap://x\"\nowner_attribute = \"owner\"\nowner_groups = \"ou=o\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("directory.owner_groups") && e.contains("not both"),
+            "{e}"
+        );
+        let e = ldap("url = \"ldaps://dc\"\nmode = \"active_directory\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("directory.owner_groups") && e.contains("missing"),
+            "{e}"
+        );
+        let ok =
+            ldap("url = \"ldaps://dc\"\nmode = \"active_directory\"\nowner_groups = \" ou=o \"")
+                .unwrap();
+        assert!(
+            matches!(ok.target, Target::Ldap(ref l) if l.owner_groups.as_deref() == Some("ou=o"))
+        );
+        let ok = ldap("url = \"ldaps://dc\"\nmode = \"active_directory\"\nowner_attribute = \"msExchCoManagedByLink\"")
+            .unwrap();
+        assert!(
+            matches!(ok.target, Target::Ldap(ref l) if l.owner_attribute == "msExchCoManagedByLink")
+        );
     }
 
     #[test]

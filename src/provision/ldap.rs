@@ -19,7 +19,8 @@
 //!
 //! A shared mailbox is the group `cn=<mailbox address>` under `groups` (`groupOfNames` on
 //! OpenLDAP, `group` on AD); its members are `member` values, its owners are also listed in
-//! `owner_attribute`.
+//! `owner_attribute`, or (`owner_groups`, for AD, whose `group` has no multi-valued owner
+//! attribute without Exchange's schema) are the members of `cn=<mailbox address>` there.
 
 use super::config::{LdapConfig, LdapMode};
 use super::operation::{NotDone, Operation};
@@ -35,11 +36,14 @@ use std::sync::Arc;
 
 /// RFC 4511 result codes postroom tells apart.
 mod rc {
+    pub const STRONGER_AUTH_REQUIRED: u32 = 8;
+    pub const CONFIDENTIALITY_REQUIRED: u32 = 13;
     pub const NO_SUCH_ATTRIBUTE: u32 = 16;
     pub const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
     pub const NO_SUCH_OBJECT: u32 = 32;
     pub const INVALID_CREDENTIALS: u32 = 49;
     pub const BUSY: u32 = 51;
+    pub const UNWILLING_TO_PERFORM: u32 = 53;
     pub const UNAVAILABLE: u32 = 52;
     pub const ENTRY_ALREADY_EXISTS: u32 = 68;
     pub const OTHER: u32 = 80;
@@ -83,6 +87,11 @@ fn describe(r: &ldap3::LdapResult) -> String {
     } else {
         format!("LDAP result {} ({text})", r.rc)
     }
+}
+
+/// The group of `mailbox` under `base`: `cn=<mailbox address>`.
+fn group_dn(base: &str, mailbox: &str) -> String {
+    format!("cn={},{base}", dn_escape(mailbox))
 }
 
 /// AD's `unicodePwd`: the password in double quotes, UTF-16LE.
@@ -153,8 +162,17 @@ impl LdapTarget {
             .session(&self.cfg.bind_dn, self.cfg.bind_password.expose())
             .await
             .map_err(|e| match e {
-                // A wrong service password is for staff, not for retrying all day.
-                LdapError::LdapResult { result } if result.rc == rc::INVALID_CREDENTIALS => {
+                // A wrong service password, or a server that wants an encrypted connection
+                // (a domain controller's default for simple binds over plain LDAP), is for
+                // staff, not for retrying all day.
+                LdapError::LdapResult { result }
+                    if matches!(
+                        result.rc,
+                        rc::INVALID_CREDENTIALS
+                            | rc::STRONGER_AUTH_REQUIRED
+                            | rc::CONFIDENTIALITY_REQUIRED
+                    ) =>
+                {
                     NotDone::Rejected(format!(
                         "binding as {}: {}",
                         self.cfg.bind_dn,
@@ -234,33 +252,62 @@ impl LdapTarget {
                 role,
             } => {
                 let member = self.account(ldap, account).await?;
-                let group = self.group(ldap, mailbox, &member).await?;
+                let group = self.group(ldap, &self.cfg.groups, mailbox, &member).await?;
                 self.add_value(ldap, &group, "member", &member).await?;
                 match role {
-                    Role::Owner => {
-                        self.add_value(ldap, &group, &self.cfg.owner_attribute, &member)
-                            .await?
-                    }
-                    Role::Member => {
-                        self.delete_value(ldap, &group, &self.cfg.owner_attribute, &member)
-                            .await?
-                    }
+                    Role::Owner => self.mark_owner(ldap, mailbox, &group, &member).await?,
+                    Role::Member => self.unmark_owner(ldap, mailbox, &group, &member).await?,
                 }
-                self.read_group(ldap, &group, &member).await
+                self.read_group(ldap, mailbox, &group, &member).await
             }
             Operation::RemoveMember { mailbox, account } => {
                 let member = self.account(ldap, account).await?;
-                let group = self.group_dn(mailbox);
-                self.delete_value(ldap, &group, &self.cfg.owner_attribute, &member)
-                    .await?;
+                let group = group_dn(&self.cfg.groups, mailbox);
+                self.unmark_owner(ldap, mailbox, &group, &member).await?;
                 self.delete_value(ldap, &group, "member", &member).await?;
-                self.read_group(ldap, &group, &member).await
+                self.read_group(ldap, mailbox, &group, &member).await
             }
         }
     }
 
-    fn group_dn(&self, mailbox: &str) -> String {
-        format!("cn={},{}", dn_escape(mailbox), self.cfg.groups)
+    /// Make `member` an owner of `mailbox`: a value of the owner attribute on its group, or a
+    /// member of its owners' group (made when missing).
+    async fn mark_owner(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        mailbox: &str,
+        group: &str,
+        member: &str,
+    ) -> Step<()> {
+        match &self.cfg.owner_groups {
+            Some(base) => {
+                let owners = self.group(ldap, base, mailbox, member).await?;
+                self.add_value(ldap, &owners, "member", member).await
+            }
+            None => {
+                self.add_value(ldap, group, &self.cfg.owner_attribute, member)
+                    .await
+            }
+        }
+    }
+
+    async fn unmark_owner(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        mailbox: &str,
+        group: &str,
+        member: &str,
+    ) -> Step<()> {
+        match &self.cfg.owner_groups {
+            Some(base) => {
+                self.delete_value(ldap, &group_dn(base, mailbox), "member", member)
+                    .await
+            }
+            None => {
+                self.delete_value(ldap, group, &self.cfg.owner_attribute, member)
+                    .await
+            }
+        }
     }
 
     /// The DN of the account whose `mail` is `address`, if there is one.
@@ -511,8 +558,14 @@ impl LdapTarget {
 
     /// The mailbox's group, made (with `member` as its first member) when it is not there: a
     /// `groupOfNames` cannot exist empty.
-    async fn group(&self, ldap: &mut ldap3::Ldap, mailbox: &str, member: &str) -> Step<String> {
-        let dn = self.group_dn(mailbox);
+    async fn group(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        base: &str,
+        mailbox: &str,
+        member: &str,
+    ) -> Step<String> {
+        let dn = group_dn(base, mailbox);
         match ldap
             .search(&dn, Scope::Base, "(objectClass=*)", vec!["1.1"])
             .await
@@ -560,6 +613,15 @@ impl LdapTarget {
             Err(LdapError::LdapResult { result }) if result.rc == rc::ATTRIBUTE_OR_VALUE_EXISTS => {
                 Ok(())
             }
+            // Active Directory answers a member who is in the group already with
+            // entryAlreadyExists (ERROR_MEMBER_IN_GROUP), not attributeOrValueExists: seen
+            // against Samba AD ("Attribute member already exists for target GUID …").
+            Err(LdapError::LdapResult { result })
+                if self.cfg.mode == LdapMode::ActiveDirectory
+                    && result.rc == rc::ENTRY_ALREADY_EXISTS =>
+            {
+                Ok(())
+            }
             Err(e) => Err(refused(&format!("adding {attr} {value} to {dn}"), e)),
         }
     }
@@ -581,6 +643,28 @@ impl LdapTarget {
                 if matches!(result.rc, rc::NO_SUCH_ATTRIBUTE | rc::NO_SUCH_OBJECT) =>
             {
                 Ok(())
+            }
+            // Active Directory answers the removal of someone who is not a member with
+            // unwillingToPerform (ERROR_MEMBER_NOT_IN_GROUP; seen against Samba AD: "Attribute
+            // member doesn't exist …"), which it also uses for real refusals: done only if
+            // the value is indeed not there.
+            Err(LdapError::LdapResult { result })
+                if self.cfg.mode == LdapMode::ActiveDirectory
+                    && result.rc == rc::UNWILLING_TO_PERFORM =>
+            {
+                let there = self.read_optional(ldap, dn, &[attr]).await?;
+                if there.is_some_and(|e| {
+                    values(&e, attr)
+                        .iter()
+                        .any(|v| v.eq_ignore_ascii_case(value))
+                }) {
+                    Err(NotDone::Rejected(format!(
+                        "removing {attr} {value} from {dn}: {}",
+                        describe(&result)
+                    )))
+                } else {
+                    Ok(())
+                }
             }
             Err(e) => Err(refused(&format!("removing {attr} {value} from {dn}"), e)),
         }
@@ -648,23 +732,55 @@ impl LdapTarget {
         }
     }
 
-    async fn read_group(&self, ldap: &mut ldap3::Ldap, group: &str, member: &str) -> Step<Value> {
-        let owner_attr = self.cfg.owner_attribute.clone();
-        let e = match self.read(ldap, group, &["member", &owner_attr]).await {
-            Ok(e) => e,
-            // A group that is not there has nobody in it (a removal from a missing group).
-            Err(NotDone::RetryLater(_)) => {
-                return Ok(json!({ "group": group, "member": false, "owner": false }));
+    async fn read_group(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        mailbox: &str,
+        group: &str,
+        member: &str,
+    ) -> Step<Value> {
+        let owner_attr = self.cfg.owner_attribute.as_str();
+        let attrs: Vec<&str> = match self.cfg.owner_groups {
+            Some(_) => vec!["member"],
+            None => vec!["member", owner_attr],
+        };
+        // A group that is not there has nobody in it (a removal from a missing group).
+        let e = self.read_optional(ldap, group, &attrs).await?;
+        let has = |e: &Option<SearchEntry>, attr: &str| {
+            e.as_ref().is_some_and(|e| {
+                values(e, attr)
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case(member))
+            })
+        };
+        let owner = match &self.cfg.owner_groups {
+            Some(base) => {
+                let owners = self
+                    .read_optional(ldap, &group_dn(base, mailbox), &["member"])
+                    .await?;
+                has(&owners, "member")
             }
-            Err(other) => return Err(other),
+            None => has(&e, owner_attr),
         };
-        let has = |attr: &str| {
-            e.attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(attr))
-                .is_some_and(|(_, vs)| vs.iter().any(|v| v.eq_ignore_ascii_case(member)))
-        };
-        Ok(json!({ "group": group, "member": has("member"), "owner": has(&owner_attr) }))
+        Ok(json!({ "group": group, "member": has(&e, "member"), "owner": owner }))
+    }
+
+    /// `dn`'s attributes, or `None` when there is no such entry.
+    async fn read_optional(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        dn: &str,
+        attrs: &[&str],
+    ) -> Step<Option<SearchEntry>> {
+        match ldap
+            .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
+            .await
+            .and_then(ldap3::SearchResult::success)
+        {
+            Ok((entries, _)) => Ok(entries.into_iter().find_map(entry)),
+            Err(LdapError::LdapResult { result }) if result.rc == rc::NO_SUCH_OBJECT => Ok(None),
+            Err(e) => Err(refused(&format!("reading {dn} back"), e)),
+        }
     }
 }
 
@@ -738,15 +854,26 @@ impl LdapTarget {
                 (mail.to_ascii_lowercase(), name, status),
             );
         }
+        const GROUPS: &str = "(|(objectClass=groupOfNames)(objectClass=group))";
         let owner_attr = self.cfg.owner_attribute.clone();
         let groups = self
             .all(
                 &mut ldap,
                 &self.cfg.groups,
-                "(|(objectClass=groupOfNames)(objectClass=group))",
+                GROUPS,
                 &["cn", "member", owner_attr.as_str(), "o"],
             )
             .await?;
+        // With owners' groups: each mailbox's owners, by the group's name.
+        let mut owner_groups: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        if let Some(base) = &self.cfg.owner_groups {
+            for g in self.all(&mut ldap, base, GROUPS, &["cn", "member"]).await? {
+                if let Some(cn) = first(&g, "cn") {
+                    owner_groups.insert(cn.to_ascii_lowercase(), values(&g, "member"));
+                }
+            }
+        }
         let _ = ldap.unbind().await;
         let mut out = TargetDirectory::default();
         let mut placed = std::collections::HashSet::new();
@@ -757,7 +884,11 @@ impl LdapTarget {
             };
             let mailbox = mailbox.to_ascii_lowercase();
             let organisation = first(&g, "o").unwrap_or_else(|| mailbox.clone());
-            let owners: std::collections::HashSet<String> = values(&g, &owner_attr)
+            let owner_dns = match self.cfg.owner_groups {
+                Some(_) => owner_groups.remove(&mailbox).unwrap_or_default(),
+                None => values(&g, &owner_attr),
+            };
+            let owners: std::collections::HashSet<String> = owner_dns
                 .into_iter()
                 .map(|d| d.to_ascii_lowercase())
                 .collect();
