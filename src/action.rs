@@ -29,6 +29,9 @@ pub enum AuditAction {
     MembershipRemoved,
     MembershipRoleChanged,
     DirectoryImport,
+    /// The target made to agree with postroom where someone said to (`directory repair`,
+    /// `[directory] reconcile_repair`).
+    DirectoryRepaired,
     // --- confirmation codes
     ConfirmationAccepted,
     ConfirmationWrongPerson,
@@ -63,7 +66,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 43] = [
+    pub const ALL: [AuditAction; 44] = [
         AuditAction::RequestApplied,
         AuditAction::RequestRejected,
         AuditAction::RequestNeedsReview,
@@ -82,6 +85,7 @@ impl AuditAction {
         AuditAction::MembershipRemoved,
         AuditAction::MembershipRoleChanged,
         AuditAction::DirectoryImport,
+        AuditAction::DirectoryRepaired,
         AuditAction::ConfirmationAccepted,
         AuditAction::ConfirmationWrongPerson,
         AuditAction::ConfirmationBadCode,
@@ -130,6 +134,7 @@ impl AuditAction {
             AuditAction::MembershipRemoved => "membership.removed",
             AuditAction::MembershipRoleChanged => "membership.role_changed",
             AuditAction::DirectoryImport => "directory.import",
+            AuditAction::DirectoryRepaired => "directory.repaired",
             AuditAction::ConfirmationAccepted => "confirmation.accepted",
             AuditAction::ConfirmationWrongPerson => "confirmation.wrong_person",
             AuditAction::ConfirmationBadCode => "confirmation.bad_code",

@@ -255,6 +255,21 @@ pub enum DirectoryCommand {
     /// difference (membership only on one side, role, account state), then a summary. Exits
     /// 1 when there is any difference. Repairs nothing.
     Diff,
+    /// Make the `[directory]` target agree with postroom where they differ, for the kinds
+    /// named only (memberships, roles, statuses): one JSON line per difference repaired (or
+    /// refused, or with no repair), then a summary. Each attempt is audited
+    /// (`directory.repaired`). Exits 1 when one was not repaired.
+    Repair {
+        /// What to repair: memberships, roles, statuses (one or more).
+        #[arg(required = true, num_args = 1..)]
+        kinds: Vec<crate::provision::config::DriftKind>,
+        /// Only the differences about this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// List what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write the directory as CSV to standard output.
     Export,
     /// Who was a member or owner at a time, rebuilt from the audit trail: one JSON line per
@@ -332,6 +347,37 @@ async fn dispatch(command: Command, cfg: &Config, store: &Store) -> Result<()> {
                     serde_json::json!({ "differences": differences.len() })
                 );
                 if !differences.is_empty() {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
+            DirectoryCommand::Repair {
+                kinds,
+                account,
+                dry_run,
+            } => {
+                let pass = crate::provision::repair::repair(
+                    store,
+                    &cfg.directory.target,
+                    &kinds,
+                    account.as_deref(),
+                    dry_run,
+                    "cli",
+                )
+                .await?;
+                for r in &pass.repairs {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "repaired": pass.done(),
+                        "not_repaired": pass.failed(),
+                        "left_as_they_are": pass.left,
+                        "dry_run": dry_run,
+                    })
+                );
+                if pass.failed() > 0 {
                     std::process::exit(1);
                 }
                 Ok(())

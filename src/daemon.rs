@@ -267,7 +267,8 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
 const RECONCILE_FIRST: Duration = Duration::from_secs(5);
 
 /// Compare postroom's directory with the target's now and then, and report what differs on
-/// `/metrics` and the staff page and in the log. It repairs nothing (`directory diff` lists).
+/// `/metrics` and the staff page and in the log. It repairs the kinds of difference
+/// `reconcile_repair` names, and only those (`provision::repair`); the rest people decide.
 async fn reconcile(
     store: Store,
     cfg: Arc<Config>,
@@ -282,6 +283,27 @@ async fn reconcile(
             _ = tokio::time::sleep(wait) => {}
         }
         wait = every;
+        let kinds = &cfg.directory.reconcile_repair;
+        if !kinds.is_empty() {
+            match crate::provision::repair::repair(
+                &store,
+                &cfg.directory.target,
+                kinds,
+                None,
+                false,
+                "reconcile",
+            )
+            .await
+            {
+                Ok(pass) if pass.repairs.is_empty() => {}
+                Ok(pass) => tracing::warn!(
+                    repaired = pass.done(),
+                    not_repaired = pass.failed(),
+                    "the reconcile made the directory target agree with postroom (audited as directory.repaired)"
+                ),
+                Err(e) => tracing::warn!("repairing the directory target failed: {e:#}"),
+            }
+        }
         match crate::provision::sync::diff(&store, &cfg.directory.target).await {
             Ok(differences) => {
                 status.directory_drift(differences.len());

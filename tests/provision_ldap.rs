@@ -667,3 +667,136 @@ async fn the_directory_is_read_from_ldap_and_where_it_differs_is_listed() {
             && lines[0]["account"] == s.site.member.as_str()
     );
 }
+
+/// `postroom directory repair KIND…`: the target made to agree with postroom for the kinds
+/// named, and only those (and only one account's, when named); a dry run changes nothing;
+/// every repair is audited.
+#[tokio::test]
+async fn drift_is_repaired_only_where_someone_says_so() {
+    let ldap = LdapStack::require();
+    let stack = MailStack::require();
+    let s = ldap_site(&stack, &ldap, true);
+
+    // Behind postroom's back: an outsider added, the member removed, the owner no longer
+    // marked owner, and the owner locked.
+    let outsider = ldap.add_person(local(&s.site.outsider), &s.site.outsider, FIRST_PASSWORD);
+    ldap.must_modify(&format!(
+        "dn: {g}\nchangetype: modify\nadd: member\nmember: {o}\n-\ndelete: member\nmember: {m}\n-\ndelete: owner\nowner: {w}\n",
+        g = s.group,
+        o = outsider.dn,
+        m = s.member.dn,
+        w = s.owner.dn
+    ));
+    ldap.lock(&s.owner.dn);
+    assert_eq!(diff(&s.site).1.last().unwrap()["differences"], 4);
+
+    let repair = |args: &[&str]| {
+        let mut all = vec!["directory", "repair"];
+        all.extend_from_slice(args);
+        let out = s.site.cli(&all);
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (out.status.success(), lines)
+    };
+    // Nothing is repaired unless a kind is named.
+    assert!(!s.site.cli(&["directory", "repair"]).status.success());
+
+    // A dry run lists the two membership repairs and changes nothing.
+    let (ok, lines) = repair(&["memberships", "--dry-run"]);
+    assert!(ok, "{lines:?}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[..2].iter().all(|l| l["result"] == "planned"));
+    assert_eq!(lines[2]["left_as_they_are"], 2, "{lines:?}");
+    assert_eq!(diff(&s.site).1.last().unwrap()["differences"], 4);
+
+    // Memberships only: the outsider leaves the group, the member is back; the role and the
+    // lock are left as they are.
+    let (ok, lines) = repair(&["memberships"]);
+    assert!(ok, "{lines:?}");
+    assert_eq!(lines.last().unwrap()["repaired"], 2, "{lines:?}");
+    let members = ldap.values(&s.group, "member");
+    assert!(members.contains(&s.member.dn), "{members:?}");
+    assert!(!members.contains(&outsider.dn), "{members:?}");
+    let (_, left) = diff(&s.site);
+    assert_eq!(left.last().unwrap()["differences"], 2, "{left:?}");
+    assert!(left.iter().all(|l| l["difference"] == "role"
+        || l["difference"] == "status"
+        || l.get("differences").is_some()));
+
+    // The owner's state, named by account: unlocked, and signs in again.
+    assert!(ldap.bind(&s.owner.dn, FIRST_PASSWORD).is_err());
+    let (ok, lines) = repair(&["statuses", "--account", &s.site.owner]);
+    assert!(ok, "{lines:?}");
+    assert_eq!(lines[0]["operation"], "unlock", "{lines:?}");
+    assert!(ldap.bind(&s.owner.dn, FIRST_PASSWORD).is_ok());
+
+    // And the role.
+    let (ok, _) = repair(&["roles"]);
+    assert!(ok);
+    assert_eq!(ldap.values(&s.group, "owner"), vec![s.owner.dn.clone()]);
+    let (same, lines) = diff(&s.site);
+    assert!(same, "{lines:?}");
+
+    // Each repair is audited as the command line's, with what the directory read back.
+    let repaired: Vec<_> = s
+        .site
+        .audit()
+        .into_iter()
+        .filter(|e| e["action"] == "directory.repaired")
+        .collect();
+    assert_eq!(repaired.len(), 4, "{repaired:?}");
+    assert!(
+        repaired
+            .iter()
+            .all(|e| e["actor"] == "cli" && e["detail"]["result"] == "done")
+    );
+}
+
+/// `reconcile_repair = ["memberships"]`: `postroom run`'s reconcile repairs memberships by
+/// itself, and reports (does not touch) the rest.
+#[tokio::test]
+async fn the_reconcile_repairs_the_kinds_it_is_told_and_reports_the_rest() {
+    let ldap = LdapStack::require();
+    let stack = MailStack::require();
+    let s = ldap_site_with(
+        &stack,
+        &ldap,
+        true,
+        &[
+            ("directory", "reconcile_every", "\"1m\""),
+            ("directory", "reconcile_repair", "[\"memberships\"]"),
+        ],
+    );
+    let outsider = ldap.add_person(local(&s.site.outsider), &s.site.outsider, FIRST_PASSWORD);
+    ldap.must_modify(&format!(
+        "dn: {g}\nchangetype: modify\nadd: member\nmember: {o}\n-\ndelete: owner\nowner: {w}\n",
+        g = s.group,
+        o = outsider.dn,
+        w = s.owner.dn
+    ));
+    let daemon = s.site.start();
+    daemon.wait_log(
+        "the reconcile made the directory target agree",
+        Duration::from_secs(30),
+    );
+    daemon.wait_log("differs from postroom", Duration::from_secs(30));
+    assert!(!ldap.values(&s.group, "member").contains(&outsider.dn));
+    // The role was not repaired: it is what is left, on /metrics too.
+    assert!(ldap.values(&s.group, "owner").is_empty());
+    assert!(
+        metrics(&daemon).contains("postroom_directory_drift 1"),
+        "{}",
+        metrics(&daemon)
+    );
+    let repaired: Vec<_> = s
+        .site
+        .audit()
+        .into_iter()
+        .filter(|e| e["action"] == "directory.repaired")
+        .collect();
+    assert_eq!(repaired.len(), 1, "{repaired:?}");
+    assert_eq!(repaired[0]["actor"], "reconcile");
+    stop(daemon);
+}

@@ -186,6 +186,7 @@ pub async fn history(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Inter
             | AuditAction::AccountDeleted
             | AuditAction::PasswordReset
             | AuditAction::DirectoryImport
+            | AuditAction::DirectoryRepaired
             | AuditAction::ConfirmationAccepted
             | AuditAction::ConfirmationWrongPerson
             | AuditAction::ConfirmationBadCode

@@ -20,6 +20,7 @@ use crate::config_value::{ConfigError, parse_duration};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// What the file says.
@@ -42,6 +43,7 @@ pub struct RawDirectory {
     command: Option<Vec<String>>,
     retry_for: Option<String>,
     reconcile_every: Option<String>,
+    reconcile_repair: Option<Vec<String>>,
 }
 
 /// The checked section.
@@ -52,8 +54,46 @@ pub struct DirectoryConfig {
     pub retry_for: Duration,
     /// How often `postroom run` compares postroom's directory with the target's and reports
     /// the differences (`/metrics`, the staff page, the log); `None`: never (the default).
-    /// It repairs nothing: `directory diff` lists, people decide.
+    /// It repairs only the kinds of difference `reconcile_repair` names (none by default).
     pub reconcile_every: Option<Duration>,
+    /// What each reconcile repairs, by making the target agree with postroom
+    /// (`provision::repair`); empty (the default): it reports, and people decide.
+    pub reconcile_repair: Vec<DriftKind>,
+}
+
+/// The kinds of difference one can ask to have repaired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DriftKind {
+    /// A membership only one side has: added to, or removed from, the target's group.
+    Memberships,
+    /// Member on one side, owner on the other: the target's role changed to postroom's.
+    Roles,
+    /// Active on one side, locked or disabled on the other: unlocked or disabled at the target.
+    Statuses,
+}
+
+impl DriftKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::Memberships => "memberships",
+            DriftKind::Roles => "roles",
+            DriftKind::Statuses => "statuses",
+        }
+    }
+}
+
+impl FromStr for DriftKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "memberships" => Ok(DriftKind::Memberships),
+            "roles" => Ok(DriftKind::Roles),
+            "statuses" => Ok(DriftKind::Statuses),
+            other => Err(format!(
+                "`{other}` is not a kind of difference (memberships, roles, statuses)"
+            )),
+        }
+    }
 }
 
 impl DirectoryConfig {
@@ -160,7 +200,7 @@ fn duration(value: Option<String>, k: &str, default: Duration) -> Result<Duratio
 }
 
 /// Check the section.
-pub fn check(raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
+pub fn check(mut raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
     let retry_for = duration(
         raw.retry_for.clone(),
         "retry_for",
@@ -179,6 +219,20 @@ pub fn check(raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
             Some(d)
         }
     };
+    let reconcile_repair = raw
+        .reconcile_repair
+        .take()
+        .unwrap_or_default()
+        .iter()
+        .map(|k| k.parse::<DriftKind>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| key("reconcile_repair", e))?;
+    if !reconcile_repair.is_empty() && reconcile_every.is_none() {
+        return Err(key(
+            "reconcile_repair",
+            "repairs happen on the reconcile: set reconcile_every too",
+        ));
+    }
     let target = match raw.target.as_deref().map(str::trim).unwrap_or("none") {
         "none" => Target::None,
         "manual" => Target::Manual,
@@ -213,6 +267,7 @@ pub fn check(raw: RawDirectory) -> Result<DirectoryConfig, ConfigError> {
         target,
         retry_for,
         reconcile_every,
+        reconcile_repair,
     })
 }
 
@@ -396,6 +451,37 @@ mod tests {
             .unwrap();
         assert!(
             matches!(ok.target, Target::Ldap(ref l) if l.owner_attribute == "msExchCoManagedByLink")
+        );
+    }
+
+    #[test]
+    fn the_reconcile_repairs_only_the_kinds_it_is_told() {
+        let base = "target = \"ldap\"\nurl = \"ldap://x\"\nbind_dn = \"cn=a\"\nbind_password = \"pw\"\npeople = \"ou=p\"\ngroups = \"ou=g\"\n";
+        let cfg = check(raw(&format!("{base}reconcile_every = \"1h\""))).unwrap();
+        assert!(cfg.reconcile_repair.is_empty());
+        let cfg = check(raw(&format!(
+            "{base}reconcile_every = \"1h\"\nreconcile_repair = [\"memberships\", \"roles\"]"
+        )))
+        .unwrap();
+        assert_eq!(
+            cfg.reconcile_repair,
+            vec![DriftKind::Memberships, DriftKind::Roles]
+        );
+        let e = check(raw(&format!("{base}reconcile_repair = [\"roles\"]")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("directory.reconcile_repair") && e.contains("reconcile_every"),
+            "{e}"
+        );
+        let e = check(raw(&format!(
+            "{base}reconcile_every = \"1h\"\nreconcile_repair = [\"everything\"]"
+        )))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("directory.reconcile_repair") && e.contains("everything"),
+            "{e}"
         );
     }
 

@@ -18,6 +18,7 @@ pub mod config;
 pub mod ldap;
 pub mod manual;
 pub mod operation;
+pub mod repair;
 pub mod sync;
 
 pub use config::{DirectoryConfig, Target};
