@@ -45,6 +45,7 @@ mod provision_ldap;
 mod resolve;
 mod review;
 mod trust;
+mod web_a11y;
 mod web_browser;
 mod web_load;
 mod web_pages;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 const WIDTH: u32 = 1280;
 
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -37,7 +37,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 /// Chromium and chromedriver, or why not.
-fn browser() -> Result<(PathBuf, PathBuf), String> {
+pub(crate) fn browser() -> Result<(PathBuf, PathBuf), String> {
     let chromium = find_program("chromium")
         .or_else(|| find_program("chromium-browser"))
         .ok_or("chromium is not installed")?;
@@ -46,12 +46,12 @@ fn browser() -> Result<(PathBuf, PathBuf), String> {
 }
 
 /// A port nobody listens on right now.
-async fn free_port() -> u16 {
+pub(crate) async fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
 }
 
-async fn wait_for_port(port: u16) {
+pub(crate) async fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -107,7 +107,7 @@ impl Shots {
 }
 
 /// Fill a text box as a person would.
-async fn type_into(c: &Client, css: &str, text: &str) {
+pub(crate) async fn type_into(c: &Client, css: &str, text: &str) {
     let e = c.find(Locator::Css(css)).await.unwrap();
     e.clear().await.unwrap();
     e.send_keys(text).await.unwrap();
@@ -115,7 +115,7 @@ async fn type_into(c: &Client, css: &str, text: &str) {
 
 /// Click something that leads to another page, and wait until that page has loaded (a click
 /// returns before a form's POST and its redirect have finished).
-async fn click(c: &Client, css: &str) {
+pub(crate) async fn click(c: &Client, css: &str) {
     let before = c.current_url().await.unwrap();
     c.find(Locator::Css(css))
         .await
@@ -142,7 +142,7 @@ async fn click(c: &Client, css: &str) {
     }
 }
 
-async fn path_of(c: &Client) -> String {
+pub(crate) async fn path_of(c: &Client) -> String {
     let u = c.current_url().await.unwrap();
     match u.query() {
         Some(q) => format!("{}?{q}", u.path()),
@@ -151,7 +151,7 @@ async fn path_of(c: &Client) -> String {
 }
 
 /// A held request and enough around it that every page has something to show.
-async fn instance() -> (Instance, Store, Arc<Config>) {
+pub(crate) async fn instance() -> (Instance, Store, Arc<Config>) {
     let i = Instance::with_directory("");
     for f in [
         "unknown_kind.eml",          // HD-000001: held, applied below
