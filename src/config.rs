@@ -21,6 +21,7 @@ pub use crate::lmtp::config::{LmtpConfig, LmtpListen};
 pub use crate::oauth::Auth;
 pub use crate::ops::config::RetentionConfig;
 pub use crate::policy_config::{LimitsConfig, PolicyConfig};
+pub use crate::queue_config::QueueConfig;
 pub use crate::secret::Secret;
 pub use crate::smtp::config::SmtpConfig;
 pub use crate::store::DatabaseConfig;
@@ -35,6 +36,7 @@ use crate::imap::config::{check_imaps, check_lease};
 use crate::lmtp::config::{RawLmtp, check_lmtp};
 use crate::ops::config::{RawRetention, check_retention};
 use crate::policy_config::{RawLimits, RawPolicy, check_limits, check_policy};
+use crate::queue_config::{RawQueue, check_queue};
 use crate::smtp::config::{RawSmtp, check_smtp};
 use crate::trust::{RawTrust, TrustConfig, check_trust};
 use crate::web::config::{RawWeb, check_web};
@@ -75,6 +77,8 @@ struct RawConfig {
     continuity: RawContinuity,
     #[serde(default)]
     directory: crate::provision::config::RawDirectory,
+    #[serde(default)]
+    queue: RawQueue,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +115,8 @@ pub struct Config {
     pub continuity: ContinuityConfig,
     /// Where accounts really live (`[directory]`, src/provision/config.rs).
     pub directory: crate::provision::DirectoryConfig,
+    /// Working hours and targets of the review queue (`[queue]`, src/queue_config.rs).
+    pub queue: QueueConfig,
 }
 
 impl Config {
@@ -194,7 +200,9 @@ impl Config {
         let audit = check_audit(raw.audit, &helpdesk.address, &inboxes)?;
         let continuity = check_continuity(raw.continuity)?;
         let directory = crate::provision::config::check(raw.directory)?;
+        let queue = check_queue(raw.queue)?;
         Ok(Config {
+            queue,
             directory,
             database,
             helpdesk,
@@ -285,6 +293,7 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
         "audit",
         "continuity",
         "directory",
+        "queue",
     ];
     // (section, entry index, key, value); plain ones first so that indexed ones win.
     let mut overrides: Vec<(&str, Option<usize>, String, toml::Value)> = Vec::new();

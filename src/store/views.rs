@@ -90,7 +90,7 @@ pub struct RequestSummary {
     pub from_address: Option<String>,
 }
 
-fn summary_from_row(r: &AnyRow) -> Result<RequestSummary, sqlx::Error> {
+pub(crate) fn summary_from_row(r: &AnyRow) -> Result<RequestSummary, sqlx::Error> {
     Ok(RequestSummary {
         id: r.try_get("id")?,
         reference: r
