@@ -208,14 +208,13 @@ mod tests {
 
     fn queue() -> QueueConfig {
         QueueConfig {
-            hours: WorkingHours::new(
-                parse_hours(&["Mon-Fri 08:00-18:00".into()]).unwrap(),
-                0,
-                [],
-            ),
-            targets: [(RequestKind::PasswordReset, H), (RequestKind::NewAccount, 10 * H)]
-                .into_iter()
-                .collect(),
+            hours: WorkingHours::new(parse_hours(&["Mon-Fri 08:00-18:00".into()]).unwrap(), 0, []),
+            targets: [
+                (RequestKind::PasswordReset, H),
+                (RequestKind::NewAccount, 10 * H),
+            ]
+            .into_iter()
+            .collect(),
             notify: None,
         }
     }
@@ -252,8 +251,13 @@ mod tests {
         assert!(!over.contains_key(&RequestKind::Leaver));
         // Due soon: a quarter of the hour left.
         assert_eq!(
-            Standing::of(&q, RequestKind::PasswordReset, MONDAY + 9 * H, MONDAY + 9 * H + 50 * 60_000)
-                .class(),
+            Standing::of(
+                &q,
+                RequestKind::PasswordReset,
+                MONDAY + 9 * H,
+                MONDAY + 9 * H + 50 * 60_000
+            )
+            .class(),
             "target-soon"
         );
     }

@@ -130,10 +130,19 @@ mod tests {
     fn errors_name_the_key() {
         for (toml, key) in [
             ("hours = \"Mon-Fri 8-18\"", "`queue.hours`"),
-            ("hours = [\"Mon-Fri 08:00-18:00\", \"Mon 09:00-10:00\"]", "`queue.hours`"),
+            (
+                "hours = [\"Mon-Fri 08:00-18:00\", \"Mon 09:00-10:00\"]",
+                "`queue.hours`",
+            ),
             ("timezone = \"Europe/London\"", "`queue.timezone`"),
-            ("holidays = [\"2026-12-25\", \"Boxing Day\"]", "`queue.holidays[1]`"),
-            ("[targets]\npassword_rest = \"1h\"", "`queue.targets.password_rest`"),
+            (
+                "holidays = [\"2026-12-25\", \"Boxing Day\"]",
+                "`queue.holidays[1]`",
+            ),
+            (
+                "[targets]\npassword_rest = \"1h\"",
+                "`queue.targets.password_rest`",
+            ),
             ("[targets]\nunlock = \"soon\"", "`queue.targets.unlock`"),
             ("[targets]\nunlock = \"0d\"", "`queue.targets.unlock`"),
             ("notify = \"the team\"", "`queue.notify`"),

@@ -68,9 +68,7 @@ fn pieces(body: &str) -> (Vec<Piece<'_>>, Vec<String>) {
                     rest = &open[end + 1..];
                 }
                 _ => {
-                    problems.push(
-                        "a { is not closed (write {{ for a brace of its own)".to_owned(),
-                    );
+                    problems.push("a { is not closed (write {{ for a brace of its own)".to_owned());
                     out.push(Piece::Brace('{'));
                     rest = open;
                 }
@@ -125,7 +123,8 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_once() {
-        let body = "Dear {site},\nyour request {reference} for {name} ({account}) is done. {{not a slot}}";
+        let body =
+            "Dear {site},\nyour request {reference} for {name} ({account}) is done. {{not a slot}}";
         assert!(problems(body).is_empty(), "{:?}", problems(body));
         assert_eq!(
             fill(body, &values()),

@@ -364,9 +364,8 @@ mod tests {
         let w = WorkingHours::new(
             parse_hours(&["Sat 09:00-10:00".into()]).unwrap(),
             0,
-            (0..1200).map(|i| {
-                NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(i)
-            }),
+            (0..1200)
+                .map(|i| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(i)),
         );
         assert_eq!(w.add_ms(at("2026-01-01", "00:00"), H), None);
     }

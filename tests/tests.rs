@@ -47,7 +47,7 @@ mod trust;
 mod web_browser;
 mod web_load;
 mod web_pages;
-mod web_queue;
 mod web_postgres;
+mod web_queue;
 mod web_roles;
 mod web_signin;

@@ -53,28 +53,53 @@ async fn the_queue_is_sorted_by_time_left_and_says_it_in_words() {
     let s = w.sign_in().await;
     let page = w.get("/queue", Some(&s)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let at = |r: &str| page.body.find(&format!(">{r}</a>")).unwrap_or_else(|| panic!("{r} missing"));
+    let at = |r: &str| {
+        page.body
+            .find(&format!(">{r}</a>"))
+            .unwrap_or_else(|| panic!("{r} missing"))
+    };
     // Least time left first, no target last: not the oldest-first order.
     assert!(at("HD-000002") < at("HD-000003"), "{}", page.body);
     assert!(at("HD-000003") < at("HD-000001"), "{}", page.body);
     assert!(page.body.contains("<th>Target</th>"));
     assert!(
-        page.body.contains("class=\"nowrap target target-over\">over target by 2h</td>"),
+        page.body
+            .contains("class=\"nowrap target target-over\">over target by 2h</td>"),
         "{}",
         page.body
     );
-    assert!(page.body.contains("target-ok\">59m left</td>") || page.body.contains("target-ok\">1h left</td>"), "{}", page.body);
-    assert!(page.body.contains("target-none\">no target</td>"), "{}", page.body);
-    assert!(page.body.contains("the least time left under its target comes first"));
+    assert!(
+        page.body.contains("target-ok\">59m left</td>")
+            || page.body.contains("target-ok\">1h left</td>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("target-none\">no target</td>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("the least time left under its target comes first")
+    );
 
     let metrics = w.get("/metrics", None).await;
     for line in [
         "postroom_requests_over_target{kind=\"unknown\"} 1",
         "postroom_requests_over_target{kind=\"password_reset\"} 0",
     ] {
-        assert!(metrics.body.lines().any(|l| l == line), "missing `{line}`:\n{}", metrics.body);
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "missing `{line}`:\n{}",
+            metrics.body
+        );
     }
-    assert!(!metrics.body.contains("kind=\"leaver\""), "{}", metrics.body);
+    assert!(
+        !metrics.body.contains("kind=\"leaver\""),
+        "{}",
+        metrics.body
+    );
 }
 
 #[tokio::test]
@@ -84,7 +109,9 @@ async fn without_targets_the_queue_is_oldest_first_and_metrics_say_nothing_of_ta
     let s = w.sign_in().await;
     let page = w.get("/queue", Some(&s)).await;
     assert!(!page.body.contains("<th>Target</th>"), "{}", page.body);
-    assert!(page.body.contains("the oldest come first") || page.body.contains("the oldest comes first"));
+    assert!(
+        page.body.contains("the oldest come first") || page.body.contains("the oldest comes first")
+    );
     let metrics = w.get("/metrics", None).await;
     assert!(!metrics.body.contains("postroom_requests_over_target"));
 }
@@ -97,10 +124,14 @@ async fn a_request_over_its_target_is_notified_once_through_the_outbox() {
             .await
     };
     assert_eq!(outbox().await, 0);
-    let first = postroom::deadlines::notify_overdue(&w.store, &w.cfg).await.unwrap();
+    let first = postroom::deadlines::notify_overdue(&w.store, &w.cfg)
+        .await
+        .unwrap();
     assert_eq!(first, vec!["HD-000002".to_owned()]);
     // A second pass (or a second instance) sends nothing more.
-    let again = postroom::deadlines::notify_overdue(&w.store, &w.cfg).await.unwrap();
+    let again = postroom::deadlines::notify_overdue(&w.store, &w.cfg)
+        .await
+        .unwrap();
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(outbox().await, 1);
     let mut c = w.store.read().await.unwrap();
@@ -125,7 +156,9 @@ async fn a_request_over_its_target_is_notified_once_through_the_outbox() {
     drop(c);
     // Once HD-000003 passes its target too, it alone is notified.
     set(&w, "HD-000003", "unknown", 2).await;
-    let later = postroom::deadlines::notify_overdue(&w.store, &w.cfg).await.unwrap();
+    let later = postroom::deadlines::notify_overdue(&w.store, &w.cfg)
+        .await
+        .unwrap();
     assert_eq!(later, vec!["HD-000003".to_owned()]);
     assert_eq!(outbox().await, 2);
 }
@@ -141,18 +174,32 @@ async fn saved_replies_are_kept_by_admins_and_filled_in_the_forms_escaped() {
     let bad = w
         .submit(
             "/replies",
-            &[("title", "Typo <i>"), ("body", "Dear {nmae}, <script>x</script>")],
+            &[
+                ("title", "Typo <i>"),
+                ("body", "Dear {nmae}, <script>x</script>"),
+            ],
             &admin,
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
-    assert!(bad.body.contains("{nmae} is not a placeholder"), "{}", bad.body);
-    assert!(bad.body.contains("&#60;script&#62;x&#60;/script&#62;"), "{}", bad.body);
+    assert!(
+        bad.body.contains("{nmae} is not a placeholder"),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body.contains("&#60;script&#62;x&#60;/script&#62;"),
+        "{}",
+        bad.body
+    );
     assert!(!bad.body.contains("<script>x"), "{}", bad.body);
     assert_eq!(w.scalar_i64("SELECT COUNT(*) FROM saved_replies").await, 0);
 
     // Agents neither see nor change them.
-    assert_eq!(w.get("/replies", Some(&agent)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.get("/replies", Some(&agent)).await.status,
+        StatusCode::FORBIDDEN
+    );
     let refused = w
         .submit("/replies", &[("title", "Mine"), ("body", "Hello")], &agent)
         .await;
@@ -164,14 +211,21 @@ async fn saved_replies_are_kept_by_admins_and_filled_in_the_forms_escaped() {
             "/replies",
             &[
                 ("title", "Not a request <b>"),
-                ("body", "Dear {site},\n{reference} is not something we do <b>here</b>. {{braces}}"),
+                (
+                    "body",
+                    "Dear {site},\n{reference} is not something we do <b>here</b>. {{braces}}",
+                ),
             ],
             &admin,
         )
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
     let list = w.get("/replies", Some(&admin)).await;
-    assert!(list.body.contains("Not a request &#60;b&#62;"), "{}", list.body);
+    assert!(
+        list.body.contains("Not a request &#60;b&#62;"),
+        "{}",
+        list.body
+    );
     assert_eq!(
         w.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'saved_reply.added' AND actor = 'staff:alice'")
             .await,
@@ -181,10 +235,17 @@ async fn saved_replies_are_kept_by_admins_and_filled_in_the_forms_escaped() {
     // Offered on the request page, to an agent too; using one fills the form server-side.
     let page = w.get("/requests/HD-000001", Some(&agent)).await;
     assert!(page.body.contains("name=\"reply\""), "{}", page.body);
-    assert!(page.body.contains("Not a request &#60;b&#62;</option>"), "{}", page.body);
+    assert!(
+        page.body.contains("Not a request &#60;b&#62;</option>"),
+        "{}",
+        page.body
+    );
     for (into, textarea) in [("reject", "reject-message"), ("comment", "comment-text")] {
         let used = w
-            .get(&format!("/requests/HD-000001?reply=1&into={into}"), Some(&agent))
+            .get(
+                &format!("/requests/HD-000001?reply=1&into={into}"),
+                Some(&agent),
+            )
             .await;
         assert_eq!(used.status, StatusCode::OK);
         let start = used.body.find(&format!("id=\"{textarea}\"")).unwrap();
@@ -199,7 +260,11 @@ async fn saved_replies_are_kept_by_admins_and_filled_in_the_forms_escaped() {
 
     // Changed and deleted by an admin, each audited.
     let changed = w
-        .submit("/replies/1", &[("title", "Not ours"), ("body", "{reference}: not ours")], &admin)
+        .submit(
+            "/replies/1",
+            &[("title", "Not ours"), ("body", "{reference}: not ours")],
+            &admin,
+        )
         .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
     let gone = w.submit("/replies/1/delete", &[], &admin).await;
@@ -240,18 +305,29 @@ async fn saved_searches_belong_to_their_member() {
     assert_eq!(saved.location(), "/requests?outcome=needs_review");
     let mine = w.get("/requests", Some(&alice)).await;
     assert!(
-        mine.body.contains("<a href=\"/requests?outcome=needs_review\">Held &#60;now&#62;</a>"),
+        mine.body
+            .contains("<a href=\"/requests?outcome=needs_review\">Held &#60;now&#62;</a>"),
         "{}",
         mine.body
     );
     let theirs = w.get("/requests", Some(&adam)).await;
-    assert!(!theirs.body.contains("Held &#60;now&#62;"), "{}", theirs.body);
+    assert!(
+        !theirs.body.contains("Held &#60;now&#62;"),
+        "{}",
+        theirs.body
+    );
     // Adam cannot delete Alice's.
     let id = w.scalar_i64("SELECT id FROM saved_searches").await;
     let path = format!("/searches/{id}/delete");
-    assert_eq!(w.submit(&path, &[], &adam).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        w.submit(&path, &[], &adam).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(w.scalar_i64("SELECT COUNT(*) FROM saved_searches").await, 1);
-    assert_eq!(w.submit(&path, &[], &alice).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        w.submit(&path, &[], &alice).await.status,
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(w.scalar_i64("SELECT COUNT(*) FROM saved_searches").await, 0);
     assert_eq!(
         w.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE action IN ('search.saved', 'search.deleted') AND actor = 'staff:alice'")
@@ -274,7 +350,11 @@ async fn a_request_is_found_by_any_account_name_or_mailbox_it_mentions() {
     let find = |q: &'static str| {
         let w = &w;
         let s = s.clone();
-        async move { w.get(&format!("/requests?mention={q}"), Some(&s)).await.body }
+        async move {
+            w.get(&format!("/requests?mention={q}"), Some(&s))
+                .await
+                .body
+        }
     };
     for q in [
         "angstrom",
@@ -288,13 +368,19 @@ async fn a_request_is_found_by_any_account_name_or_mailbox_it_mentions() {
     }
     // The sender mailbox: both requests came from it.
     let body = find("Rosehill.Care%40nhs.example").await;
-    assert!(body.contains(&format!(">{zoe}</a>")) && body.contains(&format!(">{other}</a>")), "{body}");
+    assert!(
+        body.contains(&format!(">{zoe}</a>")) && body.contains(&format!(">{other}</a>")),
+        "{body}"
+    );
     assert!(body.contains("2 requests match."), "{body}");
     let body = find("nobody").await;
     assert!(body.contains("No request matches."), "{body}");
     // With another filter, both apply.
     let body = w
-        .get("/requests?mention=rosehill.care%40nhs.example&outcome=needs_review", Some(&s))
+        .get(
+            "/requests?mention=rosehill.care%40nhs.example&outcome=needs_review",
+            Some(&s),
+        )
         .await
         .body;
     let zoe_held = w.outcome(&zoe).await == "needs_review";
@@ -342,5 +428,8 @@ async fn the_mention_lookup_uses_its_index_at_scale() {
         Backend::Postgres => "request_mentions_pkey",
     };
     assert!(plan.contains(index), "{plan}");
-    assert!(!plan.contains("SCAN mt") && !plan.contains("Seq Scan on request_mentions"), "{plan}");
+    assert!(
+        !plan.contains("SCAN mt") && !plan.contains("Seq Scan on request_mentions"),
+        "{plan}"
+    );
 }

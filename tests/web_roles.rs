@@ -169,14 +169,20 @@ const ROUTES: &[Case] = &[
         "POST",
         "/replies",
         "/replies",
-        &[("title", "Not ours"), ("body", "Dear {site}, {reference} is not ours.")],
+        &[
+            ("title", "Not ours"),
+            ("body", "Dear {site}, {reference} is not ours."),
+        ],
         Access::Admin,
     ),
     case(
         "POST",
         "/replies/{id}",
         "/replies/1",
-        &[("title", "Not ours"), ("body", "Dear {site}, {reference} is not for us.")],
+        &[
+            ("title", "Not ours"),
+            ("body", "Dear {site}, {reference} is not for us."),
+        ],
         Access::Admin,
     ),
     case(

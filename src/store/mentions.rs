@@ -163,7 +163,10 @@ mod tests {
             ]
         );
         assert_eq!(search_term("  Zoe  ANGSTRÖM "), Some("zoe angstrom".into()));
-        assert_eq!(search_term("Jane.Doe@NHS.example"), Some("jane.doe@nhs.example".into()));
+        assert_eq!(
+            search_term("Jane.Doe@NHS.example"),
+            Some("jane.doe@nhs.example".into())
+        );
         assert_eq!(search_term(" - "), None);
     }
 }

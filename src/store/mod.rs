@@ -26,8 +26,8 @@ pub mod retention;
 pub mod saved_replies;
 pub mod saved_searches;
 pub mod staff;
-pub mod targets;
 pub mod status;
+pub mod targets;
 pub mod views;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

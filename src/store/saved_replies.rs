@@ -76,7 +76,12 @@ async fn audit(
 }
 
 /// Add a saved reply as `staff` (the audit's actor is `staff:NAME`).
-pub async fn add(store: &Store, title: &str, body: &str, staff: &str) -> Result<Change, StoreError> {
+pub async fn add(
+    store: &Store,
+    title: &str,
+    body: &str,
+    staff: &str,
+) -> Result<Change, StoreError> {
     let mut tx = store.begin().await?;
     if title_taken(&mut tx, title, 0).await? {
         return Ok(Change::TitleTaken);
@@ -92,7 +97,14 @@ pub async fn add(store: &Store, title: &str, body: &str, staff: &str) -> Result<
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    audit(&mut tx, &format!("staff:{staff}"), AuditAction::SavedReplyAdded, title, id).await?;
+    audit(
+        &mut tx,
+        &format!("staff:{staff}"),
+        AuditAction::SavedReplyAdded,
+        title,
+        id,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Change::Done)
 }
@@ -121,7 +133,14 @@ pub async fn update(
     if done.rows_affected() == 0 {
         return Ok(Change::NotFound);
     }
-    audit(&mut tx, &format!("staff:{staff}"), AuditAction::SavedReplyChanged, title, id).await?;
+    audit(
+        &mut tx,
+        &format!("staff:{staff}"),
+        AuditAction::SavedReplyChanged,
+        title,
+        id,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Change::Done)
 }
@@ -135,7 +154,14 @@ pub async fn delete(store: &Store, id: i64, staff: &str) -> Result<Change, Store
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    audit(&mut tx, &format!("staff:{staff}"), AuditAction::SavedReplyDeleted, &r.title, id).await?;
+    audit(
+        &mut tx,
+        &format!("staff:{staff}"),
+        AuditAction::SavedReplyDeleted,
+        &r.title,
+        id,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Change::Done)
 }

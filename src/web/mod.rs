@@ -171,7 +171,12 @@ fn table() -> Vec<Route> {
             get(pages::report::json),
         ),
         // Saved searches (issue 17): each member's own, checked by the store.
-        r(p.clone(), "/searches", Staff, post(pages::saved_searches::save)),
+        r(
+            p.clone(),
+            "/searches",
+            Staff,
+            post(pages::saved_searches::save),
+        ),
         r(
             p.clone(),
             "/searches/{id}/delete",
@@ -179,8 +184,18 @@ fn table() -> Vec<Route> {
             post(pages::saved_searches::delete),
         ),
         // Saved replies (issue 17): used by every member, kept by admins.
-        r(g.clone(), "/replies", Admin, get(pages::saved_replies::page)),
-        r(p.clone(), "/replies", Admin, post(pages::saved_replies::add)),
+        r(
+            g.clone(),
+            "/replies",
+            Admin,
+            get(pages::saved_replies::page),
+        ),
+        r(
+            p.clone(),
+            "/replies",
+            Admin,
+            post(pages::saved_replies::add),
+        ),
         r(
             p.clone(),
             "/replies/{id}",

@@ -363,18 +363,14 @@ async fn over_target(state: &WebState, out: &mut String) {
     let Ok(mut conn) = state.store.read().await else {
         return;
     };
-    let waiting = match crate::store::targets::waiting(
-        &mut conn,
-        crate::store::views::QueueWho::All,
-    )
-    .await
-    {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!("metrics: the waiting requests could not be read: {e}");
-            return;
-        }
-    };
+    let waiting =
+        match crate::store::targets::waiting(&mut conn, crate::store::views::QueueWho::All).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("metrics: the waiting requests could not be read: {e}");
+                return;
+            }
+        };
     drop(conn);
     family(
         out,

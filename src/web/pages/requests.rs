@@ -166,7 +166,10 @@ fn filter_pairs(q: &SearchQuery) -> Vec<(&'static str, Option<String>)> {
     let kind = opt(&q.kind).filter(|k| k.parse::<RequestKind>().is_ok());
     let outcome = opt(&q.outcome).filter(|o| o.parse::<Outcome>().is_ok());
     vec![
-        ("reference", opt(&q.reference).map(|r| r.to_ascii_uppercase())),
+        (
+            "reference",
+            opt(&q.reference).map(|r| r.to_ascii_uppercase()),
+        ),
         ("mailbox", opt_lower(&q.mailbox)),
         ("account", opt_lower(&q.account)),
         ("mention", opt(&q.mention)),

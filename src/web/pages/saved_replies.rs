@@ -148,15 +148,27 @@ pub async fn add(
     Form(form): Form<ReplyForm>,
 ) -> Response {
     if let Some(sentence) = refusal(&form) {
-        return refused(&state, &me, StatusCode::UNPROCESSABLE_ENTITY, sentence, form).await;
+        return refused(
+            &state,
+            &me,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            sentence,
+            form,
+        )
+        .await;
     }
     match saved_replies::add(&state.store, form.title.trim(), &form.body, &me.name).await {
         Ok(Change::Done) => see_other("/replies?done=added"),
         Ok(Change::TitleTaken) => {
-            let sentence = format!("A saved reply is already called \u{201c}{}\u{201d}.", form.title.trim());
+            let sentence = format!(
+                "A saved reply is already called \u{201c}{}\u{201d}.",
+                form.title.trim()
+            );
             refused(&state, &me, StatusCode::CONFLICT, sentence, form).await
         }
-        Ok(Change::NotFound) => WebError::NotFound("There is no such saved reply.".into()).into_response(),
+        Ok(Change::NotFound) => {
+            WebError::NotFound("There is no such saved reply.".into()).into_response()
+        }
         Err(e) => WebError::from(e).into_response(),
     }
 }
@@ -168,15 +180,27 @@ pub async fn update(
     Form(form): Form<ReplyForm>,
 ) -> Response {
     if let Some(sentence) = refusal(&form) {
-        return refused(&state, &me, StatusCode::UNPROCESSABLE_ENTITY, sentence, form).await;
+        return refused(
+            &state,
+            &me,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            sentence,
+            form,
+        )
+        .await;
     }
     match saved_replies::update(&state.store, id, form.title.trim(), &form.body, &me.name).await {
         Ok(Change::Done) => see_other("/replies?done=changed"),
         Ok(Change::TitleTaken) => {
-            let sentence = format!("A saved reply is already called \u{201c}{}\u{201d}.", form.title.trim());
+            let sentence = format!(
+                "A saved reply is already called \u{201c}{}\u{201d}.",
+                form.title.trim()
+            );
             refused(&state, &me, StatusCode::CONFLICT, sentence, form).await
         }
-        Ok(Change::NotFound) => WebError::NotFound("There is no such saved reply.".into()).into_response(),
+        Ok(Change::NotFound) => {
+            WebError::NotFound("There is no such saved reply.".into()).into_response()
+        }
         Err(e) => WebError::from(e).into_response(),
     }
 }
@@ -233,10 +257,7 @@ pub async fn filled(
         .filter_map(|(name, _)| fields.get(*name).map(|v| (*name, v.clone())))
         .collect();
     values.insert("reference", request.reference.clone());
-    values.insert(
-        "site",
-        request.mailbox.clone().or(from).unwrap_or_default(),
-    );
+    values.insert("site", request.mailbox.clone().or(from).unwrap_or_default());
     values.insert("requester", request.requester.clone().unwrap_or_default());
     values.insert("kind", request.kind.title().to_owned());
     values.insert("helpdesk", state.cfg.helpdesk.name.clone());

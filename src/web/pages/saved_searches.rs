@@ -79,8 +79,9 @@ pub async fn delete(
 ) -> Response {
     match saved_searches::delete(&state.store, &me.name, id).await {
         Ok(true) => see_other("/requests"),
-        Ok(false) => WebError::NotFound("You have no saved search with this number.".into())
-            .into_response(),
+        Ok(false) => {
+            WebError::NotFound("You have no saved search with this number.".into()).into_response()
+        }
         Err(e) => WebError::from(e).into_response(),
     }
 }
