@@ -673,6 +673,49 @@ mod tests {
         }
     }
 
+    /// The example's commented `[queue]` keys are valid as written, and an error through the
+    /// whole config names its key (issue 17).
+    #[test]
+    fn the_example_config_documents_the_queue() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/postroom.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let (before, queue) = text.split_once("\n[queue]\n").expect("a [queue] section");
+        let queue: String = queue
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(k) if k.contains(" = ") || k.starts_with('[') => format!("{k}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let text =
+            format!("{before}\n[queue]\n{queue}").replace("password_file = ", "# password_file = ");
+        let env = [
+            ("POSTROOM_IMAP_PASSWORD".to_owned(), "x".to_owned()),
+            ("POSTROOM_SMTP_PASSWORD".to_owned(), "y".to_owned()),
+            (
+                "POSTROOM_QUEUE_NOTIFY".to_owned(),
+                "leads@helpdesk.example".to_owned(),
+            ),
+        ];
+        let c = Config::from_toml_with_env(&text, &env).unwrap();
+        assert_eq!(c.queue.notify.as_deref(), Some("leads@helpdesk.example"));
+        assert_eq!(
+            c.queue
+                .target_ms(crate::request::RequestKind::PasswordReset),
+            Some(3_600_000)
+        );
+        // Monday to Thursday are 10 hours: one working day.
+        assert_eq!(
+            c.queue.target_ms(crate::request::RequestKind::NewAccount),
+            Some(36_000_000)
+        );
+        let bad = text.replace("unknown = \"4h\"", "unknown = \"whenever\"");
+        let e = Config::from_toml_with_env(&bad, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`queue.targets.unknown`"), "{e}");
+    }
+
     /// The commented `[[imap]]` example of the example config, in place of its `[imap]`.
     #[test]
     fn the_example_config_documents_several_inboxes() {
