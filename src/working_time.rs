@@ -71,28 +71,49 @@ impl WorkingHours {
         if self.holidays.contains(&day) {
             return None;
         }
-        let weekday = usize::try_from((day + 3).rem_euclid(7)).ok()?;
-        let (start, end) = (*self.days.get(weekday)?)?;
+        let (start, end) = self.hours_of(day)?;
         let base = day * DAY_MS;
         Some((base + start * MINUTE_MS, base + end * MINUTE_MS))
+    }
+
+    /// The opening hours of `day`'s weekday, holiday or not (minutes).
+    fn hours_of(&self, day: i64) -> Option<(i64, i64)> {
+        let weekday = usize::try_from((day + 3).rem_euclid(7)).ok()?;
+        *self.days.get(weekday)?
+    }
+
+    /// Working ms of a whole `day` were it not a holiday.
+    fn open_ms(&self, day: i64) -> i64 {
+        self.hours_of(day).map_or(0, |(s, e)| (e - s) * MINUTE_MS)
     }
 
     fn local(&self, utc_ms: i64) -> i64 {
         utc_ms.saturating_add(self.offset_minutes * MINUTE_MS)
     }
 
-    /// Working milliseconds in `[from, to)` (0 when `to` is not after `from`).
+    /// Working milliseconds in `[from, to)` (0 when `to` is not after `from`). The first and
+    /// last days are counted by their windows; the whole days between by whole weeks, the
+    /// days left over and the holidays among them, so a request a year old costs what one an
+    /// hour old does.
     pub fn worked_ms(&self, from_ms: i64, to_ms: i64) -> i64 {
         if to_ms <= from_ms {
             return 0;
         }
         let (from, to) = (self.local(from_ms), self.local(to_ms));
-        let first = from.div_euclid(DAY_MS);
-        let last = to.div_euclid(DAY_MS).min(first + MAX_DAYS);
-        (first..=last)
-            .filter_map(|d| self.window(d))
-            .map(|(s, e)| (e.min(to) - s.max(from)).max(0))
-            .sum()
+        let part = |d: i64| {
+            self.window(d)
+                .map_or(0, |(s, e)| (e.min(to) - s.max(from)).max(0))
+        };
+        let (first, last) = (from.div_euclid(DAY_MS), to.div_euclid(DAY_MS));
+        if last - first < 2 {
+            return (first..=last).map(part).sum();
+        }
+        let (a, b) = (first + 1, last - 1);
+        let weeks = (b - a + 1) / 7;
+        let week_ms: i64 = (0..7).map(|d| self.open_ms(d)).sum();
+        let rest: i64 = (a + weeks * 7..=b).map(|d| self.open_ms(d)).sum();
+        let off: i64 = self.holidays.range(a..=b).map(|d| self.open_ms(*d)).sum();
+        part(first) + part(last) + weeks * week_ms + rest - off
     }
 
     /// The instant at which `work_ms` of working time, counted from `from_ms`, has passed;
@@ -368,6 +389,37 @@ mod tests {
                 .map(|i| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(i)),
         );
         assert_eq!(w.add_ms(at("2026-01-01", "00:00"), H), None);
+    }
+
+    /// The sum by whole weeks is the sum day by day.
+    #[test]
+    fn long_spans_count_like_day_by_day() {
+        let w = WorkingHours::new(
+            parse_hours(&["Mon-Thu 08:00-18:00".into(), "Sat 09:30-12:00".into()]).unwrap(),
+            parse_offset("-03:30").unwrap(),
+            ["2026-12-25", "2027-01-01", "2027-04-03", "2026-12-26"]
+                .iter()
+                .map(|d| parse_day(d).unwrap()),
+        );
+        let naive = |from: i64, to: i64| -> i64 {
+            let (f, t) = (w.local(from), w.local(to));
+            (f.div_euclid(DAY_MS)..=t.div_euclid(DAY_MS))
+                .filter_map(|d| w.window(d))
+                .map(|(s, e)| (e.min(t) - s.max(f)).max(0))
+                .sum()
+        };
+        let start = at("2026-12-01", "13:17");
+        for span_h in [1, 30, 100, 24 * 9 + 5, 24 * 30, 24 * 200 + 7, 24 * 400 + 13] {
+            for shift_h in [0, 3, 11, 50] {
+                let from = start + shift_h * H;
+                let to = from + span_h * H;
+                assert_eq!(
+                    w.worked_ms(from, to),
+                    naive(from, to),
+                    "{span_h} h from +{shift_h} h"
+                );
+            }
+        }
     }
 
     #[test]
