@@ -123,7 +123,7 @@ pub async fn insert_request(
             .fetch_one(&mut *conn)
             .await?;
         let id: i64 = row.try_get("id")?;
-        super::mentions::index(conn, id).await?;
+        super::mentions::index(conn, id, false).await?;
         return Ok((id, row.try_get("reference")?));
     }
     let sql = format!(
@@ -139,7 +139,7 @@ pub async fn insert_request(
         .bind(&reference)
         .execute(&mut *conn)
         .await?;
-    super::mentions::index(conn, id).await?;
+    super::mentions::index(conn, id, false).await?;
     Ok((id, reference))
 }
 
@@ -665,5 +665,5 @@ pub async fn update_request_decision(
     .execute(&mut *conn)
     .await?;
     // What the request mentions may have changed with the decision (issue 17).
-    super::mentions::index(conn, request_id).await
+    super::mentions::index(conn, request_id, true).await
 }

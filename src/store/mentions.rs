@@ -73,8 +73,9 @@ pub fn terms(
     terms
 }
 
-/// (Re)write request `id`'s terms from its row as stored now.
-pub async fn index(conn: &mut Conn, id: i64) -> Result<(), StoreError> {
+/// Write request `id`'s terms from its row as stored now; `again`: replace those it has
+/// (a new request has none, and is spared the delete).
+pub async fn index(conn: &mut Conn, id: i64, again: bool) -> Result<(), StoreError> {
     let row = sqlx::query(
         "SELECT r.mailbox, r.requester, r.target, r.fields, m.from_address FROM requests r \
          JOIN messages m ON m.id = r.message_id WHERE r.id = $1",
@@ -82,10 +83,12 @@ pub async fn index(conn: &mut Conn, id: i64) -> Result<(), StoreError> {
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM request_mentions WHERE request_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    if again {
+        sqlx::query("DELETE FROM request_mentions WHERE request_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
     let Some(row) = row else { return Ok(()) };
     let mailbox: Option<String> = row.try_get("mailbox")?;
     let requester: Option<String> = row.try_get("requester")?;
@@ -131,7 +134,7 @@ pub async fn index_pending(conn: &mut Conn, batch: i64) -> Result<usize, StoreEr
     .fetch_all(&mut *conn)
     .await?;
     for id in &ids {
-        index(conn, *id).await?;
+        index(conn, *id, true).await?;
         sqlx::query("DELETE FROM request_mentions_pending WHERE request_id = $1")
             .bind(*id)
             .execute(&mut *conn)
