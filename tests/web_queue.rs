@@ -433,3 +433,32 @@ async fn the_mention_lookup_uses_its_index_at_scale() {
         "{plan}"
     );
 }
+
+/// Requests recorded before migration 0142 are indexed by the next start (`Store::migrate`).
+#[tokio::test]
+async fn requests_older_than_the_mentions_are_indexed_at_start() {
+    let w = Web::new().await;
+    let zoe = w.process_fixture("new_account_fields.eml");
+    let mut c = w.store.read().await.unwrap();
+    // As a database migrated from before 0142 holds it: no terms, the request pending.
+    sqlx::query("DELETE FROM request_mentions")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO request_mentions_pending (request_id) SELECT id FROM requests")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    drop(c);
+    let s = w.sign_in().await;
+    let before = w.get("/requests?mention=angstrom", Some(&s)).await.body;
+    assert!(before.contains("No request matches."), "{before}");
+    w.store.migrate().await.unwrap();
+    let after = w.get("/requests?mention=angstrom", Some(&s)).await.body;
+    assert!(after.contains(&format!(">{zoe}</a>")), "{after}");
+    assert_eq!(
+        w.scalar_i64("SELECT COUNT(*) FROM request_mentions_pending")
+            .await,
+        0
+    );
+}
