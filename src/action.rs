@@ -51,6 +51,14 @@ pub enum AuditAction {
     // --- continuity of shared mailboxes
     ContinuityReminded,
     ContinuityFixed,
+    // --- the review queue's targets, saved replies and saved searches (issue 17)
+    /// A waiting request passed its kind's target and `[queue] notify` was told.
+    RequestOverTarget,
+    SavedReplyAdded,
+    SavedReplyChanged,
+    SavedReplyDeleted,
+    SearchSaved,
+    SearchDeleted,
     // --- retention and exports
     MessagesRawDropped,
     AuditExported,
@@ -66,7 +74,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 44] = [
+    pub const ALL: [AuditAction; 50] = [
         AuditAction::RequestApplied,
         AuditAction::RequestRejected,
         AuditAction::RequestNeedsReview,
@@ -101,6 +109,12 @@ impl AuditAction {
         AuditAction::JobRetry,
         AuditAction::ContinuityReminded,
         AuditAction::ContinuityFixed,
+        AuditAction::RequestOverTarget,
+        AuditAction::SavedReplyAdded,
+        AuditAction::SavedReplyChanged,
+        AuditAction::SavedReplyDeleted,
+        AuditAction::SearchSaved,
+        AuditAction::SearchDeleted,
         AuditAction::MessagesRawDropped,
         AuditAction::AuditExported,
         AuditAction::ReportExported,
@@ -150,6 +164,12 @@ impl AuditAction {
             AuditAction::JobRetry => "job.retry",
             AuditAction::ContinuityReminded => "continuity.reminded",
             AuditAction::ContinuityFixed => "continuity.fixed",
+            AuditAction::RequestOverTarget => "request.over_target",
+            AuditAction::SavedReplyAdded => "saved_reply.added",
+            AuditAction::SavedReplyChanged => "saved_reply.changed",
+            AuditAction::SavedReplyDeleted => "saved_reply.deleted",
+            AuditAction::SearchSaved => "search.saved",
+            AuditAction::SearchDeleted => "search.deleted",
             AuditAction::MessagesRawDropped => "messages.raw_dropped",
             AuditAction::AuditExported => "audit.exported",
             AuditAction::ReportExported => "report.exported",

@@ -21,6 +21,7 @@ pub use crate::lmtp::config::{LmtpConfig, LmtpListen};
 pub use crate::oauth::Auth;
 pub use crate::ops::config::RetentionConfig;
 pub use crate::policy_config::{LimitsConfig, PolicyConfig};
+pub use crate::queue_config::QueueConfig;
 pub use crate::secret::Secret;
 pub use crate::smtp::config::SmtpConfig;
 pub use crate::store::DatabaseConfig;
@@ -35,6 +36,7 @@ use crate::imap::config::{check_imaps, check_lease};
 use crate::lmtp::config::{RawLmtp, check_lmtp};
 use crate::ops::config::{RawRetention, check_retention};
 use crate::policy_config::{RawLimits, RawPolicy, check_limits, check_policy};
+use crate::queue_config::{RawQueue, check_queue};
 use crate::smtp::config::{RawSmtp, check_smtp};
 use crate::trust::{RawTrust, TrustConfig, check_trust};
 use crate::web::config::{RawWeb, check_web};
@@ -75,6 +77,8 @@ struct RawConfig {
     continuity: RawContinuity,
     #[serde(default)]
     directory: crate::provision::config::RawDirectory,
+    #[serde(default)]
+    queue: RawQueue,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +115,8 @@ pub struct Config {
     pub continuity: ContinuityConfig,
     /// Where accounts really live (`[directory]`, src/provision/config.rs).
     pub directory: crate::provision::DirectoryConfig,
+    /// Working hours and targets of the review queue (`[queue]`, src/queue_config.rs).
+    pub queue: QueueConfig,
 }
 
 impl Config {
@@ -194,7 +200,9 @@ impl Config {
         let audit = check_audit(raw.audit, &helpdesk.address, &inboxes)?;
         let continuity = check_continuity(raw.continuity)?;
         let directory = crate::provision::config::check(raw.directory)?;
+        let queue = check_queue(raw.queue)?;
         Ok(Config {
+            queue,
             directory,
             database,
             helpdesk,
@@ -285,6 +293,7 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
         "audit",
         "continuity",
         "directory",
+        "queue",
     ];
     // (section, entry index, key, value); plain ones first so that indexed ones win.
     let mut overrides: Vec<(&str, Option<usize>, String, toml::Value)> = Vec::new();
@@ -662,6 +671,49 @@ mod tests {
                 .to_string();
             assert!(e.contains("database.lease_ttl"), "{e}");
         }
+    }
+
+    /// The example's commented `[queue]` keys are valid as written, and an error through the
+    /// whole config names its key (issue 17).
+    #[test]
+    fn the_example_config_documents_the_queue() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/postroom.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let (before, queue) = text.split_once("\n[queue]\n").expect("a [queue] section");
+        let queue: String = queue
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(k) if k.contains(" = ") || k.starts_with('[') => format!("{k}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let text =
+            format!("{before}\n[queue]\n{queue}").replace("password_file = ", "# password_file = ");
+        let env = [
+            ("POSTROOM_IMAP_PASSWORD".to_owned(), "x".to_owned()),
+            ("POSTROOM_SMTP_PASSWORD".to_owned(), "y".to_owned()),
+            (
+                "POSTROOM_QUEUE_NOTIFY".to_owned(),
+                "leads@helpdesk.example".to_owned(),
+            ),
+        ];
+        let c = Config::from_toml_with_env(&text, &env).unwrap();
+        assert_eq!(c.queue.notify.as_deref(), Some("leads@helpdesk.example"));
+        assert_eq!(
+            c.queue
+                .target_ms(crate::request::RequestKind::PasswordReset),
+            Some(3_600_000)
+        );
+        // Monday to Thursday are 10 hours: one working day.
+        assert_eq!(
+            c.queue.target_ms(crate::request::RequestKind::NewAccount),
+            Some(36_000_000)
+        );
+        let bad = text.replace("unknown = \"4h\"", "unknown = \"whenever\"");
+        let e = Config::from_toml_with_env(&bad, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`queue.targets.unknown`"), "{e}");
     }
 
     /// The commented `[[imap]]` example of the example config, in place of its `[imap]`.

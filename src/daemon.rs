@@ -346,6 +346,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// The first continuity pass after start, then how often one runs (`src/continuity.rs`).
 const CONTINUITY_FIRST: Duration = Duration::from_secs(300);
 const CONTINUITY_EVERY: Duration = Duration::from_secs(3600);
+/// How often waiting requests are checked against their targets (`src/deadlines.rs`).
+const TARGETS_EVERY: Duration = Duration::from_secs(60);
 
 /// Report this instance's state to the database every few seconds, and apply the retention
 /// rules once a day. Failures are logged and tried again next time: never fatal.
@@ -364,6 +366,7 @@ async fn housekeeping(store: Store, cfg: Arc<Config>, status: Status, shutdown: 
     // Continuity reminders: a first pass a few minutes after start (not at once: a restart
     // loop must not become a mail loop; the per-mailbox period guards that too), then hourly.
     let mut next_continuity = tokio::time::Instant::now() + CONTINUITY_FIRST;
+    let mut next_targets = tokio::time::Instant::now() + TARGETS_EVERY;
     loop {
         match store.read().await {
             Ok(mut conn) => {
@@ -421,6 +424,17 @@ async fn housekeeping(store: Store, cfg: Arc<Config>, status: Status, shutdown: 
                 Err(e) => {
                     tracing::warn!("continuity reminders failed (tried again next hour): {e}")
                 }
+            }
+        }
+        if cfg.queue.notify.is_some() && tokio::time::Instant::now() >= next_targets {
+            next_targets = tokio::time::Instant::now() + TARGETS_EVERY;
+            match crate::deadlines::notify_overdue(&store, &cfg).await {
+                Ok(refs) if !refs.is_empty() => {
+                    status.wake_outbox();
+                    tracing::info!(requests = %refs.join(" "), "over target: staff notified");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("target notices failed (tried again next minute): {e}"),
             }
         }
         tokio::select! {

@@ -50,5 +50,6 @@ mod web_browser;
 mod web_load;
 mod web_pages;
 mod web_postgres;
+mod web_queue;
 mod web_roles;
 mod web_signin;

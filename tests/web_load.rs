@@ -58,6 +58,9 @@ const FILL: &[&str] = &[
      SELECT id, mailbox, '[' || reference || '] Done', 'Hello', 'out' || id || '@helpdesk', \
        CASE WHEN id % 997 = 0 THEN 'failed' WHEN id > 99900 THEN 'pending' ELSE 'sent' END, 1, created_at, \
        CASE WHEN id % 997 = 0 THEN '550 5.1.1 no such user' ELSE NULL END, created_at, created_at FROM requests WHERE mailbox IS NOT NULL",
+    // What each request mentions (store::mentions writes it with every request it records).
+    "INSERT OR IGNORE INTO request_mentions (term, request_id)      SELECT mailbox, id FROM requests UNION SELECT requester, id FROM requests UNION SELECT target, id FROM requests",
+    "INSERT OR IGNORE INTO request_mentions (term, request_id)      SELECT 'person ' || (id % 5000), id FROM requests",
 ];
 
 async fn fill(store: &Store, now: i64) {
@@ -81,7 +84,8 @@ async fn pages_stay_fast_with_100k_requests() {
     let db = dir.path().join("load.db");
     let cfg = Config::from_toml_with_env(
         &format!(
-            "[database]\nurl = \"sqlite://{}\"\n[helpdesk]\naddress = \"helpdesk@nhs.example\"\nname = \"Load Test\"\n",
+            "[database]\nurl = \"sqlite://{}\"\n[helpdesk]\naddress = \"helpdesk@nhs.example\"\nname = \"Load Test\"\n\
+             [queue]\nhours = \"Mon-Fri 08:00-18:00\"\nholidays = [\"2026-12-25\"]\n[queue.targets]\nunknown = \"4h\"\npassword_reset = \"1h\"\n",
             db.display()
         ),
         &[],
@@ -110,7 +114,8 @@ async fn pages_stay_fast_with_100k_requests() {
 
     let pages = [
         ("queue, first page", "/queue".to_owned()),
-        ("queue, page 20", "/queue?after=47000".to_owned()),
+        // In order of time left under [queue] targets (about 2,000 waiting, over a year).
+        ("queue, page 20", "/queue?after=47007".to_owned()),
         ("search, no filter", "/requests".to_owned()),
         ("search, deep page", "/requests?after=500".to_owned()),
         (
@@ -124,6 +129,14 @@ async fn pages_stay_fast_with_100k_requests() {
         (
             "search by account",
             "/requests?account=person42%40nhs.example".to_owned(),
+        ),
+        (
+            "search by mention (name)",
+            "/requests?mention=Person+42".to_owned(),
+        ),
+        (
+            "search by mention + outcome",
+            "/requests?mention=site7%40nhs.example&outcome=rejected".to_owned(),
         ),
         (
             "search by kind + outcome",

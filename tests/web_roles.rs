@@ -150,6 +150,48 @@ const ROUTES: &[Case] = &[
         &[],
         Access::Admin,
     ),
+    case(
+        "POST",
+        "/searches",
+        "/searches",
+        &[("name", "held resets"), ("query", "kind=password_reset")],
+        Access::Staff,
+    ),
+    case(
+        "POST",
+        "/searches/{id}/delete",
+        "/searches/1/delete",
+        &[],
+        Access::Staff,
+    ),
+    case("GET", "/replies", "/replies", &[], Access::Admin),
+    case(
+        "POST",
+        "/replies",
+        "/replies",
+        &[
+            ("title", "Not ours"),
+            ("body", "Dear {site}, {reference} is not ours."),
+        ],
+        Access::Admin,
+    ),
+    case(
+        "POST",
+        "/replies/{id}",
+        "/replies/1",
+        &[
+            ("title", "Not ours"),
+            ("body", "Dear {site}, {reference} is not for us."),
+        ],
+        Access::Admin,
+    ),
+    case(
+        "POST",
+        "/replies/{id}/delete",
+        "/replies/1/delete",
+        &[],
+        Access::Admin,
+    ),
     case("GET", "/outbox", "/outbox", &[], Access::Staff),
     case(
         "POST",

@@ -202,6 +202,12 @@ pub async fn history(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Inter
             | AuditAction::JobRetry
             | AuditAction::ContinuityReminded
             | AuditAction::ContinuityFixed
+            | AuditAction::RequestOverTarget
+            | AuditAction::SavedReplyAdded
+            | AuditAction::SavedReplyChanged
+            | AuditAction::SavedReplyDeleted
+            | AuditAction::SearchSaved
+            | AuditAction::SearchDeleted
             | AuditAction::MessagesRawDropped
             | AuditAction::AuditExported
             | AuditAction::ReportExported

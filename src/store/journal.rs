@@ -122,7 +122,9 @@ pub async fn insert_request(
             .bind(reference_prefix)
             .fetch_one(&mut *conn)
             .await?;
-        return Ok((row.try_get("id")?, row.try_get("reference")?));
+        let id: i64 = row.try_get("id")?;
+        super::mentions::index(conn, id, false).await?;
+        return Ok((id, row.try_get("reference")?));
     }
     let sql = format!(
         "INSERT INTO requests ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id"
@@ -137,6 +139,7 @@ pub async fn insert_request(
         .bind(&reference)
         .execute(&mut *conn)
         .await?;
+    super::mentions::index(conn, id, false).await?;
     Ok((id, reference))
 }
 
@@ -661,5 +664,6 @@ pub async fn update_request_decision(
     .bind(now_ms())
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    // What the request mentions may have changed with the decision (issue 17).
+    super::mentions::index(conn, request_id, true).await
 }

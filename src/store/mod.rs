@@ -18,12 +18,16 @@ pub mod jobs;
 pub mod journal;
 pub mod lease;
 pub mod membership_history;
+pub mod mentions;
 pub mod outbox;
 pub mod replay;
 pub mod report;
 pub mod retention;
+pub mod saved_replies;
+pub mod saved_searches;
 pub mod staff;
 pub mod status;
+pub mod targets;
 pub mod views;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -377,7 +381,21 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.migrator().run(&self.pool).await?;
-        self.key_account_names().await
+        self.key_account_names().await?;
+        self.index_mentions().await
+    }
+
+    /// Requests recorded before migration 0142 get their mentions (names are folded in Rust),
+    /// a batch per transaction; a no-op once none is left.
+    async fn index_mentions(&self) -> Result<(), StoreError> {
+        loop {
+            let mut tx = self.begin().await?;
+            let done = mentions::index_pending(&mut tx, 1000).await?;
+            tx.commit().await?;
+            if done == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Accounts written before migration 0040 get their name keys (folded in Rust, so not in

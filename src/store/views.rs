@@ -90,7 +90,7 @@ pub struct RequestSummary {
     pub from_address: Option<String>,
 }
 
-fn summary_from_row(r: &AnyRow) -> Result<RequestSummary, sqlx::Error> {
+pub(crate) fn summary_from_row(r: &AnyRow) -> Result<RequestSummary, sqlx::Error> {
     Ok(RequestSummary {
         id: r.try_get("id")?,
         reference: r
@@ -182,6 +182,9 @@ pub struct RequestFilter {
     pub from_ms: Option<i64>,
     /// Created before (Unix ms).
     pub until_ms: Option<i64>,
+    /// A term the request mentions (`store::mentions::search_term`): an account, a name, a
+    /// mailbox. When given it leads: one lookup in `request_mentions`.
+    pub mention: Option<String>,
 }
 
 /// The filter a search is led by: the most selective one given walks its index, the others
@@ -191,6 +194,7 @@ pub struct RequestFilter {
 /// for filters that many rows pass (a kind, a date range) and at worst one pass over the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RequestLead {
+    Mention,
     Reference,
     Account,
     Mailbox,
@@ -201,7 +205,9 @@ enum RequestLead {
 
 impl RequestFilter {
     fn lead(&self) -> RequestLead {
-        if self.reference.is_some() {
+        if self.mention.is_some() {
+            RequestLead::Mention
+        } else if self.reference.is_some() {
             RequestLead::Reference
         } else if self.account.is_some() {
             RequestLead::Account
@@ -258,10 +264,30 @@ macro_rules! request_count_sql {
     };
 }
 
+/// A search led by a mention (issue 17): the walk is over `request_mentions`'s key (term,
+/// request) in request order, the term bound as $10 (after the cursor and the limit).
+macro_rules! mention_search_sql {
+    ($cmp:literal, $order:literal) => {
+        concat!(
+            "SELECT r.id, r.reference, r.kind, r.outcome, r.reason, r.mailbox, r.requester, r.target, ",
+            "r.created_at, m.subject, m.from_address FROM request_mentions mt ",
+            "JOIN requests r ON r.id = mt.request_id JOIN messages m ON m.id = r.message_id WHERE ",
+            request_where!("mt.term = $10"),
+            " AND mt.request_id ",
+            $cmp,
+            " $8 ORDER BY mt.request_id ",
+            $order,
+            " LIMIT $9"
+        )
+    };
+}
+
 /// The search statement for a lead, walking down (newest first) or up.
 fn search_sql(lead: RequestLead, down: bool) -> &'static str {
     use RequestLead::*;
     match (lead, down) {
+        (Mention, true) => mention_search_sql!("<", "DESC"),
+        (Mention, false) => mention_search_sql!(">", "ASC"),
         (Reference, true) => request_search_sql!("r.reference = $1", "<", "DESC"),
         (Reference, false) => request_search_sql!("r.reference = $1", ">", "ASC"),
         (Account, true) => request_search_sql!("(r.requester = $3 OR r.target = $3)", "<", "DESC"),
@@ -280,6 +306,12 @@ fn search_sql(lead: RequestLead, down: bool) -> &'static str {
 fn count_sql(lead: RequestLead) -> &'static str {
     use RequestLead::*;
     match lead {
+        // The term is $9, after the cap.
+        Mention => concat!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM request_mentions mt JOIN requests r ON r.id = mt.request_id WHERE ",
+            request_where!("mt.term = $9"),
+            " LIMIT $8) t"
+        ),
         Reference => request_count_sql!("r.reference = $1"),
         Account => request_count_sql!("(r.requester = $3 OR r.target = $3)"),
         Mailbox => request_count_sql!("r.mailbox = $2"),
@@ -316,11 +348,14 @@ pub async fn search_requests(
         Cursor::After(id) => (true, id),
         Cursor::Before(id) => (false, id),
     };
-    let rows = bind_request_filter(sqlx::query(search_sql(filter.lead(), down)), filter)
+    let lead = filter.lead();
+    let mut q = bind_request_filter(sqlx::query(search_sql(lead, down)), filter)
         .bind(bound)
-        .bind(limit + 1)
-        .fetch_all(&mut *conn)
-        .await?;
+        .bind(limit + 1);
+    if lead == RequestLead::Mention {
+        q = q.bind(filter.mention.as_deref());
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
     let rows = rows
         .iter()
         .map(summary_from_row)
@@ -335,10 +370,12 @@ pub async fn count_requests(
     filter: &RequestFilter,
     cap: i64,
 ) -> Result<i64, StoreError> {
-    let row = bind_request_filter(sqlx::query(count_sql(filter.lead())), filter)
-        .bind(cap)
-        .fetch_one(&mut *conn)
-        .await?;
+    let lead = filter.lead();
+    let mut q = bind_request_filter(sqlx::query(count_sql(lead)), filter).bind(cap);
+    if lead == RequestLead::Mention {
+        q = q.bind(filter.mention.as_deref());
+    }
+    let row = q.fetch_one(&mut *conn).await?;
     Ok(row.try_get("n")?)
 }
 
@@ -774,6 +811,7 @@ mod tests {
         use RequestLead::*;
         let store = store().await;
         for (lead, index) in [
+            (Mention, "sqlite_autoindex_request_mentions_1"),
             (Reference, "sqlite_autoindex_requests_1"),
             (Account, "requests_requester"),
             (Mailbox, "requests_mailbox"),
@@ -781,12 +819,14 @@ mod tests {
             (Kind, "requests_kind_id"),
             (Nothing, "INTEGER PRIMARY KEY"),
         ] {
+            let mention = usize::from(lead == Mention);
             for down in [true, false] {
-                let p = plan(&store, search_sql(lead, down), 5, 4).await;
+                let p = plan(&store, search_sql(lead, down), 5 + mention, 4).await;
                 assert!(p.contains(index), "{lead:?} (down: {down}): {p}");
                 assert!(!p.contains("SCAN r"), "{lead:?} scans: {p}");
+                assert!(!p.contains("SCAN mt"), "{lead:?} scans: {p}");
             }
-            let p = plan(&store, count_sql(lead), 5, 3).await;
+            let p = plan(&store, count_sql(lead), 5 + mention, 3).await;
             if lead != Nothing {
                 assert!(p.contains(index), "count {lead:?}: {p}");
             }

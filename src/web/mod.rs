@@ -170,6 +170,44 @@ fn table() -> Vec<Route> {
             Admin,
             get(pages::report::json),
         ),
+        // Saved searches (issue 17): each member's own, checked by the store.
+        r(
+            p.clone(),
+            "/searches",
+            Staff,
+            post(pages::saved_searches::save),
+        ),
+        r(
+            p.clone(),
+            "/searches/{id}/delete",
+            Staff,
+            post(pages::saved_searches::delete),
+        ),
+        // Saved replies (issue 17): used by every member, kept by admins.
+        r(
+            g.clone(),
+            "/replies",
+            Admin,
+            get(pages::saved_replies::page),
+        ),
+        r(
+            p.clone(),
+            "/replies",
+            Admin,
+            post(pages::saved_replies::add),
+        ),
+        r(
+            p.clone(),
+            "/replies/{id}",
+            Admin,
+            post(pages::saved_replies::update),
+        ),
+        r(
+            p.clone(),
+            "/replies/{id}/delete",
+            Admin,
+            post(pages::saved_replies::delete),
+        ),
         r(g.clone(), "/outbox", Staff, get(pages::outbox::page)),
         r(
             p.clone(),

@@ -211,6 +211,7 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
         );
     }
 
+    over_target(&state, &mut out).await;
     if let Ok(mut conn) = state.store.read().await
         && let Ok(counts) = crate::store::jobs::counts(&mut conn).await
     {
@@ -350,4 +351,38 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
         out,
     )
         .into_response()
+}
+
+/// `postroom_requests_over_target{kind}`: waiting requests past their kind's `[queue]
+/// targets` (issue 17), one line per kind with a target. Nothing without targets.
+async fn over_target(state: &WebState, out: &mut String) {
+    let q = &state.cfg.queue;
+    if q.targets.is_empty() {
+        return;
+    }
+    let Ok(mut conn) = state.store.read().await else {
+        return;
+    };
+    let waiting =
+        match crate::store::targets::waiting(&mut conn, crate::store::views::QueueWho::All).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("metrics: the waiting requests could not be read: {e}");
+                return;
+            }
+        };
+    drop(conn);
+    family(
+        out,
+        "postroom_requests_over_target",
+        "gauge",
+        "Requests waiting for a person longer than their kind's target ([queue] targets, in working time).",
+    );
+    for (kind, n) in crate::deadlines::over_target(q, &waiting, now_ms()) {
+        let _ = writeln!(
+            out,
+            "postroom_requests_over_target{{kind=\"{}\"}} {n}",
+            kind.as_str()
+        );
+    }
 }

@@ -8,9 +8,12 @@ pub mod history;
 pub mod message;
 pub mod outbox;
 pub mod queue;
+pub mod queue_targets;
 pub mod report;
 pub mod request;
 pub mod requests;
+pub mod saved_replies;
+pub mod saved_searches;
 pub mod staff;
 
 use super::auth::Staff;

@@ -1,8 +1,10 @@
 //! `/` and `/queue`: requests waiting for a person, oldest first; who has taken which
-//! (issue 17), and the views "mine", "unclaimed" and "all".
+//! (issue 17), and the views "mine", "unclaimed" and "all"; with `[queue] targets`, in
+//! order of time left (`queue_targets.rs`).
 
 use super::{CursorQuery, Layout, Pager, RequestLine};
-use crate::store::views::{self, QueueWho};
+use crate::deadlines::Standing;
+use crate::store::views::QueueWho;
 use crate::store::{claims, now_ms};
 use crate::web::auth::Staff;
 use crate::web::format::age;
@@ -30,6 +32,9 @@ pub struct QueueRow {
     pub claimed_by: String,
     pub claimed_for: String,
     pub mine: bool,
+    /// Against its kind's target (`[queue] targets`): words, and a class for the colour.
+    pub time_left: String,
+    pub target_class: &'static str,
 }
 
 #[derive(Template)]
@@ -39,6 +44,8 @@ struct QueuePage {
     rows: Vec<QueueRow>,
     pager: Pager,
     who: String,
+    /// `[queue] targets` are set: the queue is in order of time left.
+    with_targets: bool,
 }
 
 pub async fn page(
@@ -53,19 +60,30 @@ pub async fn page(
         _ => (QueueWho::All, ""),
     };
     let mut conn = state.store.read().await?;
-    let page = views::queue(&mut conn, q.cursor.cursor(), PAGE_SIZE, who).await?;
+    let now = now_ms();
+    let (page, mut standing) = super::queue_targets::page(
+        &mut conn,
+        &state.cfg.queue,
+        q.cursor.cursor(),
+        PAGE_SIZE,
+        who,
+        now,
+    )
+    .await?;
     let ids: Vec<i64> = page.items.iter().map(|r| r.id).collect();
     let mut held = claims::of_requests(&mut conn, &ids).await?;
     drop(conn);
     let filters = [("who", (!view.is_empty()).then(|| view.to_owned()))];
     let pager = Pager::new("/queue", &filters, &page);
-    let now = now_ms();
     let rows = page
         .items
         .into_iter()
         .map(|r| {
             let claim = held.remove(&r.id);
+            let standing = standing.remove(&r.id);
             QueueRow {
+                time_left: standing.map(Standing::text).unwrap_or_default(),
+                target_class: standing.map_or("", Standing::class),
                 claimed_by: claim.as_ref().map(|c| c.staff.clone()).unwrap_or_default(),
                 claimed_for: claim
                     .as_ref()
@@ -81,5 +99,6 @@ pub async fn page(
         rows,
         pager,
         who: view.to_owned(),
+        with_targets: !state.cfg.queue.targets.is_empty(),
     }))
 }

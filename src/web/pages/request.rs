@@ -121,6 +121,8 @@ struct RequestPage {
     /// Enabled staff, to hand the request to.
     colleagues: Vec<String>,
     me: String,
+    /// Saved replies offered in the reject and comment forms (issue 17): (id, title).
+    saved_replies: Vec<(i64, String)>,
 }
 
 pub struct JobLine {
@@ -158,6 +160,9 @@ struct Typed {
 #[derive(Debug, Deserialize)]
 pub struct DoneQuery {
     done: Option<String>,
+    /// A saved reply to put in the form `into` (`reject` or `comment`), filled in (issue 17).
+    reply: Option<i64>,
+    into: Option<String>,
 }
 
 fn field_label(name: &str) -> &'static str {
@@ -437,6 +442,7 @@ async fn build(
             .map(|m| m.name)
             .collect(),
         me: me.name.clone(),
+        saved_replies: super::saved_replies::choices(state).await?,
         outcome: request.outcome.as_str().to_owned(),
         reference: request.reference,
     })
@@ -475,7 +481,17 @@ pub async fn page(
     Path(reference): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
-    let page = build(&state, &me, &reference, q.done.as_deref(), Typed::default()).await?;
+    let mut typed = Typed::default();
+    if let Some(id) = q.reply {
+        let text = super::saved_replies::filled(&state, &reference, id)
+            .await?
+            .unwrap_or_default();
+        match q.into.as_deref() {
+            Some("comment") => typed.comment_text = text,
+            _ => typed.reject_message = text,
+        }
+    }
+    let page = build(&state, &me, &reference, q.done.as_deref(), typed).await?;
     Ok(render_with(StatusCode::OK, &page))
 }
 

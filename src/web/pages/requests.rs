@@ -1,5 +1,6 @@
-//! `/requests`: find requests by reference, mailbox, account, kind, outcome and date; newest
-//! first, a page at a time.
+//! `/requests`: find requests by reference, mailbox, account, kind, outcome and date, or by
+//! any account, name or mailbox they mention (issue 17); newest first, a page at a time. A
+//! staff member's saved searches are listed above the form (`saved_searches.rs`).
 
 use super::{CursorQuery, Layout, Pager, RequestLine, kind_label, outcome_label};
 use crate::outcome::Outcome;
@@ -34,6 +35,8 @@ pub struct SearchQuery {
     reference: Option<String>,
     mailbox: Option<String>,
     account: Option<String>,
+    /// Any account, name or mailbox the request mentions.
+    mention: Option<String>,
     kind: Option<String>,
     outcome: Option<String>,
     from: Option<String>,
@@ -52,6 +55,7 @@ struct RequestsPage {
     reference: String,
     mailbox: String,
     account: String,
+    mention: String,
     from: String,
     to: String,
     kinds: Vec<Choice>,
@@ -60,6 +64,10 @@ struct RequestsPage {
     count: String,
     rows: Vec<RequestLine>,
     pager: Pager,
+    /// The signed-in member's saved searches (issue 17).
+    saved: Vec<super::saved_searches::SavedLine>,
+    /// This search's query string, for "save this search".
+    this_query: String,
 }
 
 fn choices(values: &[(&str, String)], chosen: &Option<String>) -> Vec<Choice> {
@@ -93,20 +101,17 @@ pub async fn page(
         outcome: outcome.clone(),
         from_ms,
         until_ms,
+        mention: opt(&q.mention).and_then(|m| crate::store::mentions::search_term(&m)),
     };
     let mut conn = state.store.read().await?;
     let page = views::search_requests(&mut conn, &filter, q.cursor.cursor(), PAGE_SIZE).await?;
     let count = views::count_requests(&mut conn, &filter, COUNT_CAP + 1).await?;
+    let saved = super::saved_searches::lines(&mut conn, &me.name).await?;
     drop(conn);
-    let pairs = [
-        ("reference", filter.reference.clone()),
-        ("mailbox", filter.mailbox.clone()),
-        ("account", filter.account.clone()),
-        ("kind", kind.clone()),
-        ("outcome", outcome.clone()),
-        ("from", opt(&q.from)),
-        ("to", opt(&q.to)),
-    ];
+    let pairs = filter_pairs(&q);
+    let this_query = crate::web::format::query(&pairs)
+        .trim_start_matches('?')
+        .to_owned();
     let pager = Pager::new("/requests", &pairs, &page);
     let now = now_ms();
     let count = match count {
@@ -136,6 +141,7 @@ pub async fn page(
             reference: filter.reference.clone().unwrap_or_default(),
             mailbox: filter.mailbox.clone().unwrap_or_default(),
             account: filter.account.clone().unwrap_or_default(),
+            mention: opt(&q.mention).unwrap_or_default(),
             from: opt(&q.from).unwrap_or_default(),
             to: opt(&q.to).unwrap_or_default(),
             kinds: choices(&kind_values, &kind),
@@ -148,6 +154,39 @@ pub async fn page(
                 .map(|r| RequestLine::new(r, now))
                 .collect(),
             pager,
+            saved,
+            this_query,
         },
     ))
+}
+
+/// The search's filters as query pairs, as the page reads them (no cursor): what its links,
+/// its pager and a saved search keep.
+fn filter_pairs(q: &SearchQuery) -> Vec<(&'static str, Option<String>)> {
+    let kind = opt(&q.kind).filter(|k| k.parse::<RequestKind>().is_ok());
+    let outcome = opt(&q.outcome).filter(|o| o.parse::<Outcome>().is_ok());
+    vec![
+        (
+            "reference",
+            opt(&q.reference).map(|r| r.to_ascii_uppercase()),
+        ),
+        ("mailbox", opt_lower(&q.mailbox)),
+        ("account", opt_lower(&q.account)),
+        ("mention", opt(&q.mention)),
+        ("kind", kind),
+        ("outcome", outcome),
+        ("from", opt(&q.from)),
+        ("to", opt(&q.to)),
+    ]
+}
+
+/// A query string reduced to the search's own filters, in their order (`None`: it does not
+/// read as a query string). What a saved search stores.
+pub fn canonical_query(raw: &str) -> Option<String> {
+    let q: SearchQuery = serde_urlencoded::from_str(raw.trim_start_matches('?')).ok()?;
+    Some(
+        crate::web::format::query(&filter_pairs(&q))
+            .trim_start_matches('?')
+            .to_owned(),
+    )
 }
