@@ -50,3 +50,4 @@ mod web_pages;
 mod web_postgres;
 mod web_roles;
 mod web_signin;
+mod web_team;

@@ -39,6 +39,9 @@ struct QueuePage {
     rows: Vec<QueueRow>,
     pager: Pager,
     who: String,
+    /// Enabled staff, for "give the selected to" (bulk, issue 17).
+    staff: Vec<String>,
+    me: String,
 }
 
 pub async fn page(
@@ -76,10 +79,18 @@ pub async fn page(
             }
         })
         .collect();
+    let staff = crate::store::staff::list(&state.store)
+        .await?
+        .into_iter()
+        .filter(|m| !m.disabled)
+        .map(|m| m.name)
+        .collect();
     Ok(render(&QueuePage {
         layout,
         rows,
         pager,
         who: view.to_owned(),
+        staff,
+        me: me.name.clone(),
     }))
 }
