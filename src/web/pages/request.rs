@@ -770,7 +770,7 @@ pub async fn claim(
         .unwrap_or(&me.name)
         .to_owned();
     match review::claim(&state.store, &reference, &to, &me.name).await {
-        Ok(()) => see_other(&format!("/requests/{reference}")),
+        Ok(()) => see_other(&format!("/requests/{reference}#claim")),
         Err(e) => match failure_sentence(&state, &reference, e).await {
             Ok((code, sentence)) => {
                 let typed = Typed {
@@ -811,7 +811,7 @@ pub async fn release(
         return WebError::NotFound(format!("There is no request {reference}.")).into_response();
     }
     match review::release(&state.store, &reference, &me.name).await {
-        Ok(()) => see_other(&format!("/requests/{reference}")),
+        Ok(()) => see_other(&format!("/requests/{reference}#claim")),
         Err(e) => match failure_sentence(&state, &reference, e).await {
             Ok((code, sentence)) => {
                 let typed = Typed {
