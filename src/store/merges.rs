@@ -59,6 +59,10 @@ pub async fn into_request(conn: &mut Conn, request_id: i64) -> Result<Vec<Merge>
         .await?)
 }
 
+const CANDIDATES: &str = "SELECT r.reference, m.subject FROM requests r \
+     JOIN messages m ON m.id = r.message_id \
+     WHERE r.mailbox = $1 AND r.id <> $2 AND r.outcome <> 'duplicate' ORDER BY r.id DESC LIMIT $3";
+
 /// Other requests of the same mailbox a request could be merged into: the newest first,
 /// not itself, not merged themselves.
 pub async fn candidates(
@@ -68,16 +72,56 @@ pub async fn candidates(
     limit: i64,
 ) -> Result<Vec<(String, String)>, StoreError> {
     use sqlx::Row;
-    let rows = sqlx::query(
-        "SELECT r.reference, m.subject FROM requests r JOIN messages m ON m.id = r.message_id \
-         WHERE r.mailbox = $1 AND r.id <> $2 AND r.outcome <> 'duplicate' ORDER BY r.id DESC LIMIT $3",
-    )
-    .bind(mailbox)
-    .bind(not)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(CANDIDATES)
+        .bind(mailbox)
+        .bind(not)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("reference")?, r.try_get("subject")?)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DatabaseConfig, Store};
+    use sqlx::Row;
+    use std::time::Duration;
+
+    /// A waiting request's page lists these: index lookups, never a walk of every request.
+    #[tokio::test]
+    async fn the_page_reads_use_their_indexes() {
+        let store = Store::open(&DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        let mut c = store.read().await.unwrap();
+        let into = format!("{SELECT} WHERE g.into_request_id = $1 ORDER BY g.request_id");
+        let of = format!("{SELECT} WHERE g.request_id = $1");
+        for (sql, index) in [
+            (CANDIDATES.to_owned(), "requests_mailbox"),
+            (into, "merges_into"),
+            (of, "INTEGER PRIMARY KEY"),
+        ] {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+            q = if sql.contains("$3") {
+                q.bind("x").bind(1i64).bind(1i64)
+            } else {
+                q.bind(1i64)
+            };
+            let rows = q.fetch_all(&mut *c).await.unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap())
+                .collect();
+            let plan = plan.join("; ");
+            assert!(plan.contains(index), "{sql}: {plan}");
+            assert!(!plan.contains("SCAN r"), "{sql}: {plan}");
+        }
+    }
 }

@@ -52,6 +52,10 @@ pub struct Present {
     pub since: i64,
 }
 
+const SWEEP: &str = "DELETE FROM presence WHERE expires_at <= $1";
+const OTHERS: &str = "SELECT staff, state, since FROM presence \
+     WHERE request_id = $1 AND staff <> $2 AND expires_at > $3 ORDER BY since, staff";
+
 /// `staff` is on request `request_id`'s page, doing `state`, until `now + ttl_ms`. A visit
 /// that had expired starts again (`since` = now). Expired rows of every request are swept.
 pub async fn touch(
@@ -62,10 +66,7 @@ pub async fn touch(
     now: i64,
     ttl_ms: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM presence WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(SWEEP).bind(now).execute(&mut *conn).await?;
     sqlx::query(
         "INSERT INTO presence (request_id, staff, state, since, expires_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (request_id, staff) DO UPDATE SET state = excluded.state, \
@@ -88,15 +89,52 @@ pub async fn others(
     staff: &str,
     now: i64,
 ) -> Result<Vec<Present>, StoreError> {
-    let mut rows: Vec<Present> = sqlx::query_as(
-        "SELECT staff, state, since FROM presence \
-         WHERE request_id = $1 AND staff <> $2 AND expires_at > $3 ORDER BY since, staff",
-    )
-    .bind(request_id)
-    .bind(staff)
-    .bind(now)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut rows: Vec<Present> = sqlx::query_as(OTHERS)
+        .bind(request_id)
+        .bind(staff)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
     rows.sort_by_key(|p| p.state != PresenceState::Deciding);
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DatabaseConfig, Store};
+    use sqlx::Row;
+    use std::time::Duration;
+
+    /// Every page view sweeps and reads presence: both stay index lookups however many
+    /// requests and rows there are.
+    #[tokio::test]
+    async fn the_sweep_and_the_read_use_their_indexes() {
+        let store = Store::open(&DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        let mut c = store.read().await.unwrap();
+        for (sql, index) in [
+            (SWEEP, "presence_expires"),
+            (OTHERS, "sqlite_autoindex_presence_1"),
+        ] {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .bind(1i64)
+                .bind("x")
+                .bind(1i64)
+                .fetch_all(&mut *c)
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap())
+                .collect();
+            let plan = plan.join("; ");
+            assert!(plan.contains(index), "{sql}: {plan}");
+        }
+    }
 }
