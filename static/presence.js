@@ -13,6 +13,7 @@
   var url = box.getAttribute("data-url");
   var every = Number(box.getAttribute("data-every")) || 10000;
   var deciding = false;
+  var shown = null;
   function beat() {
     var body = new URLSearchParams();
     body.set("_csrf", token.value);
@@ -25,7 +26,11 @@
         return r.text();
       })
       .then(function (html) {
-        box.innerHTML = html;
+        // Only a change is written: the notice is a live region, read out when it changes.
+        if (html !== shown) {
+          shown = html;
+          box.innerHTML = html;
+        }
       })
       .catch(function () {
         // Signed out, or the server is away: the notice stays as it was.

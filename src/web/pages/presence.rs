@@ -30,7 +30,6 @@ pub const EVERY_MS: i64 = 10_000;
 pub struct OtherLine {
     pub staff: String,
     pub deciding: bool,
-    pub since: String,
 }
 
 /// The notice, as the page and the heartbeat show it.
@@ -61,7 +60,6 @@ impl PresenceView {
             .into_iter()
             .map(|p| OtherLine {
                 deciding: p.state == PresenceState::Deciding,
-                since: crate::web::format::age(p.since, now),
                 staff: p.staff,
             })
             .collect();
