@@ -19,6 +19,8 @@ pub enum AuditAction {
     RequestComment,
     RequestClaimed,
     RequestReleased,
+    /// Staff merged a duplicate request into an earlier one of the same site (issue 17).
+    RequestMerged,
     // --- the changes made to the directory
     AccountCreated,
     AccountUnlocked,
@@ -74,7 +76,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 50] = [
+    pub const ALL: [AuditAction; 51] = [
         AuditAction::RequestApplied,
         AuditAction::RequestRejected,
         AuditAction::RequestNeedsReview,
@@ -84,6 +86,7 @@ impl AuditAction {
         AuditAction::RequestComment,
         AuditAction::RequestClaimed,
         AuditAction::RequestReleased,
+        AuditAction::RequestMerged,
         AuditAction::AccountCreated,
         AuditAction::AccountUnlocked,
         AuditAction::AccountDisabled,
@@ -139,6 +142,7 @@ impl AuditAction {
             AuditAction::RequestComment => "request.comment",
             AuditAction::RequestClaimed => "request.claimed",
             AuditAction::RequestReleased => "request.released",
+            AuditAction::RequestMerged => "request.merged",
             AuditAction::AccountCreated => "account.created",
             AuditAction::AccountUnlocked => "account.unlocked",
             AuditAction::AccountDisabled => "account.disabled",

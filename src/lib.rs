@@ -32,6 +32,7 @@ pub mod helpdesk;
 pub mod imap;
 pub mod jobs;
 pub mod lmtp;
+pub mod merge;
 pub mod message;
 pub mod name_keys;
 pub mod oauth;

@@ -158,6 +158,9 @@ pub enum Reason {
     TargetRefused(String),
     /// A person on the helpdesk said no, in these words (the site is told them).
     StaffRejected(String),
+    /// Staff merged this request into an earlier one of the same site (issue 17): the answer
+    /// comes in that request's thread, under its reference.
+    Merged(String),
 
     // --- a message seen before
     /// The same Message-ID or the same bytes came again; `outcome` is what the first copy got.
@@ -225,6 +228,7 @@ impl Reason {
             Reason::MessageGone => "message_gone",
             Reason::TargetRefused(_) => "target_refused",
             Reason::StaffRejected(_) => "staff_rejected",
+            Reason::Merged(_) => "merged",
             Reason::Duplicate { .. } => "duplicate",
         }
     }
@@ -332,6 +336,9 @@ impl Reason {
             }
             "staff_rejected" => {
                 "Rejected by a person on the helpdesk; their message is in the comments."
+            }
+            "merged" => {
+                "Merged by staff into an earlier request of the same site, which carries the answer."
             }
             "duplicate" => "The same message was processed before: nothing changed again.",
             // A code is a string here, not a `Reason`: one written by another version.
@@ -458,6 +465,9 @@ impl Reason {
             Reason::CodeVoid => "Too many wrong codes were tried, so this confirmation is void. Send the request again to get a new code.".into(),
             Reason::WrongConfirmer => "Only the person who made the request can confirm it, from their own account.".into(),
             Reason::StaffRejected(message) => message.clone(),
+            Reason::Merged(into) => format!(
+                "This asks for the same as {into}, so the two were merged: the answer comes in {into}'s thread."
+            ),
             Reason::Duplicate { outcome } => format!(
                 "This message was processed before{}: nothing was changed again.",
                 outcome
@@ -588,6 +598,7 @@ mod tests {
             Reason::MessageGone,
             Reason::TargetRefused(s()),
             Reason::StaffRejected(s()),
+            Reason::Merged(s()),
             Reason::Duplicate {
                 outcome: Some("applied".into()),
             },
@@ -655,6 +666,7 @@ mod tests {
             | Reason::MessageGone
             | Reason::TargetRefused(_)
             | Reason::StaffRejected(_)
+            | Reason::Merged(_)
             | Reason::Duplicate { .. } => {}
         }
     }

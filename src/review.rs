@@ -395,13 +395,18 @@ async fn release_in(conn: &mut Conn, reference: &str, staff: &str) -> Result<(),
 }
 
 /// Who holds a request other than `staff`, if anyone: a decision on it asks for confirmation.
+/// A request no longer waiting has nobody's claim to respect: a decision on it is told what
+/// happened instead.
 pub async fn claimed_by_other(
     store: &Store,
     reference: &str,
     staff: &str,
 ) -> Result<Option<String>, ReviewError> {
     let mut conn = store.read().await?;
-    let Some(request) = journal::find_request(&mut conn, reference).await? else {
+    let Some(request) = journal::find_request(&mut conn, reference)
+        .await?
+        .filter(|r| r.outcome == Outcome::NeedsReview)
+    else {
         return Ok(None);
     };
     Ok(crate::store::claims::of_request(&mut conn, request.id)

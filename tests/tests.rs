@@ -53,3 +53,4 @@ mod web_postgres;
 mod web_queue;
 mod web_roles;
 mod web_signin;
+mod web_team;

@@ -3,6 +3,10 @@
 //! reply in the outbox, and finds the decision in the audit CSV export fetched with the
 //! session's cookie.
 //!
+//! A second test puts two staff members on one request in two browser sessions at once
+//! (issue 17): one takes it and the other's page says so without a reload; both decide; the
+//! first wins and the second is shown who decided what, and when.
+//!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/install-browser`). Without them
 //! the test fails when `CI` is set and is skipped, loudly, otherwise.
 //!
@@ -195,8 +199,35 @@ pub(crate) async fn instance() -> (Instance, Store, Arc<Config>) {
     (i, store, cfg)
 }
 
+/// One Chromium at a time: the machines have two cores, and the tests wait on real pages.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A new headless Chromium session of `chromedriver` on `port`, with a profile of its own in
+/// `profile` (its own cookies: another person).
+async fn chromium_session(chromium: &Path, port: u16, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a Chromium session")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_applies_a_held_request_in_chromium() {
+    let _turn = ONE_BROWSER.lock().await;
     let (chromium, driver) = match browser() {
         Ok(b) => b,
         Err(why) if std::env::var_os("CI").is_some() => {
@@ -233,24 +264,7 @@ async fn a_person_applies_a_held_request_in_chromium() {
     wait_for_port(port).await;
 
     let profile = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a Chromium session");
+    let client = chromium_session(&chromium, port, profile.path()).await;
 
     let outcome = drive(&client, &base).await;
     let _ = client.close().await;
@@ -518,6 +532,200 @@ async fn drive(c: &Client, base: &str) -> Result<(), String> {
     if !path_of(c).await.starts_with("/login") {
         return Err("the queue is open after signing out".into());
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_staff_members_on_one_request_in_two_chromium_sessions() {
+    let _turn = ONE_BROWSER.lock().await;
+    let (chromium, driver) = match browser() {
+        Ok(b) => b,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("{why}: the browser test needs it in CI (run scripts/install-browser)")
+        }
+        Err(why) => {
+            eprintln!(
+                "\n*** SKIPPED web_browser: {why}. Run scripts/install-browser (as root) to test the staff page in Chromium. ***\n"
+            );
+            return;
+        }
+    };
+    let i = Instance::with_directory("");
+    for f in [
+        "unknown_kind.eml",      // HD-000001: both go for it
+        "ambiguous_kind.eml",    // HD-000002
+        "ambiguous_account.eml", // HD-000003
+    ] {
+        i.process_fixture(f);
+    }
+    let cfg = Arc::new(Config::load(&i.config).unwrap());
+    let store = Store::open(&cfg.database).await.unwrap();
+    staff::add(&store, "alice", StaffRole::Admin, PASSWORD)
+        .await
+        .unwrap();
+    staff::add(&store, "bob", StaffRole::Agent, PASSWORD)
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(web::serve(
+        store.clone(),
+        cfg.clone(),
+        listener,
+        shutdown.clone(),
+        Status::new(),
+    ));
+    let port = free_port().await;
+    let mut chromedriver = tokio::process::Command::new(&driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    wait_for_port(port).await;
+    let (profile_a, profile_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let alice = chromium_session(&chromium, port, profile_a.path()).await;
+    let bob = chromium_session(&chromium, port, profile_b.path()).await;
+
+    let outcome = two_people(&alice, &bob, &base).await;
+    let _ = alice.close().await;
+    let _ = bob.close().await;
+    let _ = chromedriver.kill().await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    outcome.unwrap_or_else(|e| panic!("{e}"));
+}
+
+async fn sign_in(c: &Client, base: &str, name: &str) -> Result<(), String> {
+    c.set_window_size(WIDTH, 900)
+        .await
+        .map_err(|e| e.to_string())?;
+    c.goto(&format!("{base}/login"))
+        .await
+        .map_err(|e| e.to_string())?;
+    type_into(c, "#name", name).await;
+    type_into(c, "#password", PASSWORD).await;
+    click(c, "form[action='/login'] button[type=submit]").await;
+    match path_of(c).await.as_str() {
+        "/" | "/queue" => Ok(()),
+        other => Err(format!("{name} is at {other} after signing in")),
+    }
+}
+
+/// Wait until the presence notice of `c`'s page (refreshed by its script, no reload) says
+/// `text`.
+async fn notice_says(c: &Client, text: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let now = c
+            .find(Locator::Css("#presence"))
+            .await
+            .map_err(|e| format!("no presence notice: {e}"))?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        if now.contains(text) {
+            return Ok(now);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the notice never said {text:?}; it says {now:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Alice and Bob on HD-000001 at once.
+async fn two_people(a: &Client, b: &Client, base: &str) -> Result<(), String> {
+    let shots = Shots::new();
+    sign_in(a, base, "alice").await?;
+    sign_in(b, base, "bob").await?;
+    let request = format!("{base}/requests/HD-000001");
+    a.goto(&request).await.map_err(|e| e.to_string())?;
+    b.goto(&request).await.map_err(|e| e.to_string())?;
+    // Each sees the other there.
+    notice_says(b, "alice has this request open").await?;
+    notice_says(a, "bob has this request open").await?;
+
+    // Alice takes it; Bob's page says so without a reload.
+    click(a, "form[action='/requests/HD-000001/claim'] button.primary").await;
+    let page = a.source().await.map_err(|e| e.to_string())?;
+    if !page.contains("<strong>You</strong> have taken this request") {
+        return Err(format!("alice's claim is not shown:\n{page}"));
+    }
+    notice_says(b, "alice has taken this request").await?;
+    // Alice starts writing her answer: Bob is told she is deciding it.
+    type_into(
+        a,
+        "#reject-message",
+        "Please tell us whose account this is about.",
+    )
+    .await;
+    notice_says(b, "alice is deciding this request now").await?;
+    shots.take(b, "request-presence").await;
+
+    // Both decide; Alice is first and wins.
+    type_into(b, "#reject-message", "We need the account's address.").await;
+    click(
+        a,
+        "form[action='/requests/HD-000001/reject'] button[type=submit]",
+    )
+    .await;
+    let done = a.source().await.map_err(|e| e.to_string())?;
+    if !done.contains("Decision recorded: the request is now rejected.") {
+        return Err(format!("alice's decision is not recorded:\n{done}"));
+    }
+    // Bob's notice changes under him; he sends his anyway and is shown what happened.
+    notice_says(b, "HD-000001 has been decided: rejected by alice at").await?;
+    click(
+        b,
+        "form[action='/requests/HD-000001/reject'] button[type=submit]",
+    )
+    .await;
+    let told = b
+        .find(Locator::Css(".alert-error"))
+        .await
+        .map_err(|e| format!("bob is not told: {e}"))?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !told.contains("HD-000001 was already decided: rejected by alice at") {
+        return Err(format!("bob is told {told:?}"));
+    }
+    shots.take(b, "request-already-decided").await;
+
+    // Bob gives the two others to himself from the queue in one step; Alice's queue shows it.
+    b.goto(&format!("{base}/queue"))
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in ["HD-000002", "HD-000003"] {
+        b.find(Locator::Css(&format!("#sel-{r}")))
+            .await
+            .map_err(|e| e.to_string())?
+            .click()
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    click(b, "#bulk button[value=assign]").await;
+    let result = b.source().await.map_err(|e| e.to_string())?;
+    if !result.contains("Gave 2 of 2 to bob") {
+        return Err(format!("the bulk result:\n{result}"));
+    }
+    a.goto(&format!("{base}/queue"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows = a
+        .find(Locator::Css("table.list tbody"))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if rows.matches("bob").count() != 2 {
+        return Err(format!("alice's queue shows {rows:?}"));
+    }
+    shots.take(a, "queue-team").await;
     Ok(())
 }
 

@@ -180,6 +180,7 @@ pub async fn history(conn: &mut Conn, mailbox: Option<&str>) -> Result<Vec<Inter
             | AuditAction::RequestComment
             | AuditAction::RequestClaimed
             | AuditAction::RequestReleased
+            | AuditAction::RequestMerged
             | AuditAction::AccountCreated
             | AuditAction::AccountUnlocked
             | AuditAction::AccountDisabled

@@ -90,7 +90,8 @@ pub async fn last_decision(
 ) -> Result<Option<Decided>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT actor, action, at FROM audit_events WHERE request_id = $1 \
-         AND action IN ('request.applied', 'request.rejected', 'request.awaiting_confirmation', 'request.ignored') \
+         AND action IN ('request.applied', 'request.rejected', 'request.awaiting_confirmation', 'request.ignored', \
+         'request.merged') \
          ORDER BY id DESC LIMIT 1",
     )
     .bind(request_id)

@@ -11,6 +11,7 @@ use crate::action::AuditAction;
 use crate::outcome::Outcome;
 use crate::request::{RequestKind, Role};
 use crate::store::outbox::OutboxStatus;
+use crate::store::presence::PresenceState;
 use crate::store::staff::StaffRole;
 use sqlx::any::{AnyTypeInfo, AnyValueRef};
 use sqlx::error::BoxDynError;
@@ -43,6 +44,7 @@ stored_as_text!(
     AccountStatus,
     OutboxStatus,
     StaffRole,
+    PresenceState,
 );
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! plus `/healthz` and `/metrics` for monitoring.
 //!
 //! Server-rendered HTML (askama templates in `templates/`, escaped by default), one stylesheet,
-//! no JavaScript: every action is a plain form POST carrying a CSRF token. The staff actions
+//! no JavaScript needed: every action is a plain form POST carrying a CSRF token. One small
+//! script of our own (`static/presence.js`, served from here) refreshes a request page's
+//! "who else is on it" notice; without it the page works the same. The staff actions
 //! themselves live in [`crate::review`] and the store; this module only shows and forwards.
 //!
 //! ```text
@@ -89,8 +91,15 @@ fn table() -> Vec<Route> {
         r(g.clone(), "/metrics", Public, get(pages::health::metrics)),
         r(g.clone(), "/static/style.css", Public, get(stylesheet)),
         r(g.clone(), "/static/favicon.svg", Public, get(favicon)),
+        r(
+            g.clone(),
+            "/static/presence.js",
+            Public,
+            get(presence_script),
+        ),
         r(g.clone(), "/", Staff, get(pages::queue::page)),
         r(g.clone(), "/queue", Staff, get(pages::queue::page)),
+        r(p.clone(), "/queue/bulk", Staff, post(pages::bulk::bulk)),
         r(g.clone(), "/requests", Staff, get(pages::requests::page)),
         r(
             g.clone(),
@@ -127,6 +136,18 @@ fn table() -> Vec<Route> {
             "/requests/{reference}/release",
             Staff,
             post(pages::request::release),
+        ),
+        r(
+            p.clone(),
+            "/requests/{reference}/merge",
+            Staff,
+            post(pages::merge::merge),
+        ),
+        r(
+            p.clone(),
+            "/requests/{reference}/presence",
+            Staff,
+            post(pages::presence::beat),
         ),
         r(
             p.clone(),
@@ -312,6 +333,7 @@ pub async fn serve(
 
 const STYLESHEET: &str = include_str!("../../static/style.css");
 const FAVICON: &str = include_str!("../../static/favicon.svg");
+const PRESENCE_SCRIPT: &str = include_str!("../../static/presence.js");
 
 async fn stylesheet() -> Response {
     static_file("text/css; charset=utf-8", STYLESHEET)
@@ -319,6 +341,10 @@ async fn stylesheet() -> Response {
 
 async fn favicon() -> Response {
     static_file("image/svg+xml", FAVICON)
+}
+
+async fn presence_script() -> Response {
+    static_file("text/javascript; charset=utf-8", PRESENCE_SCRIPT)
 }
 
 fn static_file(content_type: &'static str, body: &'static str) -> Response {

@@ -1,8 +1,9 @@
 //! Response headers every answer carries.
 //!
-//! The page runs no script at all, so the Content-Security-Policy forbids every script and
-//! inline style; an email that smuggled markup past the templates' escaping still could not
-//! run or load anything. `frame-ancestors 'none'` (and the older `X-Frame-Options`) stops the
+//! The page runs no script but its own: the Content-Security-Policy allows scripts only from
+//! the page's own address (`static/presence.js`, the request page's presence notice), never
+//! inline, and no inline style; an email that smuggled markup past the templates' escaping
+//! still could not run or load anything. `frame-ancestors 'none'` (and the older `X-Frame-Options`) stops the
 //! forms being framed for click-jacking.
 
 use axum::extract::Request;
@@ -10,7 +11,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; object-src 'none'; \
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub async fn headers(request: Request, next: Next) -> Response {

@@ -2,11 +2,14 @@
 //! and the way a request is shown in a list.
 
 pub mod audit;
+pub mod bulk;
 pub mod directory;
 pub mod health;
 pub mod history;
+pub mod merge;
 pub mod message;
 pub mod outbox;
+pub mod presence;
 pub mod queue;
 pub mod queue_targets;
 pub mod report;

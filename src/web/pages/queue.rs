@@ -46,6 +46,9 @@ struct QueuePage {
     who: String,
     /// `[queue] targets` are set: the queue is in order of time left.
     with_targets: bool,
+    /// Enabled staff, for "give the selected to" (bulk, issue 17).
+    staff: Vec<String>,
+    me: String,
 }
 
 pub async fn page(
@@ -94,11 +97,19 @@ pub async fn page(
             }
         })
         .collect();
+    let staff = crate::store::staff::list(&state.store)
+        .await?
+        .into_iter()
+        .filter(|m| !m.disabled)
+        .map(|m| m.name)
+        .collect();
     Ok(render(&QueuePage {
         layout,
         rows,
         pager,
         who: view.to_owned(),
         with_targets: !state.cfg.queue.targets.is_empty(),
+        staff,
+        me: me.name.clone(),
     }))
 }

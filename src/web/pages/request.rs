@@ -123,6 +123,41 @@ struct RequestPage {
     me: String,
     /// Saved replies offered in the reject and comment forms (issue 17): (id, title).
     saved_replies: Vec<(i64, String)>,
+    /// Who else has it open or is deciding it, refreshed by `static/presence.js`.
+    presence: super::presence::PresenceView,
+    presence_every: i64,
+    /// No longer waiting: who decided it, how and when.
+    decided: Option<String>,
+    /// This request was merged into another (issue 17, item 7).
+    merged_into: Option<MergeLine>,
+    /// Requests merged into this one.
+    merged: Vec<MergeLine>,
+    /// The same mailbox's other requests, offered to merge into.
+    merge_candidates: Vec<(String, String)>,
+    merge_into: String,
+    merge_error: Option<String>,
+}
+
+pub struct MergeLine {
+    pub reference: String,
+    pub into: String,
+    pub message_id: i64,
+    pub subject: String,
+    pub by: String,
+    pub at: String,
+}
+
+impl MergeLine {
+    fn new(m: crate::store::merges::Merge) -> MergeLine {
+        MergeLine {
+            reference: m.reference,
+            into: m.into_reference,
+            message_id: m.message_id,
+            subject: m.subject,
+            by: m.merged_by,
+            at: time(m.merged_at),
+        }
+    }
 }
 
 pub struct JobLine {
@@ -155,6 +190,8 @@ struct Typed {
     comment_text: String,
     comment_error: Option<String>,
     claim_error: Option<String>,
+    merge_into: String,
+    merge_error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +231,35 @@ async fn build(
     let request: RequestRow = journal::find_request(&mut conn, reference)
         .await?
         .ok_or_else(not_found)?;
+    if request.outcome == Outcome::NeedsReview {
+        drop(conn);
+        super::presence::record(
+            &state.store,
+            request.id,
+            &me.name,
+            crate::store::presence::PresenceState::Viewing,
+        )
+        .await;
+        conn = state.store.read().await?;
+    }
+    let presence =
+        super::presence::PresenceView::load(&mut conn, &request, &me.name, crate::store::now_ms())
+            .await?;
+    let decided = presence.decided.clone();
+    let merged_into = crate::store::merges::of_request(&mut conn, request.id)
+        .await?
+        .map(MergeLine::new);
+    let merged = crate::store::merges::into_request(&mut conn, request.id)
+        .await?
+        .into_iter()
+        .map(MergeLine::new)
+        .collect();
+    let merge_candidates = match (&request.mailbox, request.outcome) {
+        (Some(m), Outcome::NeedsReview) => {
+            crate::store::merges::candidates(&mut conn, m, request.id, 20).await?
+        }
+        _ => Vec::new(),
+    };
     let stored = views::message(&mut conn, request.message_id).await?;
     let email = stored.as_ref().map(EmailView::new);
     let replies = views::replies_of_request(&mut conn, request.id).await?;
@@ -443,6 +509,14 @@ async fn build(
             .collect(),
         me: me.name.clone(),
         saved_replies: super::saved_replies::choices(state).await?,
+        presence,
+        presence_every: super::presence::EVERY_MS,
+        decided,
+        merged_into,
+        merged,
+        merge_candidates,
+        merge_into: typed.merge_into,
+        merge_error: typed.merge_error,
         outcome: request.outcome.as_str().to_owned(),
         reference: request.reference,
     })
@@ -452,6 +526,10 @@ async fn build(
 fn notice_text(done: &str, request: &RequestRow, replies: &[views::Reply]) -> Option<String> {
     match done {
         "comment" => Some("Your comment is saved.".into()),
+        "merged" => Some(
+            "Merged: this request is now a duplicate and gets no reply of its own; the site's answer comes with the request it was merged into."
+                .into(),
+        ),
         "decided" => {
             let outcome = outcome_label(request.outcome).to_lowercase();
             // The decision's own reply: one queued when (or after) the request was last
@@ -525,7 +603,7 @@ fn review_failure(e: ReviewError) -> Result<(StatusCode, String), WebError> {
 
 /// A request someone else has taken is decided only when the form says so (issue 17): the
 /// sentence to show when it does not.
-async fn claim_gate(
+pub(super) async fn claim_gate(
     state: &WebState,
     me: &Staff,
     reference: &str,
@@ -544,7 +622,7 @@ async fn claim_gate(
 }
 
 /// A decision that failed: for a request already decided, say who decided it and how.
-async fn failure_sentence(
+pub(super) async fn failure_sentence(
     state: &WebState,
     reference: &str,
     e: ReviewError,
@@ -708,7 +786,7 @@ pub async fn claim(
         .unwrap_or(&me.name)
         .to_owned();
     match review::claim(&state.store, &reference, &to, &me.name).await {
-        Ok(()) => see_other(&format!("/requests/{reference}")),
+        Ok(()) => see_other(&format!("/requests/{reference}#claim")),
         Err(e) => match failure_sentence(&state, &reference, e).await {
             Ok((code, sentence)) => {
                 let typed = Typed {
@@ -722,6 +800,23 @@ pub async fn claim(
     }
 }
 
+/// A merge that was refused: the page again, with the sentence and what was typed.
+pub(super) async fn merge_refused(
+    state: &WebState,
+    me: &Staff,
+    reference: &str,
+    code: StatusCode,
+    into: String,
+    sentence: String,
+) -> Response {
+    let typed = Typed {
+        merge_into: into,
+        merge_error: Some(sentence),
+        ..Typed::default()
+    };
+    again(state, me, reference, code, typed).await
+}
+
 /// Put a request back among the unclaimed.
 pub async fn release(
     State(state): State<WebState>,
@@ -732,9 +827,15 @@ pub async fn release(
         return WebError::NotFound(format!("There is no request {reference}.")).into_response();
     }
     match review::release(&state.store, &reference, &me.name).await {
-        Ok(()) => see_other(&format!("/requests/{reference}")),
-        Err(e) => match review_failure(e) {
-            Ok((code, sentence)) => (code, sentence).into_response(),
+        Ok(()) => see_other(&format!("/requests/{reference}#claim")),
+        Err(e) => match failure_sentence(&state, &reference, e).await {
+            Ok((code, sentence)) => {
+                let typed = Typed {
+                    claim_error: Some(sentence),
+                    ..Typed::default()
+                };
+                again(&state, &me, &reference, code, typed).await
+            }
             Err(e) => e.into_response(),
         },
     }
