@@ -7,14 +7,16 @@
 //! them the test fails when `CI` is set and is skipped, loudly, otherwise.
 
 use crate::web_browser::{
-    PASSWORD, browser, click, free_port, instance, path_of, type_into, wait_for_port,
+    ONE_BROWSER, browser, chromium_session, free_port, instance, path_of, sign_in, type_into,
+    wait_for_port,
 };
-use fantoccini::{Client, ClientBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Client;
+use fantoccini::key::Key;
 use postroom::web::{self, Status};
+use std::future::Future;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -53,13 +55,18 @@ fn axe_source() -> Result<String, String> {
         .map_err(|e| format!("axe-core is not installed ({}: {e})", path.display()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_page_passes_axe_core_and_fits_a_320_pixel_screen() {
-    let found = browser().and_then(|b| axe_source().map(|axe| (b, axe)));
-    let ((chromium, driver), axe) = match found {
-        Ok(f) => f,
+/// Run `body` against the staff page of the browser test's instance in a fresh Chromium (one
+/// at a time), or skip (fail in CI) when the browser or `extra` is missing.
+async fn in_chromium<F, Fut>(extra: Result<(), String>, body: F)
+where
+    F: FnOnce(Client, String) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let _turn = ONE_BROWSER.lock().await;
+    let (chromium, driver) = match browser().and_then(|b| extra.map(|()| b)) {
+        Ok(b) => b,
         Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("{why}: the accessibility test needs it in CI (run scripts/install-browser)")
+            panic!("{why}: this browser test needs it in CI (run scripts/install-browser)")
         }
         Err(why) => {
             eprintln!(
@@ -68,7 +75,6 @@ async fn every_page_passes_axe_core_and_fits_a_320_pixel_screen() {
             return;
         }
     };
-
     let (_instance, store, cfg) = instance().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -90,31 +96,23 @@ async fn every_page_passes_axe_core_and_fits_a_320_pixel_screen() {
         .expect("chromedriver starts");
     wait_for_port(port).await;
     let profile = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a Chromium session");
-
-    let outcome = check(&client, &base, &axe).await;
+    let client = chromium_session(&chromium, port, profile.path()).await;
+    let outcome = body(client.clone(), base).await;
     let _ = client.close().await;
     let _ = chromedriver.kill().await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     outcome.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_axe_core_and_fits_a_320_pixel_screen() {
+    let axe = axe_source();
+    let found = axe.as_ref().map(|_| ()).map_err(Clone::clone);
+    in_chromium(found, |c, base| async move {
+        check(&c, &base, axe.as_deref().unwrap_or_default()).await
+    })
+    .await;
 }
 
 /// axe-core's violations on the page now, as (impact, description) lines.
@@ -146,18 +144,13 @@ async fn check(c: &Client, base: &str, axe: &str) -> Result<(), String> {
     c.set_window_size(1280, 900)
         .await
         .map_err(|e| e.to_string())?;
-    c.goto(&format!("{base}/queue"))
+    c.goto(&format!("{base}/login"))
         .await
         .map_err(|e| e.to_string())?;
     // The sign-in page first: it is the page everybody sees.
     let mut failures = Vec::new();
     let mut pages = vec![("/login".to_owned(), violations(c, axe).await?)];
-    type_into(c, "#name", "alice").await;
-    type_into(c, "#password", PASSWORD).await;
-    click(c, "form[action='/login'] button[type=submit]").await;
-    if path_of(c).await != "/queue" {
-        return Err(format!("not signed in: {}", path_of(c).await));
-    }
+    sign_in(c, base, "alice").await?;
     for page in PAGES {
         c.goto(&format!("{base}{page}"))
             .await
@@ -242,5 +235,129 @@ async fn check(c: &Client, base: &str, axe: &str) -> Result<(), String> {
             failures.len(),
             failures.join("\n")
         ))
+    }
+}
+
+/// Keys on the staff page (issue 17): `j`/`k` pick a request in the queue and `o` opens it;
+/// on its page `c`, `a` and `r` go to the comment box, the apply form and the reject message;
+/// Ctrl+Enter sends the reject form; `?` shows the list of keys and Escape hides it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_and_a_request_are_worked_from_the_keyboard() {
+    in_chromium(Ok(()), |c, base| async move { keyboard(&c, &base).await }).await;
+}
+
+async fn press(c: &Client, keys: &str) -> Result<(), String> {
+    c.active_element()
+        .await
+        .map_err(|e| e.to_string())?
+        .send_keys(keys)
+        .await
+        .map_err(|e| format!("pressing {keys:?}: {e}"))
+}
+
+async fn js(c: &Client, script: &str) -> Result<serde_json::Value, String> {
+    c.execute(script, vec![])
+        .await
+        .map_err(|e| format!("{script}: {e}"))
+}
+
+/// The focused element: its link, else the action of its form and its id.
+async fn focused(c: &Client) -> Result<String, String> {
+    Ok(js(
+        c,
+        "var e = document.activeElement; if (!e) return ''; if (e.getAttribute('href')) return e.getAttribute('href'); \
+         return (e.form ? e.form.getAttribute('action') + ' ' : '') + (e.id || e.tagName);",
+    )
+    .await?
+    .as_str()
+    .unwrap_or_default()
+    .to_owned())
+}
+
+async fn keyboard(c: &Client, base: &str) -> Result<(), String> {
+    sign_in(c, base, "alice").await?;
+    let links: Vec<String> = serde_json::from_value(
+        js(
+            c,
+            "return Array.from(document.querySelectorAll('table.list tbody tr a[href^=\"/requests/\"]')).map(function (a) { return a.getAttribute('href'); });",
+        )
+        .await?,
+    )
+    .map_err(|e| e.to_string())?;
+    if links.len() < 2 {
+        return Err(format!("the queue should list held requests: {links:?}"));
+    }
+    press(c, "j").await?;
+    if focused(c).await? != links[0] {
+        return Err(format!(
+            "j: focus on {}, not {}",
+            focused(c).await?,
+            links[0]
+        ));
+    }
+    press(c, "j").await?;
+    if focused(c).await? != links[1] {
+        return Err(format!(
+            "j j: focus on {}, not {}",
+            focused(c).await?,
+            links[1]
+        ));
+    }
+    press(c, "k").await?;
+    if focused(c).await? != links[0] {
+        return Err(format!("j j k: focus on {}", focused(c).await?));
+    }
+    if js(c, "return document.querySelectorAll('tr.picked').length;").await? != 1 {
+        return Err("one row is marked picked".into());
+    }
+    let help_shown = "return !document.getElementById('keys-help').hidden;";
+    press(c, "?").await?;
+    if js(c, help_shown).await? != true {
+        return Err("? shows the list of keys".into());
+    }
+    press(c, &Key::Escape.to_string()).await?;
+    if js(c, help_shown).await? != false {
+        return Err("Escape hides the list of keys".into());
+    }
+    // `o` opens the picked request (the first).
+    js(c, "document.activeElement.blur(); return 0;").await?;
+    press(c, "o").await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while path_of(c).await != links[0] {
+        if Instant::now() > deadline {
+            return Err(format!("o led to {}, not {}", path_of(c).await, links[0]));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reference = links[0].trim_start_matches("/requests/").to_owned();
+
+    // On the request: c, a and r reach their forms (a letter typed in a field is the field's).
+    for (key, form) in [("c", "comment"), ("a", "apply"), ("r", "reject")] {
+        js(c, "document.activeElement.blur(); return 0;").await?;
+        press(c, key).await?;
+        let at = focused(c).await?;
+        let expected = format!("/requests/{reference}/{form} ");
+        if !at.starts_with(&expected) {
+            return Err(format!("{key}: focus on {at}, not {expected}"));
+        }
+    }
+    // The reject message, sent with Ctrl+Enter from the text box.
+    type_into(
+        c,
+        "#reject-message",
+        "Please ask your practice manager to send this.",
+    )
+    .await;
+    press(c, &format!("{}{}", Key::Control, Key::Enter)).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = c.source().await.map_err(|e| e.to_string())?;
+        if page.contains("rejected by alice") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("Ctrl+Enter did not send the reject form:\n{page}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

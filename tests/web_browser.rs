@@ -200,11 +200,11 @@ pub(crate) async fn instance() -> (Instance, Store, Arc<Config>) {
 }
 
 /// One Chromium at a time: the machines have two cores, and the tests wait on real pages.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A new headless Chromium session of `chromedriver` on `port`, with a profile of its own in
 /// `profile` (its own cookies: another person).
-async fn chromium_session(chromium: &Path, port: u16, profile: &Path) -> Client {
+pub(crate) async fn chromium_session(chromium: &Path, port: u16, profile: &Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -598,7 +598,7 @@ async fn two_staff_members_on_one_request_in_two_chromium_sessions() {
     outcome.unwrap_or_else(|e| panic!("{e}"));
 }
 
-async fn sign_in(c: &Client, base: &str, name: &str) -> Result<(), String> {
+pub(crate) async fn sign_in(c: &Client, base: &str, name: &str) -> Result<(), String> {
     c.set_window_size(WIDTH, 900)
         .await
         .map_err(|e| e.to_string())?;

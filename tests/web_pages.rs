@@ -641,10 +641,12 @@ Requested by: jane.doe@nhs.example
     ] {
         let a = w.get(&path, Some(&s)).await;
         assert_eq!(a.status, StatusCode::OK, "{path}");
-        // The one script a page may carry is its own (the request page's presence notice).
+        // The scripts a page may carry are its own: the request page's presence notice, and
+        // the keys on every page (each once).
         let body = a
             .body
-            .replacen("<script src=\"/static/presence.js\" defer></script>", "", 1);
+            .replacen("<script src=\"/static/presence.js\" defer></script>", "", 1)
+            .replacen("<script src=\"/static/keys.js\" defer></script>", "", 1);
         for raw in ["<script", "<img", "<iframe", "<b>x"] {
             assert!(!body.contains(raw), "{path} carries raw {raw:?}");
         }

@@ -62,6 +62,13 @@ const ROUTES: &[Case] = &[
         &[],
         Access::Public,
     ),
+    case(
+        "GET",
+        "/static/keys.js",
+        "/static/keys.js",
+        &[],
+        Access::Public,
+    ),
     case("GET", "/", "/", &[], Access::Staff),
     case("GET", "/queue", "/queue", &[], Access::Staff),
     case("GET", "/requests", "/requests", &[], Access::Staff),

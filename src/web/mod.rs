@@ -2,9 +2,10 @@
 //! plus `/healthz` and `/metrics` for monitoring.
 //!
 //! Server-rendered HTML (askama templates in `templates/`, escaped by default), one stylesheet,
-//! no JavaScript needed: every action is a plain form POST carrying a CSRF token. One small
-//! script of our own (`static/presence.js`, served from here) refreshes a request page's
-//! "who else is on it" notice; without it the page works the same. The staff actions
+//! no JavaScript needed: every action is a plain form POST carrying a CSRF token. Two small
+//! scripts of our own, served from here, add to it: `static/presence.js` refreshes a request
+//! page's "who else is on it" notice, `static/keys.js` gives the keyboard shortcuts; without
+//! them the page works the same. The staff actions
 //! themselves live in [`crate::review`] and the store; this module only shows and forwards.
 //!
 //! ```text
@@ -97,6 +98,7 @@ fn table() -> Vec<Route> {
             Public,
             get(presence_script),
         ),
+        r(g.clone(), "/static/keys.js", Public, get(keys_script)),
         r(g.clone(), "/", Staff, get(pages::queue::page)),
         r(g.clone(), "/queue", Staff, get(pages::queue::page)),
         r(p.clone(), "/queue/bulk", Staff, post(pages::bulk::bulk)),
@@ -334,6 +336,7 @@ pub async fn serve(
 const STYLESHEET: &str = include_str!("../../static/style.css");
 const FAVICON: &str = include_str!("../../static/favicon.svg");
 const PRESENCE_SCRIPT: &str = include_str!("../../static/presence.js");
+const KEYS_SCRIPT: &str = include_str!("../../static/keys.js");
 
 async fn stylesheet() -> Response {
     static_file("text/css; charset=utf-8", STYLESHEET)
@@ -345,6 +348,10 @@ async fn favicon() -> Response {
 
 async fn presence_script() -> Response {
     static_file("text/javascript; charset=utf-8", PRESENCE_SCRIPT)
+}
+
+async fn keys_script() -> Response {
+    static_file("text/javascript; charset=utf-8", KEYS_SCRIPT)
 }
 
 fn static_file(content_type: &'static str, body: &'static str) -> Response {

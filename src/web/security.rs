@@ -1,7 +1,8 @@
 //! Response headers every answer carries.
 //!
 //! The page runs no script but its own: the Content-Security-Policy allows scripts only from
-//! the page's own address (`static/presence.js`, the request page's presence notice), never
+//! the page's own address (`static/presence.js`, the request page's presence notice, and
+//! `static/keys.js`, the keyboard shortcuts), never
 //! inline, and no inline style; an email that smuggled markup past the templates' escaping
 //! still could not run or load anything. `frame-ancestors 'none'` (and the older `X-Frame-Options`) stops the
 //! forms being framed for click-jacking.
