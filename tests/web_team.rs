@@ -560,3 +560,79 @@ async fn a_sites_duplicate_is_merged_into_its_first_request() {
     assert_eq!(count(&w, REPLIES_OF, &second).await, replies_of_second);
     let _ = Method::GET;
 }
+
+/// Bulk reject with a saved reply: each site reads the reply filled in with its own request's
+/// values (its reference here), not one text for all; a message and a saved reply together, or
+/// neither, is refused and changes nothing.
+#[tokio::test]
+async fn a_bulk_reject_fills_a_saved_reply_in_for_each_request() {
+    let w = Web::new().await;
+    let one = w.process_fixture("unknown_kind.eml");
+    let two = w.process_fixture("ambiguous_kind.eml");
+    let alice = w.sign_in().await;
+    let made = w
+        .submit(
+            "/replies",
+            &[
+                ("title", "Send again"),
+                ("body", "Please send {reference} again, naming the account."),
+            ],
+            &alice,
+        )
+        .await;
+    assert!(made.status.is_redirection(), "{}", made.body);
+    let id = w
+        .scalar_i64("SELECT id FROM saved_replies WHERE title = 'Send again'")
+        .await
+        .to_string();
+    let queue = w.get("/queue", Some(&alice)).await.body;
+    assert!(
+        queue.contains(&format!("<option value=\"{id}\">Send again</option>")),
+        "the bulk form offers the saved reply: {queue}"
+    );
+
+    for bad in [
+        vec![("message", "Typed too."), ("reply", id.as_str())],
+        vec![("message", ""), ("reply", "")],
+    ] {
+        let mut form = vec![("ref", one.as_str()), ("action", "reject")];
+        form.extend(bad);
+        let r = w.submit("/queue/bulk", &form, &alice).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    }
+    assert_eq!(w.outcome(&one).await, "needs_review");
+
+    let r = w
+        .submit(
+            "/queue/bulk",
+            &[
+                ("ref", one.as_str()),
+                ("ref", two.as_str()),
+                ("action", "reject"),
+                ("message", ""),
+                ("reply", id.as_str()),
+            ],
+            &alice,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Rejected 2 of 2"), "{}", r.body);
+    for reference in [&one, &two] {
+        assert_eq!(w.outcome(reference).await, "rejected");
+        let mut conn = w.store.read().await.unwrap();
+        let body: String = sqlx::query_scalar(
+            "SELECT o.body FROM outbox o JOIN requests r ON r.id = o.request_id \
+             WHERE r.reference = $1 ORDER BY o.id DESC LIMIT 1",
+        )
+        .bind(reference.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert!(
+            body.contains(&format!(
+                "Please send {reference} again, naming the account."
+            )),
+            "{body}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! `POST /queue/bulk`: several queue entries at once (issue 17, item 5) — reject them all with
-//! one message, or give them all to one staff member. One form on the queue page (a checkbox
+//! one message (typed, or a saved reply filled in for each), or give them all to one staff
+//! member. One form on the queue page (a checkbox
 //! per row), no script needed.
 //!
 //! Each request goes through exactly what its own page would do, one after the other: the
@@ -37,8 +38,15 @@ struct BulkPage {
 }
 
 enum Act {
-    Reject(String),
+    Reject(Message),
     Assign(String),
+}
+
+/// What the sites read: typed once for all, or a saved reply filled in for each request (its
+/// own site, requester, reference and fields: `saved_replies::filled`).
+enum Message {
+    Typed(String),
+    Saved(i64),
 }
 
 pub async fn bulk(
@@ -89,12 +97,28 @@ async fn bulk_inner(
     let act = match value("action").as_str() {
         "reject" => {
             let message = value("message");
-            if message.is_empty() {
-                return Err(WebError::BadRequest(
-                    "Write the message the sites will receive before rejecting.".into(),
-                ));
+            let saved = value("reply");
+            match (message.is_empty(), saved.is_empty()) {
+                (true, true) => {
+                    return Err(WebError::BadRequest(
+                        "Write the message the sites will receive, or choose a saved reply, before rejecting.".into(),
+                    ));
+                }
+                (false, false) => {
+                    return Err(WebError::BadRequest(
+                        "Write a message or choose a saved reply, not both.".into(),
+                    ));
+                }
+                (false, true) => Act::Reject(Message::Typed(message)),
+                (true, false) => match saved.parse::<i64>() {
+                    Ok(id) => Act::Reject(Message::Saved(id)),
+                    Err(_) => {
+                        return Err(WebError::BadRequest(format!(
+                            "{saved:?} is not a saved reply."
+                        )));
+                    }
+                },
             }
-            Act::Reject(message)
         }
         "assign" => {
             let to = value("to");
@@ -161,7 +185,16 @@ async fn one(
                     "left to {other}, who has taken it (tick \u{201c}also those taken by others\u{201d} to decide it anyway)"
                 )));
             }
-            review::reject(&state.store, &state.cfg, reference, message, &me.name).await?;
+            let text = match message {
+                Message::Typed(t) => t.clone(),
+                Message::Saved(id) => super::saved_replies::filled(state, reference, *id)
+                    .await
+                    .map_err(|e| ReviewError::Invalid(format!("the saved reply: {e}")))?
+                    .ok_or_else(|| {
+                        ReviewError::Invalid("that saved reply no longer exists".into())
+                    })?,
+            };
+            review::reject(&state.store, &state.cfg, reference, &text, &me.name).await?;
             Ok("rejected; the reply is in the outbox".into())
         }
         Act::Assign(to) => {

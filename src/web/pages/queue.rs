@@ -49,6 +49,8 @@ struct QueuePage {
     /// Enabled staff, for "give the selected to" (bulk, issue 17).
     staff: Vec<String>,
     me: String,
+    /// Saved replies the bulk reject offers, each filled in per request: (id, title).
+    saved_replies: Vec<(i64, String)>,
 }
 
 pub async fn page(
@@ -111,5 +113,6 @@ pub async fn page(
         with_targets: !state.cfg.queue.targets.is_empty(),
         staff,
         me: me.name.clone(),
+        saved_replies: super::saved_replies::choices(&state).await?,
     }))
 }
