@@ -156,7 +156,11 @@ pub(crate) async fn path_of(c: &Client) -> String {
 
 /// A held request and enough around it that every page has something to show.
 pub(crate) async fn instance() -> (Instance, Store, Arc<Config>) {
-    let i = Instance::with_directory("");
+    // Targets (issue 17) so the queue shows time left; open all week, so what it says does not
+    // depend on the day the test runs.
+    let i = Instance::with_directory(
+        "[queue]\nhours = \"Mon-Sun 00:00-24:00\"\n[queue.targets]\nunknown = \"4h\"\npassword_reset = \"1h\"\nnew_account = \"1d\"\n",
+    );
     for f in [
         "unknown_kind.eml",          // HD-000001: held, applied below
         "password_reset_fields.eml", // applied
@@ -520,6 +524,25 @@ async fn drive(c: &Client, base: &str) -> Result<(), String> {
         return Err(format!("bob is not on the staff page:\n{staff}"));
     }
     shots.take(c, "staff").await;
+
+    // Saved replies (issue 17): an admin adds one, with placeholders; it is then offered on a
+    // held request's reject form.
+    c.goto(&format!("{base}/replies"))
+        .await
+        .map_err(|e| e.to_string())?;
+    type_into(c, "#new-title", "Ask for the account").await;
+    type_into(
+        c,
+        "#new-body",
+        "Dear {site},\n\nplease send {reference} again, naming the account it is about.",
+    )
+    .await;
+    click(c, "form[action='/replies'] button[type=submit]").await;
+    let replies = c.source().await.map_err(|e| e.to_string())?;
+    if !replies.contains("Ask for the account") {
+        return Err(format!("the saved reply is not listed:\n{replies}"));
+    }
+    shots.take(c, "replies").await;
 
     // Sign out: back to the sign-in page, and the queue is closed again.
     click(c, "form[action='/logout'] button").await;
