@@ -1,7 +1,8 @@
 //! `directory import` and `directory export`: the directory as CSV.
 //!
-//! Import is all or nothing: every row is checked first, and a bad row names its line; the
-//! rows are then applied in one transaction, so a file either lands whole or not at all.
+//! Import is all or nothing: the rows are checked and applied one by one as they are read, in
+//! one transaction, and a bad row names its line and rolls back every row before it, so a
+//! file either lands whole or not at all. Only one row is held in memory at a time.
 //! Importing the same file twice changes nothing the second time.
 
 use crate::action::AuditAction;
@@ -56,7 +57,15 @@ const COLUMNS: [&str; 6] = [
     "status",
 ];
 
-fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
+/// The file's rows, one at a time: an import holds one row in memory, not the file (a
+/// national directory is millions of rows; issue 18).
+struct RowReader<R: Read> {
+    reader: csv::Reader<R>,
+    index: [Option<usize>; 6],
+    record: csv::StringRecord,
+}
+
+fn read_header<R: Read>(input: R) -> Result<RowReader<R>, ImportError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
@@ -95,12 +104,37 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
         }
     }
 
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| ImportError::Row {
-            line: e.position().map_or(0, |p| p.line()),
-            message: e.to_string(),
-        })?;
+    Ok(RowReader {
+        reader,
+        index,
+        record: csv::StringRecord::new(),
+    })
+}
+
+impl<R: Read> RowReader<R> {
+    /// The next row with something in it, checked; `None` at the end of the file.
+    fn next_row(&mut self) -> Result<Option<Row>, ImportError> {
+        loop {
+            let more = self
+                .reader
+                .read_record(&mut self.record)
+                .map_err(|e| ImportError::Row {
+                    line: e.position().map_or(0, |p| p.line()),
+                    message: e.to_string(),
+                })?;
+            if !more {
+                return Ok(None);
+            }
+            if let Some(row) = self.check()? {
+                return Ok(Some(row));
+            }
+        }
+    }
+
+    /// The current record as a row; `None` when it is empty.
+    fn check(&self) -> Result<Option<Row>, ImportError> {
+        let record = &self.record;
+        let index = &self.index;
         let line = record.position().map_or(0, |p| p.line());
         let get = |p: usize| {
             index[p]
@@ -111,7 +145,7 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
         };
         let bad = |message: String| ImportError::Row { line, message };
         if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
+            return Ok(None);
         }
         let organisation = crate::text::clean(&get(0));
         if organisation.is_empty() {
@@ -162,7 +196,7 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
                 crate::text::clip(&organisation, 40)
             )));
         }
-        rows.push(Row {
+        Ok(Some(Row {
             line,
             organisation,
             mailbox,
@@ -170,9 +204,8 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
             name,
             role,
             status,
-        });
+        }))
     }
-    Ok(rows)
 }
 
 /// Import a CSV file: all rows or none.
@@ -181,9 +214,9 @@ pub async fn import(
     input: impl Read,
     source: &str,
 ) -> Result<ImportSummary, ImportError> {
-    let rows = read_rows(input)?;
+    let mut rows = read_header(input)?;
     let mut tx = store.begin().await?;
-    let summary = apply_rows(&mut tx, &rows).await;
+    let summary = apply_rows(&mut tx, &mut rows).await;
     match summary {
         Ok(summary) => {
             journal::insert_audit(
@@ -209,15 +242,19 @@ pub async fn import(
     }
 }
 
-async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, ImportError> {
-    let mut s = ImportSummary {
-        rows: rows.len(),
-        ..Default::default()
-    };
-    let mut progress = crate::ops::progress::Progress::new("import", rows.len() as u64);
+/// Each row is checked and applied as it is read, in the caller's transaction: a bad row
+/// stops the import, and the caller rolls back what the rows before it did.
+async fn apply_rows<R: Read>(
+    conn: &mut Conn,
+    rows: &mut RowReader<R>,
+) -> Result<ImportSummary, ImportError> {
+    let mut s = ImportSummary::default();
+    let mut progress = crate::ops::progress::Progress::unbounded("import", "rows");
     // Owners made members by this file: (line, mailbox id, mailbox, account).
     let mut demoted: Vec<(u64, i64, Option<String>, Option<String>)> = Vec::new();
-    for row in rows {
+    while let Some(row) = rows.next_row()? {
+        let row = &row;
+        s.rows += 1;
         progress.inc(1);
         let bad = |message: String| ImportError::Row {
             line: row.line,
@@ -334,14 +371,14 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
     Ok(s)
 }
 
-/// Write the directory as CSV, sorted.
+/// Write the directory as CSV, sorted, one row at a time (the database sorts; nothing but
+/// the row being written is held in memory).
 pub async fn export(store: &Store, out: impl Write) -> Result<(), ImportError> {
     let mut conn = store.read().await?;
-    let rows = directory::export_rows(&mut conn).await?;
     let mut w = csv::Writer::from_writer(out);
     let io = |e: csv::Error| ImportError::File(format!("cannot write CSV: {e}"));
     w.write_record(COLUMNS).map_err(io)?;
-    for r in rows {
+    directory::for_each_export_row(&mut conn, |r| {
         // Every cell defused (a name stored before issue 13, an organisation's name): the
         // export is opened in spreadsheets.
         w.write_record(
@@ -355,8 +392,9 @@ pub async fn export(store: &Store, out: impl Write) -> Result<(), ImportError> {
             ]
             .map(|cell| crate::text::csv_cell(&crate::text::clean(cell)).into_owned()),
         )
-        .map_err(io)?;
-    }
+        .map_err(io)
+    })
+    .await?;
     w.flush()
         .map_err(|e| ImportError::File(format!("cannot write CSV: {e}")))?;
     Ok(())
