@@ -25,7 +25,8 @@
 //! Sizes: `BENCH_NATIONAL_SCALE=full` is 1,500,000 accounts / 100,000 mailboxes / 1,000,000
 //! requests; anything else (the default, "quick") is 150,000 / 10,000 / 100,000.
 //! `BENCH_NATIONAL_ACCOUNTS`, `_MAILBOXES`, `_REQUESTS`, `_APPLY` (1,000), `_LOOKUPS` (5,000)
-//! and `_PAGE_RUNS` (20) override. `BENCH_PG_URL` as in `benches/apply.rs` (unset: SQLite
+//! and `_PAGE_RUNS` (20) override; `BENCH_NATIONAL_VERIFY=1` runs `postroom audit verify`
+//! after the load (tests/bench_harness.rs does). `BENCH_PG_URL` as in `benches/apply.rs` (unset: SQLite
 //! only). `BENCH_POSTROOM_BIN`: the binary to run (default `target/release/postroom`).
 //!
 //! Targets are reported, met or not, never asserted. Prints tables and, last, one line of JSON.
@@ -746,7 +747,7 @@ async fn load_earlier(
             );
         }
         i = end;
-        if i % 100_000 == 0 && i < n {
+        if i.is_multiple_of(100_000) && i < n {
             eprintln!(
                 "national:   {i} requests stored, {:.0} s",
                 started.elapsed().as_secs_f64()
@@ -805,6 +806,7 @@ async fn run_backend(
     templates: &[Template],
     sizes: &Sizes,
     sqlite_file: Option<&Path>,
+    verify: bool,
 ) -> Figures {
     let postgres = sqlite_file.is_none();
     let cfg_path = work.join(format!("{backend}.toml"));
@@ -858,6 +860,17 @@ async fn run_backend(
     }
     let load_s = t.elapsed().as_secs_f64();
     eprintln!("national: {backend}:   {load_s:.1} s");
+    if verify {
+        // The copies are chained as the pipeline chains its events: the real check says so.
+        run_postroom(
+            bin,
+            &cfg_path,
+            &["audit", "verify"],
+            &scratch,
+            "audit verify",
+        );
+        eprintln!("national: {backend}:   audit verify: intact");
+    }
 
     // --- apply: owners ask to unlock a locked member of their mailbox.
     let mut pairs: Vec<(usize, u32)> = d
@@ -916,7 +929,7 @@ async fn run_backend(
     let resolve = measure_resolve(&store, d, sizes.lookups).await;
 
     // --- staff pages.
-    let pages = measure_pages(&store, &cfg, d, sizes.page_runs, sizes.requests, now).await;
+    let pages = measure_pages(&store, &cfg, sizes.page_runs, sizes.requests, now).await;
     store.close().await;
 
     // --- export and replay, by the binary.
@@ -1053,7 +1066,6 @@ async fn measure_resolve(store: &Store, d: &Directory, lookups: usize) -> Lat {
 async fn measure_pages(
     store: &Store,
     cfg: &Config,
-    d: &Directory,
     runs: usize,
     requests: usize,
     now: i64,
@@ -1097,7 +1109,6 @@ async fn measure_pages(
             .map(|t| t.format("%Y-%m-%d").to_string())
             .unwrap_or_default()
     };
-    let _ = d;
     let pages = [
         ("queue", "/queue".to_owned()),
         ("requests, newest", "/requests".to_owned()),
@@ -1315,6 +1326,8 @@ fn main() {
     {
         die(format!("BENCH_PG_URL={u:?} is not a postgres:// URL"));
     }
+    // BENCH_NATIONAL_VERIFY=1: `postroom audit verify` after the load (not timed).
+    let verify = std::env::var("BENCH_NATIONAL_VERIFY").is_ok_and(|v| v.trim() == "1");
     let started = Instant::now();
     let work = tempfile::Builder::new()
         .prefix("postroom-bench-national-")
@@ -1366,6 +1379,7 @@ fn main() {
         &templates,
         &sizes,
         Some(&sqlite_file),
+        verify,
     ));
     let _ = std::fs::remove_file(&sqlite_file);
 
@@ -1388,6 +1402,7 @@ fn main() {
             &templates,
             &sizes,
             None,
+            verify,
         ));
         if let Err(e) = testdb::admin(
             server,
