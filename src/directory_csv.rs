@@ -13,6 +13,7 @@ use crate::store::journal::{self, NewAuditEvent};
 use crate::store::{Conn, Store, StoreError};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +253,12 @@ async fn apply_rows<R: Read>(
     let mut progress = crate::ops::progress::Progress::unbounded("import", "rows");
     // Owners made members by this file: (line, mailbox id, mailbox, account).
     let mut demoted: Vec<(u64, i64, Option<String>, Option<String>)> = Vec::new();
+    // What earlier rows found or made, so that each row does not look its organisation and
+    // mailbox up again: inside this transaction nobody else writes the directory (issue 18:
+    // two statements of six per row). Organisations are few, mailboxes a few per hundred
+    // accounts: (id, organisation id, organisation) by address.
+    let mut organisations: HashMap<String, i64> = HashMap::new();
+    let mut mailboxes: HashMap<String, (i64, i64, String)> = HashMap::new();
     while let Some(row) = rows.next_row()? {
         let row = &row;
         s.rows += 1;
@@ -260,37 +267,58 @@ async fn apply_rows<R: Read>(
             line: row.line,
             message,
         };
-        let org_before = directory::find_organisation_id(conn, &row.organisation).await?;
-        let org_id = match org_before {
-            Some(id) => id,
+        let org_id = match organisations.get(&row.organisation) {
+            Some(id) => *id,
             None => {
-                s.organisations += 1;
-                directory::ensure_organisation(conn, &row.organisation).await?
+                let id = match directory::find_organisation_id(conn, &row.organisation).await? {
+                    Some(id) => id,
+                    None => {
+                        s.organisations += 1;
+                        directory::ensure_organisation(conn, &row.organisation).await?
+                    }
+                };
+                organisations.insert(row.organisation.clone(), id);
+                id
             }
         };
 
         let mailbox_id = match &row.mailbox {
             None => None,
-            Some(address) => Some(match directory::find_mailbox(conn, address).await? {
-                Some(m) if m.organisation_id != org_id => {
-                    return Err(bad(format!(
-                        "mailbox {address} already belongs to {}",
-                        m.organisation
-                    )));
-                }
-                Some(m) => m.id,
-                None => {
-                    if directory::find_account(conn, address).await?.is_some() {
+            Some(address) => {
+                let known = match mailboxes.get(address) {
+                    Some(m) => Some(m.clone()),
+                    None => directory::find_mailbox(conn, address)
+                        .await?
+                        .map(|m| (m.id, m.organisation_id, m.organisation)),
+                };
+                Some(match known {
+                    Some((_, organisation_id, organisation)) if organisation_id != org_id => {
                         return Err(bad(format!(
-                            "{address} is already a personal account, not a mailbox"
+                            "mailbox {address} already belongs to {organisation}"
                         )));
                     }
-                    s.mailboxes += 1;
-                    directory::ensure_mailbox(conn, org_id, address).await?
-                }
-            }),
+                    Some(m) => {
+                        let id = m.0;
+                        mailboxes.entry(address.clone()).or_insert(m);
+                        id
+                    }
+                    None => {
+                        if directory::find_account(conn, address).await?.is_some() {
+                            return Err(bad(format!(
+                                "{address} is already a personal account, not a mailbox"
+                            )));
+                        }
+                        s.mailboxes += 1;
+                        let id = directory::ensure_mailbox(conn, org_id, address).await?;
+                        mailboxes.insert(address.clone(), (id, org_id, row.organisation.clone()));
+                        id
+                    }
+                })
+            }
         };
 
+        // A new account has no membership yet: its row's is inserted without a look-up.
+        let mut new_account = false;
         let account_id = match &row.account {
             None => None,
             Some(address) => Some(match directory::find_account(conn, address).await? {
@@ -315,6 +343,7 @@ async fn apply_rows<R: Read>(
                         )));
                     }
                     s.accounts += 1;
+                    new_account = true;
                     directory::insert_account(
                         conn,
                         &NewAccount {
@@ -334,6 +363,11 @@ async fn apply_rows<R: Read>(
 
         if let (Some(mailbox_id), Some(account_id), Some(role)) = (mailbox_id, account_id, row.role)
         {
+            if new_account {
+                directory::insert_membership(conn, mailbox_id, account_id, role).await?;
+                s.memberships += 1;
+                continue;
+            }
             match directory::upsert_membership(conn, mailbox_id, account_id, role).await? {
                 None => s.memberships += 1,
                 Some(previous) if previous != role => {

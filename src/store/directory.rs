@@ -458,17 +458,28 @@ pub async fn upsert_membership(
             .execute(&mut *conn)
             .await?;
         }
-        None => {
-            sqlx::query("INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(mailbox_id)
-                .bind(account_id)
-                .bind(role.as_str())
-                .bind(now_ms())
-                .execute(&mut *conn)
-                .await?;
-        }
+        None => insert_membership(conn, mailbox_id, account_id, role).await?,
     }
     Ok(previous)
+}
+
+/// A membership known to be new (its account was just made): one statement, no look-up.
+pub async fn insert_membership(
+    conn: &mut Conn,
+    mailbox_id: i64,
+    account_id: i64,
+    role: Role,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(mailbox_id)
+    .bind(account_id)
+    .bind(role.as_str())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn remove_membership(
