@@ -1,7 +1,8 @@
 //! `directory import` and `directory export`: the directory as CSV.
 //!
-//! Import is all or nothing: every row is checked first, and a bad row names its line; the
-//! rows are then applied in one transaction, so a file either lands whole or not at all.
+//! Import is all or nothing: the rows are checked and applied one by one as they are read, in
+//! one transaction, and a bad row names its line and rolls back every row before it, so a
+//! file either lands whole or not at all. Only one row is held in memory at a time.
 //! Importing the same file twice changes nothing the second time.
 
 use crate::action::AuditAction;
@@ -12,6 +13,7 @@ use crate::store::journal::{self, NewAuditEvent};
 use crate::store::{Conn, Store, StoreError};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +58,15 @@ const COLUMNS: [&str; 6] = [
     "status",
 ];
 
-fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
+/// The file's rows, one at a time: an import holds one row in memory, not the file (a
+/// national directory is millions of rows; issue 18).
+struct RowReader<R: Read> {
+    reader: csv::Reader<R>,
+    index: [Option<usize>; 6],
+    record: csv::StringRecord,
+}
+
+fn read_header<R: Read>(input: R) -> Result<RowReader<R>, ImportError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
@@ -95,12 +105,37 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
         }
     }
 
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| ImportError::Row {
-            line: e.position().map_or(0, |p| p.line()),
-            message: e.to_string(),
-        })?;
+    Ok(RowReader {
+        reader,
+        index,
+        record: csv::StringRecord::new(),
+    })
+}
+
+impl<R: Read> RowReader<R> {
+    /// The next row with something in it, checked; `None` at the end of the file.
+    fn next_row(&mut self) -> Result<Option<Row>, ImportError> {
+        loop {
+            let more = self
+                .reader
+                .read_record(&mut self.record)
+                .map_err(|e| ImportError::Row {
+                    line: e.position().map_or(0, |p| p.line()),
+                    message: e.to_string(),
+                })?;
+            if !more {
+                return Ok(None);
+            }
+            if let Some(row) = self.check()? {
+                return Ok(Some(row));
+            }
+        }
+    }
+
+    /// The current record as a row; `None` when it is empty.
+    fn check(&self) -> Result<Option<Row>, ImportError> {
+        let record = &self.record;
+        let index = &self.index;
         let line = record.position().map_or(0, |p| p.line());
         let get = |p: usize| {
             index[p]
@@ -111,7 +146,7 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
         };
         let bad = |message: String| ImportError::Row { line, message };
         if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
+            return Ok(None);
         }
         let organisation = crate::text::clean(&get(0));
         if organisation.is_empty() {
@@ -162,7 +197,7 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
                 crate::text::clip(&organisation, 40)
             )));
         }
-        rows.push(Row {
+        Ok(Some(Row {
             line,
             organisation,
             mailbox,
@@ -170,9 +205,8 @@ fn read_rows(input: impl Read) -> Result<Vec<Row>, ImportError> {
             name,
             role,
             status,
-        });
+        }))
     }
-    Ok(rows)
 }
 
 /// Import a CSV file: all rows or none.
@@ -181,9 +215,9 @@ pub async fn import(
     input: impl Read,
     source: &str,
 ) -> Result<ImportSummary, ImportError> {
-    let rows = read_rows(input)?;
+    let mut rows = read_header(input)?;
     let mut tx = store.begin().await?;
-    let summary = apply_rows(&mut tx, &rows).await;
+    let summary = apply_rows(&mut tx, &mut rows).await;
     match summary {
         Ok(summary) => {
             journal::insert_audit(
@@ -209,51 +243,82 @@ pub async fn import(
     }
 }
 
-async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, ImportError> {
-    let mut s = ImportSummary {
-        rows: rows.len(),
-        ..Default::default()
-    };
-    let mut progress = crate::ops::progress::Progress::new("import", rows.len() as u64);
+/// Each row is checked and applied as it is read, in the caller's transaction: a bad row
+/// stops the import, and the caller rolls back what the rows before it did.
+async fn apply_rows<R: Read>(
+    conn: &mut Conn,
+    rows: &mut RowReader<R>,
+) -> Result<ImportSummary, ImportError> {
+    let mut s = ImportSummary::default();
+    let mut progress = crate::ops::progress::Progress::unbounded("import", "rows");
     // Owners made members by this file: (line, mailbox id, mailbox, account).
     let mut demoted: Vec<(u64, i64, Option<String>, Option<String>)> = Vec::new();
-    for row in rows {
+    // What earlier rows found or made, so that each row does not look its organisation and
+    // mailbox up again: inside this transaction nobody else writes the directory (issue 18:
+    // two statements of six per row). Organisations are few, mailboxes a few per hundred
+    // accounts: (id, organisation id, organisation) by address.
+    let mut organisations: HashMap<String, i64> = HashMap::new();
+    let mut mailboxes: HashMap<String, (i64, i64, String)> = HashMap::new();
+    while let Some(row) = rows.next_row()? {
+        let row = &row;
+        s.rows += 1;
         progress.inc(1);
         let bad = |message: String| ImportError::Row {
             line: row.line,
             message,
         };
-        let org_before = directory::find_organisation_id(conn, &row.organisation).await?;
-        let org_id = match org_before {
-            Some(id) => id,
+        let org_id = match organisations.get(&row.organisation) {
+            Some(id) => *id,
             None => {
-                s.organisations += 1;
-                directory::ensure_organisation(conn, &row.organisation).await?
+                let id = match directory::find_organisation_id(conn, &row.organisation).await? {
+                    Some(id) => id,
+                    None => {
+                        s.organisations += 1;
+                        directory::ensure_organisation(conn, &row.organisation).await?
+                    }
+                };
+                organisations.insert(row.organisation.clone(), id);
+                id
             }
         };
 
         let mailbox_id = match &row.mailbox {
             None => None,
-            Some(address) => Some(match directory::find_mailbox(conn, address).await? {
-                Some(m) if m.organisation_id != org_id => {
-                    return Err(bad(format!(
-                        "mailbox {address} already belongs to {}",
-                        m.organisation
-                    )));
-                }
-                Some(m) => m.id,
-                None => {
-                    if directory::find_account(conn, address).await?.is_some() {
+            Some(address) => {
+                let known = match mailboxes.get(address) {
+                    Some(m) => Some(m.clone()),
+                    None => directory::find_mailbox(conn, address)
+                        .await?
+                        .map(|m| (m.id, m.organisation_id, m.organisation)),
+                };
+                Some(match known {
+                    Some((_, organisation_id, organisation)) if organisation_id != org_id => {
                         return Err(bad(format!(
-                            "{address} is already a personal account, not a mailbox"
+                            "mailbox {address} already belongs to {organisation}"
                         )));
                     }
-                    s.mailboxes += 1;
-                    directory::ensure_mailbox(conn, org_id, address).await?
-                }
-            }),
+                    Some(m) => {
+                        let id = m.0;
+                        mailboxes.entry(address.clone()).or_insert(m);
+                        id
+                    }
+                    None => {
+                        if directory::find_account(conn, address).await?.is_some() {
+                            return Err(bad(format!(
+                                "{address} is already a personal account, not a mailbox"
+                            )));
+                        }
+                        s.mailboxes += 1;
+                        let id = directory::ensure_mailbox(conn, org_id, address).await?;
+                        mailboxes.insert(address.clone(), (id, org_id, row.organisation.clone()));
+                        id
+                    }
+                })
+            }
         };
 
+        // A new account has no membership yet: its row's is inserted without a look-up.
+        let mut new_account = false;
         let account_id = match &row.account {
             None => None,
             Some(address) => Some(match directory::find_account(conn, address).await? {
@@ -278,6 +343,7 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
                         )));
                     }
                     s.accounts += 1;
+                    new_account = true;
                     directory::insert_account(
                         conn,
                         &NewAccount {
@@ -297,6 +363,11 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
 
         if let (Some(mailbox_id), Some(account_id), Some(role)) = (mailbox_id, account_id, row.role)
         {
+            if new_account {
+                directory::insert_membership(conn, mailbox_id, account_id, role).await?;
+                s.memberships += 1;
+                continue;
+            }
             match directory::upsert_membership(conn, mailbox_id, account_id, role).await? {
                 None => s.memberships += 1,
                 Some(previous) if previous != role => {
@@ -334,14 +405,14 @@ async fn apply_rows(conn: &mut Conn, rows: &[Row]) -> Result<ImportSummary, Impo
     Ok(s)
 }
 
-/// Write the directory as CSV, sorted.
+/// Write the directory as CSV, sorted, one row at a time (the database sorts; nothing but
+/// the row being written is held in memory).
 pub async fn export(store: &Store, out: impl Write) -> Result<(), ImportError> {
     let mut conn = store.read().await?;
-    let rows = directory::export_rows(&mut conn).await?;
     let mut w = csv::Writer::from_writer(out);
     let io = |e: csv::Error| ImportError::File(format!("cannot write CSV: {e}"));
     w.write_record(COLUMNS).map_err(io)?;
-    for r in rows {
+    directory::for_each_export_row(&mut conn, |r| {
         // Every cell defused (a name stored before issue 13, an organisation's name): the
         // export is opened in spreadsheets.
         w.write_record(
@@ -355,8 +426,9 @@ pub async fn export(store: &Store, out: impl Write) -> Result<(), ImportError> {
             ]
             .map(|cell| crate::text::csv_cell(&crate::text::clean(cell)).into_owned()),
         )
-        .map_err(io)?;
-    }
+        .map_err(io)
+    })
+    .await?;
     w.flush()
         .map_err(|e| ImportError::File(format!("cannot write CSV: {e}")))?;
     Ok(())

@@ -1,15 +1,23 @@
 //! The end-to-end benchmark (`benches/e2e.rs`, run by `scripts/bench`) fails loudly when the
-//! mail servers are not there, rather than printing figures of zero (issue 7).
+//! mail servers are not there, rather than printing figures of zero (issue 7); the
+//! national-scale one (`benches/national.rs`, issue 18) runs through at a tiny size, so that
+//! neither rots.
 //!
-//! Runs the bench program that `cargo test --all-targets` builds (as `scripts/test` does) with
-//! `--bench`, once without the mail stack's variables and once pointed at ports where nothing
-//! listens.
+//! Runs the bench programs that `cargo test --all-targets` builds (as `scripts/test` does) with
+//! `--bench`: e2e once without the mail stack's variables and once pointed at ports where
+//! nothing listens; national on SQLite with a few hundred accounts.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The newest `e2e-*` program next to this test's own (target/debug/deps).
 fn e2e_bench() -> PathBuf {
+    bench_program("e2e")
+}
+
+/// The newest `NAME-*` bench program next to this test's own (target/debug/deps).
+fn bench_program(name: &str) -> PathBuf {
+    let prefix = format!("{name}-");
     let exe = std::env::current_exe().expect("own path");
     let deps = exe.parent().expect("deps directory");
     let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(deps)
@@ -19,7 +27,7 @@ fn e2e_bench() -> PathBuf {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("e2e-") && !n.contains('.'))
+                .is_some_and(|n| n.starts_with(&prefix) && !n.contains('.'))
         })
         .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
         .collect();
@@ -27,7 +35,7 @@ fn e2e_bench() -> PathBuf {
     found
         .pop()
         .map(|(_, p)| p)
-        .expect("no e2e bench program in target/debug/deps: build it with `cargo test --all-targets` (scripts/test does)")
+        .unwrap_or_else(|| panic!("no {name} bench program in target/debug/deps: build it with `cargo test --all-targets` (scripts/test does)"))
 }
 
 fn run(env: &[(&str, String)]) -> Output {
@@ -82,4 +90,54 @@ fn with_no_server_on_the_ports_the_bench_stops_with_an_error() {
         ("BENCH_MESSAGES", "10".into()),
     ]);
     assert_failed_loudly(&out, "is not answering");
+}
+
+/// The national-scale bench at a tiny size on SQLite: the generator, the import by the real
+/// binary, the copied requests (their audit chain verified by `postroom audit verify`),
+/// apply, resolution, pages, export and replay all run, and it prints its table and its JSON
+/// line with the sizes asked for.
+#[test]
+fn the_national_bench_runs_at_a_tiny_size() {
+    let mut c = Command::new(bench_program("national"));
+    c.arg("--bench");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BENCH_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("BENCH_POSTROOM_BIN", env!("CARGO_BIN_EXE_postroom"))
+        .env("BENCH_NATIONAL_ACCOUNTS", "600")
+        .env("BENCH_NATIONAL_MAILBOXES", "40")
+        .env("BENCH_NATIONAL_REQUESTS", "700")
+        .env("BENCH_NATIONAL_APPLY", "5")
+        .env("BENCH_NATIONAL_LOOKUPS", "20")
+        .env("BENCH_NATIONAL_PAGE_RUNS", "1")
+        .env("BENCH_NATIONAL_VERIFY", "1");
+    let out = c.output().expect("run the national bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).expect("a JSON line last");
+    let n = &v["national"];
+    assert_eq!(n["accounts"], 600, "{last}");
+    assert_eq!(n["mailboxes"], 40, "{last}");
+    assert_eq!(n["earlier_requests"], 700, "{last}");
+    assert!(n["postgres"].is_null(), "{last}");
+    let sqlite = &n["sqlite"];
+    assert_eq!(sqlite["apply"]["n"], 5, "{last}");
+    assert!(
+        sqlite["import"]["rows"].as_u64().unwrap_or(0) >= 600,
+        "{last}"
+    );
+    assert!(
+        sqlite["import"]["peak_rss_mb"].as_f64().unwrap_or(0.0) > 1.0,
+        "{last}"
+    );
+    assert!(
+        sqlite["pages"]["directory"]["p99_ms"].as_f64().is_some(),
+        "{last}"
+    );
+    assert!(stdout.contains("page: queue"), "{stdout}");
+    assert!(stderr.contains("audit verify: intact"), "{stderr}");
 }

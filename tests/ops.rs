@@ -196,5 +196,6 @@ fn long_imports_report_progress_in_plain_lines_when_not_on_a_terminal() {
         String::from_utf8_lossy(&out.stderr)
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("import: 1500/1500 done"), "{err}");
+    // Rows are counted as they are applied: the file is not read ahead for a total.
+    assert!(err.contains("import: 1500 rows done"), "{err}");
 }

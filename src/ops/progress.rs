@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 pub struct Progress {
     bar: Option<ProgressBar>,
     label: String,
-    total: u64,
+    /// `None`: not known ahead (the rows of a file read as it is applied).
+    total: Option<u64>,
+    unit: &'static str,
     done: u64,
     last_line: Instant,
 }
@@ -28,9 +30,38 @@ impl Progress {
         Progress {
             bar,
             label: label.to_owned(),
-            total,
+            total: Some(total),
+            unit: "",
             done: 0,
             last_line: Instant::now(),
+        }
+    }
+
+    /// Progress whose end is not known ahead: a count of `unit` and a rate.
+    pub fn unbounded(label: &str, unit: &'static str) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{msg} {pos} ({per_sec})") {
+                bar.set_style(style);
+            }
+            bar.set_message(format!("{label}: {unit}"));
+            bar
+        });
+        Progress {
+            bar,
+            label: label.to_owned(),
+            total: None,
+            unit,
+            done: 0,
+            last_line: Instant::now(),
+        }
+    }
+
+    /// `done/total`, or `done unit` when the total is not known.
+    fn count(&self) -> String {
+        match self.total {
+            Some(total) => format!("{}/{total}", self.done),
+            None => format!("{} {}", self.done, self.unit),
         }
     }
 
@@ -41,7 +72,7 @@ impl Progress {
             // At most one line every 5 seconds, and one at the end.
             None if self.last_line.elapsed() >= Duration::from_secs(5) => {
                 self.last_line = Instant::now();
-                eprintln!("{}: {}/{}", self.label, self.done, self.total);
+                eprintln!("{}: {}", self.label, self.count());
             }
             None => {}
         }
@@ -50,7 +81,7 @@ impl Progress {
     pub fn finish(self) {
         match self.bar {
             Some(bar) => bar.finish_and_clear(),
-            None => eprintln!("{}: {}/{} done", self.label, self.done, self.total),
+            None => eprintln!("{}: {} done", self.label, self.count()),
         }
     }
 }

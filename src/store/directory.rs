@@ -1,8 +1,9 @@
 //! Organisations, shared mailboxes, accounts and who is a member or owner of what.
 
-use super::{Conn, StoreError, now_ms, placeholders};
+use super::{Conn, StoreError, is_sqlite, now_ms, placeholders};
 use crate::name_keys::NameKeys;
 use crate::request::Role;
+use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
@@ -457,17 +458,28 @@ pub async fn upsert_membership(
             .execute(&mut *conn)
             .await?;
         }
-        None => {
-            sqlx::query("INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(mailbox_id)
-                .bind(account_id)
-                .bind(role.as_str())
-                .bind(now_ms())
-                .execute(&mut *conn)
-                .await?;
-        }
+        None => insert_membership(conn, mailbox_id, account_id, role).await?,
     }
     Ok(previous)
+}
+
+/// A membership known to be new (its account was just made): one statement, no look-up.
+pub async fn insert_membership(
+    conn: &mut Conn,
+    mailbox_id: i64,
+    account_id: i64,
+    role: Role,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(mailbox_id)
+    .bind(account_id)
+    .bind(role.as_str())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn remove_membership(
@@ -498,8 +510,31 @@ pub struct ExportRow {
 /// The whole directory as rows: one per membership, one per account without any, one per
 /// mailbox without any, sorted — so that `import` of an `export` changes nothing.
 pub async fn export_rows(conn: &mut Conn) -> Result<Vec<ExportRow>, StoreError> {
-    let mut out: Vec<ExportRow> = sqlx::query_as(
-        "SELECT o.name AS organisation, m.address AS mailbox, a.address AS account, a.name AS name, \
+    let mut out = Vec::new();
+    for_each_export_row(conn, |row| {
+        out.push(row);
+        Ok::<_, StoreError>(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// [`export_rows`] one row at a time, in the same order, to `each`: memory stays flat
+/// however large the directory (the database sorts; issue 18). The order is by bytes, as
+/// Rust sorts strings: PostgreSQL is told so (`COLLATE "C"`), SQLite compares bytes already.
+pub async fn for_each_export_row<E: From<StoreError>>(
+    conn: &mut Conn,
+    mut each: impl FnMut(ExportRow) -> Result<(), E>,
+) -> Result<(), E> {
+    let order = if is_sqlite(conn) {
+        "organisation, mailbox, account, name, role, status"
+    } else {
+        "organisation COLLATE \"C\", mailbox COLLATE \"C\", account COLLATE \"C\", \
+         name COLLATE \"C\", role COLLATE \"C\", status COLLATE \"C\""
+    };
+    let sql = format!(
+        "SELECT organisation, mailbox, account, name, role, status FROM ( \
+         SELECT o.name AS organisation, m.address AS mailbox, a.address AS account, a.name AS name, \
                 ms.role AS role, a.status AS status \
          FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id JOIN accounts a ON a.id = ms.account_id \
               JOIN organisations o ON o.id = m.organisation_id \
@@ -512,10 +547,12 @@ pub async fn export_rows(conn: &mut Conn) -> Result<Vec<ExportRow>, StoreError> 
          UNION ALL \
          SELECT o.name, '', '', '', '', '' FROM organisations o \
          WHERE NOT EXISTS (SELECT 1 FROM mailboxes m WHERE m.organisation_id = o.id) \
-           AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.organisation_id = o.id)",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    out.sort();
-    Ok(out)
+           AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.organisation_id = o.id) \
+         ) d ORDER BY {order}"
+    );
+    let mut rows = sqlx::query_as::<_, ExportRow>(AssertSqlSafe(sql)).fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
+        each(row)?;
+    }
+    Ok(())
 }
