@@ -749,6 +749,7 @@ async fn requests_search_filters_and_pages() {
                     requester: None,
                     target: None,
                     fields_json: "{}",
+                    from_address: Some("rosehill.care@nhs.example"),
                 },
                 "HD",
             )

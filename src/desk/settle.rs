@@ -95,7 +95,8 @@ pub(crate) async fn settle(
     s: Settle<'_>,
 ) -> Result<Processed, StoreError> {
     let d = s.decision;
-    let (request_id, reference, message_db_id) = record(conn, row, d).await?;
+    let (request_id, reference, message_db_id) =
+        record(conn, row, d, s.original.from.as_deref()).await?;
     let event = s.event.map(|detail| NewAuditEvent {
         actor: s.actor,
         on_behalf_of: d.mailbox.as_deref(),
@@ -199,6 +200,7 @@ async fn record(
     conn: &mut Conn,
     row: Row<'_>,
     d: &Decision,
+    from_address: Option<&str>,
 ) -> Result<(i64, String, i64), StoreError> {
     let fields_json = serde_json::to_string(&d.fields).unwrap_or_else(|_| "{}".into());
     match row {
@@ -217,6 +219,7 @@ async fn record(
                     requester: d.requester.as_deref(),
                     target: d.target.as_deref(),
                     fields_json: &fields_json,
+                    from_address,
                 },
                 prefix,
             )

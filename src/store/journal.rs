@@ -96,6 +96,8 @@ pub struct NewRequest<'a> {
     pub requester: Option<&'a str>,
     pub target: Option<&'a str>,
     pub fields_json: &'a str,
+    /// The message's sender, as stored with it: a term the request is found by.
+    pub from_address: Option<&'a str>,
 }
 
 /// Insert a request and give it its reference (`HD-000042` from its row id).
@@ -123,7 +125,13 @@ pub async fn insert_request(
             .fetch_one(&mut *conn)
             .await?;
         let id: i64 = row.try_get("id")?;
-        super::mentions::index(conn, id, false).await?;
+        super::mentions::index_new(
+            conn,
+            id,
+            &[r.mailbox, r.requester, r.target, r.from_address],
+            r.fields_json,
+        )
+        .await?;
         return Ok((id, row.try_get("reference")?));
     }
     let sql = format!(
@@ -139,7 +147,13 @@ pub async fn insert_request(
         .bind(&reference)
         .execute(&mut *conn)
         .await?;
-    super::mentions::index(conn, id, false).await?;
+    super::mentions::index_new(
+        conn,
+        id,
+        &[r.mailbox, r.requester, r.target, r.from_address],
+        r.fields_json,
+    )
+    .await?;
     Ok((id, reference))
 }
 

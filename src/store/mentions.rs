@@ -95,9 +95,9 @@ pub async fn index(conn: &mut Conn, id: i64, again: bool) -> Result<(), StoreErr
     let target: Option<String> = row.try_get("target")?;
     let from: Option<String> = row.try_get("from_address")?;
     let fields: String = row.try_get("fields")?;
-    let fields: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&fields).unwrap_or_default();
-    let terms = terms(
+    index_new(
+        conn,
+        id,
         &[
             mailbox.as_deref(),
             requester.as_deref(),
@@ -105,7 +105,23 @@ pub async fn index(conn: &mut Conn, id: i64, again: bool) -> Result<(), StoreErr
             from.as_deref(),
         ],
         &fields,
-    );
+    )
+    .await
+}
+
+/// Write the terms of a request just inserted, from what the insert wrote (its mailbox,
+/// requester, target, the message's sender, and its fields as JSON): no read back, since
+/// every new request pays for this inside the pipeline's transaction (reading the row again
+/// cost one more round trip per request).
+pub async fn index_new(
+    conn: &mut Conn,
+    id: i64,
+    addresses: &[Option<&str>],
+    fields_json: &str,
+) -> Result<(), StoreError> {
+    let fields: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(fields_json).unwrap_or_default();
+    let terms = terms(addresses, &fields);
     if terms.is_empty() {
         return Ok(());
     }

@@ -17,6 +17,7 @@ pub mod request;
 pub mod requests;
 pub mod saved_replies;
 pub mod saved_searches;
+pub mod search_query;
 pub mod staff;
 
 use super::auth::Staff;

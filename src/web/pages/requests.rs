@@ -2,7 +2,8 @@
 //! any account, name or mailbox they mention (issue 17); newest first, a page at a time. A
 //! staff member's saved searches are listed above the form (`saved_searches.rs`).
 
-use super::{CursorQuery, Layout, Pager, RequestLine, kind_label, outcome_label};
+use super::search_query::{SearchQuery, filter_pairs};
+use super::{Layout, Pager, RequestLine, kind_label, outcome_label};
 use crate::outcome::Outcome;
 use crate::request::RequestKind;
 use crate::store::now_ms;
@@ -15,7 +16,6 @@ use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
 
 pub const PAGE_SIZE: i64 = 50;
 /// Matches are counted up to here; past it the page says "more than".
@@ -29,21 +29,6 @@ const OUTCOMES: [Outcome; 6] = [
     Outcome::Ignored,
     Outcome::Duplicate,
 ];
-
-#[derive(Debug, Default, Deserialize)]
-pub struct SearchQuery {
-    reference: Option<String>,
-    mailbox: Option<String>,
-    account: Option<String>,
-    /// Any account, name or mailbox the request mentions.
-    mention: Option<String>,
-    kind: Option<String>,
-    outcome: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    #[serde(flatten)]
-    cursor: CursorQuery,
-}
 
 /// (value, label, selected) for a select.
 pub type Choice = (String, String, bool);
@@ -158,35 +143,4 @@ pub async fn page(
             this_query,
         },
     ))
-}
-
-/// The search's filters as query pairs, as the page reads them (no cursor): what its links,
-/// its pager and a saved search keep.
-fn filter_pairs(q: &SearchQuery) -> Vec<(&'static str, Option<String>)> {
-    let kind = opt(&q.kind).filter(|k| k.parse::<RequestKind>().is_ok());
-    let outcome = opt(&q.outcome).filter(|o| o.parse::<Outcome>().is_ok());
-    vec![
-        (
-            "reference",
-            opt(&q.reference).map(|r| r.to_ascii_uppercase()),
-        ),
-        ("mailbox", opt_lower(&q.mailbox)),
-        ("account", opt_lower(&q.account)),
-        ("mention", opt(&q.mention)),
-        ("kind", kind),
-        ("outcome", outcome),
-        ("from", opt(&q.from)),
-        ("to", opt(&q.to)),
-    ]
-}
-
-/// A query string reduced to the search's own filters, in their order (`None`: it does not
-/// read as a query string). What a saved search stores.
-pub fn canonical_query(raw: &str) -> Option<String> {
-    let q: SearchQuery = serde_urlencoded::from_str(raw.trim_start_matches('?')).ok()?;
-    Some(
-        crate::web::format::query(&filter_pairs(&q))
-            .trim_start_matches('?')
-            .to_owned(),
-    )
 }

@@ -1,10 +1,10 @@
 //! Saved searches on the requests page (issue 17): a staff member names the search they are
 //! looking at and finds it again above the form; only they see it, and only they can delete
 //! it. Both are POSTs with the CSRF token, audited (`search.saved`, `search.deleted`). What is
-//! kept is the search's own filters (`requests::canonical_query`), never anything else from
+//! kept is the search's own filters (`search_query::canonical_query`), never anything else from
 //! the form.
 
-use super::requests::canonical_query;
+use super::search_query::canonical_query;
 use crate::store::saved_searches;
 use crate::store::{Conn, StoreError};
 use crate::web::auth::Staff;
