@@ -6,19 +6,12 @@
 //! Needs what `scripts/install-browser` installs (Chromium, chromedriver, axe-core). Without
 //! them the test fails when `CI` is set and is skipped, loudly, otherwise.
 
-use crate::web_browser::{
-    ONE_BROWSER, browser, chromium_session, free_port, instance, path_of, sign_in, type_into,
-    wait_for_port,
-};
+use crate::web_browser::{Browsing, instance, path_of, sign_in, type_into};
 use fantoccini::Client;
 use fantoccini::key::Key;
-use postroom::web::{self, Status};
 use std::future::Future;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// Every page a staff member (an administrator, who sees them all) reaches.
 const PAGES: &[&str] = &[
@@ -55,54 +48,20 @@ fn axe_source() -> Result<String, String> {
         .map_err(|e| format!("axe-core is not installed ({}: {e})", path.display()))
 }
 
-/// Run `body` against the staff page of the browser test's instance in a fresh Chromium (one
-/// at a time), or skip (fail in CI) when the browser or `extra` is missing.
+/// Run `body` against the staff page of the browser test's instance in a fresh Chromium, or
+/// skip (fail in CI) when the browser or `extra` is missing.
 async fn in_chromium<F, Fut>(extra: Result<(), String>, body: F)
 where
     F: FnOnce(Client, String) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let _turn = ONE_BROWSER.lock().await;
-    let (chromium, driver) = match browser().and_then(|b| extra.map(|()| b)) {
-        Ok(b) => b,
-        Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("{why}: this browser test needs it in CI (run scripts/install-browser)")
-        }
-        Err(why) => {
-            eprintln!(
-                "\n*** SKIPPED web_a11y: {why}. Run scripts/install-browser (as root). ***\n"
-            );
-            return;
-        }
-    };
     let (_instance, store, cfg) = instance().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(web::serve(
-        store.clone(),
-        cfg.clone(),
-        listener,
-        shutdown.clone(),
-        Status::new(),
-    ));
-    let port = free_port().await;
-    let mut chromedriver = tokio::process::Command::new(&driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    wait_for_port(port).await;
-    let profile = tempfile::tempdir().unwrap();
-    let client = chromium_session(&chromium, port, profile.path()).await;
-    let outcome = body(client.clone(), base).await;
-    let _ = client.close().await;
-    let _ = chromedriver.kill().await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    outcome.unwrap_or_else(|e| panic!("{e}"));
+    let Some(mut b) = Browsing::start(&store, &cfg, extra).await else {
+        return;
+    };
+    let client = b.session().await;
+    let outcome = body(client.clone(), b.base.clone()).await;
+    b.finish(vec![client], outcome).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

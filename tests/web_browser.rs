@@ -229,53 +229,100 @@ pub(crate) async fn chromium_session(chromium: &Path, port: u16, profile: &Path)
         .expect("a Chromium session")
 }
 
+/// The staff page served from `store` and a chromedriver to drive Chromium against it, one
+/// browser test at a time; `None` (after saying so) when Chromium is not installed outside CI.
+pub(crate) struct Browsing {
+    pub base: String,
+    chromium: PathBuf,
+    port: u16,
+    chromedriver: tokio::process::Child,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    shutdown: CancellationToken,
+    profiles: Vec<tempfile::TempDir>,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Browsing {
+    /// `missing`: something else the test needs, or why it is missing.
+    pub(crate) async fn start(
+        store: &Store,
+        cfg: &Arc<Config>,
+        missing: Result<(), String>,
+    ) -> Option<Browsing> {
+        let turn = ONE_BROWSER.lock().await;
+        let (chromium, driver) = match browser().and_then(|b| missing.map(|()| b)) {
+            Ok(b) => b,
+            Err(why) if std::env::var_os("CI").is_some() => {
+                panic!("{why}: the browser tests need it in CI (run scripts/install-browser)")
+            }
+            Err(why) => {
+                eprintln!(
+                    "\n*** SKIPPED: {why}. Run scripts/install-browser (as root) to test the staff page in Chromium. ***\n"
+                );
+                return None;
+            }
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(web::serve(
+            store.clone(),
+            cfg.clone(),
+            listener,
+            shutdown.clone(),
+            Status::new(),
+        ));
+        let port = free_port().await;
+        let chromedriver = tokio::process::Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        wait_for_port(port).await;
+        Some(Browsing {
+            base,
+            chromium,
+            port,
+            chromedriver,
+            server,
+            shutdown,
+            profiles: Vec::new(),
+            _turn: turn,
+        })
+    }
+
+    /// A new Chromium session with a profile of its own (another person).
+    pub(crate) async fn session(&mut self) -> Client {
+        let profile = tempfile::tempdir().unwrap();
+        let client = chromium_session(&self.chromium, self.port, profile.path()).await;
+        self.profiles.push(profile);
+        client
+    }
+
+    /// Close the sessions and stop everything, then panic if the test's outcome was an error
+    /// (so the browser is never left running).
+    pub(crate) async fn finish(mut self, clients: Vec<Client>, outcome: Result<(), String>) {
+        for c in clients {
+            let _ = c.close().await;
+        }
+        let _ = self.chromedriver.kill().await;
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        outcome.unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_applies_a_held_request_in_chromium() {
-    let _turn = ONE_BROWSER.lock().await;
-    let (chromium, driver) = match browser() {
-        Ok(b) => b,
-        Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("{why}: the browser test needs it in CI (run scripts/install-browser)")
-        }
-        Err(why) => {
-            eprintln!(
-                "\n*** SKIPPED web_browser: {why}. Run scripts/install-browser (as root) to test the staff page in Chromium. ***\n"
-            );
-            return;
-        }
-    };
-
     let (_instance, store, cfg) = instance().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(web::serve(
-        store.clone(),
-        cfg.clone(),
-        listener,
-        shutdown.clone(),
-        Status::new(),
-    ));
-
-    let port = free_port().await;
-    let mut chromedriver = tokio::process::Command::new(&driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    wait_for_port(port).await;
-
-    let profile = tempfile::tempdir().unwrap();
-    let client = chromium_session(&chromium, port, profile.path()).await;
-
-    let outcome = drive(&client, &base).await;
-    let _ = client.close().await;
-    let _ = chromedriver.kill().await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    outcome.unwrap_or_else(|e| panic!("{e}"));
+    let Some(mut b) = Browsing::start(&store, &cfg, Ok(())).await else {
+        return;
+    };
+    let client = b.session().await;
+    let outcome = drive(&client, &b.base).await;
+    b.finish(vec![client], outcome).await;
 }
 
 /// What a person does; any failure is returned so the browser is closed before panicking.
@@ -560,19 +607,6 @@ async fn drive(c: &Client, base: &str) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_staff_members_on_one_request_in_two_chromium_sessions() {
-    let _turn = ONE_BROWSER.lock().await;
-    let (chromium, driver) = match browser() {
-        Ok(b) => b,
-        Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("{why}: the browser test needs it in CI (run scripts/install-browser)")
-        }
-        Err(why) => {
-            eprintln!(
-                "\n*** SKIPPED web_browser: {why}. Run scripts/install-browser (as root) to test the staff page in Chromium. ***\n"
-            );
-            return;
-        }
-    };
     let i = Instance::with_directory("");
     for f in [
         "unknown_kind.eml",      // HD-000001: both go for it
@@ -589,36 +623,13 @@ async fn two_staff_members_on_one_request_in_two_chromium_sessions() {
     staff::add(&store, "bob", StaffRole::Agent, PASSWORD)
         .await
         .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(web::serve(
-        store.clone(),
-        cfg.clone(),
-        listener,
-        shutdown.clone(),
-        Status::new(),
-    ));
-    let port = free_port().await;
-    let mut chromedriver = tokio::process::Command::new(&driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    wait_for_port(port).await;
-    let (profile_a, profile_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let alice = chromium_session(&chromium, port, profile_a.path()).await;
-    let bob = chromium_session(&chromium, port, profile_b.path()).await;
-
-    let outcome = two_people(&alice, &bob, &base).await;
-    let _ = alice.close().await;
-    let _ = bob.close().await;
-    let _ = chromedriver.kill().await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    outcome.unwrap_or_else(|e| panic!("{e}"));
+    let Some(mut b) = Browsing::start(&store, &cfg, Ok(())).await else {
+        return;
+    };
+    let alice = b.session().await;
+    let bob = b.session().await;
+    let outcome = two_people(&alice, &bob, &b.base).await;
+    b.finish(vec![alice, bob], outcome).await;
 }
 
 pub(crate) async fn sign_in(c: &Client, base: &str, name: &str) -> Result<(), String> {
