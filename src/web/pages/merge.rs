@@ -3,7 +3,6 @@
 //! decision, merging a request someone else has taken asks "Decide anyway" first.
 
 use super::request::{claim_gate, failure_sentence, merge_refused};
-use crate::review::ReviewError;
 use crate::web::auth::Staff;
 use crate::web::format::is_reference;
 use crate::web::{WebError, WebState, see_other};
@@ -32,8 +31,7 @@ pub async fn merge(
     let confirmed = form.confirm_claim.as_deref() == Some("yes");
     let result = match claim_gate(&state, &me, &reference, confirmed).await {
         Err(e) => Err(e),
-        Ok(Some(sentence)) => Err(ReviewError::Claimed(sentence)),
-        Ok(None) => crate::merge::merge(&state.store, &reference, &form.into, &me.name).await,
+        Ok(()) => crate::merge::merge(&state.store, &reference, &form.into, &me.name).await,
     };
     match result {
         Ok(()) => {

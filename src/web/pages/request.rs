@@ -602,23 +602,22 @@ fn review_failure(e: ReviewError) -> Result<(StatusCode, String), WebError> {
 }
 
 /// A request someone else has taken is decided only when the form says so (issue 17): the
-/// sentence to show when it does not.
+/// refusal (`ReviewError::Claimed`, with the sentence to show) when it does not.
 pub(super) async fn claim_gate(
     state: &WebState,
     me: &Staff,
     reference: &str,
     confirmed: bool,
-) -> Result<Option<String>, ReviewError> {
+) -> Result<(), ReviewError> {
     if confirmed {
-        return Ok(None);
+        return Ok(());
     }
-    Ok(review::claimed_by_other(&state.store, reference, &me.name)
-        .await?
-        .map(|other| {
-            format!(
-                "{other} has taken this request. Tick \u{201c}Decide anyway\u{201d} to decide it yourself, or leave it to them."
-            )
-        }))
+    match review::claimed_by_other(&state.store, reference, &me.name).await? {
+        None => Ok(()),
+        Some(other) => Err(ReviewError::Claimed(format!(
+            "{other} has taken this request. Tick \u{201c}Decide anyway\u{201d} to decide it yourself, or leave it to them."
+        ))),
+    }
 }
 
 /// A decision that failed: for a request already decided, say who decided it and how.
@@ -648,8 +647,7 @@ pub async fn apply(
     let confirmed = form.get("confirm_claim").is_some_and(|v| v == "yes");
     let result = match claim_gate(&state, &me, &reference, confirmed).await {
         Err(e) => Err(e),
-        Ok(Some(sentence)) => Err(ReviewError::Claimed(sentence)),
-        Ok(None) => match kind_text.parse::<RequestKind>() {
+        Ok(()) => match kind_text.parse::<RequestKind>() {
             Ok(kind) if !kind_text.is_empty() => {
                 review::apply_as(&state.store, &state.cfg, &reference, kind, &form, &me.name).await
             }
@@ -698,8 +696,7 @@ pub async fn reject(
     let confirmed = form.confirm_claim.as_deref() == Some("yes");
     let result = match claim_gate(&state, &me, &reference, confirmed).await {
         Err(e) => Err(e),
-        Ok(Some(sentence)) => Err(ReviewError::Claimed(sentence)),
-        Ok(None) => {
+        Ok(()) => {
             review::reject(
                 &state.store,
                 &state.cfg,
