@@ -49,6 +49,7 @@ use postroom::pipeline::{self, Mode};
 use postroom::request::RequestKind;
 use postroom::resolve::{self, Resolved, Scope};
 use postroom::store::Store;
+use postroom::store::mentions;
 use postroom::store::staff::{self, StaffRole};
 use postroom::web::{self, Status, WebState};
 use rand::seq::SliceRandom;
@@ -482,24 +483,33 @@ fn insert_sql(table: &str, cols: &str, rows: usize) -> String {
     sql
 }
 
+/// Rows per INSERT statement. Always the same number (bar a chunk's last statement), so
+/// that the statement is prepared once and then found in sqlx's per-connection cache: SQLite
+/// looks each `$n` parameter's name up in a list as it prepares a statement, so preparing one
+/// with thousands of parameters costs time quadratic in their number, and a statement whose
+/// row count changed with every chunk (the audit events and replies vary) was prepared anew
+/// each time.
+const ROWS_PER_INSERT: usize = 64;
+
 async fn insert_rows(conn: &mut sqlx::AnyConnection, table: &str, cols: &str, rows: Vec<Vec<Val>>) {
-    if rows.is_empty() {
-        return;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let part: Vec<Vec<Val>> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        let sql = insert_sql(table, cols, part.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in part.into_iter().flatten() {
+            q = match v {
+                Val::I(x) => q.bind(x),
+                Val::OI(x) => q.bind(x),
+                Val::S(x) => q.bind(x),
+                Val::OS(x) => q.bind(x),
+                Val::B(x) => q.bind(x),
+            };
+        }
+        q.execute(&mut *conn)
+            .await
+            .unwrap_or_else(|e| die(format!("loading {table}: {e}")));
     }
-    let sql = insert_sql(table, cols, rows.len());
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for v in rows.into_iter().flatten() {
-        q = match v {
-            Val::I(x) => q.bind(x),
-            Val::OI(x) => q.bind(x),
-            Val::S(x) => q.bind(x),
-            Val::OS(x) => q.bind(x),
-            Val::B(x) => q.bind(x),
-        };
-    }
-    q.execute(&mut *conn)
-        .await
-        .unwrap_or_else(|e| die(format!("loading {table}: {e}")));
 }
 
 async fn scalar(store: &Store, sql: &'static str) -> i64 {
@@ -549,8 +559,8 @@ async fn load_earlier(
     while i < n {
         let end = (i + LOAD_CHUNK).min(n);
         let t_build = Instant::now();
-        let (mut messages, mut requests, mut events, mut replies) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut messages, mut requests, mut events, mut replies, mut terms) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for k in i..end {
             let id = (k + 1) as i64;
             let at = now - span + (span / n as i64) * k as i64;
@@ -608,6 +618,27 @@ async fn load_earlier(
                 Val::OS(m.outcome.clone()),
             ]);
             let r = &tp.request;
+            // The staff page's search index (issue 17), as the pipeline writes it for each
+            // new request: without it the search figures would be over an empty index.
+            let (mailbox, requester, target, from, fields) = (
+                rewrite_opt(&r.mailbox, &pairs),
+                rewrite_opt(&r.requester, &pairs),
+                rewrite_opt(&r.target, &pairs),
+                rewrite_opt(&m.from_address, &pairs),
+                rewrite(&r.fields, &pairs),
+            );
+            let parsed = serde_json::from_str(&fields).unwrap_or_default();
+            for term in mentions::terms(
+                &[
+                    mailbox.as_deref(),
+                    requester.as_deref(),
+                    target.as_deref(),
+                    from.as_deref(),
+                ],
+                &parsed,
+            ) {
+                terms.push(vec![Val::S(term), Val::I(id)]);
+            }
             requests.push(vec![
                 Val::I(id),
                 Val::S(reference),
@@ -616,10 +647,10 @@ async fn load_earlier(
                 Val::S(r.outcome.clone()),
                 Val::OS(r.reason.clone()),
                 Val::OS(r.reason_json.clone()),
-                Val::OS(rewrite_opt(&r.mailbox, &pairs)),
-                Val::OS(rewrite_opt(&r.requester, &pairs)),
-                Val::OS(rewrite_opt(&r.target, &pairs)),
-                Val::S(rewrite(&r.fields, &pairs)),
+                Val::OS(mailbox),
+                Val::OS(requester),
+                Val::OS(target),
+                Val::S(fields),
                 Val::I(at + 5),
                 Val::I(at + 5),
             ]);
@@ -714,6 +745,7 @@ async fn load_earlier(
                 .await
                 .unwrap_or_else(|e| die(format!("linking messages: {e}")));
         }
+        insert_rows(&mut tx, "request_mentions", "term, request_id", terms).await;
         insert_rows(
             &mut tx,
             "audit_events",
