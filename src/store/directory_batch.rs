@@ -4,7 +4,7 @@
 //! cost of an import on PostgreSQL. Every function splits its input so that no statement
 //! binds more than [`MAX_BINDS`] values (SQLite allows 32,766, PostgreSQL 65,535).
 
-use super::{Conn, StoreError, now_ms, placeholders};
+use super::{Conn, StoreError, is_sqlite, now_ms};
 use crate::accounts::{Account, AccountStatus, Mailbox};
 use crate::name_keys::NameKeys;
 use crate::request::Role;
@@ -14,12 +14,47 @@ use std::collections::HashMap;
 /// The most values one statement binds, under both backends' limits with room to spare.
 const MAX_BINDS: usize = 30_000;
 
-/// `($1, $2), ($3, $4), …`: `rows` tuples of `width` numbered placeholders each.
-fn tuples(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders(r * width + 1, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Placeholders for statements of thousands of values. PostgreSQL numbers them (`$1`); on
+/// SQLite they are anonymous (`?`, bound in order): sqlx asks SQLite the name of every
+/// parameter as it binds, and SQLite finds a name by walking the statement's list of names,
+/// so binding n numbered parameters costs n² — most of an import's time at a few thousand
+/// values a statement. Every statement here binds its values in the order they appear.
+#[derive(Clone, Copy)]
+struct Marks {
+    sqlite: bool,
+}
+
+impl Marks {
+    fn of(conn: &Conn) -> Marks {
+        Marks {
+            sqlite: is_sqlite(conn),
+        }
+    }
+
+    /// The placeholder of the `i`-th value (from 1).
+    fn one(self, i: usize) -> String {
+        if self.sqlite {
+            "?".to_owned()
+        } else {
+            format!("${i}")
+        }
+    }
+
+    /// `n` placeholders from the `first`-th value, comma-separated.
+    fn list(self, first: usize, n: usize) -> String {
+        (first..first + n)
+            .map(|i| self.one(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `(…), (…), …`: `rows` tuples of `width` placeholders each.
+    fn tuples(self, rows: usize, width: usize) -> String {
+        (0..rows)
+            .map(|r| format!("({})", self.list(r * width + 1, width)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The ids of the organisations among `names`, by name; a name that is no organisation is
@@ -28,13 +63,14 @@ pub async fn organisations_named(
     conn: &mut Conn,
     names: &[&str],
 ) -> Result<HashMap<String, i64>, StoreError> {
+    let marks = Marks::of(conn);
     let mut found = HashMap::new();
     for chunk in names.chunks(MAX_BINDS) {
         let sql = format!(
             "SELECT id, name FROM organisations WHERE name IN ({})",
-            placeholders(1, chunk.len())
+            marks.list(1, chunk.len())
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for name in chunk {
             q = q.bind(*name);
         }
@@ -50,15 +86,16 @@ pub async fn mailboxes_at(
     conn: &mut Conn,
     addresses: &[&str],
 ) -> Result<HashMap<String, Mailbox>, StoreError> {
+    let marks = Marks::of(conn);
     let mut found = HashMap::new();
     for chunk in addresses.chunks(MAX_BINDS) {
         let sql = format!(
             "SELECT m.id, m.organisation_id, o.name AS organisation, m.address \
              FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
              WHERE m.address IN ({})",
-            placeholders(1, chunk.len())
+            marks.list(1, chunk.len())
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for a in chunk {
             q = q.bind(*a);
         }
@@ -80,15 +117,16 @@ pub async fn accounts_at(
     conn: &mut Conn,
     addresses: &[&str],
 ) -> Result<HashMap<String, Account>, StoreError> {
+    let marks = Marks::of(conn);
     let mut found = HashMap::new();
     for chunk in addresses.chunks(MAX_BINDS) {
         let sql = format!(
             "SELECT a.id, a.organisation_id, o.name AS organisation, a.address, a.name, a.status \
              FROM accounts a JOIN organisations o ON o.id = a.organisation_id \
              WHERE a.address IN ({})",
-            placeholders(1, chunk.len())
+            marks.list(1, chunk.len())
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for a in chunk {
             q = q.bind(*a);
         }
@@ -114,6 +152,7 @@ pub async fn memberships_among(
     mailboxes: &[i64],
     accounts: &[i64],
 ) -> Result<HashMap<(i64, i64), Role>, StoreError> {
+    let marks = Marks::of(conn);
     let mut found = HashMap::new();
     if mailboxes.is_empty() {
         return Ok(found);
@@ -122,10 +161,10 @@ pub async fn memberships_among(
         let sql = format!(
             "SELECT mailbox_id, account_id, role FROM memberships \
              WHERE mailbox_id IN ({}) AND account_id IN ({})",
-            placeholders(1, mailboxes.len()),
-            placeholders(mailboxes.len() + 1, chunk.len())
+            marks.list(1, mailboxes.len()),
+            marks.list(mailboxes.len() + 1, chunk.len())
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for m in mailboxes {
             q = q.bind(*m);
         }
@@ -147,14 +186,15 @@ pub async fn insert_organisations(
     conn: &mut Conn,
     names: &[&str],
 ) -> Result<HashMap<String, i64>, StoreError> {
+    let marks = Marks::of(conn);
     let mut ids = HashMap::new();
     let now = now_ms();
     for chunk in names.chunks(MAX_BINDS / 2) {
         let sql = format!(
             "INSERT INTO organisations (name, created_at) VALUES {} RETURNING id, name",
-            tuples(chunk.len(), 2)
+            marks.tuples(chunk.len(), 2)
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for name in chunk {
             q = q.bind(*name).bind(now);
         }
@@ -171,15 +211,16 @@ pub async fn insert_mailboxes(
     conn: &mut Conn,
     mailboxes: &[(i64, &str)],
 ) -> Result<HashMap<String, i64>, StoreError> {
+    let marks = Marks::of(conn);
     let mut ids = HashMap::new();
     let now = now_ms();
     for chunk in mailboxes.chunks(MAX_BINDS / 3) {
         let sql = format!(
             "INSERT INTO mailboxes (organisation_id, address, created_at) VALUES {} \
              RETURNING id, address",
-            tuples(chunk.len(), 3)
+            marks.tuples(chunk.len(), 3)
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for (organisation_id, address) in chunk {
             q = q.bind(*organisation_id).bind(*address).bind(now);
         }
@@ -204,24 +245,25 @@ pub async fn insert_accounts(
     conn: &mut Conn,
     accounts: &[ImportedAccount<'_>],
 ) -> Result<HashMap<String, i64>, StoreError> {
-    const WIDTH: usize = 8;
+    const WIDTH: usize = 9;
+    let marks = Marks::of(conn);
     let mut ids = HashMap::new();
     let now = now_ms();
     for chunk in accounts.chunks(MAX_BINDS / WIDTH) {
         let values = (0..chunk.len())
             .map(|r| {
-                let p = |i: usize| r * WIDTH + i;
+                let p = |i: usize| marks.one(r * WIDTH + i);
                 format!(
-                    "(${}, ${}, ${}, NULL, ${}, NULL, 0, ${}, ${}, ${}, ${}, ${})",
+                    "({}, {}, {}, NULL, {}, NULL, 0, {}, {}, {}, {}, {})",
                     p(1),
                     p(2),
                     p(3),
                     p(4),
                     p(5),
-                    p(5),
                     p(6),
                     p(7),
-                    p(8)
+                    p(8),
+                    p(9)
                 )
             })
             .collect::<Vec<_>>()
@@ -231,7 +273,7 @@ pub async fn insert_accounts(
              must_change, status_changed_at, created_at, name_key, first_key, initial_key) \
              VALUES {values} RETURNING id, address"
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for a in chunk {
             let keys = NameKeys::of(a.name);
             q = q
@@ -239,6 +281,7 @@ pub async fn insert_accounts(
                 .bind(a.address)
                 .bind(a.name)
                 .bind(a.status.as_str())
+                .bind(now)
                 .bind(now)
                 .bind(keys.full)
                 .bind(keys.first)
@@ -256,13 +299,14 @@ pub async fn insert_memberships(
     conn: &mut Conn,
     memberships: &[(i64, i64, Role)],
 ) -> Result<(), StoreError> {
+    let marks = Marks::of(conn);
     let now = now_ms();
     for chunk in memberships.chunks(MAX_BINDS / 4) {
         let sql = format!(
             "INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES {}",
-            tuples(chunk.len(), 4)
+            marks.tuples(chunk.len(), 4)
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for (mailbox_id, account_id, role) in chunk {
             q = q
                 .bind(*mailbox_id)
