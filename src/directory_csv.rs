@@ -1,14 +1,16 @@
 //! `directory import` and `directory export`: the directory as CSV.
 //!
-//! Import is all or nothing: the rows are checked and applied one by one as they are read, in
-//! one transaction, and a bad row names its line and rolls back every row before it, so a
-//! file either lands whole or not at all. Only one row is held in memory at a time.
+//! Import is all or nothing: the rows are read a batch at a time, each batch checked row by
+//! row and then written with a few multi-row statements, all in one transaction; a bad row
+//! names its line and rolls back every row before it, so a file either lands whole or not at
+//! all. Only one batch of rows is held in memory at a time.
 //! Importing the same file twice changes nothing the second time.
 
 use crate::action::AuditAction;
 use crate::config_value::looks_like_address;
 use crate::request::Role;
-use crate::store::directory::{self, AccountStatus, NewAccount};
+use crate::store::directory::{self, AccountStatus};
+use crate::store::directory_batch;
 use crate::store::journal::{self, NewAuditEvent};
 use crate::store::{Conn, Store, StoreError};
 use serde::Serialize;
@@ -58,7 +60,7 @@ const COLUMNS: [&str; 6] = [
     "status",
 ];
 
-/// The file's rows, one at a time: an import holds one row in memory, not the file (a
+/// The file's rows, one at a time: an import holds one batch of rows in memory, not the file (a
 /// national directory is millions of rows; issue 18).
 struct RowReader<R: Read> {
     reader: csv::Reader<R>,
@@ -243,8 +245,17 @@ pub async fn import(
     }
 }
 
-/// Each row is checked and applied as it is read, in the caller's transaction: a bad row
-/// stops the import, and the caller rolls back what the rows before it did.
+/// How many rows are checked and written together: ten statements or so per batch instead of
+/// three or four per row (issue 18). Every statement of a batch binds at most three values per
+/// row (the look-ups, the memberships) or eight (new accounts), far under the backends' limits.
+const BATCH: usize = 1000;
+
+/// The rows are read a batch at a time and each batch is checked and written in the caller's
+/// transaction: a bad row stops the import, and the caller rolls back what the rows before it
+/// did. A batch is checked row by row, in order, against what the database held before it
+/// and what its earlier rows made, so a bad row is found at the same line, with the same
+/// message, as when each row was applied alone; and a row the reader refuses is reported only
+/// after the rows before it were checked.
 async fn apply_rows<R: Read>(
     conn: &mut Conn,
     rows: &mut RowReader<R>,
@@ -252,137 +263,34 @@ async fn apply_rows<R: Read>(
     let mut s = ImportSummary::default();
     let mut progress = crate::ops::progress::Progress::unbounded("import", "rows");
     // Owners made members by this file: (line, mailbox id, mailbox, account).
-    let mut demoted: Vec<(u64, i64, Option<String>, Option<String>)> = Vec::new();
-    // What earlier rows found or made, so that each row does not look its organisation and
-    // mailbox up again: inside this transaction nobody else writes the directory (issue 18:
-    // two statements of six per row). Organisations are few, mailboxes a few per hundred
-    // accounts: (id, organisation id, organisation) by address.
-    let mut organisations: HashMap<String, i64> = HashMap::new();
-    let mut mailboxes: HashMap<String, (i64, i64, String)> = HashMap::new();
-    while let Some(row) = rows.next_row()? {
-        let row = &row;
-        s.rows += 1;
-        progress.inc(1);
-        let bad = |message: String| ImportError::Row {
-            line: row.line,
-            message,
-        };
-        let org_id = match organisations.get(&row.organisation) {
-            Some(id) => *id,
-            None => {
-                let id = match directory::find_organisation_id(conn, &row.organisation).await? {
-                    Some(id) => id,
-                    None => {
-                        s.organisations += 1;
-                        directory::ensure_organisation(conn, &row.organisation).await?
-                    }
-                };
-                organisations.insert(row.organisation.clone(), id);
-                id
-            }
-        };
-
-        let mailbox_id = match &row.mailbox {
-            None => None,
-            Some(address) => {
-                let known = match mailboxes.get(address) {
-                    Some(m) => Some(m.clone()),
-                    None => directory::find_mailbox(conn, address)
-                        .await?
-                        .map(|m| (m.id, m.organisation_id, m.organisation)),
-                };
-                Some(match known {
-                    Some((_, organisation_id, organisation)) if organisation_id != org_id => {
-                        return Err(bad(format!(
-                            "mailbox {address} already belongs to {organisation}"
-                        )));
-                    }
-                    Some(m) => {
-                        let id = m.0;
-                        mailboxes.entry(address.clone()).or_insert(m);
-                        id
-                    }
-                    None => {
-                        if directory::find_account(conn, address).await?.is_some() {
-                            return Err(bad(format!(
-                                "{address} is already a personal account, not a mailbox"
-                            )));
-                        }
-                        s.mailboxes += 1;
-                        let id = directory::ensure_mailbox(conn, org_id, address).await?;
-                        mailboxes.insert(address.clone(), (id, org_id, row.organisation.clone()));
-                        id
-                    }
-                })
-            }
-        };
-
-        // A new account has no membership yet: its row's is inserted without a look-up.
-        let mut new_account = false;
-        let account_id = match &row.account {
-            None => None,
-            Some(address) => Some(match directory::find_account(conn, address).await? {
-                Some(a) if a.organisation_id != org_id => {
-                    return Err(bad(format!(
-                        "account {address} already belongs to {}",
-                        a.organisation
-                    )));
+    let mut demoted: Vec<(u64, i64, String, String)> = Vec::new();
+    let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
+    loop {
+        batch.clear();
+        let mut unreadable = None;
+        let mut end = false;
+        while batch.len() < BATCH {
+            match rows.next_row() {
+                Ok(Some(row)) => batch.push(row),
+                Ok(None) => {
+                    end = true;
+                    break;
                 }
-                Some(a) => {
-                    if directory::update_account_from_import(conn, a.id, &row.name, row.status)
-                        .await?
-                    {
-                        s.accounts_updated += 1;
-                    }
-                    a.id
+                Err(e) => {
+                    unreadable = Some(e);
+                    break;
                 }
-                None => {
-                    if directory::find_mailbox(conn, address).await?.is_some() {
-                        return Err(bad(format!(
-                            "{address} is already a shared mailbox, not a personal account"
-                        )));
-                    }
-                    s.accounts += 1;
-                    new_account = true;
-                    directory::insert_account(
-                        conn,
-                        &NewAccount {
-                            organisation_id: org_id,
-                            address,
-                            name: &row.name,
-                            job_title: None,
-                            status: row.status,
-                            password_hash: None,
-                            must_change: false,
-                        },
-                    )
-                    .await?
-                }
-            }),
-        };
-
-        if let (Some(mailbox_id), Some(account_id), Some(role)) = (mailbox_id, account_id, row.role)
-        {
-            if new_account {
-                directory::insert_membership(conn, mailbox_id, account_id, role).await?;
-                s.memberships += 1;
-                continue;
             }
-            match directory::upsert_membership(conn, mailbox_id, account_id, role).await? {
-                None => s.memberships += 1,
-                Some(previous) if previous != role => {
-                    s.memberships_updated += 1;
-                    if previous == Role::Owner {
-                        demoted.push((
-                            row.line,
-                            mailbox_id,
-                            row.mailbox.clone(),
-                            row.account.clone(),
-                        ));
-                    }
-                }
-                Some(_) => {}
-            }
+        }
+        let known = Known::of(conn, &batch).await?;
+        let plan = known.check(&batch, &mut s)?;
+        progress.inc(batch.len() as u64);
+        if let Some(e) = unreadable {
+            return Err(e);
+        }
+        plan.write(conn, &mut demoted).await?;
+        if end {
+            break;
         }
     }
     progress.finish();
@@ -395,14 +303,391 @@ async fn apply_rows<R: Read>(
             return Err(ImportError::Row {
                 line,
                 message: format!(
-                    "this makes {} a member, and {} would have no owner left: name another owner first",
-                    account.unwrap_or_default(),
-                    mailbox.unwrap_or_default()
+                    "this makes {account} a member, and {mailbox} would have no owner left: name another owner first"
                 ),
             });
         }
     }
     Ok(s)
+}
+
+/// A mailbox a batch names: found in the database (`id`) or made by one of its rows.
+struct KnownMailbox {
+    id: Option<i64>,
+    organisation: String,
+}
+
+/// An account a batch names, as its rows so far left it.
+struct KnownAccount {
+    /// `None`: made by one of the batch's rows.
+    id: Option<i64>,
+    organisation: String,
+    name: String,
+    status: AccountStatus,
+    /// A row changed it (an existing account is written back once, at the end of the batch).
+    changed: bool,
+    /// A row changed its status: `status_changed_at` is now, even if a later row changed it
+    /// back, as when each row was written alone.
+    status_changed: bool,
+    /// A row changed it and named it: its name keys are written again.
+    rekey: bool,
+}
+
+/// A membership a batch names, as its rows so far left it.
+struct KnownMembership {
+    role: Role,
+    /// In the database before the batch.
+    existing: bool,
+    changed: bool,
+}
+
+/// What the database holds of everything a batch names, then what its rows made of it.
+#[derive(Default)]
+struct Known {
+    /// By name; `None`: made by one of the batch's rows.
+    organisations: HashMap<String, Option<i64>>,
+    mailboxes: HashMap<String, KnownMailbox>,
+    accounts: HashMap<String, KnownAccount>,
+    /// By (mailbox, account).
+    memberships: HashMap<(String, String), KnownMembership>,
+    /// What the batch makes, in the order of its rows.
+    new_organisations: Vec<String>,
+    new_mailboxes: Vec<String>,
+    new_accounts: Vec<String>,
+    new_memberships: Vec<(String, String)>,
+    /// Owners the batch made members: (line, mailbox, account).
+    demoted: Vec<(u64, String, String)>,
+}
+
+impl Known {
+    /// Look up, in four statements, the organisations, mailboxes, accounts and memberships
+    /// the batch's rows name; every address both as a mailbox and as an account, for the
+    /// checks that one is not the other.
+    async fn of(conn: &mut Conn, batch: &[Row]) -> Result<Known, ImportError> {
+        let mut names: Vec<&str> = batch.iter().map(|r| r.organisation.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut addresses: Vec<&str> = batch
+            .iter()
+            .flat_map(|r| [r.mailbox.as_deref(), r.account.as_deref()])
+            .flatten()
+            .collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        let mut known = Known::default();
+        for (name, id) in directory_batch::organisations_named(conn, &names).await? {
+            known.organisations.insert(name, Some(id));
+        }
+        let mailboxes = directory_batch::mailboxes_at(conn, &addresses).await?;
+        let accounts = directory_batch::accounts_at(conn, &addresses).await?;
+        // Memberships only between mailboxes and accounts that exist and that a row pairs.
+        let mut mailbox_ids = Vec::new();
+        let mut account_ids = Vec::new();
+        for row in batch {
+            if let (Some(m), Some(a)) = (&row.mailbox, &row.account)
+                && let (Some(m), Some(a)) = (mailboxes.get(m), accounts.get(a))
+            {
+                mailbox_ids.push(m.id);
+                account_ids.push(a.id);
+            }
+        }
+        mailbox_ids.sort_unstable();
+        mailbox_ids.dedup();
+        account_ids.sort_unstable();
+        account_ids.dedup();
+        let roles = directory_batch::memberships_among(conn, &mailbox_ids, &account_ids).await?;
+        let mailbox_at: HashMap<i64, &str> = mailboxes
+            .values()
+            .map(|m| (m.id, m.address.as_str()))
+            .collect();
+        let account_at: HashMap<i64, &str> = accounts
+            .values()
+            .map(|a| (a.id, a.address.as_str()))
+            .collect();
+        for ((mailbox_id, account_id), role) in roles {
+            if let (Some(m), Some(a)) = (mailbox_at.get(&mailbox_id), account_at.get(&account_id)) {
+                known.memberships.insert(
+                    ((*m).to_owned(), (*a).to_owned()),
+                    KnownMembership {
+                        role,
+                        existing: true,
+                        changed: false,
+                    },
+                );
+            }
+        }
+        for (address, m) in mailboxes {
+            known.mailboxes.insert(
+                address,
+                KnownMailbox {
+                    id: Some(m.id),
+                    organisation: m.organisation,
+                },
+            );
+        }
+        for (address, a) in accounts {
+            known.accounts.insert(
+                address,
+                KnownAccount {
+                    id: Some(a.id),
+                    organisation: a.organisation,
+                    name: a.name,
+                    status: a.status,
+                    changed: false,
+                    status_changed: false,
+                    rekey: false,
+                },
+            );
+        }
+        Ok(known)
+    }
+
+    /// Check the batch's rows in order, each against what the database held and what the
+    /// rows before it made, counting what they change: the same checks, in the same order,
+    /// as when each row was applied alone.
+    fn check(mut self, batch: &[Row], s: &mut ImportSummary) -> Result<Known, ImportError> {
+        for row in batch {
+            s.rows += 1;
+            let bad = |message: String| ImportError::Row {
+                line: row.line,
+                message,
+            };
+            if !self.organisations.contains_key(&row.organisation) {
+                s.organisations += 1;
+                self.organisations.insert(row.organisation.clone(), None);
+                self.new_organisations.push(row.organisation.clone());
+            }
+
+            if let Some(address) = &row.mailbox {
+                match self.mailboxes.get(address) {
+                    Some(m) if m.organisation != row.organisation => {
+                        return Err(bad(format!(
+                            "mailbox {address} already belongs to {}",
+                            m.organisation
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        if self.accounts.contains_key(address) {
+                            return Err(bad(format!(
+                                "{address} is already a personal account, not a mailbox"
+                            )));
+                        }
+                        s.mailboxes += 1;
+                        self.mailboxes.insert(
+                            address.clone(),
+                            KnownMailbox {
+                                id: None,
+                                organisation: row.organisation.clone(),
+                            },
+                        );
+                        self.new_mailboxes.push(address.clone());
+                    }
+                }
+            }
+
+            if let Some(address) = &row.account {
+                match self.accounts.get_mut(address) {
+                    Some(a) if a.organisation != row.organisation => {
+                        return Err(bad(format!(
+                            "account {address} already belongs to {}",
+                            a.organisation
+                        )));
+                    }
+                    // An empty name keeps the stored one; a status is always given.
+                    Some(a) => {
+                        let renamed = !row.name.is_empty() && a.name != row.name;
+                        let restatused = a.status != row.status;
+                        if renamed || restatused {
+                            s.accounts_updated += 1;
+                            a.changed = true;
+                            a.status_changed |= restatused;
+                            a.status = row.status;
+                            if !row.name.is_empty() {
+                                a.name.clone_from(&row.name);
+                                a.rekey = true;
+                            }
+                        }
+                    }
+                    None => {
+                        if self.mailboxes.contains_key(address) {
+                            return Err(bad(format!(
+                                "{address} is already a shared mailbox, not a personal account"
+                            )));
+                        }
+                        s.accounts += 1;
+                        self.accounts.insert(
+                            address.clone(),
+                            KnownAccount {
+                                id: None,
+                                organisation: row.organisation.clone(),
+                                name: row.name.clone(),
+                                status: row.status,
+                                changed: false,
+                                status_changed: false,
+                                rekey: false,
+                            },
+                        );
+                        self.new_accounts.push(address.clone());
+                    }
+                }
+            }
+
+            if let (Some(mailbox), Some(account), Some(role)) =
+                (&row.mailbox, &row.account, row.role)
+            {
+                let key = (mailbox.clone(), account.clone());
+                match self.memberships.get_mut(&key) {
+                    None => {
+                        s.memberships += 1;
+                        self.memberships.insert(
+                            key.clone(),
+                            KnownMembership {
+                                role,
+                                existing: false,
+                                changed: false,
+                            },
+                        );
+                        self.new_memberships.push(key);
+                    }
+                    Some(m) if m.role != role => {
+                        s.memberships_updated += 1;
+                        if m.role == Role::Owner {
+                            self.demoted.push((row.line, key.0, key.1));
+                        }
+                        m.role = role;
+                        m.changed = true;
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Write what the batch made and changed: a multi-row INSERT each for organisations,
+    /// mailboxes, accounts and memberships, an UPDATE for each existing account or
+    /// membership a row changed, nothing for rows that change nothing.
+    async fn write(
+        mut self,
+        conn: &mut Conn,
+        demoted: &mut Vec<(u64, i64, String, String)>,
+    ) -> Result<(), ImportError> {
+        let names: Vec<&str> = self.new_organisations.iter().map(String::as_str).collect();
+        for (name, id) in directory_batch::insert_organisations(conn, &names).await? {
+            self.organisations.insert(name, Some(id));
+        }
+        let organisation_id = |organisations: &HashMap<String, Option<i64>>, name: &str| {
+            organisations
+                .get(name)
+                .copied()
+                .flatten()
+                .ok_or_else(|| unwritten("organisation", name))
+        };
+
+        let mut mailboxes = Vec::with_capacity(self.new_mailboxes.len());
+        for address in &self.new_mailboxes {
+            let m = self
+                .mailboxes
+                .get(address)
+                .ok_or_else(|| unwritten("mailbox", address))?;
+            mailboxes.push((
+                organisation_id(&self.organisations, &m.organisation)?,
+                address.as_str(),
+            ));
+        }
+        for (address, id) in directory_batch::insert_mailboxes(conn, &mailboxes).await? {
+            if let Some(m) = self.mailboxes.get_mut(&address) {
+                m.id = Some(id);
+            }
+        }
+
+        let mut accounts = Vec::with_capacity(self.new_accounts.len());
+        for address in &self.new_accounts {
+            let a = self
+                .accounts
+                .get(address)
+                .ok_or_else(|| unwritten("account", address))?;
+            accounts.push(directory_batch::ImportedAccount {
+                organisation_id: organisation_id(&self.organisations, &a.organisation)?,
+                address,
+                name: &a.name,
+                status: a.status,
+            });
+        }
+        let account_ids = directory_batch::insert_accounts(conn, &accounts).await?;
+        drop(accounts);
+        for (address, id) in account_ids {
+            if let Some(a) = self.accounts.get_mut(&address) {
+                a.id = Some(id);
+            }
+        }
+
+        let mailbox_id = |known: &Known, address: &str| {
+            known
+                .mailboxes
+                .get(address)
+                .and_then(|m| m.id)
+                .ok_or_else(|| unwritten("mailbox", address))
+        };
+        let account_id = |known: &Known, address: &str| {
+            known
+                .accounts
+                .get(address)
+                .and_then(|a| a.id)
+                .ok_or_else(|| unwritten("account", address))
+        };
+        let mut memberships = Vec::with_capacity(self.new_memberships.len());
+        for key in &self.new_memberships {
+            let m = self
+                .memberships
+                .get(key)
+                .ok_or_else(|| unwritten("membership", &key.1))?;
+            memberships.push((
+                mailbox_id(&self, &key.0)?,
+                account_id(&self, &key.1)?,
+                m.role,
+            ));
+        }
+        directory_batch::insert_memberships(conn, &memberships).await?;
+
+        for a in self.accounts.values() {
+            if let (Some(id), true) = (a.id, a.changed) {
+                directory_batch::update_account(
+                    conn,
+                    &directory_batch::AccountChange {
+                        id,
+                        name: &a.name,
+                        status: a.status,
+                        status_changed: a.status_changed,
+                        rekey: a.rekey,
+                    },
+                )
+                .await?;
+            }
+        }
+        for ((mailbox, account), m) in &self.memberships {
+            if m.existing && m.changed {
+                directory_batch::set_role(
+                    conn,
+                    mailbox_id(&self, mailbox)?,
+                    account_id(&self, account)?,
+                    m.role,
+                )
+                .await?;
+            }
+        }
+        for (line, mailbox, account) in std::mem::take(&mut self.demoted) {
+            demoted.push((line, mailbox_id(&self, &mailbox)?, mailbox, account));
+        }
+        Ok(())
+    }
+}
+
+/// A row of the batch whose id the database did not give back: cannot happen while the
+/// checks above hold, reported rather than assumed.
+fn unwritten(what: &str, key: &str) -> ImportError {
+    ImportError::File(format!("the import did not write {what} {key}"))
 }
 
 /// Write the directory as CSV, sorted, one row at a time (the database sorts; nothing but

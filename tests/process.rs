@@ -465,6 +465,224 @@ fn a_bad_csv_row_names_its_line_and_applies_nothing() {
     );
 }
 
+// `directory import` applies its rows a thousand at a time (issue 18). The tests below cross
+// that boundary: each batch is checked row by row against the database and its own earlier
+// rows, so what a file does, and the line a bad row is reported at, must not depend on where
+// the batches fall.
+
+const IMPORT_BATCH: usize = 1000;
+
+/// `n` account rows of `organisation` (`person{from}@…` on), one per line, in no mailbox.
+fn account_rows(organisation: &str, from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|k| format!("{organisation},,person{k}@big.example,Person {k},,active\n"))
+        .collect()
+}
+
+/// Import `text` as a file; the summary, or the error's text.
+fn import_csv(i: &Instance, name: &str, text: &str) -> Result<Value, String> {
+    let path = i.dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    let out = i
+        .cmd()
+        .args(["directory", "import", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn summary_counts(v: &Value) -> [u64; 7] {
+    [
+        "rows",
+        "organisations",
+        "mailboxes",
+        "accounts",
+        "accounts_updated",
+        "memberships",
+        "memberships_updated",
+    ]
+    .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}")))
+}
+
+const HEADER: &str = "organisation,mailbox,account,name,role,status\n";
+
+#[test]
+fn a_bad_row_in_a_later_batch_names_its_line_and_applies_nothing() {
+    let i = Instance::with_directory("");
+    let before = i.export();
+    // Line 2 + 2,300: an account of another organisation, well inside the third batch.
+    let mut csv = format!("{HEADER}{}", account_rows("Big Org", 0, 2_300));
+    csv.push_str("Big Org,,jane.doe@nhs.example,Jane Doe,,active\n");
+    csv.push_str(&account_rows("Big Org", 2_300, 500));
+    let err = import_csv(&i, "later.csv", &csv).unwrap_err();
+    assert!(
+        err.contains("line 2302: account jane.doe@nhs.example already belongs to Rosehill Care"),
+        "{err}"
+    );
+    assert_eq!(i.export(), before, "rows of the earlier batches stayed");
+
+    // A row the reader refuses comes after a row the database refuses, in the same batch:
+    // the earlier row is the one reported, as when rows were applied one by one.
+    let mut csv = format!("{HEADER}{}", account_rows("Big Org", 0, 1_500));
+    csv.push_str("Big Org,rosehill.care@nhs.example,,,,\n"); // line 1502
+    csv.push_str(&account_rows("Big Org", 1_500, 97));
+    csv.push_str("Big Org,,not-an-address,X,,active\n"); // line 1600
+    csv.push_str(&account_rows("Big Org", 1_597, 600));
+    let err = import_csv(&i, "two_bad.csv", &csv).unwrap_err();
+    assert!(
+        err.contains(
+            "line 1502: mailbox rosehill.care@nhs.example already belongs to Rosehill Care"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("line 1600"), "{err}");
+    // Alone, the unreadable row is the one named.
+    let csv = csv.replace("Big Org,rosehill.care@nhs.example,,,,\n", "");
+    let err = import_csv(&i, "unreadable.csv", &csv).unwrap_err();
+    assert!(
+        err.contains("line 1599: account `not-an-address` is not an email address"),
+        "{err}"
+    );
+    assert_eq!(i.export(), before);
+}
+
+#[test]
+fn rows_of_one_batch_see_what_the_rows_before_them_made() {
+    let i = Instance::new("");
+    let csv = format!(
+        "{HEADER}\
+         Elm Surgery,elm.surgery@nhs.example,,,,\n\
+         Elm Surgery,,ann.bell@nhs.example,Ann Bell,,active\n\
+         Elm Surgery,elm.surgery@nhs.example,ann.bell@nhs.example,Ann Bell,owner,active\n\
+         Elm Surgery,elm.reception@nhs.example,ann.bell@nhs.example,Ann Bell,member,active\n\
+         Elm Surgery,elm.surgery@nhs.example,bob.cole@nhs.example,Bob Cole,member,locked\n\
+         Elm Surgery,,bob.cole@nhs.example,Robert Cole,,active\n\
+         Elm Surgery,elm.surgery@nhs.example,bob.cole@nhs.example,,owner,active\n\
+         Elm Surgery,elm.reception@nhs.example,ann.bell@nhs.example,Ann Bell,member,active\n"
+    );
+    let first = import_csv(&i, "elm.csv", &csv).unwrap();
+    // rows, organisations, mailboxes, accounts (+ updated), memberships (+ updated): Bob
+    // made, then renamed and unlocked; his membership made, then made owner.
+    assert_eq!(summary_counts(&first), [8, 1, 2, 2, 1, 3, 1], "{first}");
+    let expected = format!(
+        "{HEADER}\
+         Elm Surgery,elm.reception@nhs.example,ann.bell@nhs.example,Ann Bell,member,active\n\
+         Elm Surgery,elm.surgery@nhs.example,ann.bell@nhs.example,Ann Bell,owner,active\n\
+         Elm Surgery,elm.surgery@nhs.example,bob.cole@nhs.example,Robert Cole,owner,active\n"
+    );
+    assert_eq!(i.export(), expected);
+    // Again: Bob is renamed and locked, then back; demoted, then owner again.
+    let again = import_csv(&i, "elm.csv", &csv).unwrap();
+    assert_eq!(summary_counts(&again), [8, 0, 0, 0, 2, 0, 2], "{again}");
+    assert_eq!(i.export(), expected);
+
+    // An address made a mailbox by one row and named as an account by a later one of the
+    // same batch, and the other way round: refused at the later row, nothing applied.
+    let fresh = Instance::new("");
+    let err = import_csv(
+        &fresh,
+        "mailbox_then_account.csv",
+        &format!(
+            "{HEADER}{}Elm Surgery,elm.x@nhs.example,,,,\n\
+             Elm Surgery,,elm.x@nhs.example,Elm X,,active\n",
+            account_rows("Elm Surgery", 0, 10)
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains(
+            "line 13: elm.x@nhs.example is already a shared mailbox, not a personal account"
+        ),
+        "{err}"
+    );
+    let err = import_csv(
+        &fresh,
+        "account_then_mailbox.csv",
+        &format!(
+            "{HEADER}Elm Surgery,,elm.y@nhs.example,Elm Y,,active\n{}\
+             Elm Surgery,elm.y@nhs.example,person3@big.example,Person 3,owner,active\n",
+            account_rows("Elm Surgery", 0, 10)
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("line 13: elm.y@nhs.example is already a personal account, not a mailbox"),
+        "{err}"
+    );
+    assert_eq!(fresh.export(), HEADER);
+}
+
+#[test]
+fn a_file_of_several_batches_imported_twice_changes_nothing_the_second_time() {
+    let i = Instance::new("");
+    // 3 organisations; every 40th account also owns a new mailbox of its organisation and the
+    // next 39 are its members; a few accounts locked.
+    let mut csv = String::from(HEADER);
+    let mut mailbox = String::new();
+    for k in 0..2_600 {
+        let org = format!("Org {}", k / 1_000);
+        let status = if k % 97 == 0 { "locked" } else { "active" };
+        if k % 40 == 0 {
+            mailbox = format!("box{k}@big.example");
+            csv.push_str(&format!("{org},{mailbox},,,,\n"));
+        }
+        let role = if k % 40 == 0 { "owner" } else { "member" };
+        csv.push_str(&format!(
+            "{org},{mailbox},person{k}@big.example,Person {k},{role},{status}\n"
+        ));
+    }
+    let first = import_csv(&i, "big.csv", &csv).unwrap();
+    assert_eq!(
+        summary_counts(&first),
+        [2_665, 3, 65, 2_600, 0, 2_600, 0],
+        "{first}"
+    );
+    let exported = i.export();
+    assert_eq!(exported.lines().count(), 2_601);
+    let again = import_csv(&i, "big.csv", &csv).unwrap();
+    assert_eq!(summary_counts(&again), [2_665, 0, 0, 0, 0, 0, 0], "{again}");
+    assert_eq!(i.export(), exported);
+}
+
+#[test]
+fn a_role_changed_in_a_later_batch_counts_and_keeps_the_last_owner_rule() {
+    let owners = format!(
+        "{HEADER}\
+         Big Org,big.box@big.example,owner.one@big.example,Owner One,owner,active\n\
+         Big Org,big.box@big.example,owner.two@big.example,Owner Two,owner,active\n\
+         {}",
+        account_rows("Big Org", 0, IMPORT_BATCH)
+    );
+    // Line 1004, in the second batch: owner one becomes a member; owner two is left.
+    let i = Instance::new("");
+    let csv = format!(
+        "{owners}Big Org,big.box@big.example,owner.one@big.example,Owner One,member,active\n"
+    );
+    let s = import_csv(&i, "handover.csv", &csv).unwrap();
+    assert_eq!(summary_counts(&s), [1_003, 1, 1, 1_002, 0, 2, 1], "{s}");
+    let export = i.export();
+    assert!(
+        export.contains(
+            "Big Org,big.box@big.example,owner.one@big.example,Owner One,member,active\n"
+        ),
+        "{export}"
+    );
+    // Both demoted: the mailbox would have no owner; the first demotion is named, as before.
+    let fresh = Instance::new("");
+    let csv =
+        format!("{csv}Big Org,big.box@big.example,owner.two@big.example,Owner Two,member,active\n");
+    let err = import_csv(&fresh, "no_owner.csv", &csv).unwrap_err();
+    assert!(
+        err.contains("line 1004: this makes owner.one@big.example a member, and big.box@big.example would have no owner left"),
+        "{err}"
+    );
+    assert_eq!(fresh.export(), HEADER);
+}
+
 #[test]
 fn missing_config_is_a_clear_message() {
     let mut c = assert_cmd::Command::cargo_bin("postroom").unwrap();

@@ -205,16 +205,6 @@ pub async fn count_accounts_in_organisation(
     .await?)
 }
 
-/// The id of the organisation of this name, if there is one.
-pub async fn find_organisation_id(conn: &mut Conn, name: &str) -> Result<Option<i64>, StoreError> {
-    Ok(
-        sqlx::query_scalar::<_, i64>("SELECT id FROM organisations WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?,
-    )
-}
-
 /// How many owners a mailbox has, whatever their accounts' status.
 pub async fn count_owners(conn: &mut Conn, mailbox_id: i64) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
@@ -226,42 +216,7 @@ pub async fn count_owners(conn: &mut Conn, mailbox_id: i64) -> Result<i64, Store
 }
 
 // ---------------------------------------------------------------------------------------------
-// Writes used by the import and by applied requests.
-
-pub async fn ensure_organisation(conn: &mut Conn, name: &str) -> Result<i64, StoreError> {
-    if let Some(id) = find_organisation_id(conn, name).await? {
-        return Ok(id);
-    }
-    Ok(sqlx::query_scalar(
-        "INSERT INTO organisations (name, created_at) VALUES ($1, $2) RETURNING id",
-    )
-    .bind(name)
-    .bind(now_ms())
-    .fetch_one(&mut *conn)
-    .await?)
-}
-
-pub async fn ensure_mailbox(
-    conn: &mut Conn,
-    organisation_id: i64,
-    address: &str,
-) -> Result<i64, StoreError> {
-    if let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM mailboxes WHERE address = $1")
-        .bind(address)
-        .fetch_optional(&mut *conn)
-        .await?
-    {
-        return Ok(id);
-    }
-    Ok(sqlx::query_scalar(
-        "INSERT INTO mailboxes (organisation_id, address, created_at) VALUES ($1, $2, $3) RETURNING id",
-    )
-    .bind(organisation_id)
-    .bind(address)
-    .bind(now_ms())
-    .fetch_one(&mut *conn)
-    .await?)
-}
+// Writes used by applied requests (the import writes in batches: `directory_batch`).
 
 /// New account fields.
 pub struct NewAccount<'a> {
@@ -374,30 +329,6 @@ pub async fn key_unkeyed_accounts(conn: &mut Conn, batch: i64) -> Result<u64, St
         keyed += 1;
     }
     Ok(keyed)
-}
-
-/// Update name and status of an existing account (import); returns true when anything changed.
-pub async fn update_account_from_import(
-    conn: &mut Conn,
-    account_id: i64,
-    name: &str,
-    status: AccountStatus,
-) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "UPDATE accounts SET name = CASE WHEN $2 = '' THEN name ELSE $2 END, \
-         status_changed_at = CASE WHEN status <> $3 THEN $4 ELSE status_changed_at END, status = $3 \
-         WHERE id = $1 AND ((name <> $2 AND $2 <> '') OR status <> $3)",
-    )
-    .bind(account_id)
-    .bind(name)
-    .bind(status.as_str())
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
-    if r.rows_affected() > 0 && !name.is_empty() {
-        set_name_keys(conn, account_id, name).await?;
-    }
-    Ok(r.rows_affected() > 0)
 }
 
 pub async fn set_status(

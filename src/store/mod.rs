@@ -12,6 +12,7 @@ pub mod claims;
 pub mod columns;
 pub mod continuity;
 pub mod directory;
+pub mod directory_batch;
 pub mod health;
 pub mod imap_state;
 pub mod jobs;
