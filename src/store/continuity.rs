@@ -17,18 +17,16 @@ pub struct MailboxCounts {
     pub active_owners: i64,
 }
 
-/// Every shared mailbox with its members and owners counted (one pass over the memberships).
+/// Every shared mailbox with its members and owners counted: the counts the database keeps on
+/// each mailbox (migration 0160), so one pass over the mailboxes rather than the memberships.
 pub async fn mailbox_counts(conn: &mut Conn) -> Result<Vec<MailboxCounts>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT m.id AS mailbox_id, m.address, o.name AS organisation, m.created_at, \
-         COUNT(a.id) AS members, \
-         COALESCE(SUM(CASE WHEN a.status = 'active' THEN 1 ELSE 0 END), 0) AS active_members, \
-         COALESCE(SUM(CASE WHEN ms.role = 'owner' THEN 1 ELSE 0 END), 0) AS owners, \
-         COALESCE(SUM(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 ELSE 0 END), 0) AS active_owners \
+         m.members_active + m.owners_active + m.members_inactive + m.owners_inactive AS members, \
+         m.members_active + m.owners_active AS active_members, \
+         m.owners_active + m.owners_inactive AS owners, \
+         m.owners_active AS active_owners \
          FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
-         LEFT JOIN memberships ms ON ms.mailbox_id = m.id \
-         LEFT JOIN accounts a ON a.id = ms.account_id \
-         GROUP BY m.id, m.address, o.name, m.created_at \
          ORDER BY m.address",
     )
     .fetch_all(&mut *conn)

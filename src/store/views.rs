@@ -683,38 +683,32 @@ pub struct MailboxSummary {
 
 impl MailboxSummary {
     /// Fewer than two active people, or no active owner: one absence or one leaver away from
-    /// nobody being able to ask for anything.
+    /// nobody being able to ask for anything. The partial index `mailboxes_at_risk` (migration
+    /// 0160) and `MAILBOX_AT_RISK_SQL` write the same test in SQL: change all three together.
     pub fn at_risk(&self) -> bool {
         self.members + self.owners < 2 || self.owners == 0
     }
 }
 
-/// A page of mailboxes in organisation and address order, counted: the page is chosen
-/// first, so only its mailboxes' memberships are read (at national scale, 100 mailboxes'
-/// rather than 1.8 million memberships per view; issue 18). `CROSS JOIN` keeps SQLite's
-/// planner walking organisations by name and each one's mailboxes by address, stopping at
-/// the page's end, rather than sorting every mailbox; to PostgreSQL it is a plain join.
-const MAILBOX_PAGE_SQL: &str = "SELECT p.id, p.address, p.organisation, \
-    COUNT(CASE WHEN ms.role = 'member' AND a.status = 'active' THEN 1 END) AS members, \
-    COUNT(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 END) AS owners, \
-    COUNT(CASE WHEN a.status <> 'active' THEN 1 END) AS inactive \
-  FROM (SELECT m.id, m.address, o.name AS organisation \
-        FROM organisations o CROSS JOIN mailboxes m WHERE m.organisation_id = o.id \
-        ORDER BY o.name, m.address LIMIT $1 OFFSET $2) p \
-  LEFT JOIN memberships ms ON ms.mailbox_id = p.id LEFT JOIN accounts a ON a.id = ms.account_id \
-  GROUP BY p.id, p.address, p.organisation \
-  ORDER BY p.organisation, p.address";
+/// A page of mailboxes in organisation and address order, with the counts the database keeps
+/// on each mailbox (migration 0160's triggers), so a view reads its page's rows and no
+/// membership (issue 18). `CROSS JOIN` keeps SQLite's planner walking organisations by name
+/// and each one's mailboxes by address, stopping at the page's end, rather than sorting every
+/// mailbox; to PostgreSQL it is a plain join.
+const MAILBOX_PAGE_SQL: &str = "SELECT m.id, m.address, o.name AS organisation, \
+    m.members_active AS members, m.owners_active AS owners, \
+    m.members_inactive + m.owners_inactive AS inactive \
+  FROM organisations o CROSS JOIN mailboxes m WHERE m.organisation_id = o.id \
+  ORDER BY o.name, m.address LIMIT $1 OFFSET $2";
 
-/// The mailboxes at risk: every mailbox must be counted to know which are.
+/// The mailboxes at risk ([`MailboxSummary::at_risk`]), the same walk over the partial index
+/// `mailboxes_at_risk`, which holds only those: its WHERE is repeated here word for word (both
+/// planners match a partial index's condition by its text).
 const MAILBOX_AT_RISK_SQL: &str = "SELECT m.id, m.address, o.name AS organisation, \
-    COUNT(CASE WHEN ms.role = 'member' AND a.status = 'active' THEN 1 END) AS members, \
-    COUNT(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 END) AS owners, \
-    COUNT(CASE WHEN a.status <> 'active' THEN 1 END) AS inactive \
-  FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
-  LEFT JOIN memberships ms ON ms.mailbox_id = m.id LEFT JOIN accounts a ON a.id = ms.account_id \
-  GROUP BY m.id, m.address, o.name \
-  HAVING COUNT(CASE WHEN a.status = 'active' THEN 1 END) < 2 \
-     OR COUNT(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 END) = 0 \
+    m.members_active AS members, m.owners_active AS owners, \
+    m.members_inactive + m.owners_inactive AS inactive \
+  FROM organisations o CROSS JOIN mailboxes m WHERE m.organisation_id = o.id \
+    AND (members_active + owners_active < 2 OR owners_active = 0) \
   ORDER BY o.name, m.address LIMIT $1 OFFSET $2";
 
 /// Mailboxes by organisation and address; `at_risk_only` keeps those [`MailboxSummary::at_risk`].
@@ -878,6 +872,12 @@ mod tests {
         let p = plan(&store, MAILBOX_PAGE_SQL, 0, 2).await;
         assert!(p.contains("mailboxes_organisation_address"), "{p}");
         assert!(!p.contains("SCAN m"), "{p}");
+        assert!(!p.contains("memberships"), "{p}");
+        // The at-risk view walks only the mailboxes at risk, in page order (no sort).
+        let p = plan(&store, MAILBOX_AT_RISK_SQL, 0, 2).await;
+        assert!(p.contains("USING INDEX mailboxes_at_risk"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+        assert!(!p.contains("memberships"), "{p}");
         let p = plan(&store, ORGANISATIONS_SQL, 0, 0).await;
         assert!(
             p.contains("COVERING INDEX accounts_organisation_status"),
