@@ -33,6 +33,7 @@ mod eval;
 mod hardening;
 mod jobs;
 mod ldapstack_selftest;
+mod mailbox_counts;
 mod mailstack_selftest;
 mod oauth_signin;
 mod ops;

@@ -1,0 +1,774 @@
+//! The per-mailbox counts that migration 0160's triggers keep (`members_active`,
+//! `owners_active`, `members_inactive`, `owners_inactive`) against a full recount, after every
+//! step of a seeded random run of directory changes through each path that writes them:
+//! `postroom directory import` (new members, new roles, new statuses in the file), the store
+//! functions the pipeline and retention use, and raw multi-row SQL on `memberships` and
+//! `accounts` (moved mailboxes and accounts, flipped roles, deletes, upserts). Then the
+//! directory page's at-risk view, page by page, against `MailboxSummary::at_risk` over the
+//! recount. On SQLite by default; on PostgreSQL with `POSTROOM_TEST_BACKEND=postgres`
+//! (`scripts/test` runs both).
+
+use crate::support::Instance;
+use postroom::Role;
+use postroom::accounts::AccountStatus;
+use postroom::store::views::{self, MailboxSummary};
+use postroom::store::{Store, directory, retention};
+use std::fmt::Write as _;
+
+/// A mailbox's four counts: members active, owners active, members inactive, owners inactive.
+type Counts = (i64, i64, i64, i64);
+
+/// The recount: every mailbox, its memberships counted by role and by status, with a plain
+/// GROUP BY over the rows the triggers count.
+const RECOUNT_SQL: &str = "SELECT m.id, \
+    CAST(COALESCE(SUM(CASE WHEN ms.role = 'member' AND a.status = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) AS ma, \
+    CAST(COALESCE(SUM(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) AS oa, \
+    CAST(COALESCE(SUM(CASE WHEN ms.role = 'member' AND a.status <> 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) AS mi, \
+    CAST(COALESCE(SUM(CASE WHEN ms.role = 'owner' AND a.status <> 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) AS oi \
+  FROM mailboxes m LEFT JOIN memberships ms ON ms.mailbox_id = m.id \
+    LEFT JOIN accounts a ON a.id = ms.account_id \
+  GROUP BY m.id ORDER BY m.id";
+
+const STORED_SQL: &str = "SELECT id, members_active, owners_active, members_inactive, owners_inactive \
+  FROM mailboxes ORDER BY id";
+
+async fn rows(store: &Store, sql: &'static str) -> Vec<(i64, Counts)> {
+    let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(sql)
+        .fetch_all(store.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.into_iter()
+        .map(|(id, a, b, c, d)| (id, (a, b, c, d)))
+        .collect()
+}
+
+/// The stored counts equal the recount for every mailbox; otherwise a panic naming each
+/// mailbox that differs, the step that made it differ and the steps before it.
+async fn assert_counts(store: &Store, log: &[String]) {
+    let stored = rows(store, STORED_SQL).await;
+    let recount = rows(store, RECOUNT_SQL).await;
+    assert_eq!(stored.len(), recount.len());
+    let wrong: Vec<String> = stored
+        .iter()
+        .zip(&recount)
+        .filter(|(s, r)| s != r)
+        .map(|(s, r)| {
+            format!(
+                "mailbox {}: stored {:?}, recounted {:?} (members active, owners active, members inactive, owners inactive)",
+                s.0, s.1, r.1
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "counts wrong after step {}: {}\n{}\nsteps:\n{}",
+        log.len(),
+        log.last().map_or("(start)", String::as_str),
+        wrong.join("\n"),
+        log.join("\n")
+    );
+}
+
+/// splitmix64: a fixed seed gives the same run on every machine and backend.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n.max(1) as u64).unwrap()
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            None
+        } else {
+            Some(&items[self.below(items.len())])
+        }
+    }
+
+    fn role(&mut self) -> Role {
+        if self.chance(40) {
+            Role::Owner
+        } else {
+            Role::Member
+        }
+    }
+
+    /// Mostly active, so mailboxes move in and out of risk.
+    fn status(&mut self) -> AccountStatus {
+        match self.below(10) {
+            0 | 1 => AccountStatus::Locked,
+            2 => AccountStatus::Disabled,
+            _ => AccountStatus::Active,
+        }
+    }
+}
+
+/// The directory as it stands, read before each step to choose what the step changes.
+struct Snapshot {
+    /// (id, name)
+    organisations: Vec<(i64, String)>,
+    /// (id, organisation id, address)
+    mailboxes: Vec<(i64, i64, String)>,
+    /// (id, organisation id, address)
+    accounts: Vec<(i64, i64, String)>,
+    /// (mailbox id, account id, role)
+    memberships: Vec<(i64, i64, String)>,
+}
+
+impl Snapshot {
+    async fn read(store: &Store) -> Snapshot {
+        let pool = store.pool();
+        Snapshot {
+            organisations: sqlx::query_as("SELECT id, name FROM organisations ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+            mailboxes: sqlx::query_as(
+                "SELECT id, organisation_id, address FROM mailboxes ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+            accounts: sqlx::query_as("SELECT id, organisation_id, address FROM accounts ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+            memberships: sqlx::query_as(
+                "SELECT mailbox_id, account_id, role FROM memberships ORDER BY mailbox_id, account_id",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        }
+    }
+
+    fn organisation(&self, id: i64) -> &str {
+        &self.organisations.iter().find(|o| o.0 == id).unwrap().1
+    }
+
+    fn has_membership(&self, mailbox: i64, account: i64) -> bool {
+        self.memberships
+            .iter()
+            .any(|m| m.0 == mailbox && m.1 == account)
+    }
+
+    /// A mailbox and an account with no membership between them.
+    fn unpaired(&self, rng: &mut Rng) -> Option<(i64, i64)> {
+        for _ in 0..20 {
+            let m = rng.pick(&self.mailboxes)?.0;
+            let a = rng.pick(&self.accounts)?.0;
+            if !self.has_membership(m, a) {
+                return Some((m, a));
+            }
+        }
+        None
+    }
+}
+
+const ORGANISATIONS: [&str; 3] = ["North Trust", "South Trust", "East Trust"];
+const NAMES: [&str; 8] = [
+    "Alex Moss",
+    "Bea Hart",
+    "Cal Reed",
+    "Dee Lamb",
+    "Eli Ward",
+    "Fay Cole",
+    "Gus Penn",
+    "Hal Dunn",
+];
+
+/// A CSV of new people in new and existing mailboxes, new roles and new statuses, imported
+/// by the real binary. Returns what the step did, for the log.
+fn import_step(
+    i: &Instance,
+    snap: &Snapshot,
+    rng: &mut Rng,
+    fresh: &mut u32,
+    step: usize,
+) -> String {
+    let mut csv = String::from("organisation,mailbox,account,name,role,status\n");
+    for _ in 0..1 + rng.below(8) {
+        match rng.below(6) {
+            // A new person in a new or an existing mailbox of one organisation.
+            0 | 1 => {
+                *fresh += 1;
+                let existing = rng
+                    .pick(&snap.mailboxes)
+                    .map(|m| (snap.organisation(m.1).to_owned(), m.2.clone()));
+                let (org, mailbox) = match existing {
+                    Some(m) if rng.chance(55) => m,
+                    _ => (
+                        ORGANISATIONS[rng.below(ORGANISATIONS.len())].to_owned(),
+                        format!("box{fresh:04}@nhs.example"),
+                    ),
+                };
+                let name = NAMES[rng.below(NAMES.len())];
+                writeln!(
+                    csv,
+                    "{org},{mailbox},person{fresh:04}@nhs.example,{name},{},{}",
+                    rng.role(),
+                    rng.status()
+                )
+                .unwrap();
+            }
+            // An existing membership with a new role (and the status the row gives).
+            2 => {
+                let same_org: Vec<_> = snap
+                    .memberships
+                    .iter()
+                    .filter_map(|ms| {
+                        let m = snap.mailboxes.iter().find(|m| m.0 == ms.0)?;
+                        let a = snap.accounts.iter().find(|a| a.0 == ms.1)?;
+                        (m.1 == a.1).then(|| (snap.organisation(m.1), &m.2, &a.2))
+                    })
+                    .collect();
+                if let Some((org, mailbox, account)) = rng.pick(&same_org) {
+                    writeln!(
+                        csv,
+                        "{org},{mailbox},{account},,{},{}",
+                        rng.role(),
+                        rng.status()
+                    )
+                    .unwrap();
+                }
+            }
+            // An existing account with a new status (an account-only row).
+            3 | 4 => {
+                if let Some(a) = rng.pick(&snap.accounts) {
+                    writeln!(
+                        csv,
+                        "{},,{},,,{}",
+                        snap.organisation(a.1),
+                        a.2,
+                        rng.status()
+                    )
+                    .unwrap();
+                }
+            }
+            // An existing account in another mailbox of its organisation.
+            _ => {
+                if let Some(a) = rng.pick(&snap.accounts) {
+                    let theirs: Vec<_> = snap.mailboxes.iter().filter(|m| m.1 == a.1).collect();
+                    if let Some(m) = rng.pick(&theirs) {
+                        writeln!(
+                            csv,
+                            "{},{},{},,{},{}",
+                            snap.organisation(a.1),
+                            m.2,
+                            a.2,
+                            rng.role(),
+                            rng.status()
+                        )
+                        .unwrap();
+                    }
+                }
+            }
+        }
+    }
+    let file = i.dir.path().join(format!("step{step}.csv"));
+    std::fs::write(&file, &csv).unwrap();
+    let out = i
+        .cmd()
+        .args(["directory", "import", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The one refusal these files can meet: a mailbox's last owner made a member. The whole
+    // file is rolled back, and the counts with it.
+    assert!(
+        out.status.success() || stderr.contains("no owner left"),
+        "import failed: {stderr}\n{csv}"
+    );
+    format!(
+        "import ({}):\n{}",
+        if out.status.success() {
+            "applied"
+        } else {
+            "refused"
+        },
+        csv.trim_end()
+    )
+}
+
+/// The store functions the pipeline, the staff page and retention write the directory with,
+/// a few in one transaction (sometimes rolled back).
+async fn store_step(store: &Store, snap: &Snapshot, rng: &mut Rng) -> String {
+    let mut tx = store.begin().await.unwrap();
+    let mut did = Vec::new();
+    let mut deleted = Vec::new();
+    for _ in 0..1 + rng.below(4) {
+        let accounts: Vec<_> = snap
+            .accounts
+            .iter()
+            .filter(|a| !deleted.contains(&a.0))
+            .collect();
+        match rng.below(7) {
+            0 | 1 => {
+                if let (Some(m), Some(a)) = (rng.pick(&snap.mailboxes), rng.pick(&accounts)) {
+                    let role = rng.role();
+                    let was = directory::upsert_membership(&mut tx, m.0, a.0, role)
+                        .await
+                        .unwrap();
+                    did.push(format!(
+                        "upsert_membership({}, {}, {role}) was {was:?}",
+                        m.0, a.0
+                    ));
+                }
+            }
+            2 => {
+                let live: Vec<_> = snap
+                    .memberships
+                    .iter()
+                    .filter(|ms| !deleted.contains(&ms.1))
+                    .collect();
+                if let Some(ms) = rng.pick(&live) {
+                    let gone = directory::remove_membership(&mut tx, ms.0, ms.1)
+                        .await
+                        .unwrap();
+                    did.push(format!("remove_membership({}, {}) = {gone}", ms.0, ms.1));
+                }
+            }
+            3 | 4 => {
+                if let Some(a) = rng.pick(&accounts) {
+                    let status = rng.status();
+                    directory::set_status(&mut tx, a.0, status).await.unwrap();
+                    did.push(format!("set_status({}, {status})", a.0));
+                }
+            }
+            5 => {
+                if let Some(a) = rng.pick(&accounts) {
+                    directory::set_temporary_password(&mut tx, a.0, "not-a-real-hash")
+                        .await
+                        .unwrap();
+                    did.push(format!("set_temporary_password({})", a.0));
+                }
+            }
+            _ => {
+                if let Some(a) = rng.pick(&accounts) {
+                    retention::delete_account(&mut tx, a.0).await.unwrap();
+                    deleted.push(a.0);
+                    did.push(format!("retention::delete_account({})", a.0));
+                }
+            }
+        }
+    }
+    let commit = rng.chance(85);
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
+    format!(
+        "store ({}): {}",
+        if commit { "committed" } else { "rolled back" },
+        did.join("; ")
+    )
+}
+
+/// Raw statements on many rows at once: what a migration, a repair by hand or a future code
+/// path might write, which the row-level triggers must count row by row.
+async fn raw_step(store: &Store, snap: &Snapshot, rng: &mut Rng) -> String {
+    let role = |rng: &mut Rng| rng.role().to_string();
+    let sql = match rng.below(9) {
+        // Several new memberships in one INSERT.
+        0 => {
+            let mut values = Vec::new();
+            let mut pairs = Vec::new();
+            for _ in 0..2 + rng.below(4) {
+                if let Some(p) = snap.unpaired(rng)
+                    && !pairs.contains(&p)
+                {
+                    pairs.push(p);
+                    values.push(format!("({}, {}, '{}', 0)", p.0, p.1, role(rng)));
+                }
+            }
+            if values.is_empty() {
+                return "raw: nothing to insert".into();
+            }
+            format!(
+                "INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES {}",
+                values.join(", ")
+            )
+        }
+        // An upsert of new and existing memberships in one statement.
+        1 => {
+            let mut values = Vec::new();
+            let mut pairs = Vec::new();
+            for _ in 0..2 + rng.below(4) {
+                let p = if rng.chance(50) {
+                    rng.pick(&snap.memberships).map(|m| (m.0, m.1))
+                } else {
+                    snap.unpaired(rng)
+                };
+                if let Some(p) = p
+                    && !pairs.contains(&p)
+                {
+                    pairs.push(p);
+                    values.push(format!("({}, {}, '{}', 0)", p.0, p.1, role(rng)));
+                }
+            }
+            if values.is_empty() {
+                return "raw: nothing to upsert".into();
+            }
+            format!(
+                "INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES {} \
+                 ON CONFLICT (mailbox_id, account_id) DO UPDATE SET role = excluded.role",
+                values.join(", ")
+            )
+        }
+        // Every membership of one mailbox moved to another (those whose account is not
+        // there already), some with a new role too.
+        2 => {
+            let (Some(from), Some(to)) = (rng.pick(&snap.mailboxes), rng.pick(&snap.mailboxes))
+            else {
+                return "raw: no mailboxes".into();
+            };
+            let also_role = if rng.chance(50) {
+                format!(", role = '{}'", role(rng))
+            } else {
+                String::new()
+            };
+            format!(
+                "UPDATE memberships SET mailbox_id = {}{also_role} WHERE mailbox_id = {} \
+                 AND account_id NOT IN (SELECT account_id FROM memberships WHERE mailbox_id = {})",
+                to.0, from.0, to.0
+            )
+        }
+        // Every membership of one account handed to another.
+        3 => {
+            let (Some(from), Some(to)) = (rng.pick(&snap.accounts), rng.pick(&snap.accounts))
+            else {
+                return "raw: no accounts".into();
+            };
+            format!(
+                "UPDATE memberships SET account_id = {} WHERE account_id = {} \
+                 AND mailbox_id NOT IN (SELECT mailbox_id FROM memberships WHERE account_id = {})",
+                to.0, from.0, to.0
+            )
+        }
+        // Roles flipped in several mailboxes.
+        4 => {
+            let ids: Vec<String> = (0..1 + rng.below(3))
+                .filter_map(|_| rng.pick(&snap.mailboxes).map(|m| m.0.to_string()))
+                .collect();
+            format!(
+                "UPDATE memberships SET role = CASE WHEN role = 'owner' THEN 'member' ELSE 'owner' END \
+                 WHERE mailbox_id IN ({})",
+                ids.join(", ")
+            )
+        }
+        // Counted columns written with the values they have, and a column that is not
+        // counted: nothing moves.
+        5 => {
+            "UPDATE memberships SET role = role, mailbox_id = mailbox_id, account_id = account_id, \
+              created_at = created_at + 1"
+                .to_owned()
+        }
+        // Several memberships deleted: a mailbox's, an account's or one role's.
+        6 => match (
+            rng.below(3),
+            rng.pick(&snap.mailboxes),
+            rng.pick(&snap.accounts),
+        ) {
+            (0, Some(m), _) => format!("DELETE FROM memberships WHERE mailbox_id = {}", m.0),
+            (1, _, Some(a)) => format!("DELETE FROM memberships WHERE account_id = {}", a.0),
+            (_, Some(m), _) => format!(
+                "DELETE FROM memberships WHERE role = '{}' AND mailbox_id <= {}",
+                role(rng),
+                m.0
+            ),
+            _ => return "raw: nothing to delete".into(),
+        },
+        // An organisation's accounts change status at once (locked ↔ disabled among them).
+        7 => {
+            let Some(o) = rng.pick(&snap.organisations) else {
+                return "raw: no organisations".into();
+            };
+            let (s1, s2) = (rng.status(), rng.status());
+            format!(
+                "UPDATE accounts SET status = CASE WHEN id % 2 = 0 THEN '{s1}' ELSE '{s2}' END \
+                 WHERE organisation_id = {}",
+                o.0
+            )
+        }
+        // Accounts changed without their status: nothing moves.
+        _ => "UPDATE accounts SET name = name, status = status".to_owned(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        .execute(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    tx.commit().await.unwrap();
+    format!("raw ({} rows): {sql}", done.rows_affected())
+}
+
+/// A seeded random run of directory changes through every path that writes memberships or
+/// statuses; after each step every mailbox's stored counts equal a full recount.
+#[tokio::test]
+async fn the_counts_match_a_recount_after_every_change() {
+    let i = Instance::new("");
+    let store = Store::open(&i.database()).await.unwrap();
+    let mut rng = Rng(0x18_0160);
+    let mut fresh = 0u32;
+    let mut log: Vec<String> = Vec::new();
+    // How many steps of each path ran (each must have run).
+    let mut ran = [0usize; 3];
+    for step in 0..90 {
+        let snap = Snapshot::read(&store).await;
+        // An import first, so the other paths have a directory to change.
+        let path = if step < 2 { 0 } else { rng.below(3) };
+        ran[path] += 1;
+        let did = match path {
+            0 => import_step(&i, &snap, &mut rng, &mut fresh, step),
+            1 => store_step(&store, &snap, &mut rng).await,
+            _ => raw_step(&store, &snap, &mut rng).await,
+        };
+        log.push(format!("{step}: {did}"));
+        assert_counts(&store, &log).await;
+    }
+    assert!(ran.iter().all(|n| *n >= 15), "{ran:?}");
+    // The run reached the cases that matter: mailboxes with each count non-zero, and some at
+    // risk and some not.
+    let stored = rows(&store, STORED_SQL).await;
+    assert!(stored.len() >= 20, "{} mailboxes", stored.len());
+    for (k, what) in [
+        "members active",
+        "owners active",
+        "members inactive",
+        "owners inactive",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let n = stored
+            .iter()
+            .filter(|(_, c)| [c.0, c.1, c.2, c.3][k] > 0)
+            .count();
+        assert!(n >= 3, "only {n} mailboxes with {what}");
+    }
+    store.close().await;
+}
+
+/// Every mailbox as the recount has it, in the directory page's order (organisation name,
+/// then address).
+async fn recounted_summaries(store: &Store) -> Vec<MailboxSummary> {
+    let rows: Vec<(i64, String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT m.id, m.address, o.name, \
+         CAST(COALESCE(SUM(CASE WHEN ms.role = 'member' AND a.status = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN ms.role = 'owner' AND a.status = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN a.status <> 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
+         LEFT JOIN memberships ms ON ms.mailbox_id = m.id \
+         LEFT JOIN accounts a ON a.id = ms.account_id \
+         GROUP BY m.id, m.address, o.name",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let mut all: Vec<MailboxSummary> = rows
+        .into_iter()
+        .map(
+            |(id, address, organisation, members, owners, inactive)| MailboxSummary {
+                id,
+                address,
+                organisation,
+                members,
+                owners,
+                inactive,
+            },
+        )
+        .collect();
+    // Names and addresses of one shape each (below), so this order is the database's under
+    // any collation.
+    all.sort_by(|a, b| (&a.organisation, &a.address).cmp(&(&b.organisation, &b.address)));
+    all
+}
+
+/// What the directory page shows, page after page of `limit`, until a short page.
+async fn walk(store: &Store, at_risk_only: bool, limit: i64) -> (Vec<MailboxSummary>, usize) {
+    let mut conn = store.read().await.unwrap();
+    let mut all = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = views::mailboxes(&mut conn, at_risk_only, limit, all.len() as i64)
+            .await
+            .unwrap();
+        pages += 1;
+        let n = page.len();
+        assert!(n as i64 <= limit, "a page of {n} for a limit of {limit}");
+        all.extend(page);
+        if (n as i64) < limit {
+            return (all, pages);
+        }
+    }
+}
+
+fn key(m: &MailboxSummary) -> (i64, &str, &str, i64, i64, i64) {
+    (
+        m.id,
+        m.address.as_str(),
+        m.organisation.as_str(),
+        m.members,
+        m.owners,
+        m.inactive,
+    )
+}
+
+async fn assert_pages(store: &Store, when: &str) {
+    let expected = recounted_summaries(store).await;
+    let at_risk: Vec<_> = expected.iter().filter(|m| m.at_risk()).collect();
+    let healthy = expected.len() - at_risk.len();
+    assert!(
+        at_risk.len() > 8 && healthy > 3,
+        "{when}: {} at risk, {healthy} not: not a test of the view",
+        at_risk.len()
+    );
+    let (shown, pages) = walk(store, true, 4).await;
+    assert!(pages >= 3, "{when}: {pages} pages");
+    assert_eq!(
+        shown.iter().map(key).collect::<Vec<_>>(),
+        at_risk.iter().map(|m| key(m)).collect::<Vec<_>>(),
+        "{when}: the at-risk view, page by page"
+    );
+    // The whole directory, page by page, shows the same counts.
+    let (shown, _) = walk(store, false, 7).await;
+    assert_eq!(
+        shown.iter().map(key).collect::<Vec<_>>(),
+        expected.iter().map(key).collect::<Vec<_>>(),
+        "{when}: the directory, page by page"
+    );
+}
+
+/// The at-risk view returns exactly the mailboxes `MailboxSummary::at_risk` picks from a
+/// recount, in the page's order, across several pages; and again after the directory changes
+/// (accounts disabled and brought back, owners made members, memberships removed).
+#[tokio::test]
+async fn the_at_risk_view_pages_through_exactly_the_mailboxes_at_risk() {
+    let i = Instance::new("");
+    // Each mailbox one of eight shapes: (role, status) of its people.
+    let shapes: [&[(&str, &str)]; 8] = [
+        &[("owner", "active"), ("member", "active")],
+        &[("owner", "active")],
+        &[("member", "active"), ("member", "active")],
+        &[("owner", "active"), ("member", "locked")],
+        &[
+            ("owner", "disabled"),
+            ("member", "active"),
+            ("member", "active"),
+        ],
+        &[("owner", "active"), ("owner", "active")],
+        &[],
+        &[
+            ("owner", "active"),
+            ("member", "active"),
+            ("member", "disabled"),
+        ],
+    ];
+    let mut csv = String::from("organisation,mailbox,account,name,role,status\n");
+    for org in ["Trust A", "Trust B", "Trust C"] {
+        let tag = org.to_ascii_lowercase().replace(' ', "-");
+        // Written out of order: the page sorts.
+        for n in [5, 11, 0, 8, 3, 9, 1, 6, 10, 2, 7, 4] {
+            let mailbox = format!("shared-{tag}-{n:02}@nhs.example");
+            let people = shapes[n % shapes.len()];
+            if people.is_empty() {
+                writeln!(csv, "{org},{mailbox},,,,").unwrap();
+            }
+            for (k, (role, status)) in people.iter().enumerate() {
+                writeln!(
+                    csv,
+                    "{org},{mailbox},person-{tag}-{n:02}-{k}@nhs.example,Pat Doe,{role},{status}"
+                )
+                .unwrap();
+            }
+        }
+    }
+    let file = i.dir.path().join("directory.csv");
+    std::fs::write(&file, &csv).unwrap();
+    i.ok(&["directory", "import", file.to_str().unwrap()]);
+
+    let store = Store::open(&i.database()).await.unwrap();
+    assert_counts(&store, &["import".into()]).await;
+    assert_pages(&store, "after the import").await;
+
+    // Trust B's people locked, then half brought back; an owner made a member; a member
+    // removed: mailboxes fall into risk and out of it.
+    let ids = |sql: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let trust_b = ids(
+        "SELECT a.id FROM accounts a JOIN organisations o ON o.id = a.organisation_id \
+         WHERE o.name = 'Trust B' ORDER BY a.id",
+    )
+    .await;
+    let mut tx = store.begin().await.unwrap();
+    for id in &trust_b {
+        directory::set_status(&mut tx, *id, AccountStatus::Locked)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_pages(&store, "with Trust B locked").await;
+
+    let mut tx = store.begin().await.unwrap();
+    for id in trust_b.iter().step_by(2) {
+        directory::set_temporary_password(&mut tx, *id, "not-a-real-hash")
+            .await
+            .unwrap();
+    }
+    let owners = ids(
+        "SELECT ms.account_id FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id \
+         WHERE ms.role = 'owner' AND m.address LIKE 'shared-trust-a-%' ORDER BY ms.account_id",
+    )
+    .await;
+    let mailbox_of = ids(
+        "SELECT ms.mailbox_id FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id \
+         WHERE ms.role = 'owner' AND m.address LIKE 'shared-trust-a-%' ORDER BY ms.account_id",
+    )
+    .await;
+    for (account, mailbox) in owners.iter().zip(&mailbox_of).step_by(3) {
+        directory::upsert_membership(&mut tx, *mailbox, *account, Role::Member)
+            .await
+            .unwrap();
+    }
+    let members = ids(
+        "SELECT ms.account_id FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id \
+         WHERE ms.role = 'member' AND m.address LIKE 'shared-trust-c-%' ORDER BY ms.account_id",
+    )
+    .await;
+    let mailbox_of = ids(
+        "SELECT ms.mailbox_id FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id \
+         WHERE ms.role = 'member' AND m.address LIKE 'shared-trust-c-%' ORDER BY ms.account_id",
+    )
+    .await;
+    for (account, mailbox) in members.iter().zip(&mailbox_of).step_by(2) {
+        assert!(
+            directory::remove_membership(&mut tx, *mailbox, *account)
+                .await
+                .unwrap()
+        );
+    }
+    tx.commit().await.unwrap();
+    assert_counts(&store, &["changes".into()]).await;
+    assert_pages(&store, "after the changes").await;
+    store.close().await;
+}
