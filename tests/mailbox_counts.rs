@@ -5,7 +5,8 @@
 //! functions the pipeline and retention use, and raw multi-row SQL on `memberships` and
 //! `accounts` (moved mailboxes and accounts, flipped roles, deletes, upserts). Then the
 //! directory page's at-risk view, page by page, against `MailboxSummary::at_risk` over the
-//! recount. On SQLite by default; on PostgreSQL with `POSTROOM_TEST_BACKEND=postgres`
+//! recount; and the migration's backfill of a directory that was there before it. On SQLite
+//! by default; on PostgreSQL with `POSTROOM_TEST_BACKEND=postgres`
 //! (`scripts/test` runs both).
 
 use crate::support::Instance;
@@ -770,5 +771,101 @@ async fn the_at_risk_view_pages_through_exactly_the_mailboxes_at_risk() {
     tx.commit().await.unwrap();
     assert_counts(&store, &["changes".into()]).await;
     assert_pages(&store, "after the changes").await;
+    store.close().await;
+}
+
+/// An upgrade: a database with a directory, migrated to 0150, then to the end. Migration
+/// 0160's backfill counts the memberships already there (mailboxes of every shape, a mailbox
+/// without anyone, accounts of each status).
+#[tokio::test]
+async fn the_migration_counts_the_memberships_already_there() {
+    let i = Instance::new("");
+    let cfg = i.database();
+    let backend = if cfg.url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let store = Store::connect(&cfg).await.unwrap();
+    let before = sqlx::migrate::Migrator::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend),
+    )
+    .await
+    .unwrap();
+    before.run_to(150, store.pool()).await.unwrap();
+    let mut rng = Rng(0x0160_0150);
+    let mut sql = vec![
+        "INSERT INTO organisations (id, name, created_at) VALUES (1, 'North Trust', 0), (2, 'South Trust', 0)"
+            .to_owned(),
+    ];
+    let mut mailboxes = Vec::new();
+    for m in 1..=15 {
+        mailboxes.push(format!("({m}, {}, 'box{m:02}@nhs.example', 0)", 1 + m % 2));
+    }
+    sql.push(format!(
+        "INSERT INTO mailboxes (id, organisation_id, address, created_at) VALUES {}",
+        mailboxes.join(", ")
+    ));
+    let mut accounts = Vec::new();
+    for a in 1..=30 {
+        accounts.push(format!(
+            "({a}, {}, 'person{a:02}@nhs.example', 'Pat Doe', '{}', 0, 0)",
+            1 + a % 2,
+            rng.status()
+        ));
+    }
+    sql.push(format!(
+        "INSERT INTO accounts (id, organisation_id, address, name, status, status_changed_at, created_at) \
+         VALUES {}",
+        accounts.join(", ")
+    ));
+    let mut memberships = Vec::new();
+    // Mailbox 15 keeps nobody.
+    for m in 1..=14 {
+        let mut taken = Vec::new();
+        for _ in 0..rng.below(6) {
+            let a = 1 + rng.below(30);
+            if !taken.contains(&a) {
+                taken.push(a);
+                memberships.push(format!("({m}, {a}, '{}', 0)", rng.role()));
+            }
+        }
+    }
+    sql.push(format!(
+        "INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES {}",
+        memberships.join(", ")
+    ));
+    for s in sql {
+        sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+            .execute(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    store.close().await;
+
+    let store = Store::open(&cfg).await.unwrap();
+    assert_counts(
+        &store,
+        &["migration 0160 over an existing directory".into()],
+    )
+    .await;
+    let stored = rows(&store, STORED_SQL).await;
+    for (k, what) in [
+        "members active",
+        "owners active",
+        "members inactive",
+        "owners inactive",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let n = stored
+            .iter()
+            .filter(|(_, c)| [c.0, c.1, c.2, c.3][k] > 0)
+            .count();
+        assert!(n >= 2, "only {n} mailboxes with {what}");
+    }
     store.close().await;
 }
