@@ -46,6 +46,7 @@ async fn rows(store: &Store, sql: &'static str) -> Vec<(i64, Counts)> {
 /// The stored counts equal the recount for every mailbox; otherwise a panic naming each
 /// mailbox that differs, the step that made it differ and the steps before it.
 async fn assert_counts(store: &Store, log: &[String]) {
+    assert_organisation_counts(store, log).await;
     let stored = rows(store, STORED_SQL).await;
     let recount = rows(store, RECOUNT_SQL).await;
     assert_eq!(stored.len(), recount.len());
@@ -66,6 +67,37 @@ async fn assert_counts(store: &Store, log: &[String]) {
         log.len(),
         log.last().map_or("(start)", String::as_str),
         wrong.join("\n"),
+        log.join("\n")
+    );
+}
+
+/// Each organisation's counts (mailboxes, accounts, active accounts; migration 0161), recounted.
+const ORGANISATION_RECOUNT_SQL: &str = "SELECT o.id, \
+    (SELECT COUNT(*) FROM mailboxes m WHERE m.organisation_id = o.id), \
+    (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id), \
+    (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id AND a.status = 'active') \
+  FROM organisations o ORDER BY o.id";
+
+const ORGANISATION_STORED_SQL: &str =
+    "SELECT id, mailbox_count, account_count, active_account_count FROM organisations ORDER BY id";
+
+/// Migration 0161's organisation counts equal a recount, or a panic naming the step.
+async fn assert_organisation_counts(store: &Store, log: &[String]) {
+    let read = |sql: &'static str| async move {
+        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(sql)
+            .fetch_all(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows
+    };
+    let stored = read(ORGANISATION_STORED_SQL).await;
+    let recount = read(ORGANISATION_RECOUNT_SQL).await;
+    assert_eq!(
+        stored,
+        recount,
+        "organisation counts (id, mailboxes, accounts, active accounts) wrong after step {}: {}\nsteps:\n{}",
+        log.len(),
+        log.last().map_or("(start)", String::as_str),
         log.join("\n")
     );
 }
@@ -382,7 +414,7 @@ async fn store_step(store: &Store, snap: &Snapshot, rng: &mut Rng) -> String {
 /// path might write, which the row-level triggers must count row by row.
 async fn raw_step(store: &Store, snap: &Snapshot, rng: &mut Rng) -> String {
     let role = |rng: &mut Rng| rng.role().to_string();
-    let sql = match rng.below(9) {
+    let sql = match rng.below(10) {
         // Several new memberships in one INSERT.
         0 => {
             let mut values = Vec::new();
@@ -504,6 +536,26 @@ async fn raw_step(store: &Store, snap: &Snapshot, rng: &mut Rng) -> String {
                 o.0
             )
         }
+        // An account, or a mailbox, moved to another organisation (the organisations'
+        // counts, migration 0161).
+        8 => match (
+            rng.chance(50),
+            rng.pick(&snap.accounts),
+            rng.pick(&snap.mailboxes),
+            rng.pick(&snap.organisations),
+        ) {
+            (true, Some(a), _, Some(o)) => format!(
+                "UPDATE accounts SET organisation_id = {}, status = '{}' WHERE id = {}",
+                o.0,
+                rng.status(),
+                a.0
+            ),
+            (false, _, Some(m), Some(o)) => format!(
+                "UPDATE mailboxes SET organisation_id = {} WHERE id = {}",
+                o.0, m.0
+            ),
+            _ => return "raw: nothing to move".into(),
+        },
         // Accounts changed without their status: nothing moves.
         _ => "UPDATE accounts SET name = name, status = status".to_owned(),
     };
