@@ -22,7 +22,7 @@ fn mailbox_from_row(row: &sqlx::any::AnyRow) -> Result<Mailbox, StoreError> {
     })
 }
 
-fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
+pub(super) fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
     Ok(Account {
         id: row.try_get("id")?,
         organisation_id: row.try_get("organisation_id")?,

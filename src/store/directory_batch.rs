@@ -131,14 +131,7 @@ pub async fn accounts_at(
             q = q.bind(*a);
         }
         for row in q.fetch_all(&mut *conn).await? {
-            let a = Account {
-                id: row.try_get("id")?,
-                organisation_id: row.try_get("organisation_id")?,
-                organisation: row.try_get("organisation")?,
-                address: row.try_get("address")?,
-                name: row.try_get("name")?,
-                status: row.try_get("status")?,
-            };
+            let a = super::directory::account_from_row(&row)?;
             found.insert(a.address.clone(), a);
         }
     }
