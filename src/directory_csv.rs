@@ -219,6 +219,7 @@ pub async fn import(
 ) -> Result<ImportSummary, ImportError> {
     let mut rows = read_header(input)?;
     let mut tx = store.begin().await?;
+    directory_batch::plan_for_indexed_bulk(&mut tx).await?;
     let summary = apply_rows(&mut tx, &mut rows).await;
     match summary {
         Ok(summary) => {
