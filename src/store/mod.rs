@@ -32,6 +32,7 @@ pub mod staff;
 pub mod status;
 pub mod targets;
 pub mod views;
+mod wal;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Transaction};
@@ -304,6 +305,9 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: whose turn it is to write, within this process (see [`Store::begin`]).
     write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite file only: copies the write-ahead log into the database off the commits' path
+    /// ([`wal`]); stops with the last clone of the store.
+    _checkpointer: Option<Arc<wal::Checkpointer>>,
 }
 
 impl Store {
@@ -336,6 +340,17 @@ impl Store {
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(cfg.acquire_timeout);
+        let file = backend == Backend::Sqlite && !url.contains(":memory:");
+        if file {
+            pool_options = pool_options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query(wal::CONNECTION_SETTING)
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            });
+        }
         if backend == Backend::Sqlite && url.contains(":memory:") {
             // Every connection to `:memory:` is a different database: keep exactly one.
             pool_options = pool_options
@@ -351,7 +366,7 @@ impl Store {
                 target: target_of(&cfg.url),
                 error,
             })?;
-        if backend == Backend::Sqlite && !url.contains(":memory:") {
+        if file {
             // WAL lets the web page read while the pipeline writes; it is a property of the
             // file, so setting it once is enough.
             sqlx::query("PRAGMA journal_mode = WAL")
@@ -360,10 +375,12 @@ impl Store {
         }
         let write_turn =
             (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let checkpointer = file.then(|| Arc::new(wal::Checkpointer::start(pool.clone())));
         Ok(Store {
             pool,
             backend,
             write_turn,
+            _checkpointer: checkpointer,
         })
     }
 
