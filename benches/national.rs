@@ -26,8 +26,11 @@
 //! requests; anything else (the default, "quick") is 150,000 / 10,000 / 100,000.
 //! `BENCH_NATIONAL_ACCOUNTS`, `_MAILBOXES`, `_REQUESTS`, `_APPLY` (1,000), `_LOOKUPS` (5,000)
 //! and `_PAGE_RUNS` (20) override; `BENCH_NATIONAL_VERIFY=1` runs `postroom audit verify`
-//! after the load (tests/bench_harness.rs does). `BENCH_PG_URL` as in `benches/apply.rs` (unset: SQLite
-//! only). `BENCH_POSTROOM_BIN`: the binary to run (default `target/release/postroom`).
+//! after the load (tests/bench_harness.rs does). `BENCH_NATIONAL_KEEP=1` keeps the work
+//! directory (the CSV and `national.db`) and the PostgreSQL database afterwards and says
+//! where, to look into a plan or a tail at full size without loading it again. `BENCH_PG_URL`
+//! as in `benches/apply.rs` (unset: SQLite only). `BENCH_POSTROOM_BIN`: the binary to run
+//! (default `target/release/postroom`).
 //!
 //! Targets are reported, met or not, never asserted. Prints tables and, last, one line of JSON.
 //! Without `--bench` (as `cargo test` runs bench targets) it does nothing and exits 0.
@@ -1360,6 +1363,7 @@ fn main() {
     }
     // BENCH_NATIONAL_VERIFY=1: `postroom audit verify` after the load (not timed).
     let verify = std::env::var("BENCH_NATIONAL_VERIFY").is_ok_and(|v| v.trim() == "1");
+    let keep = std::env::var("BENCH_NATIONAL_KEEP").is_ok_and(|v| v.trim() == "1");
     let started = Instant::now();
     let work = tempfile::Builder::new()
         .prefix("postroom-bench-national-")
@@ -1413,7 +1417,9 @@ fn main() {
         Some(&sqlite_file),
         verify,
     ));
-    let _ = std::fs::remove_file(&sqlite_file);
+    if !keep {
+        let _ = std::fs::remove_file(&sqlite_file);
+    }
 
     let postgres = pg_server.as_ref().map(|server| {
         let name = format!("postroom_bench_national_{}", std::process::id());
@@ -1436,7 +1442,9 @@ fn main() {
             None,
             verify,
         ));
-        if let Err(e) = testdb::admin(
+        if keep {
+            eprintln!("national: kept the PostgreSQL database: {url}");
+        } else if let Err(e) = testdb::admin(
             server,
             &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
         ) {
@@ -1487,5 +1495,10 @@ fn main() {
             }
         })
     );
-    drop(work);
+    if keep {
+        let kept = work.keep();
+        eprintln!("national: kept the work directory: {}", kept.display());
+    } else {
+        drop(work);
+    }
 }

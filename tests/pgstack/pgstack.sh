@@ -16,6 +16,8 @@
 # `postgres` superuser, no password: tests create a database per test from there),
 # POSTROOM_TEST_POSTGRES_URL (the same, under the name tests/web_postgres.rs reads) and
 # PGSTACK_DIR. PGSTACK_PORT=N pins the port; otherwise the first free one from 25432.
+# PGSTACK_SHARED_BUFFERS=SIZE sets shared_buffers when the cluster is made (default 128MB;
+# scripts/bench gives its cluster a quarter of the machine's memory, as for a real server).
 #
 # Facts that cost time:
 # - initdb and postgres refuse to run as root: everything runs through `runuser -u
@@ -85,7 +87,7 @@ cmd_start() {
         # Several postroom instances and parallel tests, each with a pool of connections.
         cat >>"$dir/data/postgresql.conf" <<EOF
 max_connections = 300
-shared_buffers = 128MB
+shared_buffers = ${PGSTACK_SHARED_BUFFERS:-128MB}
 EOF
     fi
     if [[ -f $dir/port ]]; then
