@@ -222,6 +222,43 @@ fn password_reset_is_applied_audited_and_answered() {
     );
 }
 
+/// The reference is written with the request, in one statement, on both backends: past six
+/// digits it keeps every one (`HD-1000000`; PostgreSQL's lpad would cut a longer number to
+/// the length it is given).
+#[test]
+fn a_reference_past_six_digits_keeps_every_digit() {
+    use postroom::store::{Backend, Store};
+    let i = Instance::with_directory("");
+    assert_eq!(i.process_fixture("unlock.eml")["reference"], "HD-000001");
+    // The next request is number 1,000,000: SQLite numbers after the largest id, PostgreSQL
+    // from the column's sequence.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Store::open(&i.database()).await.unwrap();
+        let mut c = store.write().await.unwrap();
+        let sql = match store.backend() {
+            Backend::Sqlite => {
+                "INSERT INTO requests (id, message_id, kind, outcome, created_at, updated_at) \
+                 SELECT 999999, message_id, kind, outcome, created_at, updated_at \
+                 FROM requests WHERE id = 1"
+            }
+            Backend::Postgres => "SELECT setval(pg_get_serial_sequence('requests', 'id'), 999999)",
+        };
+        sqlx::query(sql).execute(&mut *c).await.unwrap();
+        drop(c);
+        store.close().await;
+    });
+    let v = i.process_fixture("password_reset_fields.eml");
+    assert_eq!(outcome(&v), "applied", "{v}");
+    assert_eq!(v["reference"], "HD-1000000");
+    assert!(
+        v["reply"]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[HD-1000000] Done: "),
+        "{v}"
+    );
+}
+
 /// Issue 12: `two_asks.eml`, "Please reset the password for tom.smith@… and add sam.green@… to the mailbox"
 /// asks for two things; each becomes a request of its own (own reference, outcome and audit),
 /// from the one message in one transaction, answered in one reply that lists both.
