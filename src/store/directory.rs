@@ -505,7 +505,7 @@ mod tests {
     use crate::store::{DatabaseConfig, Store};
     use std::time::Duration;
 
-    async fn plan(sql: String, texts: usize, ints: usize) -> String {
+    async fn plan(sql: &str, texts: usize, ints: usize) -> String {
         let store = Store::open(&DatabaseConfig {
             url: "sqlite::memory:".into(),
             max_connections: 1,
@@ -513,19 +513,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let mut q = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
-        for _ in 0..texts {
-            q = q.bind("x");
-        }
-        for _ in 0..ints {
-            q = q.bind(1i64);
-        }
-        let mut c = store.read().await.unwrap();
-        let rows = q.fetch_all(&mut *c).await.unwrap();
-        rows.iter()
-            .map(|r| r.try_get::<String, _>("detail").unwrap())
-            .collect::<Vec<_>>()
-            .join("; ")
+        crate::store::sqlite_plan(&store, sql, texts, ints).await
     }
 
     /// A name resolves from its index (issue 18): the organisation's matches in address order,
@@ -539,7 +527,7 @@ mod tests {
             (NameMatch::Initial, "accounts_initial_key"),
         ] {
             // SQLite's plan does not depend on the values bound.
-            let p = plan(by_name_sql(column, false), 1, 2).await;
+            let p = plan(&by_name_sql(column, false), 1, 2).await;
             assert!(p.contains(&format!("USING COVERING INDEX {index}")), "{p}");
             assert!(!p.contains("TEMP B-TREE"), "{p}");
         }
@@ -549,7 +537,7 @@ mod tests {
     /// 0160), not counted from its memberships.
     #[tokio::test]
     async fn a_mailbox_summary_reads_no_membership() {
-        let p = plan(summary_sql().to_owned(), 1, 0).await;
+        let p = plan(summary_sql(), 1, 0).await;
         assert!(p.contains("SEARCH m USING INDEX"), "{p}");
         assert!(!p.contains("memberships"), "{p}");
     }

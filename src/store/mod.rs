@@ -505,6 +505,27 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// SQLite's plan for `sql` with every `$n` bound to a plausible value (texts first, then
+/// integers; the plan does not depend on the values), as one string: what the plan tests of
+/// the store's queries read.
+#[cfg(test)]
+pub(crate) async fn sqlite_plan(store: &Store, sql: &str, texts: usize, ints: usize) -> String {
+    use sqlx::Row;
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+    for _ in 0..texts {
+        q = q.bind("x");
+    }
+    for _ in 0..ints {
+        q = q.bind(1i64);
+    }
+    let mut c = store.read().await.unwrap();
+    let rows = q.fetch_all(&mut *c).await.unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("detail").unwrap())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -833,23 +833,7 @@ mod tests {
         .unwrap()
     }
 
-    /// SQLite's plan for `sql` with every `$n` bound to a plausible value, as one string.
-    async fn plan(store: &Store, sql: &'static str, texts: usize, ints: usize) -> String {
-        let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
-        for _ in 0..texts {
-            q = q.bind("x");
-        }
-        for _ in 0..ints {
-            q = q.bind(1i64);
-        }
-        let mut c = store.read().await.unwrap();
-        let rows = q.fetch_all(&mut *c).await.unwrap();
-        rows.iter()
-            .map(|r| r.try_get::<String, _>("detail").unwrap())
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
+    use crate::store::sqlite_plan as plan;
 
     /// A search led by its date window finds what the walk newest first finds, page by page
     /// both ways, whatever order the dates are in (a request's id and time usually rise
