@@ -53,6 +53,15 @@ pub struct Mailbox {
     pub address: String,
 }
 
+/// A mailbox with how many members (of any role) and owners it has, as kept on its row: what
+/// the rules need of a mailbox besides the roles of the accounts a message names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxSummary {
+    pub mailbox: Mailbox,
+    pub members: i64,
+    pub owners: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub id: i64,

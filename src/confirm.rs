@@ -230,7 +230,7 @@ async fn confirmed(
     ex.kind = KindMatch::One(kind_of(request));
     ex.fields = policy::fields_named(&decided);
     ex.candidate_accounts.clear();
-    let snapshot = load_snapshot(conn, &original, &ex).await?;
+    let snapshot = load_snapshot(conn, &original, &ex, None).await?;
     let d = policy::decide(&original, &ex, &snapshot, cfg);
     let actor = d.requester.clone().unwrap_or_default();
     settle::settle(

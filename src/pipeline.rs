@@ -6,6 +6,7 @@
 //! Everything before the transaction is pure or read-only; the transaction waits on no
 //! network (DKIM keys are looked up before it starts).
 
+use crate::accounts::MailboxSummary;
 use crate::action::AuditAction;
 use crate::config::Config;
 use crate::confirm;
@@ -192,7 +193,8 @@ async fn prepare_parsed<'r>(cfg: &Config, raw: &'r [u8], msg: Message) -> Prepar
     Prepared { raw, msg, evidence }
 }
 
-/// Group commit, for the IMAP watcher on SQLite: the messages of one fetch share ONE
+/// Group commit, for the IMAP watcher and LMTP deliveries on SQLite (`lmtp/deliver.rs`): the
+/// messages of one fetch, or the deliveries that arrived during the last commit, share ONE
 /// transaction. Nothing about any of them is visible, replied to or moved until
 /// [`Group::commit`] returns; a crash before it loses the lot, and the next sync fetches and
 /// processes them again, as after a crash between two ordinary transactions. The caller
@@ -479,8 +481,10 @@ async fn classify(
 
     // Only a registered mailbox's mail is read further than this: anything else is refused by
     // the rules below, whatever it asks.
-    let mailbox = match &msg.from {
-        Some(from) => directory::find_mailbox(conn, from).await?,
+    // Read with its counts, which the rules' snapshot takes from here rather than reading the
+    // mailbox again.
+    let sender = match &msg.from {
+        Some(from) => directory::find_mailbox_summary(conn, from).await?,
         None => None,
     };
     // A message naming another mailbox is refused whole by the rules (a mailbox changes only
@@ -490,7 +494,8 @@ async fn classify(
             .get(&Field::Mailbox)
             .is_some_and(|named| *named != m.address)
     };
-    if let Some(mailbox) = mailbox.as_ref().filter(|m| !other_mailbox(m)) {
+    if let Some(summary) = sender.as_ref().filter(|s| !other_mailbox(&s.mailbox)) {
+        let mailbox = &summary.mailbox;
         let held = |kind, reason| {
             let mut d = Decision::new(Outcome::NeedsReview, kind, Some(reason));
             d.mailbox = Some(mailbox.address.clone());
@@ -522,7 +527,7 @@ async fn classify(
             let mut decided = Vec::new();
             for ask in &ex.asks {
                 let (mut d, understood) =
-                    decide_ask(conn, input, &ex, Some(ask), mailbox, true).await?;
+                    decide_ask(conn, input, &ex, Some(ask), summary, true).await?;
                 // Splitting one email into several asks is the least certain reading there
                 // is: an ask the rules would refuse may be one we misread, and a refusal
                 // blames the site. A person looks at it instead (with the same reason).
@@ -545,7 +550,7 @@ async fn classify(
             return Ok(Step::Asks(decided));
         }
         let (mut d, understood) =
-            decide_ask(conn, input, &ex, ex.asks.first(), mailbox, false).await?;
+            decide_ask(conn, input, &ex, ex.asks.first(), summary, false).await?;
         // "Add a Name: line" is only fair to a site that wrote no name at all: when the
         // starter's name was to be read from sentences, a name we could not read is ours to
         // check, not the site's to resend.
@@ -559,7 +564,7 @@ async fn classify(
         }
         return Ok(Step::Asks(vec![(d, understood)]));
     }
-    let snapshot = load_snapshot(conn, msg, &ex).await?;
+    let snapshot = load_snapshot(conn, msg, &ex, sender.as_ref()).await?;
     Ok(Step::Decided(settle::decide(msg, &ex, &snapshot, cfg)))
 }
 
@@ -596,10 +601,11 @@ async fn decide_ask(
     input: &Input<'_>,
     ex: &Extracted,
     ask: Option<&Ask>,
-    mailbox: &crate::accounts::Mailbox,
+    sender: &MailboxSummary,
     several: bool,
 ) -> Result<(Decision, Understood), StoreError> {
     let (msg, cfg) = (input.msg, input.cfg);
+    let mailbox = &sender.mailbox;
     let mut one = ex.clone();
     let mut targets = Vec::new();
     let mut requester = None;
@@ -785,7 +791,7 @@ async fn decide_ask(
         }
         None => {}
     }
-    let snapshot = load_snapshot(conn, msg, &one).await?;
+    let snapshot = load_snapshot(conn, msg, &one, Some(sender)).await?;
     let d = settle::decide(msg, &one, &snapshot, cfg);
     let mut understood = Understood::of(&d);
     if !targets.is_empty() {

@@ -142,7 +142,7 @@ async fn apply_as_in(
         }
     }
 
-    let snapshot = load_snapshot(conn, &original, &ex).await?;
+    let snapshot = load_snapshot(conn, &original, &ex, None).await?;
     let d = settle::decide(&original, &ex, &snapshot, cfg);
     match d.outcome {
         Outcome::Applied | Outcome::AwaitingConfirmation => {}

@@ -1,6 +1,7 @@
 //! The part of the directory a message can touch, read once before the rules decide: the
 //! accounts it names with their memberships, and each mailbox involved as counts and roles.
 
+use crate::accounts::MailboxSummary;
 use crate::message::Message;
 use crate::policy::{self, MailboxView, Snapshot};
 use crate::request::extract::{Extracted, KindMatch};
@@ -17,10 +18,13 @@ const MAX_LOOKUPS: usize = 12;
 /// memberships (one query), then each mailbox involved once, as counts and the roles of those
 /// accounts (the sender, the requester and the target are usually all in the site's own
 /// mailbox, and a large mailbox has hundreds of members that no rule needs one by one).
+/// `sender`: the sending mailbox as the caller read it already in this transaction (by the
+/// message's From address), so it is not read twice.
 pub(crate) async fn load_snapshot(
     conn: &mut Conn,
     msg: &Message,
     ex: &Extracted,
+    sender: Option<&MailboxSummary>,
 ) -> Result<Snapshot, StoreError> {
     let mut snap = Snapshot::default();
     let addresses: Vec<String> = policy::addresses_to_load(msg, ex)
@@ -41,6 +45,10 @@ pub(crate) async fn load_snapshot(
         seen: HashMap::new(),
         roles,
     };
+    if let (Some(from), Some(summary)) = (&msg.from, sender) {
+        let view = views.view(summary.clone());
+        views.seen.insert(from.clone(), Some(view));
+    }
     if let Some(from) = &msg.from
         && let Some(view) = views.get(conn, from).await?
     {
@@ -86,15 +94,24 @@ impl Views {
         if let Some(view) = self.seen.get(address) {
             return Ok(view.clone());
         }
-        let view = directory::find_mailbox_summary(conn, address).await?.map(
-            |(mailbox, members, owners)| MailboxView {
-                roles: self.roles.get(&mailbox.id).cloned().unwrap_or_default(),
-                members: usize::try_from(members).unwrap_or(0),
-                owners: usize::try_from(owners).unwrap_or(0),
-                mailbox,
-            },
-        );
+        let view = directory::find_mailbox_summary(conn, address)
+            .await?
+            .map(|summary| self.view(summary));
         self.seen.insert(address.to_owned(), view.clone());
         Ok(view)
+    }
+
+    /// A mailbox as the rules see it, with the roles the snapshot's accounts have in it.
+    fn view(&self, summary: MailboxSummary) -> MailboxView {
+        MailboxView {
+            roles: self
+                .roles
+                .get(&summary.mailbox.id)
+                .cloned()
+                .unwrap_or_default(),
+            members: usize::try_from(summary.members).unwrap_or(0),
+            owners: usize::try_from(summary.owners).unwrap_or(0),
+            mailbox: summary.mailbox,
+        }
     }
 }

@@ -117,10 +117,12 @@ pub async fn insert_events(
         "UPDATE audit_head SET event_count = ${after}, head_hash = ${} WHERE id = 1",
         after + 1
     );
-    let sqlite = is_sqlite(conn);
-    // PostgreSQL: one round trip for both (a data-modifying WITH runs even unreferenced).
-    let sql = if sqlite {
-        insert
+    // One round trip for both. PostgreSQL: a data-modifying WITH runs even unreferenced.
+    // SQLite: two statements in one query string, which sqlx runs in turn on its worker with
+    // the numbered parameters each names (a round trip to that thread per statement is what
+    // the pipeline's time goes on).
+    let sql = if is_sqlite(conn) {
+        format!("{insert}; {set_head}")
     } else {
         format!("WITH ins AS ({insert}) {set_head}")
     };
@@ -138,16 +140,6 @@ pub async fn insert_events(
             .bind(e.prev_hash)
             .bind(e.hash);
     }
-    if !sqlite {
-        q = q.bind(new_count).bind(new_head);
-    }
-    q.execute(&mut *conn).await?;
-    if sqlite {
-        sqlx::query("UPDATE audit_head SET event_count = $1, head_hash = $2 WHERE id = 1")
-            .bind(new_count)
-            .bind(new_head)
-            .execute(&mut *conn)
-            .await?;
-    }
+    q.bind(new_count).bind(new_head).execute(&mut *conn).await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::collections::hash_map::Entry;
 
 // The directory's own types are the domain's (`accounts.rs`): the rules read them without
 // importing the store.
-pub use crate::accounts::{Account, AccountStatus, Mailbox, Membership};
+pub use crate::accounts::{Account, AccountStatus, Mailbox, MailboxSummary, Membership};
 
 fn mailbox_from_row(row: &sqlx::any::AnyRow) -> Result<Mailbox, StoreError> {
     Ok(Mailbox {
@@ -125,17 +125,17 @@ fn summary_sql() -> &'static str {
 pub async fn find_mailbox_summary(
     conn: &mut Conn,
     address: &str,
-) -> Result<Option<(Mailbox, i64, i64)>, StoreError> {
+) -> Result<Option<MailboxSummary>, StoreError> {
     let row = sqlx::query(summary_sql())
         .bind(address)
         .fetch_optional(&mut *conn)
         .await?;
     row.map(|r| {
-        Ok((
-            mailbox_from_row(&r)?,
-            r.try_get("members")?,
-            r.try_get("owners")?,
-        ))
+        Ok(MailboxSummary {
+            mailbox: mailbox_from_row(&r)?,
+            members: r.try_get("members")?,
+            owners: r.try_get("owners")?,
+        })
     })
     .transpose()
 }

@@ -100,9 +100,9 @@ pub struct NewRequest<'a> {
     pub from_address: Option<&'a str>,
 }
 
-/// Insert a request and give it its reference (`HD-000042` from its row id), in one statement:
-/// the id is chosen first and the reference written with the row, not by a second UPDATE (a
-/// round trip less per request).
+/// Insert a request, give it its reference (`HD-000042` from its row id) and write the terms
+/// it is found by (`request_mentions`), in one round trip: the id is chosen first and the
+/// reference written with the row, not by a second UPDATE, and the terms go with it.
 pub async fn insert_request(
     conn: &mut Conn,
     r: &NewRequest<'_>,
@@ -110,41 +110,68 @@ pub async fn insert_request(
 ) -> Result<(i64, String), StoreError> {
     let now = now_ms();
     let reason_json = reason_json(r.reason)?;
-    const COLUMNS: &str = "message_id, kind, outcome, reason, reason_json, mailbox, requester, target, fields, created_at, updated_at";
-    let (next_id, digits) = if super::is_sqlite(conn) {
-        // Inside the write transaction the new row's id is the largest plus one, which is the
-        // id SQLite itself gives a rowid table without AUTOINCREMENT
-        // (https://www.sqlite.org/autoinc.html).
-        (
-            "SELECT COALESCE(MAX(id), 0) + 1 AS id FROM requests",
-            "printf('%06d', n.id)",
-        )
-    } else {
-        // The id the column's default would have taken. lpad cuts a longer string to the
-        // length given, so the length is never below the number's own.
-        (
-            "SELECT nextval(pg_get_serial_sequence('requests', 'id')) AS id",
-            "lpad(CAST(n.id AS TEXT), GREATEST(6, length(CAST(n.id AS TEXT))), '0')",
-        )
-    };
-    let sql = format!(
-        "INSERT INTO requests (id, reference, {COLUMNS}) \
-         SELECT n.id, $11 || '-' || {digits}, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10 \
-         FROM ({next_id}) n RETURNING id, reference"
-    );
-    let row = bind_request(sqlx::query(AssertSqlSafe(sql)), r, reason_json, now)
-        .bind(reference_prefix)
-        .fetch_one(&mut *conn)
-        .await?;
-    let id: i64 = row.try_get("id")?;
-    super::mentions::index_new(
-        conn,
-        id,
+    let terms = super::mentions::new_terms(
         &[r.mailbox, r.requester, r.target, r.from_address],
         r.fields_json,
-    )
-    .await?;
-    Ok((id, row.try_get("reference")?))
+    );
+    // `$12` on: one per term.
+    let term_rows = (0..terms.len())
+        .map(|i| format!("(${})", 12 + i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    const COLUMNS: &str = "message_id, kind, outcome, reason, reason_json, mailbox, requester, target, fields, created_at, updated_at";
+    const VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10";
+    let sql = if super::is_sqlite(conn) {
+        // Inside the write transaction the new row's id is the largest plus one, which is the
+        // id SQLite itself gives a rowid table without AUTOINCREMENT
+        // (https://www.sqlite.org/autoinc.html); after the insert it is the largest. The
+        // terms are a second statement in the same query string: sqlx runs both on its
+        // worker thread in one command.
+        let insert = format!(
+            "INSERT INTO requests (id, reference, {COLUMNS}) \
+             SELECT n.id, $11 || '-' || printf('%06d', n.id), {VALUES} \
+             FROM (SELECT COALESCE(MAX(id), 0) + 1 AS id FROM requests) n RETURNING id, reference"
+        );
+        if terms.is_empty() {
+            insert
+        } else {
+            format!(
+                "{insert}; INSERT INTO request_mentions (term, request_id) \
+                 SELECT t.column1, (SELECT MAX(id) FROM requests) FROM (VALUES {term_rows}) t"
+            )
+        }
+    } else {
+        // The id the column's default would have taken. lpad cuts a longer string to the
+        // length given, so the length is never below the number's own. The terms' insert
+        // reads the new row from the WITH; its foreign key is checked at the statement's end.
+        let insert = format!(
+            "INSERT INTO requests (id, reference, {COLUMNS}) \
+             SELECT n.id, $11 || '-' || lpad(CAST(n.id AS TEXT), GREATEST(6, length(CAST(n.id AS TEXT))), '0'), \
+             {VALUES} FROM (SELECT nextval(pg_get_serial_sequence('requests', 'id')) AS id) n \
+             RETURNING id, reference"
+        );
+        if terms.is_empty() {
+            insert
+        } else {
+            format!(
+                "WITH r AS ({insert}), t AS (INSERT INTO request_mentions (term, request_id) \
+                 SELECT t.term, r.id FROM r, (VALUES {term_rows}) t(term)) \
+                 SELECT id, reference FROM r"
+            )
+        }
+    };
+    let mut q =
+        bind_request(sqlx::query(AssertSqlSafe(sql)), r, reason_json, now).bind(reference_prefix);
+    for t in &terms {
+        q = q.bind(t.as_str());
+    }
+    // Every row, not the first: fetching one would stop SQLite's worker before the second
+    // statement (sqlx's fetch_optional runs a query string only to its first row).
+    let rows = q.fetch_all(&mut *conn).await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Invalid("inserting a request returned no row".into()))?;
+    Ok((row.try_get("id")?, row.try_get("reference")?))
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;

@@ -109,23 +109,27 @@ pub async fn index(conn: &mut Conn, id: i64, again: bool) -> Result<(), StoreErr
     .await
 }
 
-/// Write the terms of a request just inserted, from what the insert wrote (its mailbox,
+/// The terms of a request about to be inserted, from what the insert writes (its mailbox,
 /// requester, target, the message's sender, and its fields as JSON): no read back, since
-/// every new request pays for this inside the pipeline's transaction (reading the row again
-/// cost one more round trip per request).
-pub async fn index_new(
+/// every new request pays for its terms inside the pipeline's transaction.
+pub fn new_terms(addresses: &[Option<&str>], fields_json: &str) -> BTreeSet<String> {
+    let fields: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(fields_json).unwrap_or_default();
+    terms(addresses, &fields)
+}
+
+/// Write the terms of request `id` (see [`new_terms`]), in one statement.
+async fn index_new(
     conn: &mut Conn,
     id: i64,
     addresses: &[Option<&str>],
     fields_json: &str,
 ) -> Result<(), StoreError> {
-    let fields: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(fields_json).unwrap_or_default();
-    let terms = terms(addresses, &fields);
+    let terms = new_terms(addresses, fields_json);
     if terms.is_empty() {
         return Ok(());
     }
-    // One statement: a row of two placeholders per term, every value bound.
+    // A row of two placeholders per term, every value bound.
     let rows: Vec<String> = (0..terms.len())
         .map(|i| format!("({})", placeholders(2 * i + 1, 2)))
         .collect();
