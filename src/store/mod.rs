@@ -302,6 +302,12 @@ fn unavailable_code(code: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. A SQLite file: a pool of one connection of its own, so the writer's
+    /// page cache and prepared statements stay warm (SQLite drops a connection's whole page
+    /// cache when it sees another connection's commit, and writes taken from the shared pool
+    /// went round its connections, each re-reading the pages the last one changed). Otherwise
+    /// the same pool as `pool`.
+    writer: AnyPool,
     backend: Backend,
     /// SQLite only: whose turn it is to write, within this process (see [`Store::begin`]).
     write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
@@ -359,6 +365,16 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
+        // Lazy: its first connection is made after the file is in WAL mode (below).
+        let writer = file.then(|| {
+            pool_options
+                .clone()
+                .max_connections(1)
+                .min_connections(0)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_lazy_with(options.clone())
+        });
         let pool = pool_options
             .connect_with(options)
             .await
@@ -377,6 +393,7 @@ impl Store {
             (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let checkpointer = file.then(|| Arc::new(wal::Checkpointer::start(pool.clone())));
         Ok(Store {
+            writer: writer.unwrap_or_else(|| pool.clone()),
             pool,
             backend,
             write_turn,
@@ -463,7 +480,7 @@ impl Store {
             Backend::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         };
         Ok(Tx {
-            inner: self.pool.begin_with(statement).await?,
+            inner: self.writer.begin_with(statement).await?,
             _turn: turn,
         })
     }
@@ -473,7 +490,7 @@ impl Store {
     pub async fn write(&self) -> Result<WriteConn, StoreError> {
         let turn = self.write_turn().await;
         Ok(WriteConn {
-            inner: self.pool.acquire().await?,
+            inner: self.writer.acquire().await?,
             _turn: turn,
         })
     }
@@ -491,6 +508,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
