@@ -14,19 +14,7 @@ use crate::store::{Conn, StoreError, now_ms};
 use sha2::{Digest, Sha256};
 
 fn new_code() -> String {
-    use rand::Rng;
-    let mut rng = rand::rngs::OsRng;
-    (0..CODE_LEN)
-        .map(|_| {
-            char::from(
-                CODE_ALPHABET
-                    .as_bytes()
-                    .get(rng.gen_range(0..CODE_ALPHABET.len()))
-                    .copied()
-                    .unwrap_or(b'X'),
-            )
-        })
-        .collect()
+    password::from_alphabet(CODE_ALPHABET.as_bytes(), CODE_LEN)
 }
 
 pub(crate) fn code_hash(code: &str) -> String {
