@@ -150,14 +150,14 @@ pub async fn run(cfg: &Config, store: &Store) -> Result<()> {
                 lmtp_tasks.push(task);
                 appender
             });
-        let delivery = crate::lmtp::deliver::Delivery {
-            store: store.clone(),
-            cfg: shared.clone(),
-            wake: intake_wake,
-            status: status.clone(),
-            hook: hook.clone(),
+        let delivery = crate::lmtp::deliver::Delivery::new(
+            store.clone(),
+            shared.clone(),
+            intake_wake,
+            status.clone(),
+            hook.clone(),
             appender,
-        };
+        );
         lmtp_on = Some(listener.describe());
         lmtp_tasks.push(tokio::spawn(crate::lmtp::listen::serve(
             listener,

@@ -381,6 +381,71 @@ async fn killed_between_commit_and_250_postfix_delivers_again_and_it_is_applied_
     daemon.stop();
 }
 
+/// Group commit (SQLite): deliveries that arrive while another is committing wait for it and
+/// then share one transaction; each is still answered `250` only after that commit. The test
+/// holds SQLite's write lock for two seconds (less than the daemon's five-second busy
+/// timeout) while Postfix hands over six requests, so they are all waiting when it lets go.
+#[tokio::test]
+async fn deliveries_arriving_during_a_commit_share_one_transaction() {
+    use sqlx::Connection;
+    let stack = MailStack::require();
+    let (site, _) = lmtp_site_on(&stack, &[], TestDb::sqlite);
+    let daemon = start(&site, &[]);
+    let mut lock = sqlx::SqliteConnection::connect(&site.db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let (id, raw) = site.unlock_request();
+        stack.send(&site.mailbox, &[&site.helpdesk], &raw).await;
+        ids.push(id);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    drop(lock);
+
+    // Every one answered 250 once it was committed, each replied to, the account unlocked once.
+    eventually(
+        "six 250s in Postfix's log",
+        Duration::from_secs(30),
+        || async {
+            postfix_lines(&stack, &site.helpdesk)
+                .iter()
+                .filter(|l| l.contains("status=sent (250 2.0.0"))
+                .count()
+                == 6
+        },
+    )
+    .await;
+    let replies = stack
+        .wait_for(&site.mailbox, "INBOX", 6, Duration::from_secs(30))
+        .await;
+    let mut answered: Vec<String> = replies
+        .iter()
+        .filter_map(|r| header(r, "In-Reply-To"))
+        .collect();
+    answered.sort();
+    let mut expected: Vec<String> = ids.iter().map(|id| format!("<{id}>")).collect();
+    expected.sort();
+    assert_eq!(answered, expected);
+    assert_eq!(site.audit_count("account.unlocked"), 1);
+    let log = daemon.stop();
+    let grouped: Vec<usize> = log
+        .lines()
+        .filter(|l| l.contains("deliveries committed in one transaction"))
+        .filter_map(|l| {
+            let n = l.split("messages=").nth(1)?;
+            n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
+        .collect();
+    assert!(
+        grouped.iter().any(|n| *n >= 2),
+        "no group commit of two or more deliveries: {grouped:?}\n{log}"
+    );
+}
+
 #[tokio::test]
 async fn lmtp_alone_without_imap_applies_and_answers() {
     let stack = MailStack::require();
