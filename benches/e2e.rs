@@ -330,6 +330,15 @@ impl Site {
         (id, raw.into_bytes())
     }
 
+    /// The envelope of a request: from the site's mailbox to its helpdesk address.
+    fn envelope(&self) -> Envelope {
+        Envelope::new(
+            Some(self.mailbox.parse().unwrap()),
+            vec![self.helpdesk.parse().unwrap()],
+        )
+        .unwrap()
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("run.log")
     }
@@ -882,11 +891,7 @@ async fn lmtp(stack: &Stack, secs: u64, burst: usize) -> (Vec<i64>, usize, f64) 
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let envelope = Envelope::new(
-        Some(site.mailbox.parse().unwrap()),
-        vec![site.helpdesk.parse().unwrap()],
-    )
-    .unwrap();
+    let envelope = site.envelope();
     let mut smtp = smtp_conn(stack).await.unwrap_or_else(|e| die(e));
     let mut accepted = std::collections::HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -908,43 +913,73 @@ async fn lmtp(stack: &Stack, secs: u64, burst: usize) -> (Vec<i64>, usize, f64) 
 
     let mut rate = f64::NAN;
     if burst > 0 {
-        let msgs: Vec<Vec<u8>> = (0..burst).map(|_| site.request(0).1).collect();
-        let conns = 4;
-        let per = burst.div_ceil(conns);
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        let mut msgs = msgs;
-        while !msgs.is_empty() {
-            let chunk: Vec<Vec<u8>> = msgs.drain(..per.min(msgs.len())).collect();
-            let (stack, envelope) = (stack.clone(), envelope.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut c = smtp_conn(&stack).await?;
-                for m in chunk {
-                    c.send(&envelope, &m)
-                        .await
-                        .map_err(|e| format!("SMTP to Postfix: {e}"))?;
-                }
-                let _ = c.quit().await;
-                Ok::<(), String>(())
-            }));
-        }
-        for t in tasks {
-            t.await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r)
-                .unwrap_or_else(|e| die(e));
-        }
-        site.wait_sent(
-            &pool,
-            &mut d,
-            (n + burst) as i64,
-            Duration::from_secs(60 + burst as u64 / 5),
-        )
-        .await;
-        rate = burst as f64 / started.elapsed().as_secs_f64();
+        rate = burst_through_postfix(stack, &site, &pool, &mut d, n, burst).await;
     }
     d.stop();
     (lat, n, rate)
+}
+
+/// `burst` requests sent to Postfix at once over 4 connections, from the site's mailbox to its
+/// helpdesk address, wherever Postfix delivers that (to postroom over LMTP, or to Dovecot for
+/// the watcher): req/s from the first send until every reply is sent (`before` replies were
+/// sent already).
+async fn burst_through_postfix(
+    stack: &Stack,
+    site: &Site,
+    pool: &sqlx::SqlitePool,
+    d: &mut Daemon,
+    before: usize,
+    burst: usize,
+) -> f64 {
+    let envelope = site.envelope();
+    let mut msgs: Vec<Vec<u8>> = (0..burst).map(|_| site.request(0).1).collect();
+    let conns = 4;
+    let per = burst.div_ceil(conns);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    while !msgs.is_empty() {
+        let chunk: Vec<Vec<u8>> = msgs.drain(..per.min(msgs.len())).collect();
+        let (stack, envelope) = (stack.clone(), envelope.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = smtp_conn(&stack).await?;
+            for m in chunk {
+                c.send(&envelope, &m)
+                    .await
+                    .map_err(|e| format!("SMTP to Postfix: {e}"))?;
+            }
+            let _ = c.quit().await;
+            Ok::<(), String>(())
+        }));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .unwrap_or_else(|e| die(e));
+    }
+    site.wait_sent(
+        pool,
+        d,
+        (before + burst) as i64,
+        Duration::from_secs(60 + burst as u64 / 5),
+    )
+    .await;
+    burst as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The IMAP path measured as the LMTP burst is: `burst` requests sent to Postfix at once,
+/// which delivers them to the helpdesk's mailbox in Dovecot, where `postroom run` (IDLE)
+/// takes them. The fair comparison for LMTP's burst: both start from mail handed to Postfix.
+async fn imap_burst(stack: &Stack, burst: usize) -> f64 {
+    let site = Site::new(stack, "ib", "");
+    let pool = site.pool().await;
+    let mut d = site.spawn();
+    site.wait_log(&mut d, "IMAP session ready", Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rate = burst_through_postfix(stack, &site, &pool, &mut d, 0, burst).await;
+    d.stop();
+    rate
 }
 
 /// Peak RSS handling one message of `mb` MB under a 12 MB (or larger) limit.
@@ -1078,11 +1113,14 @@ fn main() {
             (lat, lat_n) = latency(&stack, lat_secs).await;
             eprintln!("e2e:   latency p50 {} ms, p99 {} ms ({} of {lat_n})", pct(&lat, 0.5), pct(&lat, 0.99), lat.len());
         }
-        let (mut lm, mut lm_n, mut lm_rate) = (Vec::new(), 0, f64::NAN);
+        let (mut lm, mut lm_n, mut lm_rate, mut imap_rate) = (Vec::new(), 0, f64::NAN, f64::NAN);
         if on("lmtp") {
             eprintln!("e2e: LMTP, one request every 100 ms for {lat_secs} s through Postfix, then {n} at once");
             (lm, lm_n, lm_rate) = lmtp(&stack, lat_secs, n).await;
             eprintln!("e2e:   LMTP latency p50 {} ms, p99 {} ms ({} of {lm_n}); {n} requests {lm_rate:.0} req/s", pct(&lm, 0.5), pct(&lm, 0.99), lm.len());
+            eprintln!("e2e: IMAP path, {n} requests sent to Postfix at once");
+            imap_rate = imap_burst(&stack, n).await;
+            eprintln!("e2e:   {imap_rate:.0} req/s");
         }
         let (mut drain_rss, mut drain_rate) = (0, f64::NAN);
         if on("drain") {
@@ -1126,8 +1164,12 @@ fn main() {
         println!("{:<44} {:>11} ms {:>16} {:>7}", "LMTP latency p95", l95, "", "");
         println!("{:<44} {:>11} ms {:>16} {:>7}", "LMTP latency p99", l99, "< 50 ms", ok((0..50).contains(&l99)));
         println!("{:<44} {:>11} ms {:>16} {:>7}", "LMTP latency max", lmax, "", "");
-        println!("{:<44} {:>8.0} req/s {:>16} {:>7}", format!("LMTP end to end ({n} reqs sent at once)"), lm_rate, ">= IMAP path", ok(lm_rate >= e2e));
-        println!("{:<44} {:>14.2} {:>16} {:>7}", "LMTP / IMAP path throughput", lm_rate / e2e, ">= 1.00", ok(lm_rate >= e2e));
+        println!("{:<44} {:>8.0} req/s {:>16} {:>7}", format!("LMTP end to end ({n} reqs sent at once)"), lm_rate, "", "");
+        println!("{:<44} {:>8.0} req/s {:>16} {:>7}", format!("IMAP path, the same sent at once"), imap_rate, "", "");
+        // Both start from mail handed to Postfix: the target's comparison.
+        println!("{:<44} {:>14.2} {:>16} {:>7}", "LMTP / IMAP path, both through Postfix", lm_rate / imap_rate, ">= 1.00", ok(lm_rate >= imap_rate));
+        // Against the run above, whose requests were in the mailbox before it started.
+        println!("{:<44} {:>14.2} {:>16} {:>7}", "LMTP / IMAP path with requests waiting", lm_rate / e2e, "", "");
         println!("{:<44} {:>11} MB {:>16} {:>7}", format!("peak RSS draining {drain_n}"), drain_rss / 1024, if drain_n >= 10_000 { "< 64 MB" } else { "(< 64 MB @10k)" }, ok(drain_rss < 64 * 1024));
         println!("{:<44} {:>8.0} req/s {:>16} {:>7}", format!("drain rate ({drain_n})"), drain_rate, "", "");
         println!("{:<44} {:>11} MB {:>16} {:>7}", format!("peak RSS, end-to-end run ({n})"), e2e_rss / 1024, "", "");
@@ -1135,7 +1177,7 @@ fn main() {
         println!(
             "{{\"e2e\":{{\"messages\":{n},\"baseline_1conn_msgs_per_s\":{base1:.1},\"baseline_msgs_per_s\":{base:.1},\"baseline_runs_msgs_per_s\":{base_runs:?},\"baseline_smtp_connections\":4,\"postroom_reqs_per_s\":{e2e:.1},\"postroom_cpu_ms_per_req\":{e2e_cpu:.3},\"ratio\":{ratio:.3},\"target_ratio\":0.9,\"target_cpu_ms_per_req\":0.7,\"peak_rss_kb\":{e2e_rss}}},\
              \"latency\":{{\"seconds\":{lat_secs},\"requests\":{lat_n},\"measured\":{},\"p50_ms\":{p50},\"p95_ms\":{p95},\"p99_ms\":{p99},\"max_ms\":{max},\"target_p99_ms\":250,\"floor_p50_ms\":{},\"floor_p99_ms\":{}}},\
-             \"lmtp\":{{\"seconds\":{lat_secs},\"requests\":{lm_n},\"measured\":{},\"p50_ms\":{l50},\"p95_ms\":{l95},\"p99_ms\":{l99},\"max_ms\":{lmax},\"target_p99_ms\":50,\"burst_messages\":{n},\"burst_reqs_per_s\":{lm_rate:.1}}},\
+             \"lmtp\":{{\"seconds\":{lat_secs},\"requests\":{lm_n},\"measured\":{},\"p50_ms\":{l50},\"p95_ms\":{l95},\"p99_ms\":{l99},\"max_ms\":{lmax},\"target_p99_ms\":50,\"burst_messages\":{n},\"burst_reqs_per_s\":{lm_rate:.1},\"imap_burst_reqs_per_s\":{imap_rate:.1}}},\
              \"memory\":{{\"drain_messages\":{drain_n},\"drain_peak_rss_kb\":{drain_rss},\"drain_reqs_per_s\":{drain_rate:.1},\"target_drain_peak_rss_kb\":65536,\"big_message_mb\":{big_mb},\"big_message_outcome\":\"{big_outcome}\",\"big_message_peak_rss_kb\":{big_rss}}}}}",
             lat.len(),
             pct(&floor, 0.50),
