@@ -291,6 +291,10 @@ impl Site {
                 c.env_remove(k);
             }
         }
+        // `[runtime] cpu` for an A/B of the daemon's thread placement (src/cpu.rs).
+        if let Ok(cpu) = std::env::var("BENCH_CPU") {
+            c.env("POSTROOM_RUNTIME_CPU", cpu);
+        }
         c
     }
 

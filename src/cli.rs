@@ -310,7 +310,17 @@ pub async fn run(cli: Cli) -> Result<()> {
     let store = match &cli.command {
         Command::Migrate { dry_run: true } => Store::connect(&cfg.database).await?,
         // The daemon outlives a database outage, one at its start included: it waits.
-        Command::Run => crate::daemon::open_store(&cfg).await?,
+        Command::Run => {
+            // Before the store: its connections' threads are then made on the one CPU too.
+            match crate::cpu::keep_threads(cfg.runtime.cpu).map_err(anyhow::Error::msg)? {
+                Some(cpu) => tracing::info!(
+                    cpu,
+                    "threads kept on CPU {cpu} ([runtime] cpu = \"any\" lets the kernel place them)"
+                ),
+                None => tracing::info!("threads placed by the kernel ([runtime] cpu = \"any\")"),
+            }
+            crate::daemon::open_store(&cfg).await?
+        }
         _ => Store::open(&cfg.database).await?,
     };
     if matches!(cli.command, Command::Check | Command::Run)

@@ -79,6 +79,8 @@ struct RawConfig {
     directory: crate::provision::config::RawDirectory,
     #[serde(default)]
     queue: RawQueue,
+    #[serde(default)]
+    runtime: crate::cpu::RawRuntime,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +119,8 @@ pub struct Config {
     pub directory: crate::provision::DirectoryConfig,
     /// Working hours and targets of the review queue (`[queue]`, src/queue_config.rs).
     pub queue: QueueConfig,
+    /// Where the daemon's threads run (`[runtime]`, src/cpu.rs).
+    pub runtime: crate::cpu::RuntimeConfig,
 }
 
 impl Config {
@@ -201,8 +205,10 @@ impl Config {
         let continuity = check_continuity(raw.continuity)?;
         let directory = crate::provision::config::check(raw.directory)?;
         let queue = check_queue(raw.queue)?;
+        let runtime = crate::cpu::check_runtime(raw.runtime)?;
         Ok(Config {
             queue,
+            runtime,
             directory,
             database,
             helpdesk,
@@ -294,6 +300,7 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) {
         "continuity",
         "directory",
         "queue",
+        "runtime",
     ];
     // (section, entry index, key, value); plain ones first so that indexed ones win.
     let mut overrides: Vec<(&str, Option<usize>, String, toml::Value)> = Vec::new();

@@ -23,6 +23,7 @@ pub mod confirm;
 pub mod confirm_config;
 pub mod continuity;
 pub mod continuity_config;
+pub mod cpu;
 pub mod daemon;
 pub mod deadlines;
 pub mod desk;

@@ -1075,3 +1075,67 @@ async fn names_caps_starters_signatures_and_notices_through_the_daemon() {
     );
     daemon.stop();
 }
+
+/// Each thread's CPUs as the kernel keeps them (`Cpus_allowed_list`, e.g. `0-1` or `1`).
+fn cpus_of_threads(pid: u32) -> Vec<String> {
+    let mut lists = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        lists.push(list);
+    }
+    lists
+}
+
+#[tokio::test]
+async fn run_keeps_its_threads_on_one_cpu_unless_told_otherwise() {
+    let stack = MailStack::require();
+    let ours = cpus_of_threads(std::process::id())
+        .into_iter()
+        .next()
+        .unwrap();
+    let site = Site::new(&stack, &[]);
+
+    // The default: every thread (tokio's, SQLite's connections', the main one) on one CPU,
+    // the one the log names.
+    let daemon = site.start();
+    let lists = cpus_of_threads(daemon.pid());
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("threads kept on CPU"))
+        .unwrap_or_else(|| panic!("no CPU line in:\n{log}"));
+    let cpu = line
+        .split("threads kept on CPU ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap();
+    assert!(
+        lists.len() >= 3,
+        "the daemon runs several threads: {lists:?}"
+    );
+    assert!(lists.iter().all(|l| l == cpu), "{cpu}: {lists:?}");
+    daemon.stop();
+
+    // "any" (here through the environment): the kernel places them, on what this test may use.
+    let daemon = site.start_with(&[("POSTROOM_RUNTIME_CPU", "any")], false);
+    let lists = cpus_of_threads(daemon.pid());
+    assert!(lists.iter().all(|l| *l == ours), "{ours}: {lists:?}");
+    assert!(daemon.log().contains("threads placed by the kernel"));
+    daemon.stop();
+
+    // A CPU the process may not use stops the start, naming the key.
+    let bad = Site::new(&stack, &[("runtime", "cpu", "1000")]);
+    let out = bad.cli(&["run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("runtime.cpu") && stderr.contains("CPU 1000"),
+        "{stderr}"
+    );
+}

@@ -122,6 +122,7 @@ impl Site {
             "audit",
             "continuity",
             "directory",
+            "runtime",
         ] {
             let keys: Vec<_> = settings.iter().filter(|(s, _, _)| s == section).collect();
             if keys.is_empty() {
