@@ -1115,8 +1115,9 @@ async fn run_keeps_its_threads_on_one_cpu_unless_told_otherwise() {
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap();
+    // The main thread and tokio's worker; on SQLite each connection's thread as well.
     assert!(
-        lists.len() >= 3,
+        lists.len() >= 2,
         "the daemon runs several threads: {lists:?}"
     );
     assert!(lists.iter().all(|l| l == cpu), "{cpu}: {lists:?}");
