@@ -1388,10 +1388,27 @@ fn main() {
         d.memberships()
     );
 
+    // The runtime `postroom run` has (src/main.rs, src/cpu.rs): one tokio worker, and every
+    // thread kept on one CPU unless BENCH_CPU says otherwise ("any", or a CPU number), so that
+    // apply and the pages are measured as the daemon runs them.
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap_or_else(|e| die(format!("tokio runtime: {e}")));
+    let placement =
+        match std::env::var("BENCH_CPU").ok().as_deref().map(str::trim) {
+            None | Some("one") => postroom::cpu::Placement::One,
+            Some("any") => postroom::cpu::Placement::Any,
+            Some(n) => postroom::cpu::Placement::Cpu(n.parse().unwrap_or_else(|_| {
+                die(format!("BENCH_CPU={n}: expected one, any or a CPU number"))
+            })),
+        };
+    match postroom::cpu::keep_threads(placement) {
+        Ok(Some(cpu)) => eprintln!("national: threads kept on CPU {cpu} (BENCH_CPU=any: not)"),
+        Ok(None) => eprintln!("national: threads placed by the kernel (BENCH_CPU=any)"),
+        Err(e) => die(e),
+    }
     let templates = rt.block_on(make_templates(work.path()));
     eprintln!(
         "national: templates: {}",
