@@ -312,13 +312,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         // The daemon outlives a database outage, one at its start included: it waits.
         Command::Run => {
             // Before the store: its connections' threads are then made on the one CPU too.
-            match crate::cpu::keep_threads(cfg.runtime.cpu).map_err(anyhow::Error::msg)? {
-                Some(cpu) => tracing::info!(
-                    cpu,
-                    "threads kept on CPU {cpu} ([runtime] cpu = \"any\" lets the kernel place them)"
-                ),
-                None => tracing::info!("threads placed by the kernel ([runtime] cpu = \"any\")"),
-            }
+            crate::cpu::place_threads(cfg.runtime.cpu).map_err(anyhow::Error::msg)?;
             crate::daemon::open_store(&cfg).await?
         }
         _ => Store::open(&cfg.database).await?,

@@ -81,6 +81,30 @@ pub(crate) fn check_runtime(raw: RawRuntime) -> Result<RuntimeConfig, ConfigErro
     Ok(RuntimeConfig { cpu })
 }
 
+/// `run`'s start: keep the threads where `[runtime] cpu` says, and say so in the log. With
+/// `"one"` (the default) a kernel that refuses — a sandbox that forbids `sched_setaffinity` —
+/// is only warned about, since one CPU is an optimisation; a CPU named in the config that
+/// cannot be had stops the start.
+pub fn place_threads(placement: Placement) -> Result<(), String> {
+    settle(placement, keep_threads(placement))
+}
+
+/// What [`place_threads`] makes of [`keep_threads`]'s answer.
+fn settle(placement: Placement, kept: Result<Option<usize>, String>) -> Result<(), String> {
+    match kept {
+        Ok(Some(cpu)) => tracing::info!(
+            cpu,
+            "threads kept on CPU {cpu} ([runtime] cpu = \"any\" lets the kernel place them)"
+        ),
+        Ok(None) => tracing::info!("threads placed by the kernel ([runtime] cpu = \"any\")"),
+        Err(e) if placement == Placement::One => {
+            tracing::warn!("could not keep the threads on one CPU ({e}); the kernel places them");
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
 /// Keep every thread of this process on the CPU `placement` names; which one, or `None` for
 /// [`Placement::Any`]. A CPU this process may not use is an error naming the key.
 pub fn keep_threads(placement: Placement) -> Result<Option<usize>, String> {
@@ -207,6 +231,15 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn a_refusal_stops_the_start_only_when_a_cpu_was_named() {
+        let refused = || Err("Operation not permitted".to_owned());
+        assert_eq!(settle(Placement::One, refused()), Ok(()));
+        assert!(settle(Placement::Cpu(1), refused()).is_err());
+        assert_eq!(settle(Placement::Cpu(1), Ok(Some(1))), Ok(()));
+        assert_eq!(settle(Placement::Any, Ok(None)), Ok(()));
     }
 
     #[test]
