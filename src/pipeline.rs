@@ -10,14 +10,14 @@ use crate::accounts::MailboxSummary;
 use crate::action::AuditAction;
 use crate::config::Config;
 use crate::confirm;
-use crate::desk::answer::enqueue;
+use crate::desk::answer::enqueue_filing;
 use crate::desk::settle::{self, Answer, Row, Settle};
 use crate::desk::snapshot::load_snapshot;
 use crate::message::{self, Message};
 use crate::outcome::Outcome;
 use crate::policy::{self, Decision};
 use crate::reason::Reason;
-use crate::reply;
+use crate::reply::{self, Reply};
 use crate::request::RequestKind;
 use crate::request::extract::{
     self, Ask, ExtractContext, Extracted, Field, KindMatch, Mention, NotAsked,
@@ -25,7 +25,7 @@ use crate::request::extract::{
 use crate::resolve;
 use crate::screen;
 use crate::store::directory;
-use crate::store::journal::{self, NewAuditEvent, NewMessage};
+use crate::store::journal::{self, Filing, NewAuditEvent, NewMessage};
 use crate::store::{Conn, Store, StoreError, Tx};
 use crate::trust::{self, Evidence};
 use serde_json::json;
@@ -337,11 +337,20 @@ async fn process_in(
         return Ok(vec![p]);
     };
 
-    let all = match classify(conn, input, hold, message_db_id).await? {
-        Step::Done(p) => vec![p],
+    // The requests are recorded; the one reply that answers them is queued last, by the
+    // statement that also files the message (one round trip for both).
+    let (mut all, reply) = match classify(conn, input, hold, message_db_id).await? {
+        Step::Done(p) => (vec![p], None),
         Step::Decided(d) => {
             let understood = Understood::of(&d);
-            vec![record(conn, input, d, understood, message_db_id, Answer::Now).await?]
+            let mut p = record(conn, input, d, understood, message_db_id, Answer::Later).await?;
+            // An answer that waits for its provisioning job is queued already, held for it.
+            let reply = if p.answered_alone {
+                None
+            } else {
+                p.reply.take()
+            };
+            (vec![p], reply)
         }
         Step::Asks(decided) => record_asks(conn, input, decided, message_db_id).await?,
     };
@@ -352,18 +361,35 @@ async fn process_in(
         .max_by_key(|o| attention(*o))
         .unwrap_or(Outcome::Ignored);
     let first_request = all.iter().find_map(|p| p.request_id);
-    journal::set_message_outcome(conn, message_db_id, filed.as_str(), first_request).await?;
+    let filing = Filing {
+        message_id: message_db_id,
+        outcome: filed.as_str(),
+        request_id: first_request,
+    };
+    match reply {
+        Some(r) => {
+            let queued = enqueue_filing(conn, input.cfg, r, first_request, Some(&filing))
+                .await?
+                .map(|(_, r)| r);
+            for p in &mut all {
+                p.reply = queued.clone();
+            }
+        }
+        None => {
+            journal::set_message_outcome(conn, message_db_id, filed.as_str(), first_request).await?
+        }
+    }
     Ok(all)
 }
 
-/// Several requests from one message: each recorded (own reference, outcome, audit), then ONE
-/// reply to the mailbox that lists each outcome.
+/// Several requests from one message: each recorded (own reference, outcome, audit), and ONE
+/// reply to the mailbox that lists each outcome, returned for the caller to queue.
 async fn record_asks(
     conn: &mut Conn,
     input: &Input<'_>,
     decided: Vec<(Decision, Understood)>,
     message_db_id: i64,
-) -> Result<Vec<Processed>, StoreError> {
+) -> Result<(Vec<Processed>, Option<Reply>), StoreError> {
     let mut all = Vec::new();
     let mut parts = Vec::new();
     for (d, understood) in decided {
@@ -387,14 +413,8 @@ async fn record_asks(
         }
         all.push(p);
     }
-    if let Some(combined) = reply::combine(&input.cfg.helpdesk, parts) {
-        let first = all.iter().find_map(|p| p.request_id);
-        let queued = enqueue(conn, input.cfg, combined, first).await?;
-        for p in &mut all {
-            p.reply = queued.clone();
-        }
-    }
-    Ok(all)
+    let combined = reply::combine(&input.cfg.helpdesk, parts);
+    Ok((all, combined))
 }
 
 enum Step {

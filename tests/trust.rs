@@ -417,6 +417,36 @@ fn answers_per_mailbox_are_capped_and_the_last_says_so() {
     );
     assert!(bodies[2]["reply"].is_null());
     assert!(i.audit().iter().any(|e| e["action"] == "reply.suppressed"));
+    // Each message is filed under its outcome and request, also the one whose answer the cap
+    // kept back (the statement that queues a reply files its message, whether it queues or not).
+    let database = i.database();
+    let (filed, queued) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = postroom::store::Store::open(&database).await.unwrap();
+        let filed: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT m.outcome, r.reference FROM messages m \
+             LEFT JOIN requests r ON r.id = m.request_id ORDER BY m.id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        (filed, queued)
+    });
+    let expected: Vec<(Option<String>, Option<String>)> = bodies
+        .iter()
+        .map(|v| {
+            (
+                Some("rejected".to_owned()),
+                v["reference"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(filed, expected);
+    assert_eq!(queued, 2);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::message::Message;
 use crate::password;
 use crate::policy::Decision;
 use crate::reply::{self, Reply};
-use crate::store::journal::{self, NewAuditEvent, NewOutboxItem};
+use crate::store::journal::{self, Filing, NewAuditEvent, NewOutboxItem};
 use crate::store::{Conn, StoreError, now_ms};
 use serde_json::json;
 
@@ -81,8 +81,20 @@ pub(crate) async fn enqueue(
 pub(crate) async fn enqueue_id(
     conn: &mut Conn,
     cfg: &Config,
+    r: Reply,
+    request_id: Option<i64>,
+) -> Result<Option<(i64, Reply)>, StoreError> {
+    enqueue_filing(conn, cfg, r, request_id, None).await
+}
+
+/// [`enqueue_id`], and the message the reply answers filed by the same statement (the
+/// pipeline's last write of a message; one round trip less).
+pub(crate) async fn enqueue_filing(
+    conn: &mut Conn,
+    cfg: &Config,
     mut r: Reply,
     request_id: Option<i64>,
+    filing: Option<&Filing<'_>>,
 ) -> Result<Option<(i64, Reply)>, StoreError> {
     // A reply carrying a secret — a temporary password, a confirmation code — is its only
     // copy: suppressing it would leave a password nobody knows (issue 13). The cap is against
@@ -99,7 +111,7 @@ pub(crate) async fn enqueue_id(
         secret: r.secret.as_deref(),
     };
     if r.secret.is_some() {
-        let id = journal::enqueue_reply(conn, &item).await?;
+        let id = journal::enqueue_reply_filing(conn, &item, filing).await?;
         return Ok(Some((id, r)));
     }
     let cap = i64::from(cfg.limits.max_replies_per_mailbox_per_day);
@@ -107,7 +119,7 @@ pub(crate) async fn enqueue_id(
         "\nThis is the last automatic answer to {} today ({cap} a day at most). Requests sent later today are still handled, but not answered by email until tomorrow.\n",
         r.to
     );
-    let queued = journal::enqueue_reply_capped(
+    let queued = journal::enqueue_reply_capped_filing(
         conn,
         &item,
         &journal::ReplyCap {
@@ -115,6 +127,7 @@ pub(crate) async fn enqueue_id(
             since_ms: now_ms() - 24 * 3600 * 1000,
             last_note: &last_note,
         },
+        filing,
     )
     .await?;
     match queued {

@@ -407,17 +407,64 @@ pub struct NewOutboxItem<'a> {
 }
 
 pub async fn enqueue_reply(conn: &mut Conn, o: &NewOutboxItem<'_>) -> Result<i64, StoreError> {
-    let row = bind_outbox_item(
-        sqlx::query(
-            "INSERT INTO outbox (request_id, to_address, subject, body, message_id, in_reply_to, references_ids, secret, \
-             status, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9) \
-             RETURNING id",
-        ),
-        o,
-        now_ms(),
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    enqueue_reply_filing(conn, o, None).await
+}
+
+/// What becomes of the message a reply answers ([`set_message_outcome`]), written by the
+/// statement that queues the reply: the pipeline's last two writes of a message in one round
+/// trip instead of two.
+pub struct Filing<'a> {
+    pub message_id: i64,
+    pub outcome: &'a str,
+    pub request_id: Option<i64>,
+}
+
+/// `sql` preceded by `filing`'s `UPDATE messages`, whose three parameters are numbered from
+/// `first`. PostgreSQL: a data-modifying `WITH`, which runs whatever the statement it leads
+/// does (also when a capped INSERT inserts nothing). SQLite: two statements in one query
+/// string, which sqlx runs in turn on its worker, each with the numbered parameters it names;
+/// the UPDATE first, so the rows returned are the INSERT's.
+fn with_filing(conn: &Conn, filing: Option<&Filing<'_>>, first: usize, sql: &str) -> String {
+    if filing.is_none() {
+        return sql.to_owned();
+    }
+    let update = format!(
+        "UPDATE messages SET outcome = ${first}, request_id = ${} WHERE id = ${}",
+        first + 1,
+        first + 2
+    );
+    if super::is_sqlite(conn) {
+        format!("{update}; {sql}")
+    } else {
+        format!("WITH filed AS ({update}) {sql}")
+    }
+}
+
+fn bind_filing<'q>(q: AnyQuery<'q>, filing: Option<&Filing<'q>>) -> AnyQuery<'q> {
+    match filing {
+        Some(f) => q.bind(f.outcome).bind(f.request_id).bind(f.message_id),
+        None => q,
+    }
+}
+
+/// [`enqueue_reply`], and the message it answers filed in the same statement.
+pub async fn enqueue_reply_filing(
+    conn: &mut Conn,
+    o: &NewOutboxItem<'_>,
+    filing: Option<&Filing<'_>>,
+) -> Result<i64, StoreError> {
+    let sql = with_filing(
+        conn,
+        filing,
+        10,
+        "INSERT INTO outbox (request_id, to_address, subject, body, message_id, in_reply_to, references_ids, secret, \
+         status, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9) \
+         RETURNING id",
+    );
+    let q = bind_outbox_item(sqlx::query(AssertSqlSafe(sql)), o, now_ms());
+    // Every row fetched: on SQLite a fetch of one row stops at the first statement's end.
+    let rows = bind_filing(q, filing).fetch_all(&mut *conn).await?;
+    let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
     Ok(row.try_get("id")?)
 }
 
@@ -452,24 +499,35 @@ pub async fn enqueue_reply_capped(
     o: &NewOutboxItem<'_>,
     cap: &ReplyCap<'_>,
 ) -> Result<Option<(i64, String)>, StoreError> {
-    let row = bind_outbox_item(
-        sqlx::query(
+    enqueue_reply_capped_filing(conn, o, cap, None).await
+}
+
+/// [`enqueue_reply_capped`], and the message it answers filed in the same statement (filed
+/// also when the cap queues nothing).
+pub async fn enqueue_reply_capped_filing(
+    conn: &mut Conn,
+    o: &NewOutboxItem<'_>,
+    cap: &ReplyCap<'_>,
+    filing: Option<&Filing<'_>>,
+) -> Result<Option<(i64, String)>, StoreError> {
+    let sql = with_filing(
+        conn,
+        filing,
+        13,
         "INSERT INTO outbox (request_id, to_address, subject, body, message_id, in_reply_to, references_ids, secret, \
          status, attempts, next_attempt_at, created_at) \
          SELECT $1, $2, $3, CASE WHEN c.n + 1 = $10 THEN $4 || $11 ELSE $4 END, $5, $6, $7, $8, 'pending', 0, $9, $9 \
          FROM (SELECT COUNT(*) AS n FROM outbox WHERE to_address = $2 AND created_at >= $12) c \
          WHERE c.n < $10 \
          RETURNING id, body",
-        ),
-        o,
-        now_ms(),
-    )
-    .bind(cap.max)
-    .bind(cap.last_note)
-    .bind(cap.since_ms)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| Ok((r.try_get("id")?, r.try_get("body")?)))
+    );
+    let q = bind_outbox_item(sqlx::query(AssertSqlSafe(sql)), o, now_ms())
+        .bind(cap.max)
+        .bind(cap.last_note)
+        .bind(cap.since_ms);
+    let rows = bind_filing(q, filing).fetch_all(&mut *conn).await?;
+    rows.first()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("body")?)))
         .transpose()
 }
 
