@@ -6,7 +6,10 @@
 //! - `postroom directory import` of the whole directory, the real release binary as a child
 //!   process: rows/s and its peak RSS (`VmHWM` from `/proc`, read until it exits);
 //! - apply: new requests through `pipeline::process` (decide + apply, one transaction each),
-//!   p50/p99 per request;
+//!   p50/p99 per request, sent back to back (the target's figure: each starts when the last
+//!   ended) and, as a second figure, another set paced one every `BENCH_NATIONAL_PACE_MS`
+//!   (20) ms, as a service's requests arrive (the background work between them — SQLite's
+//!   checkpoints, PostgreSQL's writers — then has room of its own);
 //! - name resolution (`resolve::name`) p50/p99;
 //! - the staff pages (queue, requests search, directory, audit) through the real axum router,
 //!   p50/p99;
@@ -24,7 +27,8 @@
 //!
 //! Sizes: `BENCH_NATIONAL_SCALE=full` is 1,500,000 accounts / 100,000 mailboxes / 1,000,000
 //! requests; anything else (the default, "quick") is 150,000 / 10,000 / 100,000.
-//! `BENCH_NATIONAL_ACCOUNTS`, `_MAILBOXES`, `_REQUESTS`, `_APPLY` (1,000), `_LOOKUPS` (5,000)
+//! `BENCH_NATIONAL_ACCOUNTS`, `_MAILBOXES`, `_REQUESTS`, `_APPLY` (1,000 each way), `_PACE_MS`
+//! (20), `_LOOKUPS` (5,000)
 //! and `_PAGE_RUNS` (20) override; `BENCH_NATIONAL_VERIFY=1` runs `postroom audit verify`
 //! after the load (tests/bench_harness.rs does). `BENCH_NATIONAL_KEEP=1` keeps the work
 //! directory (the CSV and `national.db`) and the PostgreSQL database afterwards and says
@@ -802,6 +806,58 @@ async fn load_earlier(
     }
 }
 
+/// Unlocks `pairs` (mailbox, member) one request at a time through `pipeline::process`,
+/// timing each; with `pace`, request i starts at i × pace (the time between them is idle, as
+/// between a service's requests), without, each starts when the last ended.
+#[allow(clippy::too_many_arguments)]
+async fn measure_apply(
+    store: &Store,
+    cfg: &Config,
+    d: &Directory,
+    backend: &str,
+    pairs: &[(usize, u32)],
+    pace: Option<Duration>,
+    tag: &str,
+) -> (Lat, usize) {
+    let date = chrono::Utc::now().to_rfc2822();
+    let mut times = Vec::with_capacity(pairs.len());
+    let mut applied = 0;
+    let mut refused = std::collections::BTreeMap::new();
+    let start = tokio::time::Instant::now();
+    for (i, (k, a)) in pairs.iter().enumerate() {
+        if let Some(pace) = pace {
+            tokio::time::sleep_until(start + pace * i as u32).await;
+        }
+        let m = &d.mailboxes[*k];
+        let raw = unlock(
+            &m.address,
+            &d.accounts[m.owners[0] as usize].address,
+            &d.accounts[*a as usize].address,
+            &format!("{tag}-{i}.{}", std::process::id()),
+            &date,
+        );
+        let t = Instant::now();
+        let done = pipeline::process(store, cfg, &raw, "bench:national", Mode::Apply)
+            .await
+            .unwrap_or_else(|e| die(format!("{backend}: process: {e}")));
+        times.push(t.elapsed());
+        if done.outcome == Outcome::Applied {
+            applied += 1;
+        } else {
+            *refused
+                .entry(format!("{:?}/{:?}", done.outcome, done.reason))
+                .or_insert(0usize) += 1;
+        }
+    }
+    if applied * 10 < pairs.len() * 9 {
+        die(format!(
+            "{backend}: only {applied} of {} requests applied ({refused:?}): the figure would measure refusals",
+            pairs.len()
+        ));
+    }
+    (lat(times), applied)
+}
+
 // ---------------------------------------------------------------------------------------------
 // One backend.
 
@@ -810,6 +866,7 @@ struct Sizes {
     mailboxes: usize,
     requests: usize,
     apply: usize,
+    pace_ms: u64,
     lookups: usize,
     page_runs: usize,
 }
@@ -821,6 +878,9 @@ struct Figures {
     load_s: f64,
     apply: Lat,
     applied: usize,
+    paced: Lat,
+    paced_applied: usize,
+    pace_ms: u64,
     resolve: Lat,
     pages: Vec<(String, Lat)>,
     export: ChildRun,
@@ -924,41 +984,22 @@ async fn run_backend(
     pairs.sort_by_key(|p| (p.1, p.0));
     pairs.dedup_by_key(|p| p.1);
     pairs.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
-    pairs.truncate(sizes.apply);
-    eprintln!("national: {backend}: apply, {} requests", pairs.len());
-    let date = chrono::Utc::now().to_rfc2822();
-    let mut times = Vec::with_capacity(pairs.len());
-    let mut applied = 0;
-    let mut refused = std::collections::BTreeMap::new();
-    for (i, (k, a)) in pairs.iter().enumerate() {
-        let m = &d.mailboxes[*k];
-        let raw = unlock(
-            &m.address,
-            &d.accounts[m.owners[0] as usize].address,
-            &d.accounts[*a as usize].address,
-            &format!("apply-{i}.{}", std::process::id()),
-            &date,
-        );
-        let t = Instant::now();
-        let done = pipeline::process(&store, &cfg, &raw, "bench:national", Mode::Apply)
-            .await
-            .unwrap_or_else(|e| die(format!("{backend}: process: {e}")));
-        times.push(t.elapsed());
-        if done.outcome == Outcome::Applied {
-            applied += 1;
-        } else {
-            *refused
-                .entry(format!("{:?}/{:?}", done.outcome, done.reason))
-                .or_insert(0usize) += 1;
-        }
-    }
-    if applied * 10 < pairs.len() * 9 {
-        die(format!(
-            "{backend}: only {applied} of {} requests applied ({refused:?}): the figure would measure refusals",
-            pairs.len()
-        ));
-    }
-    let apply = lat(times);
+    // Two sets of unlocks: one sent back to back, one paced (below).
+    pairs.truncate(sizes.apply * 2);
+    let paced_pairs = pairs.split_off(pairs.len().div_ceil(2));
+    eprintln!(
+        "national: {backend}: apply, {} requests back to back",
+        pairs.len()
+    );
+    let (apply, applied) = measure_apply(&store, &cfg, d, backend, &pairs, None, "apply").await;
+    let pace = Duration::from_millis(sizes.pace_ms);
+    eprintln!(
+        "national: {backend}: apply, {} requests one every {} ms",
+        paced_pairs.len(),
+        sizes.pace_ms
+    );
+    let (paced, paced_applied) =
+        measure_apply(&store, &cfg, d, backend, &paced_pairs, Some(pace), "paced").await;
 
     // --- name resolution.
     let resolve = measure_resolve(&store, d, sizes.lookups).await;
@@ -1019,6 +1060,9 @@ async fn run_backend(
         load_s,
         apply,
         applied,
+        paced,
+        paced_applied,
+        pace_ms: sizes.pace_ms,
         resolve,
         pages,
         export,
@@ -1254,6 +1298,15 @@ fn print_backend(f: &Figures) {
     );
     row(
         b,
+        &format!(
+            "apply, one every {} ms ({} of {})",
+            f.pace_ms, f.paced_applied, f.paced.n
+        ),
+        format!("{:.2} / {:.2} ms", f.paced.p50, f.paced.p99),
+        String::from("(not the target's figure)"),
+    );
+    row(
+        b,
         &format!("name resolution p50 / p99 ({})", f.resolve.n),
         format!("{:.3} / {:.3} ms", f.resolve.p50, f.resolve.p99),
         format!("p99 < 1 ms {}", mark(f.resolve.p99 < RESOLVE_P99_MS)),
@@ -1308,6 +1361,7 @@ fn json(f: &Figures) -> serde_json::Value {
         "import": {"rows": f.import_rows, "secs": f.import.secs, "rows_per_s": rate, "peak_rss_mb": f.import.peak_mb},
         "load_earlier_s": f.load_s,
         "apply": {"n": f.apply.n, "applied": f.applied, "p50_ms": f.apply.p50, "p99_ms": f.apply.p99, "max_ms": f.apply.max},
+        "apply_paced": {"pace_ms": f.pace_ms, "n": f.paced.n, "applied": f.paced_applied, "p50_ms": f.paced.p50, "p99_ms": f.paced.p99, "max_ms": f.paced.max},
         "resolve": {"n": f.resolve.n, "p50_ms": f.resolve.p50, "p99_ms": f.resolve.p99, "max_ms": f.resolve.max},
         "pages": pages,
         "export": {"secs": f.export.secs, "peak_rss_mb": f.export.peak_mb, "bytes": f.export.stdout_bytes},
@@ -1341,6 +1395,7 @@ fn main() {
         mailboxes: env_usize("BENCH_NATIONAL_MAILBOXES", m),
         requests: env_usize("BENCH_NATIONAL_REQUESTS", r).max(1),
         apply: env_usize("BENCH_NATIONAL_APPLY", 1_000).max(1),
+        pace_ms: env_usize("BENCH_NATIONAL_PACE_MS", 20).max(1) as u64,
         lookups: env_usize("BENCH_NATIONAL_LOOKUPS", 5_000).max(1),
         page_runs: env_usize("BENCH_NATIONAL_PAGE_RUNS", 20).max(1),
     };
