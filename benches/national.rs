@@ -32,8 +32,7 @@
 //! and `_PAGE_RUNS` (20) override; `BENCH_NATIONAL_VERIFY=1` runs `postroom audit verify`
 //! after the load (tests/bench_harness.rs does). `BENCH_NATIONAL_KEEP=1` keeps the work
 //! directory (the CSV and `national.db`) and the PostgreSQL database afterwards and says
-//! where, to look into a plan or a tail at full size without loading it again. After the load
-//! the database's log is checkpointed (not timed; `BENCH_NATIONAL_SETTLE=0`: not). `BENCH_PG_URL`
+//! where, to look into a plan or a tail at full size without loading it again. `BENCH_PG_URL`
 //! as in `benches/apply.rs` (unset: SQLite only). `BENCH_POSTROOM_BIN`: the binary to run
 //! (default `target/release/postroom`).
 //!
@@ -903,7 +902,6 @@ async fn run_backend(
     sizes: &Sizes,
     sqlite_file: Option<&Path>,
     verify: bool,
-    settle: bool,
 ) -> Figures {
     let postgres = sqlite_file.is_none();
     let cfg_path = work.join(format!("{backend}.toml"));
@@ -957,29 +955,6 @@ async fn run_backend(
     }
     let load_s = t.elapsed().as_secs_f64();
     eprintln!("national: {backend}:   {load_s:.1} s");
-    if settle {
-        // The set-up wrote gigabytes in minutes (and VACUUM rewrote much of it); a service
-        // reaches this size over months. Its log is flushed into the database before the
-        // measures (not timed), as benchmarking practice does before each run, so that they
-        // do not meet the set-up's own checkpoint: PostgreSQL spreads one over 4.5 minutes
-        // (checkpoint_completion_target 0.9 of checkpoint_timeout's 5), the measures' span.
-        // BENCH_NATIONAL_SETTLE=0 measures straight after the load.
-        let sql = if postgres {
-            "CHECKPOINT"
-        } else {
-            "PRAGMA wal_checkpoint(TRUNCATE)"
-        };
-        let t = Instant::now();
-        let mut c = store.write().await.unwrap_or_else(|e| die(e));
-        sqlx::query(sql)
-            .execute(&mut *c)
-            .await
-            .unwrap_or_else(|e| die(format!("{sql}: {e}")));
-        eprintln!(
-            "national: {backend}:   {sql}: {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
-    }
     if verify {
         // The copies are chained as the pipeline chains its events: the real check says so.
         run_postroom(
@@ -1444,7 +1419,6 @@ fn main() {
     // BENCH_NATIONAL_VERIFY=1: `postroom audit verify` after the load (not timed).
     let verify = std::env::var("BENCH_NATIONAL_VERIFY").is_ok_and(|v| v.trim() == "1");
     let keep = std::env::var("BENCH_NATIONAL_KEEP").is_ok_and(|v| v.trim() == "1");
-    let settle = !std::env::var("BENCH_NATIONAL_SETTLE").is_ok_and(|v| v.trim() == "0");
     let started = Instant::now();
     let work = tempfile::Builder::new()
         .prefix("postroom-bench-national-")
@@ -1514,7 +1488,6 @@ fn main() {
         &sizes,
         Some(&sqlite_file),
         verify,
-        settle,
     ));
     if !keep {
         let _ = std::fs::remove_file(&sqlite_file);
@@ -1540,7 +1513,6 @@ fn main() {
             &sizes,
             None,
             verify,
-            settle,
         ));
         if keep {
             eprintln!("national: kept the PostgreSQL database: {url}");
