@@ -200,13 +200,23 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The CPUs the bench could run on before it kept its threads on one (see `main`).
+static START_CPUS: std::sync::OnceLock<rustix::thread::CpuSet> = std::sync::OnceLock::new();
+
 /// Run `postroom ARGS` with this config, its stdout to `out`, polling its `VmHWM` every 10 ms
 /// until it exits (the high-water mark only grows, so the last reading is within 10 ms of the
 /// end; what it allocates in those last 10 ms is missed).
 fn run_postroom(bin: &Path, cfg: &Path, args: &[&str], out: &Path, what: &str) -> ChildRun {
     let stdout = std::fs::File::create(out).unwrap_or_else(|e| die(format!("{what}: {e}")));
+    // A child inherits the CPUs of the thread that starts it: this one's are widened again to
+    // those the bench started with while it starts, so that the commands run placed as a
+    // shell would place them (only `postroom run` keeps its threads on one CPU).
+    let pinned = rustix::thread::sched_getaffinity(None).ok();
+    if let Some(set) = START_CPUS.get() {
+        let _ = rustix::thread::sched_setaffinity(None, set);
+    }
     let t = Instant::now();
-    let mut child = Command::new(bin)
+    let spawned = Command::new(bin)
         .arg("--config")
         .arg(cfg)
         .args(args)
@@ -214,8 +224,12 @@ fn run_postroom(bin: &Path, cfg: &Path, args: &[&str], out: &Path, what: &str) -
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| die(format!("{what}: cannot start {}: {e}", bin.display())));
+        .spawn();
+    if let Some(set) = &pinned {
+        let _ = rustix::thread::sched_setaffinity(None, set);
+    }
+    let mut child =
+        spawned.unwrap_or_else(|e| die(format!("{what}: cannot start {}: {e}", bin.display())));
     let pid = child.id();
     let mut peak = 0;
     let status = loop {
@@ -1459,6 +1473,9 @@ fn main() {
                 die(format!("BENCH_CPU={n}: expected one, any or a CPU number"))
             })),
         };
+    if let Ok(set) = rustix::thread::sched_getaffinity(None) {
+        let _ = START_CPUS.set(set);
+    }
     match postroom::cpu::keep_threads(placement) {
         Ok(Some(cpu)) => eprintln!("national: threads kept on CPU {cpu} (BENCH_CPU=any: not)"),
         Ok(None) => eprintln!("national: threads placed by the kernel (BENCH_CPU=any)"),
