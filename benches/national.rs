@@ -823,7 +823,6 @@ async fn load_earlier(
 /// Unlocks `pairs` (mailbox, member) one request at a time through `pipeline::process`,
 /// timing each; with `pace`, request i starts at i × pace (the time between them is idle, as
 /// between a service's requests), without, each starts when the last ended.
-#[allow(clippy::too_many_arguments)]
 async fn measure_apply(
     store: &Store,
     cfg: &Config,

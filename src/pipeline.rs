@@ -375,9 +375,7 @@ async fn process_in(
                 p.reply = queued.clone();
             }
         }
-        None => {
-            journal::set_message_outcome(conn, message_db_id, filed.as_str(), first_request).await?
-        }
+        None => journal::set_message_outcome(conn, &filing).await?,
     }
     Ok(all)
 }

@@ -36,16 +36,8 @@ pub async fn find_seen_message(
 }
 
 /// Remember what became of a stored message (see migration 0006).
-pub async fn set_message_outcome(
-    conn: &mut Conn,
-    message_id: i64,
-    outcome: &str,
-    request_id: Option<i64>,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE messages SET outcome = $2, request_id = $3 WHERE id = $1")
-        .bind(message_id)
-        .bind(outcome)
-        .bind(request_id)
+pub async fn set_message_outcome(conn: &mut Conn, filing: &Filing<'_>) -> Result<(), StoreError> {
+    bind_filing(sqlx::query(AssertSqlSafe(filing_update(1))), Some(filing))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -428,16 +420,22 @@ fn with_filing(conn: &Conn, filing: Option<&Filing<'_>>, first: usize, sql: &str
     if filing.is_none() {
         return sql.to_owned();
     }
-    let update = format!(
-        "UPDATE messages SET outcome = ${first}, request_id = ${} WHERE id = ${}",
-        first + 1,
-        first + 2
-    );
+    let update = filing_update(first);
     if super::is_sqlite(conn) {
         format!("{update}; {sql}")
     } else {
         format!("WITH filed AS ({update}) {sql}")
     }
+}
+
+/// The `UPDATE` that files a message, its parameters (outcome, request, message) numbered from
+/// `first`, bound by [`bind_filing`].
+fn filing_update(first: usize) -> String {
+    format!(
+        "UPDATE messages SET outcome = ${first}, request_id = ${} WHERE id = ${}",
+        first + 1,
+        first + 2
+    )
 }
 
 fn bind_filing<'q>(q: AnyQuery<'q>, filing: Option<&Filing<'q>>) -> AnyQuery<'q> {
