@@ -30,7 +30,9 @@
 //! `BENCH_NATIONAL_ACCOUNTS`, `_MAILBOXES`, `_REQUESTS`, `_APPLY` (1,000 each way), `_PACE_MS`
 //! (20), `_LOOKUPS` (5,000)
 //! and `_PAGE_RUNS` (20) override; `BENCH_NATIONAL_VERIFY=1` runs `postroom audit verify`
-//! after the load (tests/bench_harness.rs does). `BENCH_NATIONAL_KEEP=1` keeps the work
+//! after the load (tests/bench_harness.rs does). `BENCH_NATIONAL_BACKENDS=postgres` (or
+//! `sqlite`) runs one backend only (default both). After the load the database's log is
+//! checkpointed (not timed; `BENCH_NATIONAL_SETTLE=0`: not). `BENCH_NATIONAL_KEEP=1` keeps the work
 //! directory (the CSV and `national.db`) and the PostgreSQL database afterwards and says
 //! where, to look into a plan or a tail at full size without loading it again. `BENCH_PG_URL`
 //! as in `benches/apply.rs` (unset: SQLite only). `BENCH_POSTROOM_BIN`: the binary to run
@@ -820,6 +822,79 @@ async fn load_earlier(
     }
 }
 
+/// PostgreSQL's own writing, counted around a set of requests so that a figure says what the
+/// server was doing beside them: its checkpoints (started, and buffers the checkpointer wrote),
+/// the buffers its background writer and the backends wrote, and the WAL written (the LSN's
+/// distance, exact). Cluster-wide counters (`pg_stat_bgwriter`, PostgreSQL 15's names);
+/// the checkpointer publishes its counts as it goes, so a reading is taken after a pause.
+#[derive(Clone, Copy)]
+struct ServerWork {
+    checkpoints: i64,
+    checkpoint_buffers: i64,
+    other_buffers: i64,
+    wal_bytes: i64,
+}
+
+async fn server_work(store: &Store) -> Option<ServerWork> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut c = store.read().await.ok()?;
+    let row = sqlx::query(
+        "SELECT CAST(checkpoints_timed + checkpoints_req AS BIGINT) AS checkpoints, \
+                CAST(buffers_checkpoint AS BIGINT) AS checkpoint_buffers, \
+                CAST(buffers_clean + buffers_backend AS BIGINT) AS other_buffers, \
+                CAST(pg_current_wal_lsn() - '0/0' AS BIGINT) AS wal_bytes \
+         FROM pg_stat_bgwriter",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .map_err(|e| eprintln!("national: server activity not read: {e}"))
+    .ok()?;
+    use sqlx::Row;
+    Some(ServerWork {
+        checkpoints: row.try_get("checkpoints").ok()?,
+        checkpoint_buffers: row.try_get("checkpoint_buffers").ok()?,
+        other_buffers: row.try_get("other_buffers").ok()?,
+        wal_bytes: row.try_get("wal_bytes").ok()?,
+    })
+}
+
+fn server_work_between(
+    before: Option<ServerWork>,
+    after: Option<ServerWork>,
+) -> Option<ServerWork> {
+    let (b, a) = (before?, after?);
+    Some(ServerWork {
+        checkpoints: a.checkpoints - b.checkpoints,
+        checkpoint_buffers: a.checkpoint_buffers - b.checkpoint_buffers,
+        other_buffers: a.other_buffers - b.other_buffers,
+        wal_bytes: a.wal_bytes - b.wal_bytes,
+    })
+}
+
+fn server_work_text(w: &ServerWork) -> String {
+    // Buffers are PostgreSQL's 8 kB blocks (its default `block_size`).
+    let mb = |buffers: i64| buffers as f64 * 8192.0 / 1e6;
+    format!(
+        "{} checkpoints begun; written: {:.0} MB by the checkpointer, {:.0} MB by others; {:.0} MB of WAL",
+        w.checkpoints,
+        mb(w.checkpoint_buffers),
+        mb(w.other_buffers),
+        w.wal_bytes as f64 / 1e6
+    )
+}
+
+fn server_work_json(w: &Option<ServerWork>) -> serde_json::Value {
+    match w {
+        Some(w) => serde_json::json!({
+            "checkpoints": w.checkpoints,
+            "checkpoint_buffers": w.checkpoint_buffers,
+            "other_buffers": w.other_buffers,
+            "wal_bytes": w.wal_bytes,
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
 /// Unlocks `pairs` (mailbox, member) one request at a time through `pipeline::process`,
 /// timing each; with `pace`, request i starts at i × pace (the time between them is idle, as
 /// between a service's requests), without, each starts when the last ended.
@@ -874,6 +949,42 @@ async fn measure_apply(
 // ---------------------------------------------------------------------------------------------
 // One backend.
 
+/// Which backends run: `BENCH_NATIONAL_BACKENDS` is a comma-separated list of `sqlite` and
+/// `postgres` (default both; PostgreSQL also needs a server), to look at one backend's figure
+/// at full size without waiting for the other's load.
+struct Backends {
+    sqlite: bool,
+    postgres: bool,
+}
+
+impl Backends {
+    fn from_env() -> Backends {
+        let Ok(list) = std::env::var("BENCH_NATIONAL_BACKENDS") else {
+            return Backends {
+                sqlite: true,
+                postgres: true,
+            };
+        };
+        let mut b = Backends {
+            sqlite: false,
+            postgres: false,
+        };
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "sqlite" => b.sqlite = true,
+                "postgres" => b.postgres = true,
+                other => die(format!(
+                    "BENCH_NATIONAL_BACKENDS: unknown backend {other:?} (sqlite, postgres)"
+                )),
+            }
+        }
+        if !(b.sqlite || b.postgres) {
+            die("BENCH_NATIONAL_BACKENDS names no backend (sqlite, postgres)");
+        }
+        b
+    }
+}
+
 struct Sizes {
     accounts: usize,
     mailboxes: usize,
@@ -894,6 +1005,9 @@ struct Figures {
     paced: Lat,
     paced_applied: usize,
     pace_ms: u64,
+    /// PostgreSQL's own writing during each set (none on SQLite).
+    apply_server: Option<ServerWork>,
+    paced_server: Option<ServerWork>,
     resolve: Lat,
     pages: Vec<(String, Lat)>,
     export: ChildRun,
@@ -915,6 +1029,7 @@ async fn run_backend(
     sizes: &Sizes,
     sqlite_file: Option<&Path>,
     verify: bool,
+    settle: bool,
 ) -> Figures {
     let postgres = sqlite_file.is_none();
     let cfg_path = work.join(format!("{backend}.toml"));
@@ -968,6 +1083,29 @@ async fn run_backend(
     }
     let load_s = t.elapsed().as_secs_f64();
     eprintln!("national: {backend}:   {load_s:.1} s");
+    if settle {
+        // The set-up wrote gigabytes in minutes (and VACUUM rewrote much of it); a service
+        // reaches this size over months. Left alone, PostgreSQL's checkpointer writes the
+        // set-up's pages out during the measures (270 MB in the 3 s of the back-to-back set in
+        // one run: the lines "PostgreSQL's writing during…" below say how much each time), so
+        // the database's log is checkpointed first, not timed, as benchmarking practice does
+        // before a run. BENCH_NATIONAL_SETTLE=0 measures straight after the load.
+        let sql = if postgres {
+            "CHECKPOINT"
+        } else {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        };
+        let t = Instant::now();
+        let mut c = store.write().await.unwrap_or_else(|e| die(e));
+        sqlx::query(sql)
+            .execute(&mut *c)
+            .await
+            .unwrap_or_else(|e| die(format!("{sql}: {e}")));
+        eprintln!(
+            "national: {backend}:   {sql}: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     if verify {
         // The copies are chained as the pipeline chains its events: the real check says so.
         run_postroom(
@@ -1004,7 +1142,15 @@ async fn run_backend(
         "national: {backend}: apply, {} requests back to back",
         pairs.len()
     );
+    let mut work_at = if postgres {
+        vec![server_work(&store).await]
+    } else {
+        Vec::new()
+    };
     let (apply, applied) = measure_apply(&store, &cfg, d, backend, &pairs, None, "apply").await;
+    if postgres {
+        work_at.push(server_work(&store).await);
+    }
     let pace = Duration::from_millis(sizes.pace_ms);
     eprintln!(
         "national: {backend}: apply, {} requests one every {} ms",
@@ -1013,6 +1159,22 @@ async fn run_backend(
     );
     let (paced, paced_applied) =
         measure_apply(&store, &cfg, d, backend, &paced_pairs, Some(pace), "paced").await;
+    if postgres {
+        work_at.push(server_work(&store).await);
+    }
+    let at = |i: usize| work_at.get(i).copied().flatten();
+    let (apply_server, paced_server) = (
+        server_work_between(at(0), at(1)),
+        server_work_between(at(1), at(2)),
+    );
+    for (set, w) in [("back to back", &apply_server), ("paced", &paced_server)] {
+        if let Some(w) = w {
+            eprintln!(
+                "national: {backend}:   {set}: the server wrote {}",
+                server_work_text(w)
+            );
+        }
+    }
 
     // --- name resolution.
     let resolve = measure_resolve(&store, d, sizes.lookups).await;
@@ -1076,6 +1238,8 @@ async fn run_backend(
         paced,
         paced_applied,
         pace_ms: sizes.pace_ms,
+        apply_server,
+        paced_server,
         resolve,
         pages,
         export,
@@ -1318,6 +1482,19 @@ fn print_backend(f: &Figures) {
         format!("{:.2} / {:.2} ms", f.paced.p50, f.paced.p99),
         String::from("(not the target's figure)"),
     );
+    for (set, w) in [
+        ("back to back", &f.apply_server),
+        ("paced", &f.paced_server),
+    ] {
+        if let Some(w) = w {
+            row(
+                b,
+                &format!("  PostgreSQL's writing during the {set} set"),
+                server_work_text(w),
+                String::new(),
+            );
+        }
+    }
     row(
         b,
         &format!("name resolution p50 / p99 ({})", f.resolve.n),
@@ -1375,6 +1552,8 @@ fn json(f: &Figures) -> serde_json::Value {
         "load_earlier_s": f.load_s,
         "apply": {"n": f.apply.n, "applied": f.applied, "p50_ms": f.apply.p50, "p99_ms": f.apply.p99, "max_ms": f.apply.max},
         "apply_paced": {"pace_ms": f.pace_ms, "n": f.paced.n, "applied": f.paced_applied, "p50_ms": f.paced.p50, "p99_ms": f.paced.p99, "max_ms": f.paced.max},
+        "apply_server": server_work_json(&f.apply_server),
+        "apply_paced_server": server_work_json(&f.paced_server),
         "resolve": {"n": f.resolve.n, "p50_ms": f.resolve.p50, "p99_ms": f.resolve.p99, "max_ms": f.resolve.max},
         "pages": pages,
         "export": {"secs": f.export.secs, "peak_rss_mb": f.export.peak_mb, "bytes": f.export.stdout_bytes},
@@ -1432,6 +1611,8 @@ fn main() {
     // BENCH_NATIONAL_VERIFY=1: `postroom audit verify` after the load (not timed).
     let verify = std::env::var("BENCH_NATIONAL_VERIFY").is_ok_and(|v| v.trim() == "1");
     let keep = std::env::var("BENCH_NATIONAL_KEEP").is_ok_and(|v| v.trim() == "1");
+    let backends = Backends::from_env();
+    let settle = !std::env::var("BENCH_NATIONAL_SETTLE").is_ok_and(|v| v.trim() == "0");
     let started = Instant::now();
     let work = tempfile::Builder::new()
         .prefix("postroom-bench-national-")
@@ -1492,34 +1673,10 @@ fn main() {
 
     let sqlite_file = work.path().join("national.db");
     let sqlite_url = format!("sqlite://{}", sqlite_file.display());
-    let sqlite = rt.block_on(run_backend(
-        "sqlite",
-        &sqlite_url,
-        work.path(),
-        &bin,
-        &csv,
-        csv_rows,
-        &d,
-        &templates,
-        &sizes,
-        Some(&sqlite_file),
-        verify,
-    ));
-    if !keep {
-        let _ = std::fs::remove_file(&sqlite_file);
-    }
-
-    let postgres = pg_server.as_ref().map(|server| {
-        let name = format!("postroom_bench_national_{}", std::process::id());
-        testdb::admin(server, &format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| die(format!("CREATE DATABASE {name} on BENCH_PG_URL: {e}")));
-        if let Ok(mut l) = LEFTOVER_PG.lock() {
-            *l = Some((server.clone(), name.clone()));
-        }
-        let url = testdb::with_database(server, &name);
+    let sqlite = backends.sqlite.then(|| {
         let f = rt.block_on(run_backend(
-            "postgres",
-            &url,
+            "sqlite",
+            &sqlite_url,
             work.path(),
             &bin,
             &csv,
@@ -1527,22 +1684,54 @@ fn main() {
             &d,
             &templates,
             &sizes,
-            None,
+            Some(&sqlite_file),
             verify,
+            settle,
         ));
-        if keep {
-            eprintln!("national: kept the PostgreSQL database: {url}");
-        } else if let Err(e) = testdb::admin(
-            server,
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ) {
-            eprintln!("national: could not drop the database {name}: {e}");
-        }
-        if let Ok(mut l) = LEFTOVER_PG.lock() {
-            *l = None;
+        if !keep {
+            let _ = std::fs::remove_file(&sqlite_file);
         }
         f
     });
+
+    let postgres = pg_server
+        .as_ref()
+        .filter(|_| backends.postgres)
+        .map(|server| {
+            let name = format!("postroom_bench_national_{}", std::process::id());
+            testdb::admin(server, &format!("CREATE DATABASE {name}"))
+                .unwrap_or_else(|e| die(format!("CREATE DATABASE {name} on BENCH_PG_URL: {e}")));
+            if let Ok(mut l) = LEFTOVER_PG.lock() {
+                *l = Some((server.clone(), name.clone()));
+            }
+            let url = testdb::with_database(server, &name);
+            let f = rt.block_on(run_backend(
+                "postgres",
+                &url,
+                work.path(),
+                &bin,
+                &csv,
+                csv_rows,
+                &d,
+                &templates,
+                &sizes,
+                None,
+                verify,
+                settle,
+            ));
+            if keep {
+                eprintln!("national: kept the PostgreSQL database: {url}");
+            } else if let Err(e) = testdb::admin(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ) {
+                eprintln!("national: could not drop the database {name}: {e}");
+            }
+            if let Ok(mut l) = LEFTOVER_PG.lock() {
+                *l = None;
+            }
+            f
+        });
     drop(rt);
 
     println!();
@@ -1557,12 +1746,24 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     println!("{:<9} {:<46} {:>26}  target", "backend", "figure", "value");
-    print_backend(&sqlite);
+    match &sqlite {
+        Some(f) => print_backend(f),
+        None => row(
+            "sqlite",
+            "skipped (BENCH_NATIONAL_BACKENDS)",
+            "-".into(),
+            String::new(),
+        ),
+    }
     match &postgres {
         Some(f) => print_backend(f),
         None => row(
             "postgres",
-            "skipped (BENCH_PG_URL not set)",
+            if backends.postgres {
+                "skipped (BENCH_PG_URL not set)"
+            } else {
+                "skipped (BENCH_NATIONAL_BACKENDS)"
+            },
             "-".into(),
             String::new(),
         ),
@@ -1578,7 +1779,7 @@ fn main() {
                 "memberships": d.memberships(),
                 "earlier_requests": sizes.requests,
                 "secs": started.elapsed().as_secs_f64(),
-                "sqlite": json(&sqlite),
+                "sqlite": sqlite.as_ref().map(json),
                 "postgres": postgres.as_ref().map(json),
             }
         })

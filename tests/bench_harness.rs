@@ -141,3 +141,58 @@ fn the_national_bench_runs_at_a_tiny_size() {
     assert!(stdout.contains("page: queue"), "{stdout}");
     assert!(stderr.contains("audit verify: intact"), "{stderr}");
 }
+
+/// The same on PostgreSQL alone (`BENCH_NATIONAL_BACKENDS=postgres`, on the server the tests
+/// use): the load is checkpointed before the measures, and each apply set reports what the
+/// server wrote beside it (the log it wrote for the requests, at least).
+#[test]
+fn the_national_bench_runs_on_postgresql_alone_and_says_what_the_server_wrote() {
+    let server = crate::common::testdb::require_pg_server();
+    let mut c = Command::new(bench_program("national"));
+    c.arg("--bench");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BENCH_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("BENCH_POSTROOM_BIN", env!("CARGO_BIN_EXE_postroom"))
+        .env("BENCH_PG_URL", &server)
+        .env("BENCH_NATIONAL_BACKENDS", "postgres")
+        .env("BENCH_NATIONAL_ACCOUNTS", "600")
+        .env("BENCH_NATIONAL_MAILBOXES", "40")
+        .env("BENCH_NATIONAL_REQUESTS", "700")
+        .env("BENCH_NATIONAL_APPLY", "5")
+        .env("BENCH_NATIONAL_PACE_MS", "1")
+        .env("BENCH_NATIONAL_LOOKUPS", "20")
+        .env("BENCH_NATIONAL_PAGE_RUNS", "1");
+    let out = c.output().expect("run the national bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).expect("a JSON line last");
+    let n = &v["national"];
+    assert!(n["sqlite"].is_null(), "SQLite was not asked for: {last}");
+    assert!(
+        stdout.contains("sqlite    skipped (BENCH_NATIONAL_BACKENDS)"),
+        "{stdout}"
+    );
+    let pg = &n["postgres"];
+    assert_eq!(pg["apply"]["n"], 5, "{last}");
+    assert!(stderr.contains("CHECKPOINT: "), "{stderr}");
+    for set in ["apply_server", "apply_paced_server"] {
+        let w = &pg[set];
+        // Five unlocks write their messages, requests and audit events: kilobytes of log.
+        assert!(
+            w["wal_bytes"].as_i64().unwrap_or(0) > 5_000,
+            "{set}: {last}"
+        );
+        for k in ["checkpoints", "checkpoint_buffers", "other_buffers"] {
+            assert!(w[k].as_i64().is_some_and(|x| x >= 0), "{set}.{k}: {last}");
+        }
+    }
+    assert!(
+        stdout.contains("PostgreSQL's writing during the back to back set"),
+        "{stdout}"
+    );
+}
