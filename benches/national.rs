@@ -1170,7 +1170,7 @@ async fn run_backend(
     for (set, w) in [("back to back", &apply_server), ("paced", &paced_server)] {
         if let Some(w) = w {
             eprintln!(
-                "national: {backend}:   {set}: the server wrote {}",
+                "national: {backend}:   {set}: PostgreSQL beside it: {}",
                 server_work_text(w)
             );
         }
