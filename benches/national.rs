@@ -1613,6 +1613,11 @@ fn main() {
     let keep = std::env::var("BENCH_NATIONAL_KEEP").is_ok_and(|v| v.trim() == "1");
     let backends = Backends::from_env();
     let settle = !std::env::var("BENCH_NATIONAL_SETTLE").is_ok_and(|v| v.trim() == "0");
+    if backends.postgres && !backends.sqlite && pg_server.is_none() {
+        die(
+            "BENCH_NATIONAL_BACKENDS=postgres needs a server: set BENCH_PG_URL (scripts/bench makes one)",
+        );
+    }
     let started = Instant::now();
     let work = tempfile::Builder::new()
         .prefix("postroom-bench-national-")
