@@ -835,7 +835,11 @@ struct ServerWork {
     wal_bytes: i64,
 }
 
-async fn server_work(store: &Store) -> Option<ServerWork> {
+/// The counters now (`None` on SQLite, or when they cannot be read).
+async fn server_work(store: &Store, postgres: bool) -> Option<ServerWork> {
+    if !postgres {
+        return None;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut c = store.read().await.ok()?;
     let row = sqlx::query(
@@ -1142,15 +1146,9 @@ async fn run_backend(
         "national: {backend}: apply, {} requests back to back",
         pairs.len()
     );
-    let mut work_at = if postgres {
-        vec![server_work(&store).await]
-    } else {
-        Vec::new()
-    };
+    let before = server_work(&store, postgres).await;
     let (apply, applied) = measure_apply(&store, &cfg, d, backend, &pairs, None, "apply").await;
-    if postgres {
-        work_at.push(server_work(&store).await);
-    }
+    let between = server_work(&store, postgres).await;
     let pace = Duration::from_millis(sizes.pace_ms);
     eprintln!(
         "national: {backend}: apply, {} requests one every {} ms",
@@ -1159,13 +1157,10 @@ async fn run_backend(
     );
     let (paced, paced_applied) =
         measure_apply(&store, &cfg, d, backend, &paced_pairs, Some(pace), "paced").await;
-    if postgres {
-        work_at.push(server_work(&store).await);
-    }
-    let at = |i: usize| work_at.get(i).copied().flatten();
+    let after = server_work(&store, postgres).await;
     let (apply_server, paced_server) = (
-        server_work_between(at(0), at(1)),
-        server_work_between(at(1), at(2)),
+        server_work_between(before, between),
+        server_work_between(between, after),
     );
     for (set, w) in [("back to back", &apply_server), ("paced", &paced_server)] {
         if let Some(w) = w {
@@ -1678,10 +1673,11 @@ fn main() {
 
     let sqlite_file = work.path().join("national.db");
     let sqlite_url = format!("sqlite://{}", sqlite_file.display());
-    let sqlite = backends.sqlite.then(|| {
-        let f = rt.block_on(run_backend(
-            "sqlite",
-            &sqlite_url,
+    // One backend's whole run, on the same directory, sizes and options.
+    let run = |backend: &'static str, url: &str, sqlite_file: Option<&Path>| {
+        rt.block_on(run_backend(
+            backend,
+            url,
             work.path(),
             &bin,
             &csv,
@@ -1689,10 +1685,13 @@ fn main() {
             &d,
             &templates,
             &sizes,
-            Some(&sqlite_file),
+            sqlite_file,
             verify,
             settle,
-        ));
+        ))
+    };
+    let sqlite = backends.sqlite.then(|| {
+        let f = run("sqlite", &sqlite_url, Some(&sqlite_file));
         if !keep {
             let _ = std::fs::remove_file(&sqlite_file);
         }
@@ -1710,20 +1709,7 @@ fn main() {
                 *l = Some((server.clone(), name.clone()));
             }
             let url = testdb::with_database(server, &name);
-            let f = rt.block_on(run_backend(
-                "postgres",
-                &url,
-                work.path(),
-                &bin,
-                &csv,
-                csv_rows,
-                &d,
-                &templates,
-                &sizes,
-                None,
-                verify,
-                settle,
-            ));
+            let f = run("postgres", &url, None);
             if keep {
                 eprintln!("national: kept the PostgreSQL database: {url}");
             } else if let Err(e) = testdb::admin(

@@ -92,12 +92,10 @@ fn with_no_server_on_the_ports_the_bench_stops_with_an_error() {
     assert_failed_loudly(&out, "is not answering");
 }
 
-/// The national-scale bench at a tiny size on SQLite: the generator, the import by the real
-/// binary, the copied requests (their audit chain verified by `postroom audit verify`),
-/// apply, resolution, pages, export and replay all run, and it prints its table and its JSON
-/// line with the sizes asked for.
-#[test]
-fn the_national_bench_runs_at_a_tiny_size() {
+/// The national bench at a tiny size (600 accounts, 40 mailboxes, 700 earlier requests, five
+/// unlocks a set), none of the caller's `BENCH_` variables but `extra`: its stdout and stderr,
+/// after checking it succeeded, and its last line read as JSON.
+fn national_bench(extra: &[(&str, &str)]) -> (String, String, serde_json::Value) {
     let mut c = Command::new(bench_program("national"));
     c.arg("--bench");
     for (k, _) in std::env::vars() {
@@ -112,13 +110,24 @@ fn the_national_bench_runs_at_a_tiny_size() {
         .env("BENCH_NATIONAL_APPLY", "5")
         .env("BENCH_NATIONAL_LOOKUPS", "20")
         .env("BENCH_NATIONAL_PAGE_RUNS", "1")
-        .env("BENCH_NATIONAL_VERIFY", "1");
+        .envs(extra.iter().copied());
     let out = c.output().expect("run the national bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}\n{stdout}");
     let last = stdout.lines().last().unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(last).expect("a JSON line last");
+    (stdout, stderr, v)
+}
+
+/// The national-scale bench at a tiny size on SQLite: the generator, the import by the real
+/// binary, the copied requests (their audit chain verified by `postroom audit verify`),
+/// apply, resolution, pages, export and replay all run, and it prints its table and its JSON
+/// line with the sizes asked for.
+#[test]
+fn the_national_bench_runs_at_a_tiny_size() {
+    let (stdout, stderr, v) = national_bench(&[("BENCH_NATIONAL_VERIFY", "1")]);
+    let last = stdout.lines().last().unwrap_or_default();
     let n = &v["national"];
     assert_eq!(n["accounts"], 600, "{last}");
     assert_eq!(n["mailboxes"], 40, "{last}");
@@ -148,29 +157,12 @@ fn the_national_bench_runs_at_a_tiny_size() {
 #[test]
 fn the_national_bench_runs_on_postgresql_alone_and_says_what_the_server_wrote() {
     let server = crate::common::testdb::require_pg_server();
-    let mut c = Command::new(bench_program("national"));
-    c.arg("--bench");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BENCH_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("BENCH_POSTROOM_BIN", env!("CARGO_BIN_EXE_postroom"))
-        .env("BENCH_PG_URL", &server)
-        .env("BENCH_NATIONAL_BACKENDS", "postgres")
-        .env("BENCH_NATIONAL_ACCOUNTS", "600")
-        .env("BENCH_NATIONAL_MAILBOXES", "40")
-        .env("BENCH_NATIONAL_REQUESTS", "700")
-        .env("BENCH_NATIONAL_APPLY", "5")
-        .env("BENCH_NATIONAL_PACE_MS", "1")
-        .env("BENCH_NATIONAL_LOOKUPS", "20")
-        .env("BENCH_NATIONAL_PAGE_RUNS", "1");
-    let out = c.output().expect("run the national bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let (stdout, stderr, v) = national_bench(&[
+        ("BENCH_PG_URL", server.as_str()),
+        ("BENCH_NATIONAL_BACKENDS", "postgres"),
+        ("BENCH_NATIONAL_PACE_MS", "1"),
+    ]);
     let last = stdout.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(last).expect("a JSON line last");
     let n = &v["national"];
     assert!(n["sqlite"].is_null(), "SQLite was not asked for: {last}");
     assert!(
