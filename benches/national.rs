@@ -9,7 +9,13 @@
 //!   p50/p99 per request, sent back to back (the target's figure: each starts when the last
 //!   ended) and, as a second figure, another set paced one every `BENCH_NATIONAL_PACE_MS`
 //!   (20) ms, as a service's requests arrive (the background work between them — SQLite's
-//!   checkpoints, PostgreSQL's writers — then has room of its own);
+//!   checkpoints, PostgreSQL's writers — then has room of its own). Before both,
+//!   `BENCH_NATIONAL_WARMUP` (30) other unlocks warm the pool's connections, reported apart
+//!   and not in either set: a service's connections are warm, and on each of the bench's four
+//!   the first request prepares every statement and fills the server process's caches (8–9 ms
+//!   on PostgreSQL, measured) and the next four are still planned one by one (PostgreSQL
+//!   plans a prepared statement for its values its first five times; 3–5 ms). The quick
+//!   mode's directory has 10 locked members left after the sets: it warms up with those;
 //! - name resolution (`resolve::name`) p50/p99;
 //! - the staff pages (queue, requests search, directory, audit) through the real axum router,
 //!   p50/p99;
@@ -34,6 +40,8 @@
 //! `sqlite`) runs one backend only (default both). After the load the database's log is
 //! checkpointed (not timed; `BENCH_NATIONAL_SETTLE=0`: not). `BENCH_NATIONAL_KEEP=1` keeps the work
 //! directory (the CSV and `national.db`) and the PostgreSQL database afterwards and says
+//! where (`BENCH_NATIONAL_TIMES=DIR` writes each set's times, one per line in µs, in the
+//! order sent, to `DIR/BACKEND-SET.txt`: where in a set its slow requests fall),
 //! where, to look into a plan or a tail at full size without loading it again. `BENCH_PG_URL`
 //! as in `benches/apply.rs` (unset: SQLite only). `BENCH_POSTROOM_BIN`: the binary to run
 //! (default `target/release/postroom`).
@@ -941,6 +949,15 @@ async fn measure_apply(
                 .or_insert(0usize) += 1;
         }
     }
+    if let Ok(dir) = std::env::var("BENCH_NATIONAL_TIMES") {
+        let path = Path::new(&dir).join(format!("{backend}-{tag}.txt"));
+        let body: String = times
+            .iter()
+            .map(|t| format!("{}\n", t.as_micros()))
+            .collect();
+        std::fs::write(&path, body)
+            .unwrap_or_else(|e| die(format!("BENCH_NATIONAL_TIMES: {}: {e}", path.display())));
+    }
     if applied * 10 < pairs.len() * 9 {
         die(format!(
             "{backend}: only {applied} of {} requests applied ({refused:?}): the figure would measure refusals",
@@ -994,6 +1011,7 @@ struct Sizes {
     mailboxes: usize,
     requests: usize,
     apply: usize,
+    warmup: usize,
     pace_ms: u64,
     lookups: usize,
     page_runs: usize,
@@ -1004,6 +1022,7 @@ struct Figures {
     import: ChildRun,
     import_rows: usize,
     load_s: f64,
+    warmup: Lat,
     apply: Lat,
     applied: usize,
     paced: Lat,
@@ -1139,9 +1158,30 @@ async fn run_backend(
     pairs.sort_by_key(|p| (p.1, p.0));
     pairs.dedup_by_key(|p| p.1);
     pairs.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
-    // Two sets of unlocks: one sent back to back, one paced (below).
-    pairs.truncate(sizes.apply * 2);
+    // Two sets of unlocks: one sent back to back, one paced (below); then, from what is left,
+    // the warm-up's, sent first.
+    pairs.truncate(sizes.apply * 2 + sizes.warmup);
+    let warm_pairs = pairs.split_off(pairs.len().min(sizes.apply * 2));
     let paced_pairs = pairs.split_off(pairs.len().div_ceil(2));
+    // The pool's connections are new (the load used its own): the first request on each
+    // prepares every statement the pipeline runs and, on PostgreSQL, fills its server
+    // process's catalogue caches, and PostgreSQL plans each prepared statement for its
+    // values the first five times before it settles on a generic plan
+    // (https://www.postgresql.org/docs/15/sql-prepare.html, "plan_cache_mode"). A service
+    // pays that once per connection, not per request.
+    eprintln!(
+        "national: {backend}: apply, warm-up: {} requests (not in the sets){}",
+        warm_pairs.len(),
+        if warm_pairs.len() < sizes.warmup {
+            format!(
+                " of {} asked: the directory has no more locked members",
+                sizes.warmup
+            )
+        } else {
+            String::new()
+        }
+    );
+    let (warmup, _) = measure_apply(&store, &cfg, d, backend, &warm_pairs, None, "warm-up").await;
     eprintln!(
         "national: {backend}: apply, {} requests back to back",
         pairs.len()
@@ -1228,6 +1268,7 @@ async fn run_backend(
         import,
         import_rows: csv_rows,
         load_s,
+        warmup,
         apply,
         applied,
         paced,
@@ -1464,6 +1505,12 @@ fn print_backend(f: &Figures) {
     );
     row(
         b,
+        &format!("apply warm-up, p50 / max ({}, before the sets)", f.warmup.n),
+        format!("{:.2} / {:.2} ms", f.warmup.p50, f.warmup.max),
+        String::from("(not measured)"),
+    );
+    row(
+        b,
         &format!("apply p50 / p99 ({} of {} applied)", f.applied, f.apply.n),
         format!("{:.2} / {:.2} ms", f.apply.p50, f.apply.p99),
         format!("p99 < 5 ms {}", mark(f.apply.p99 < APPLY_P99_MS)),
@@ -1545,6 +1592,7 @@ fn json(f: &Figures) -> serde_json::Value {
     serde_json::json!({
         "import": {"rows": f.import_rows, "secs": f.import.secs, "rows_per_s": rate, "peak_rss_mb": f.import.peak_mb},
         "load_earlier_s": f.load_s,
+        "apply_warmup": {"n": f.warmup.n, "p50_ms": f.warmup.p50, "max_ms": f.warmup.max},
         "apply": {"n": f.apply.n, "applied": f.applied, "p50_ms": f.apply.p50, "p99_ms": f.apply.p99, "max_ms": f.apply.max},
         "apply_paced": {"pace_ms": f.pace_ms, "n": f.paced.n, "applied": f.paced_applied, "p50_ms": f.paced.p50, "p99_ms": f.paced.p99, "max_ms": f.paced.max},
         "apply_server": server_work_json(&f.apply_server),
@@ -1582,6 +1630,7 @@ fn main() {
         mailboxes: env_usize("BENCH_NATIONAL_MAILBOXES", m),
         requests: env_usize("BENCH_NATIONAL_REQUESTS", r).max(1),
         apply: env_usize("BENCH_NATIONAL_APPLY", 1_000).max(1),
+        warmup: env_usize("BENCH_NATIONAL_WARMUP", 30),
         pace_ms: env_usize("BENCH_NATIONAL_PACE_MS", 20).max(1) as u64,
         lookups: env_usize("BENCH_NATIONAL_LOOKUPS", 5_000).max(1),
         page_runs: env_usize("BENCH_NATIONAL_PAGE_RUNS", 20).max(1),
