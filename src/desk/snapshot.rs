@@ -1,7 +1,7 @@
 //! The part of the directory a message can touch, read once before the rules decide: the
 //! accounts it names with their memberships, and each mailbox involved as counts and roles.
 
-use crate::accounts::MailboxSummary;
+use crate::accounts::{Account, MailboxSummary, Membership};
 use crate::message::Message;
 use crate::policy::{self, MailboxView, Snapshot};
 use crate::request::extract::{Extracted, KindMatch};
@@ -31,10 +31,10 @@ pub(crate) async fn load_snapshot(
         .into_iter()
         .take(MAX_LOOKUPS)
         .collect();
-    let mut accounts = directory::find_accounts_with_memberships(conn, &addresses).await?;
+    let accounts = directory::find_accounts_with_memberships(conn, &addresses).await?;
     let mut roles: HashMap<i64, HashMap<i64, Role>> = HashMap::new();
     for (account, memberships) in accounts.values() {
-        for m in memberships {
+        for (m, _) in memberships {
             roles
                 .entry(m.mailbox_id)
                 .or_default()
@@ -49,6 +49,23 @@ pub(crate) async fn load_snapshot(
         let view = views.view(summary.clone());
         views.seen.insert(from.clone(), Some(view));
     }
+    // The accounts' mailboxes came with their summaries in the same query: not read again.
+    let mut accounts: HashMap<String, (Account, Vec<Membership>)> = accounts
+        .into_iter()
+        .map(|(address, (account, memberships))| {
+            let memberships = memberships
+                .into_iter()
+                .map(|(m, summary)| {
+                    if !views.seen.contains_key(&m.mailbox) {
+                        let view = views.view(summary);
+                        views.seen.insert(m.mailbox.clone(), Some(view));
+                    }
+                    m
+                })
+                .collect();
+            (address, (account, memberships))
+        })
+        .collect();
     if let Some(from) = &msg.from
         && let Some(view) = views.get(conn, from).await?
     {
