@@ -491,9 +491,7 @@ pub struct ReplyCap<'a> {
 /// Queue a reply unless `cap.max` replies to the same address were queued since
 /// `cap.since_ms`, in ONE statement (a count and an insert would be two round trips): the id
 /// and the body as queued (with `cap.last_note` when it is the last one allowed), or `None`
-/// when the cap is reached and nothing was queued. The count stops at `cap.max` rows: past
-/// the cap (a mail loop, the case the cap is for) each message reads at most `cap.max`
-/// entries of `outbox_to_created`, not every reply of the day.
+/// when the cap is reached and nothing was queued.
 pub async fn enqueue_reply_capped(
     conn: &mut Conn,
     o: &NewOutboxItem<'_>,
@@ -517,8 +515,7 @@ pub async fn enqueue_reply_capped_filing(
         "INSERT INTO outbox (request_id, to_address, subject, body, message_id, in_reply_to, references_ids, secret, \
          status, attempts, next_attempt_at, created_at) \
          SELECT $1, $2, $3, CASE WHEN c.n + 1 = $10 THEN $4 || $11 ELSE $4 END, $5, $6, $7, $8, 'pending', 0, $9, $9 \
-         FROM (SELECT COUNT(*) AS n FROM \
-               (SELECT 1 FROM outbox WHERE to_address = $2 AND created_at >= $12 LIMIT $10) w) c \
+         FROM (SELECT COUNT(*) AS n FROM outbox WHERE to_address = $2 AND created_at >= $12) c \
          WHERE c.n < $10 \
          RETURNING id, body",
     );
