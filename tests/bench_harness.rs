@@ -93,8 +93,9 @@ fn with_no_server_on_the_ports_the_bench_stops_with_an_error() {
 }
 
 /// The national bench at a tiny size (600 accounts, 40 mailboxes, 700 earlier requests, four
-/// unlocks a set after two to warm up: all ten locked members it has), none of the caller's `BENCH_` variables but `extra`: its stdout and stderr,
-/// after checking it succeeded, and its last line read as JSON.
+/// unlocks a set after two to warm up: all ten locked members it has), none of the caller's
+/// `BENCH_` variables but `extra`: its stdout and stderr, after checking it succeeded, and its
+/// last line read as JSON.
 fn national_bench(extra: &[(&str, &str)]) -> (String, String, serde_json::Value) {
     let mut c = Command::new(bench_program("national"));
     c.arg("--bench");

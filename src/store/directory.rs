@@ -143,9 +143,9 @@ pub async fn find_mailbox_summary(
 /// The accounts among `addresses`, each with every mailbox it belongs to and that mailbox's
 /// summary (its counts, as [`find_mailbox_summary`] reads them), in ONE query (each statement
 /// is a round trip): keyed by address; an address that is no account is absent. The rules
-/// look at every mailbox of the accounts a message names; reading each one's summary here
-/// rather than one query per mailbox saved a round trip per unlock in two (an account in a
-/// second mailbox) in the national bench.
+/// look at every mailbox of the accounts a message names; each one that was not the sender's
+/// cost a query of its own before (one or two per unlock in PostgreSQL's statement log of the
+/// national bench's tiny run).
 pub async fn find_accounts_with_memberships(
     conn: &mut Conn,
     addresses: &[String],
