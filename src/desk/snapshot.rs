@@ -1,7 +1,7 @@
 //! The part of the directory a message can touch, read once before the rules decide: the
 //! accounts it names with their memberships, and each mailbox involved as counts and roles.
 
-use crate::accounts::{Account, MailboxSummary, Membership};
+use crate::accounts::MailboxSummary;
 use crate::message::Message;
 use crate::policy::{self, MailboxView, Snapshot};
 use crate::request::extract::{Extracted, KindMatch};
@@ -31,7 +31,7 @@ pub(crate) async fn load_snapshot(
         .into_iter()
         .take(MAX_LOOKUPS)
         .collect();
-    let accounts = directory::find_accounts_with_memberships(conn, &addresses).await?;
+    let mut accounts = directory::find_accounts_with_memberships(conn, &addresses).await?;
     let mut roles: HashMap<i64, HashMap<i64, Role>> = HashMap::new();
     for (account, memberships) in accounts.values() {
         for (m, _) in memberships {
@@ -50,22 +50,14 @@ pub(crate) async fn load_snapshot(
         views.seen.insert(from.clone(), Some(view));
     }
     // The accounts' mailboxes came with their summaries in the same query: not read again.
-    let mut accounts: HashMap<String, (Account, Vec<Membership>)> = accounts
-        .into_iter()
-        .map(|(address, (account, memberships))| {
-            let memberships = memberships
-                .into_iter()
-                .map(|(m, summary)| {
-                    if !views.seen.contains_key(&m.mailbox) {
-                        let view = views.view(summary);
-                        views.seen.insert(m.mailbox.clone(), Some(view));
-                    }
-                    m
-                })
-                .collect();
-            (address, (account, memberships))
-        })
-        .collect();
+    for (_, memberships) in accounts.values() {
+        for (m, summary) in memberships {
+            if !views.seen.contains_key(&m.mailbox) {
+                let view = views.view(summary.clone());
+                views.seen.insert(m.mailbox.clone(), Some(view));
+            }
+        }
+    }
     if let Some(from) = &msg.from
         && let Some(view) = views.get(conn, from).await?
     {
@@ -81,7 +73,7 @@ pub(crate) async fn load_snapshot(
     for address in addresses {
         if let Some((account, memberships)) = accounts.remove(&address) {
             let mut account_views = Vec::new();
-            for m in memberships {
+            for (m, _) in memberships {
                 if let Some(view) = views.get(conn, &m.mailbox).await? {
                     account_views.push(view);
                 }
