@@ -444,7 +444,7 @@ impl Syncer<'_> {
             return Ok(());
         };
         match g.commit().await {
-            Ok(()) => {}
+            Ok(()) => tracing::debug!(messages = pending.len(), "group committed"),
             Err(e) if e.is_unavailable() => return Err(ImapError::Store(e)),
             Err(e) => {
                 tracing::error!(
