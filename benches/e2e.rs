@@ -38,6 +38,10 @@ const AUTHSERV: &str = "mail.bench.example";
 /// applied, later rounds are answered "already active": every request gets a reply).
 const LOCKED: usize = 200;
 
+#[path = "support/cpu_meter.rs"]
+mod cpu_meter;
+use cpu_meter::{Meter, Spent, stat_cpu_ms};
+
 type R<T> = Result<T, String>;
 
 /// Daemons and temp dirs to clean up when [`die`] exits (process::exit runs no destructors).
@@ -436,121 +440,6 @@ struct Daemon {
     child: Child,
 }
 
-/// The kernel's clock ticks per second (`getconf CLK_TCK`), the unit of /proc/PID/stat's times.
-fn clock_ticks_per_s() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .filter(|t: &f64| *t > 0.0)
-            .unwrap_or_else(|| die("getconf CLK_TCK gave no clock tick rate"))
-    })
-}
-
-/// CPU time spent on the whole machine (every CPU, busy: user, nice, system, interrupts,
-/// steal; `/proc/stat`) and by this process (`/proc/self/stat`), in ms: read before and
-/// after a phase, the difference is what the phase cost the machine besides its client.
-#[derive(Clone, Copy)]
-struct Meter {
-    machine_ms: f64,
-    own_ms: f64,
-    at: Instant,
-}
-
-/// What a phase cost per message: the client's CPU (the baseline client or postroom), the
-/// rest of the machine's (Dovecot, Postfix and their delivery agents, the kernel's network
-/// work; on a quiet machine nothing else), and the share of the CPUs left idle.
-#[derive(Clone, Copy, Debug)]
-struct Spent {
-    client_ms: f64,
-    others_ms: f64,
-    idle: f64,
-}
-
-impl Spent {
-    const NONE: Spent = Spent {
-        client_ms: f64::NAN,
-        others_ms: f64::NAN,
-        idle: f64::NAN,
-    };
-
-    fn mean(a: Spent, b: Spent) -> Spent {
-        Spent {
-            client_ms: (a.client_ms + b.client_ms) / 2.0,
-            others_ms: (a.others_ms + b.others_ms) / 2.0,
-            idle: (a.idle + b.idle) / 2.0,
-        }
-    }
-}
-
-/// utime + stime of a /proc/PID/stat line, in ms.
-fn stat_cpu_ms(stat: &str) -> f64 {
-    // The fields after the command name (which may hold spaces) in parentheses: utime and
-    // stime are fields 14 and 15 of proc(5), here 11 and 12.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| -> f64 {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or_else(|| die(format!("unexpected /proc/PID/stat: {stat}")))
-    };
-    (ticks(11) + ticks(12)) * 1000.0 / clock_ticks_per_s()
-}
-
-impl Meter {
-    fn now() -> Meter {
-        let stat = std::fs::read_to_string("/proc/stat")
-            .unwrap_or_else(|e| die(format!("cannot read /proc/stat: {e}")));
-        let cpu: Vec<f64> = stat
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("cpu "))
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|v| v.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        // user nice system idle iowait irq softirq steal (proc(5)); guest time is inside user.
-        let busy: f64 = [0, 1, 2, 5, 6, 7]
-            .iter()
-            .map(|&i| {
-                cpu.get(i)
-                    .copied()
-                    .unwrap_or_else(|| die(format!("unexpected /proc/stat: {stat}")))
-            })
-            .sum();
-        let own = std::fs::read_to_string("/proc/self/stat")
-            .unwrap_or_else(|e| die(format!("cannot read /proc/self/stat: {e}")));
-        Meter {
-            machine_ms: busy * 1000.0 / clock_ticks_per_s(),
-            own_ms: stat_cpu_ms(&own),
-            at: Instant::now(),
-        }
-    }
-
-    /// Since `self`, per message: `client_ms` is this process's CPU plus `extra_client_ms`
-    /// (the daemon's, when postroom is the client).
-    fn spent(&self, n: usize, extra_client_ms: f64) -> Spent {
-        let end = Meter::now();
-        let machine = end.machine_ms - self.machine_ms;
-        let own = end.own_ms - self.own_ms;
-        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
-        let capacity = end.at.duration_since(self.at).as_secs_f64() * 1000.0 * cpus;
-        Spent {
-            client_ms: (own + extra_client_ms) / n as f64,
-            others_ms: (machine - own - extra_client_ms) / n as f64,
-            idle: (1.0 - machine / capacity).max(0.0),
-        }
-    }
-}
-
 impl Daemon {
     fn peak_rss_kb(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -568,7 +457,7 @@ impl Daemon {
     fn cpu_ms(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
             .unwrap_or_else(|e| die(format!("cannot read /proc/PID/stat of postroom run: {e}")));
-        stat_cpu_ms(&stat)
+        stat_cpu_ms(&stat).unwrap_or_else(|e| die(e))
     }
 
     fn stop(mut self) {
@@ -627,7 +516,7 @@ async fn baseline(stack: &Stack, n: usize, batch: usize, senders: usize) -> R<(f
     )
     .map_err(|e| e.to_string())?;
 
-    let meter = Meter::now();
+    let meter = Meter::now()?;
     let started = Instant::now();
     // `senders` SMTP connections with TCP_NODELAY, as postroom opens them (src/smtp/transport.rs).
     let mut conns = Vec::with_capacity(senders);
@@ -692,7 +581,7 @@ async fn baseline(stack: &Stack, n: usize, batch: usize, senders: usize) -> R<(f
         s.uid_mv(&set, "done").await.map_err(|e| e.to_string())?;
     }
     let secs = started.elapsed().as_secs_f64();
-    let spent = meter.spent(n, 0.0);
+    let spent = meter.spent(n, 0.0)?;
     let _ = s.logout().await;
     for c in conns {
         let _ = c.into_inner().quit().await;
@@ -841,7 +730,7 @@ async fn run_waiting(
         .await
         .unwrap_or_else(|e| die(e));
     let pool = site.pool().await;
-    let meter = Meter::now();
+    let meter = Meter::now().unwrap_or_else(|e| die(e));
     let started = Instant::now();
     let mut d = site.spawn();
     site.wait_sent(
@@ -854,7 +743,7 @@ async fn run_waiting(
     let secs = started.elapsed().as_secs_f64();
     let rss = d.peak_rss_kb();
     let daemon_ms = d.cpu_ms();
-    let spent = meter.spent(n, daemon_ms);
+    let spent = meter.spent(n, daemon_ms).unwrap_or_else(|e| die(e));
     let cpu = daemon_ms / n as f64;
     d.stop();
     if keep_log && let Ok(dir) = std::env::var("BENCH_LOG_DIR") {

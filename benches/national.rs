@@ -53,8 +53,11 @@
 #[allow(unused_imports)]
 mod testdb;
 
+#[path = "support/cpu_meter.rs"]
+mod cpu_meter;
 #[path = "support/national_directory.rs"]
 mod national_directory;
+use cpu_meter::{Meter, Spent};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -909,7 +912,9 @@ fn server_work_json(w: &Option<ServerWork>) -> serde_json::Value {
 
 /// Unlocks `pairs` (mailbox, member) one request at a time through `pipeline::process`,
 /// timing each; with `pace`, request i starts at i × pace (the time between them is idle, as
-/// between a service's requests), without, each starts when the last ended.
+/// between a service's requests), without, each starts when the last ended. Also what the set
+/// cost the machine per request: this process's CPU, the rest's (the PostgreSQL server's
+/// processes; on SQLite the kernel's writing), and the CPUs' idle share.
 async fn measure_apply(
     store: &Store,
     cfg: &Config,
@@ -918,8 +923,9 @@ async fn measure_apply(
     pairs: &[(usize, u32)],
     pace: Option<Duration>,
     tag: &str,
-) -> (Lat, usize) {
+) -> (Lat, usize, Spent) {
     let date = chrono::Utc::now().to_rfc2822();
+    let meter = Meter::now().unwrap_or_else(|e| die(e));
     let mut times = Vec::with_capacity(pairs.len());
     let mut applied = 0;
     let mut refused = std::collections::BTreeMap::new();
@@ -949,6 +955,7 @@ async fn measure_apply(
                 .or_insert(0usize) += 1;
         }
     }
+    let spent = meter.spent(pairs.len(), 0.0).unwrap_or_else(|e| die(e));
     if let Ok(dir) = std::env::var("BENCH_NATIONAL_TIMES") {
         let path = Path::new(&dir).join(format!("{backend}-{tag}.txt"));
         let body: String = times
@@ -964,7 +971,7 @@ async fn measure_apply(
             pairs.len()
         ));
     }
-    (lat(times), applied)
+    (lat(times), applied, spent)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1031,6 +1038,9 @@ struct Figures {
     /// PostgreSQL's own writing during each set (none on SQLite).
     apply_server: Option<ServerWork>,
     paced_server: Option<ServerWork>,
+    /// What each set cost the machine per request.
+    apply_cpu: Spent,
+    paced_cpu: Spent,
     resolve: Lat,
     pages: Vec<(String, Lat)>,
     export: ChildRun,
@@ -1181,13 +1191,15 @@ async fn run_backend(
             String::new()
         }
     );
-    let (warmup, _) = measure_apply(&store, &cfg, d, backend, &warm_pairs, None, "warm-up").await;
+    let (warmup, _, _) =
+        measure_apply(&store, &cfg, d, backend, &warm_pairs, None, "warm-up").await;
     eprintln!(
         "national: {backend}: apply, {} requests back to back",
         pairs.len()
     );
     let before = server_work(&store, postgres).await;
-    let (apply, applied) = measure_apply(&store, &cfg, d, backend, &pairs, None, "apply").await;
+    let (apply, applied, apply_cpu) =
+        measure_apply(&store, &cfg, d, backend, &pairs, None, "apply").await;
     let between = server_work(&store, postgres).await;
     let pace = Duration::from_millis(sizes.pace_ms);
     eprintln!(
@@ -1195,7 +1207,7 @@ async fn run_backend(
         paced_pairs.len(),
         sizes.pace_ms
     );
-    let (paced, paced_applied) =
+    let (paced, paced_applied, paced_cpu) =
         measure_apply(&store, &cfg, d, backend, &paced_pairs, Some(pace), "paced").await;
     let after = server_work(&store, postgres).await;
     let (apply_server, paced_server) = (
@@ -1276,6 +1288,8 @@ async fn run_backend(
         pace_ms: sizes.pace_ms,
         apply_server,
         paced_server,
+        apply_cpu,
+        paced_cpu,
         resolve,
         pages,
         export,
@@ -1524,6 +1538,19 @@ fn print_backend(f: &Figures) {
         format!("{:.2} / {:.2} ms", f.paced.p50, f.paced.p99),
         String::from("(not the target's figure)"),
     );
+    for (set, c) in [("back to back", &f.apply_cpu), ("paced", &f.paced_cpu)] {
+        row(
+            b,
+            &format!("  CPU per request in the {set} set: this process / the rest"),
+            format!(
+                "{:.2} / {:.2} ms, {:.0} % idle",
+                c.client_ms,
+                c.others_ms,
+                c.idle * 100.0
+            ),
+            String::new(),
+        );
+    }
     for (set, w) in [
         ("back to back", &f.apply_server),
         ("paced", &f.paced_server),
@@ -1597,6 +1624,8 @@ fn json(f: &Figures) -> serde_json::Value {
         "apply_paced": {"pace_ms": f.pace_ms, "n": f.paced.n, "applied": f.paced_applied, "p50_ms": f.paced.p50, "p99_ms": f.paced.p99, "max_ms": f.paced.max},
         "apply_server": server_work_json(&f.apply_server),
         "apply_paced_server": server_work_json(&f.paced_server),
+        "apply_cpu": {"client_ms": f.apply_cpu.client_ms, "others_ms": f.apply_cpu.others_ms, "idle": f.apply_cpu.idle},
+        "apply_paced_cpu": {"client_ms": f.paced_cpu.client_ms, "others_ms": f.paced_cpu.others_ms, "idle": f.paced_cpu.idle},
         "resolve": {"n": f.resolve.n, "p50_ms": f.resolve.p50, "p99_ms": f.resolve.p99, "max_ms": f.resolve.max},
         "pages": pages,
         "export": {"secs": f.export.secs, "peak_rss_mb": f.export.peak_mb, "bytes": f.export.stdout_bytes},
