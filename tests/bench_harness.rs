@@ -157,6 +157,32 @@ fn the_national_bench_runs_at_a_tiny_size() {
     );
     assert!(stdout.contains("page: queue"), "{stdout}");
     assert!(stderr.contains("audit verify: intact"), "{stderr}");
+    assert_cpu_reported(&stdout, sqlite, &last);
+}
+
+/// Each apply set says what it cost the machine per request: a row each, and numbers in the
+/// JSON (clock ticks are 10 ms, so four requests may show no CPU of their own; never less).
+fn assert_cpu_reported(stdout: &str, backend: &serde_json::Value, last: &str) {
+    for set in ["back to back", "paced"] {
+        assert!(
+            stdout.contains(&format!(
+                "CPU per request in the {set} set: this process / the rest"
+            )),
+            "{stdout}"
+        );
+    }
+    for set in ["apply_cpu", "apply_paced_cpu"] {
+        let c = &backend[set];
+        assert!(
+            c["client_ms"].as_f64().is_some_and(|x| x >= 0.0),
+            "{set}.client_ms: {last}"
+        );
+        assert!(c["others_ms"].as_f64().is_some(), "{set}.others_ms: {last}");
+        assert!(
+            c["idle"].as_f64().is_some_and(|x| (0.0..=1.0).contains(&x)),
+            "{set}.idle: {last}"
+        );
+    }
 }
 
 /// The same on PostgreSQL alone (`BENCH_NATIONAL_BACKENDS=postgres`, on the server the tests
@@ -195,4 +221,5 @@ fn the_national_bench_runs_on_postgresql_alone_and_says_what_the_server_wrote() 
         stdout.contains("PostgreSQL's writing during the back to back set"),
         "{stdout}"
     );
+    assert_cpu_reported(&stdout, pg, &last);
 }
