@@ -157,7 +157,7 @@ fn the_national_bench_runs_at_a_tiny_size() {
     );
     assert!(stdout.contains("page: queue"), "{stdout}");
     assert!(stderr.contains("audit verify: intact"), "{stderr}");
-    assert_cpu_reported(&stdout, sqlite, &last);
+    assert_cpu_reported(&stdout, sqlite, last);
 }
 
 /// Each apply set says what it cost the machine per request: a row each, and numbers in the
@@ -221,5 +221,5 @@ fn the_national_bench_runs_on_postgresql_alone_and_says_what_the_server_wrote() 
         stdout.contains("PostgreSQL's writing during the back to back set"),
         "{stdout}"
     );
-    assert_cpu_reported(&stdout, pg, &last);
+    assert_cpu_reported(&stdout, pg, last);
 }
