@@ -910,6 +910,10 @@ fn server_work_json(w: &Option<ServerWork>) -> serde_json::Value {
     }
 }
 
+fn spent_json(c: &Spent) -> serde_json::Value {
+    serde_json::json!({"client_ms": c.client_ms, "others_ms": c.others_ms, "idle": c.idle})
+}
+
 /// Unlocks `pairs` (mailbox, member) one request at a time through `pipeline::process`,
 /// timing each; with `pace`, request i starts at i × pace (the time between them is idle, as
 /// between a service's requests), without, each starts when the last ended. Also what the set
@@ -1624,8 +1628,8 @@ fn json(f: &Figures) -> serde_json::Value {
         "apply_paced": {"pace_ms": f.pace_ms, "n": f.paced.n, "applied": f.paced_applied, "p50_ms": f.paced.p50, "p99_ms": f.paced.p99, "max_ms": f.paced.max},
         "apply_server": server_work_json(&f.apply_server),
         "apply_paced_server": server_work_json(&f.paced_server),
-        "apply_cpu": {"client_ms": f.apply_cpu.client_ms, "others_ms": f.apply_cpu.others_ms, "idle": f.apply_cpu.idle},
-        "apply_paced_cpu": {"client_ms": f.paced_cpu.client_ms, "others_ms": f.paced_cpu.others_ms, "idle": f.paced_cpu.idle},
+        "apply_cpu": spent_json(&f.apply_cpu),
+        "apply_paced_cpu": spent_json(&f.paced_cpu),
         "resolve": {"n": f.resolve.n, "p50_ms": f.resolve.p50, "p99_ms": f.resolve.p99, "max_ms": f.resolve.max},
         "pages": pages,
         "export": {"secs": f.export.secs, "peak_rss_mb": f.export.peak_mb, "bytes": f.export.stdout_bytes},
