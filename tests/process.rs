@@ -318,6 +318,75 @@ fn the_same_message_twice_changes_nothing_the_second_time() {
     assert_eq!(i.audit().len(), audit_len);
 }
 
+/// The message's insert reads the sender's mailbox in the same statement (one round trip):
+/// a registered sender is found with its counts whether the message is new or stored already,
+/// an unknown sender or none is no mailbox, and a duplicate writes nothing. On both backends
+/// (their SQL differs: two statements on SQLite, one WITH on PostgreSQL).
+#[test]
+fn the_message_insert_reads_the_senders_mailbox_with_it() {
+    use postroom::store::Store;
+    use postroom::store::journal::{NewMessage, insert_message_reading_sender};
+    let i = Instance::with_directory("");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Store::open(&i.database()).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let message = |sha256: &'static str, from: Option<&'static str>| NewMessage {
+            message_id: None,
+            sha256,
+            raw: b"Subject: x\r\n\r\nx",
+            from_address: from,
+            subject: "x",
+            source: "test",
+        };
+        let rosehill = Some("rosehill.care@nhs.example");
+        let first = insert_message_reading_sender(&mut tx, &message("a", rosehill))
+            .await
+            .unwrap();
+        let sender = first.sender.expect("a registered sender is found");
+        assert_eq!(sender.mailbox.address, "rosehill.care@nhs.example");
+        assert_eq!(sender.mailbox.organisation, "Rosehill Care");
+        // The fixture directory's Rosehill mailbox: its members of every role, and its owners.
+        let (members, owners): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COUNT(*) AS BIGINT), CAST(SUM(CASE WHEN ms.role = 'owner' THEN 1 ELSE 0 END) AS BIGINT) \
+             FROM memberships ms JOIN mailboxes m ON m.id = ms.mailbox_id WHERE m.address = $1",
+        )
+        .bind("rosehill.care@nhs.example")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert!(members > 1 && owners > 0, "{members} {owners}");
+        assert_eq!((sender.members, sender.owners), (members, owners));
+        let id = first.id.expect("a new message gets a row");
+
+        let again = insert_message_reading_sender(&mut tx, &message("a", rosehill))
+            .await
+            .unwrap();
+        assert_eq!(again.id, None, "the same bytes again are a duplicate");
+        assert_eq!(again.sender.map(|s| s.mailbox.id), Some(sender.mailbox.id));
+
+        let stranger = insert_message_reading_sender(
+            &mut tx,
+            &message("b", Some("someone@elsewhere.example")),
+        )
+        .await
+        .unwrap();
+        assert!(stranger.id.is_some_and(|n| n > id));
+        assert!(stranger.sender.is_none());
+        let nobody = insert_message_reading_sender(&mut tx, &message("c", None))
+            .await
+            .unwrap();
+        assert!(nobody.id.is_some() && nobody.sender.is_none());
+
+        let stored: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM messages")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(stored, 3);
+        tx.rollback().await.unwrap();
+        store.close().await;
+    });
+}
+
 #[test]
 fn dry_run_writes_nothing() {
     let i = Instance::with_directory("");
