@@ -24,6 +24,7 @@ use crate::request::extract::{
 };
 use crate::resolve;
 use crate::screen;
+use crate::store::directory;
 use crate::store::journal::{self, Filing, NewAuditEvent, NewMessage};
 use crate::store::{Conn, Store, StoreError, Tx};
 use crate::trust::{self, Evidence};
@@ -300,8 +301,7 @@ async fn process_in(
     hold: Option<Reason>,
 ) -> Result<Vec<Processed>, StoreError> {
     let msg = input.msg;
-    // The sender's mailbox is read with the insert (one round trip): see `classify`.
-    let stored = journal::insert_message_reading_sender(
+    let stored = journal::insert_message_if_new(
         conn,
         &NewMessage {
             message_id: msg.message_id.as_deref(),
@@ -313,7 +313,6 @@ async fn process_in(
         },
     )
     .await?;
-    let journal::Stored { id: stored, sender } = stored;
     let Some(message_db_id) = stored else {
         // Seen before (same Message-ID, or the same bytes): change nothing.
         let seen = journal::find_seen_message(conn, msg.message_id.as_deref(), &msg.sha256)
@@ -340,7 +339,7 @@ async fn process_in(
 
     // The requests are recorded; the one reply that answers them is queued last, by the
     // statement that also files the message (one round trip for both).
-    let (mut all, reply) = match classify(conn, input, hold, message_db_id, sender).await? {
+    let (mut all, reply) = match classify(conn, input, hold, message_db_id).await? {
         Step::Done(p) => (vec![p], None),
         Step::Decided(d) => {
             let understood = Understood::of(&d);
@@ -424,15 +423,12 @@ enum Step {
     Asks(Vec<(Decision, Understood)>),
 }
 
-/// Everything up to the decision, in the order that fails closed. `sender` is the registered
-/// mailbox the message's From: names, read with the message's insert: only a read, looked at
-/// only where the rules below come to it.
+/// Everything up to the decision, in the order that fails closed.
 async fn classify(
     conn: &mut Conn,
     input: &Input<'_>,
     hold: Option<Reason>,
     message_db_id: i64,
-    sender: Option<MailboxSummary>,
 ) -> Result<Step, StoreError> {
     let (msg, cfg) = (input.msg, input.cfg);
     let helpdesk = &cfg.helpdesk;
@@ -462,7 +458,11 @@ async fn classify(
     }
     if let Some(reason) = hold {
         let mut d = Decision::new(Outcome::NeedsReview, RequestKind::Unknown, Some(reason));
-        d.mailbox = sender.map(|s| s.mailbox.address);
+        if let Some(from) = &msg.from {
+            d.mailbox = directory::find_mailbox(conn, from)
+                .await?
+                .map(|m| m.address);
+        }
         return Ok(Step::Decided(d));
     }
     if let Some(what) = too_complex(msg, cfg) {
@@ -498,8 +498,13 @@ async fn classify(
     }
 
     // Only a registered mailbox's mail is read further than this: anything else is refused by
-    // the rules below, whatever it asks. The sender was read with its counts, which the rules'
-    // snapshot takes from here rather than reading the mailbox again.
+    // the rules below, whatever it asks.
+    // Read with its counts, which the rules' snapshot takes from here rather than reading the
+    // mailbox again.
+    let sender = match &msg.from {
+        Some(from) => directory::find_mailbox_summary(conn, from).await?,
+        None => None,
+    };
     // A message naming another mailbox is refused whole by the rules (a mailbox changes only
     // its own membership), however many asks it makes.
     let other_mailbox = |m: &crate::accounts::Mailbox| {

@@ -110,34 +110,12 @@ pub async fn account_memberships(
     rows.iter().map(membership_from_row).collect()
 }
 
-/// A mailbox's summary row, for the address in `$1` (see [`summary_sql_for`]).
 fn summary_sql() -> &'static str {
     "SELECT m.id, m.organisation_id, o.name AS organisation, m.address, \
      m.members_active + m.owners_active + m.members_inactive + m.owners_inactive AS members, \
      m.owners_active + m.owners_inactive AS owners \
      FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id \
      WHERE m.address = $1"
-}
-
-/// [`summary_sql`] for the address in another parameter (`$5`), for a statement that reads
-/// the summary beside other work (`journal::insert_message_reading_sender`).
-pub(super) fn summary_sql_for(param: &str) -> String {
-    summary_sql().replace("$1", param)
-}
-
-/// A summary row as [`summary_sql`] selects it; `None` when its columns are NULL (a LEFT JOIN
-/// that found no mailbox).
-pub(super) fn summary_from_row(
-    r: &sqlx::any::AnyRow,
-) -> Result<Option<MailboxSummary>, StoreError> {
-    if r.try_get::<Option<i64>, _>("id")?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(MailboxSummary {
-        mailbox: mailbox_from_row(r)?,
-        members: r.try_get("members")?,
-        owners: r.try_get("owners")?,
-    }))
 }
 
 /// A mailbox with how many members (of any role) and owners it has, in ONE query: what the
@@ -152,10 +130,14 @@ pub async fn find_mailbox_summary(
         .bind(address)
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(match row {
-        Some(r) => summary_from_row(&r)?,
-        None => None,
+    row.map(|r| {
+        Ok(MailboxSummary {
+            mailbox: mailbox_from_row(&r)?,
+            members: r.try_get("members")?,
+            owners: r.try_get("owners")?,
+        })
     })
+    .transpose()
 }
 
 /// The accounts among `addresses`, each with every mailbox it belongs to and that mailbox's

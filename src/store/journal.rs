@@ -2,7 +2,6 @@
 //! outbox of replies waiting for the SMTP sender.
 
 use super::{Conn, StoreError, format_ms, now_ms};
-use crate::accounts::MailboxSummary;
 use crate::outcome::Outcome;
 use crate::reason::Reason;
 use crate::request::RequestKind;
@@ -62,73 +61,21 @@ pub async fn insert_message_if_new(
     conn: &mut Conn,
     m: &NewMessage<'_>,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(insert_message_reading_sender(conn, m).await?.id)
-}
-
-/// A message as [`insert_message_reading_sender`] stored it.
-pub struct Stored {
-    /// The new row's id; `None` when the message was stored already (nothing written).
-    pub id: Option<i64>,
-    /// The registered mailbox the message's From: names, with its counts
-    /// (`directory::find_mailbox_summary`); `None` when it names none.
-    pub sender: Option<MailboxSummary>,
-}
-
-/// [`insert_message_if_new`], and the sender's mailbox read in the same round trip: every new
-/// message's next question is whether its From: is a registered mailbox, and a round trip per
-/// statement is most of what the pipeline's transaction costs (a tenth of them on
-/// PostgreSQL's apply). The read is only a read: whether the mailbox may ask anything is
-/// still decided by the trust rules after it, and a duplicate's read is thrown away.
-pub async fn insert_message_reading_sender(
-    conn: &mut Conn,
-    m: &NewMessage<'_>,
-) -> Result<Stored, StoreError> {
-    const INSERT: &str = "INSERT INTO messages (message_id, sha256, raw, size, from_address, subject, source, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
-    // The sender is `$5`, the From: address the row stores (NULL matches no mailbox).
-    let summary = super::directory::summary_sql_for("$5");
-    let sql = if super::is_sqlite(conn) {
-        // Two statements in one query string, run in turn by sqlx on SQLite's worker (one
-        // command): the insert's row, if any, is told from the summary's by its column name.
-        format!("{INSERT} RETURNING id AS new_message_id; {summary}")
-    } else {
-        // One row whatever happened: the new id or NULL, then the summary or NULLs. A
-        // data-modifying WITH runs even where its rows are read only in a sub-select.
-        format!(
-            "WITH ins AS ({INSERT} RETURNING id) \
-             SELECT (SELECT id FROM ins) AS new_message_id, s.* \
-             FROM (SELECT 1 AS one) one LEFT JOIN ({summary}) s ON TRUE"
-        )
-    };
     let size = i64::try_from(m.raw.len()).unwrap_or(i64::MAX);
-    // Every row, not the first: fetching one would stop SQLite's worker before the second
-    // statement (sqlx's fetch_optional runs a query string only to its first row).
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(m.message_id)
-        .bind(m.sha256)
-        .bind(m.raw.to_vec())
-        .bind(size)
-        .bind(m.from_address)
-        .bind(m.subject)
-        .bind(m.source)
-        .bind(now_ms())
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut stored = Stored {
-        id: None,
-        sender: None,
-    };
-    // On SQLite the insert's row (if any) and the summary's (if any) come apart, on
-    // PostgreSQL as one row: each part is read from the row that has its columns.
-    for row in &rows {
-        if row.try_column("new_message_id").is_ok() {
-            stored.id = stored.id.or(row.try_get("new_message_id")?);
-        }
-        if row.try_column("members").is_ok() {
-            stored.sender = stored.sender.or(super::directory::summary_from_row(row)?);
-        }
-    }
-    Ok(stored)
+    Ok(sqlx::query_scalar(
+        "INSERT INTO messages (message_id, sha256, raw, size, from_address, subject, source, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(m.message_id)
+    .bind(m.sha256)
+    .bind(m.raw.to_vec())
+    .bind(size)
+    .bind(m.from_address)
+    .bind(m.subject)
+    .bind(m.source)
+    .bind(now_ms())
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 pub struct NewRequest<'a> {
