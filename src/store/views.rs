@@ -717,8 +717,9 @@ pub struct MailboxSummary {
 
 impl MailboxSummary {
     /// Fewer than two active people, or no active owner: one absence or one leaver away from
-    /// nobody being able to ask for anything. The partial index `mailboxes_at_risk` (migration
-    /// 0160) and `MAILBOX_AT_RISK_SQL` write the same test in SQL: change all three together.
+    /// nobody being able to ask for anything. The column `mailboxes.at_risk` (migration 0180),
+    /// which the partial index `mailboxes_at_risk` and `MAILBOX_AT_RISK_SQL` name, writes the
+    /// same test in SQL: change both together.
     pub fn at_risk(&self) -> bool {
         self.members + self.owners < 2 || self.owners == 0
     }
@@ -736,13 +737,13 @@ const MAILBOX_PAGE_SQL: &str = "SELECT m.id, m.address, o.name AS organisation, 
   ORDER BY o.name, m.address LIMIT $1 OFFSET $2";
 
 /// The mailboxes at risk ([`MailboxSummary::at_risk`]), the same walk over the partial index
-/// `mailboxes_at_risk`, which holds only those: its WHERE is repeated here word for word (both
-/// planners match a partial index's condition by its text).
+/// `mailboxes_at_risk`, which holds only those: its WHERE (`at_risk`, a generated column) is
+/// repeated here word for word (both planners match a partial index's condition by its text).
 const MAILBOX_AT_RISK_SQL: &str = "SELECT m.id, m.address, o.name AS organisation, \
     m.members_active AS members, m.owners_active AS owners, \
     m.members_inactive + m.owners_inactive AS inactive \
   FROM organisations o CROSS JOIN mailboxes m WHERE m.organisation_id = o.id \
-    AND (members_active + owners_active < 2 OR owners_active = 0) \
+    AND at_risk \
   ORDER BY o.name, m.address LIMIT $1 OFFSET $2";
 
 /// Mailboxes by organisation and address; `at_risk_only` keeps those [`MailboxSummary::at_risk`].
