@@ -47,6 +47,7 @@ async fn rows(store: &Store, sql: &'static str) -> Vec<(i64, Counts)> {
 /// mailbox that differs, the step that made it differ and the steps before it.
 async fn assert_counts(store: &Store, log: &[String]) {
     assert_organisation_counts(store, log).await;
+    assert_status_changes(store, log).await;
     let stored = rows(store, STORED_SQL).await;
     let recount = rows(store, RECOUNT_SQL).await;
     assert_eq!(stored.len(), recount.len());
@@ -71,20 +72,54 @@ async fn assert_counts(store: &Store, log: &[String]) {
     );
 }
 
-/// Each organisation's counts (mailboxes, accounts, active accounts; migration 0161), recounted.
+/// Each organisation's counts (mailboxes, accounts, active accounts: migration 0161; disabled
+/// accounts: 0190), recounted.
 const ORGANISATION_RECOUNT_SQL: &str = "SELECT o.id, \
     (SELECT COUNT(*) FROM mailboxes m WHERE m.organisation_id = o.id), \
     (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id), \
-    (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id AND a.status = 'active') \
+    (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id AND a.status = 'active'), \
+    (SELECT COUNT(*) FROM accounts a WHERE a.organisation_id = o.id AND a.status = 'disabled') \
   FROM organisations o ORDER BY o.id";
 
-const ORGANISATION_STORED_SQL: &str =
-    "SELECT id, mailbox_count, account_count, active_account_count FROM organisations ORDER BY id";
+const ORGANISATION_STORED_SQL: &str = "SELECT id, mailbox_count, account_count, \
+    active_account_count, disabled_account_count FROM organisations ORDER BY id";
+
+/// Every account whose status changed after it was created, as the directory page listed them
+/// before migration 0190 (from the accounts themselves), by address.
+const STATUS_CHANGES_RECOUNT_SQL: &str = "SELECT a.address, a.status, a.status_changed_at \
+    FROM accounts a WHERE a.status_changed_at > a.created_at ORDER BY a.address";
+
+/// The directory page's recent status changes, read from 0190's log, equal the accounts' own
+/// record of them; otherwise a panic naming the step.
+async fn assert_status_changes(store: &Store, log: &[String]) {
+    let recount: Vec<(String, String, i64)> = sqlx::query_as(STATUS_CHANGES_RECOUNT_SQL)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert!(recount.len() < 500, "more than one page of changes");
+    let mut conn = store.read().await.unwrap();
+    let mut listed: Vec<(String, String, i64)> = views::recent_status_changes(&mut conn, 0, 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.address, c.status.as_str().to_owned(), c.changed_at))
+        .collect();
+    drop(conn);
+    listed.sort();
+    assert_eq!(
+        listed,
+        recount,
+        "recent status changes wrong after step {}: {}\nsteps:\n{}",
+        log.len(),
+        log.last().map_or("(start)", String::as_str),
+        log.join("\n")
+    );
+}
 
 /// Migration 0161's organisation counts equal a recount, or a panic naming the step.
 async fn assert_organisation_counts(store: &Store, log: &[String]) {
     let read = |sql: &'static str| async move {
-        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(sql)
+        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(sql)
             .fetch_all(store.pool())
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -95,11 +130,23 @@ async fn assert_organisation_counts(store: &Store, log: &[String]) {
     assert_eq!(
         stored,
         recount,
-        "organisation counts (id, mailboxes, accounts, active accounts) wrong after step {}: {}\nsteps:\n{}",
+        "organisation counts (id, mailboxes, accounts, active accounts, disabled accounts) wrong after step {}: {}\nsteps:\n{}",
         log.len(),
         log.last().map_or("(start)", String::as_str),
         log.join("\n")
     );
+    // The new-account limit reads the accounts not disabled from these counts.
+    let mut conn = store.read().await.unwrap();
+    for (id, _, accounts, _, disabled) in &recount {
+        assert_eq!(
+            directory::count_accounts_in_organisation(&mut conn, *id)
+                .await
+                .unwrap(),
+            accounts - disabled,
+            "organisation {id}'s accounts not disabled, after step {}",
+            log.len()
+        );
+    }
 }
 
 /// splitmix64: a fixed seed gives the same run on every machine and backend.
@@ -593,6 +640,11 @@ async fn the_counts_match_a_recount_after_every_change() {
         assert_counts(&store, &log).await;
     }
     assert!(ran.iter().all(|n| *n >= 15), "{ran:?}");
+    let changed: Vec<(String, String, i64)> = sqlx::query_as(STATUS_CHANGES_RECOUNT_SQL)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert!(changed.len() >= 5, "only {} status changes", changed.len());
     // The run reached the cases that matter: mailboxes with each count non-zero, and some at
     // risk and some not.
     let stored = rows(&store, STORED_SQL).await;
@@ -863,9 +915,12 @@ async fn the_migration_counts_the_memberships_already_there() {
     let mut accounts = Vec::new();
     for a in 1..=30 {
         accounts.push(format!(
-            "({a}, {}, 'person{a:02}@nhs.example', 'Pat Doe', '{}', 0, 0)",
+            "({a}, {}, 'person{a:02}@nhs.example', 'Pat Doe', '{}', {}, 0)",
             1 + a % 2,
-            rng.status()
+            rng.status(),
+            // A third changed status after they were created (migration 0190's log starts
+            // with them).
+            if a % 3 == 0 { 1_000 + a } else { 0 }
         ));
     }
     sql.push(format!(
@@ -919,6 +974,13 @@ async fn the_migration_counts_the_memberships_already_there() {
             .count();
         assert!(n >= 2, "only {n} mailboxes with {what}");
     }
+    // Migration 0190's log begins with the ten accounts changed before it.
+    let mut conn = store.read().await.unwrap();
+    let changes = views::recent_status_changes(&mut conn, 0, 500)
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 10, "{changes:?}");
+    drop(conn);
     store.close().await;
 }
 
@@ -926,8 +988,10 @@ async fn the_migration_counts_the_memberships_already_there() {
 /// mailbox's counts without touching its indexes: on PostgreSQL a heap-only (HOT) update,
 /// which migration 0180 made possible by naming a generated `at_risk` column in the at-risk
 /// index instead of the counts. One that puts a mailbox at risk still enters it in the index
-/// (not HOT), and the at-risk view shows it. PostgreSQL counts each transaction's updates in
-/// `pg_stat_xact_user_tables`; SQLite updates in place, so there the test checks the view.
+/// (not HOT), and the at-risk view shows it. The account's own update is HOT in both cases: no
+/// index names its status or when it changed (migration 0190). PostgreSQL counts each
+/// transaction's updates in `pg_stat_xact_user_tables`; SQLite updates in place, so there the
+/// test checks the view.
 #[tokio::test]
 async fn a_status_change_updates_the_counts_without_touching_the_indexes() {
     let i = Instance::new("");
@@ -959,17 +1023,21 @@ async fn a_status_change_updates_the_counts_without_touching_the_indexes() {
     // transaction's, plus those of earlier transactions not yet sent to the statistics (it
     // sends them at most once a second), hence read before and after.
     // SQLite has no such count: None.
-    async fn updates(tx: &mut postroom::store::Tx, backend: Backend) -> Option<(i64, i64)> {
+    // Mailboxes' (updates, HOT), then accounts'.
+    type Updates = ((i64, i64), (i64, i64));
+    async fn updates(tx: &mut postroom::store::Tx, backend: Backend) -> Option<Updates> {
+        let read = async |tx: &mut postroom::store::Tx, table: &str| -> (i64, i64) {
+            sqlx::query_as(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables \
+                 WHERE relname = $1",
+            )
+            .bind(table)
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap()
+        };
         match backend {
-            Backend::Postgres => Some(
-                sqlx::query_as(
-                    "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables \
-                     WHERE relname = 'mailboxes'",
-                )
-                .fetch_one(&mut **tx)
-                .await
-                .unwrap(),
-            ),
+            Backend::Postgres => Some((read(tx, "mailboxes").await, read(tx, "accounts").await)),
             Backend::Sqlite => None,
         }
     }
@@ -990,7 +1058,12 @@ async fn a_status_change_updates_the_counts_without_touching_the_indexes() {
                 .unwrap();
             let after = updates(&mut tx, store.backend()).await;
             tx.commit().await.unwrap();
-            before.zip(after).map(|(b, a)| (a.0 - b.0, a.1 - b.1))
+            before.zip(after).map(|(b, a)| {
+                (
+                    (a.0.0 - b.0.0, a.0.1 - b.0.1),
+                    (a.1.0 - b.1.0, a.1.1 - b.1.1),
+                )
+            })
         }
     };
 
@@ -1001,8 +1074,27 @@ async fn a_status_change_updates_the_counts_without_touching_the_indexes() {
     let pair = lock("pair-1@nhs.example").await;
     assert_eq!(at_risk(&store).await, ["shared-pair@nhs.example"]);
     if store.backend() == Backend::Postgres {
-        assert_eq!(big, Some((1, 1)), "shared-big's counts: (updates, HOT)");
-        assert_eq!(pair, Some((1, 0)), "shared-pair's counts: (updates, HOT)");
+        assert_eq!(
+            big.map(|u| u.0),
+            Some((1, 1)),
+            "shared-big's counts: (updates, HOT)"
+        );
+        assert_eq!(
+            pair.map(|u| u.0),
+            Some((1, 0)),
+            "shared-pair's counts: (updates, HOT)"
+        );
+        // The account itself: no index names its status or when it changed (migration 0190).
+        assert_eq!(
+            big.map(|u| u.1),
+            Some((1, 1)),
+            "big-1's account: (updates, HOT)"
+        );
+        assert_eq!(
+            pair.map(|u| u.1),
+            Some((1, 1)),
+            "pair-1's account: (updates, HOT)"
+        );
     }
     assert_counts(&store, &["locks".into()]).await;
     store.close().await;

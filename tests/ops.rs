@@ -55,6 +55,24 @@ fn retention_drops_old_raw_mail_and_long_disabled_accounts_but_keeps_the_audit()
     );
     assert_eq!(i.process_fixture("leaver.eml")["outcome"], "applied");
     std::thread::sleep(std::time::Duration::from_millis(20));
+    // The log of status changes the directory page reads (migration 0190): the leaver's, and
+    // one from long ago that retention forgets.
+    let sql = |statement: &'static str| -> Vec<i64> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = postroom::store::Store::open(&i.database()).await.unwrap();
+            let rows = sqlx::query_scalar(statement)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+            store.close().await;
+            rows
+        })
+    };
+    let changes = "SELECT changed_at FROM account_status_changes ORDER BY id";
+    let leaver = sql(changes);
+    assert_eq!(leaver.len(), 1, "the leaver's account disabled");
+    sql("INSERT INTO account_status_changes (account_id, changed_at) VALUES (1, 5) RETURNING id");
 
     let dry: Value = serde_json::from_str(i.ok(&["retention", "--dry-run"]).trim()).unwrap();
     assert_eq!(
@@ -87,6 +105,8 @@ fn retention_drops_old_raw_mail_and_long_disabled_accounts_but_keeps_the_audit()
     );
     // The message row stays: delivered again, it is still a duplicate.
     assert_eq!(i.process_fixture("leaver.eml")["outcome"], "duplicate");
+    // Older than the directory page looks back: forgotten; the leaver's is recent and stays.
+    assert_eq!(sql(changes), leaver);
 }
 
 #[test]

@@ -9,6 +9,10 @@
 //! own, chained like every other: one `account.deleted` per account, and one
 //! `messages.raw_dropped` with the count and the range of message ids whose bytes went (the
 //! rows, their SHA-256 and the requests stay).
+//!
+//! It also forgets the entries of `account_status_changes` (migration 0190) older than the
+//! directory page looks back ([`crate::store::views::RECENT_STATUS_DAYS`]): that log only
+//! stands in for an index, and the audit trail keeps every change.
 
 use crate::action::AuditAction;
 use crate::config::Config;
@@ -53,6 +57,11 @@ pub async fn run(
         return Ok(report);
     }
     retention::drop_raw(&mut tx, raw_cutoff, now_ms()).await?;
+    retention::prune_status_changes(
+        &mut tx,
+        now_ms().saturating_sub(crate::store::views::RECENT_STATUS_DAYS * 86_400_000),
+    )
+    .await?;
     for (id, address) in &accounts {
         retention::delete_account(&mut tx, *id).await?;
         journal::insert_audit(

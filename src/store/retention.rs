@@ -52,6 +52,19 @@ pub async fn drop_raw(conn: &mut Conn, received_before: i64, now: i64) -> Result
     Ok(())
 }
 
+/// Forget the status changes older than `before` (Unix ms): the log (migration 0190) serves
+/// the directory page's recent changes, which never reach that far back
+/// ([`super::views::RECENT_STATUS_DAYS`]). The audit trail keeps every change.
+pub async fn prune_status_changes(conn: &mut Conn, before: i64) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM account_status_changes WHERE changed_at < $1")
+            .bind(before)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    )
+}
+
 /// Delete an account and its memberships.
 pub async fn delete_account(conn: &mut Conn, account_id: i64) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM memberships WHERE account_id = $1")

@@ -765,6 +765,10 @@ pub async fn mailboxes(
         .await?)
 }
 
+/// How far back the directory page lists status changes, in days; retention prunes the log
+/// it reads (`account_status_changes`, migration 0190) beyond that.
+pub const RECENT_STATUS_DAYS: i64 = 30;
+
 /// An account whose status changed after it was created.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct StatusChange {
@@ -781,16 +785,27 @@ pub async fn recent_status_changes(
     since_ms: i64,
     limit: i64,
 ) -> Result<Vec<StatusChange>, StoreError> {
-    Ok(sqlx::query_as(
+    // Walks the log of changes (migration 0190) from the newest and keeps each account's
+    // latest: the one whose time is the account's `status_changed_at`. An account is named
+    // twice only if its time went back to one it had before (a clock set back); the second
+    // is dropped here.
+    let rows: Vec<StatusChange> = sqlx::query_as(
         "SELECT a.address, a.name, o.name AS organisation, a.status, a.status_changed_at AS changed_at \
-         FROM accounts a JOIN organisations o ON o.id = a.organisation_id \
-         WHERE a.status_changed_at >= $1 AND a.status_changed_at > a.created_at \
-         ORDER BY a.status_changed_at DESC LIMIT $2",
+         FROM account_status_changes l \
+         JOIN accounts a ON a.id = l.account_id AND a.status_changed_at = l.changed_at \
+         JOIN organisations o ON o.id = a.organisation_id \
+         WHERE l.changed_at >= $1 AND a.status_changed_at > a.created_at \
+         ORDER BY l.changed_at DESC, l.id DESC LIMIT $2",
     )
     .bind(since_ms)
     .bind(clamp_limit(limit))
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(rows
+        .into_iter()
+        .filter(|c| seen.insert(c.address.clone()))
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------

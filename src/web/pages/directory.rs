@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 pub const PAGE_SIZE: i64 = 100;
 /// "Recently" for status changes.
-pub const RECENT_DAYS: i64 = 30;
+pub const RECENT_DAYS: i64 = views::RECENT_STATUS_DAYS;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct DirectoryQuery {
