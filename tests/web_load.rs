@@ -36,6 +36,10 @@ const FILL: &[&str] = &[
      WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 5000) \
      SELECT n, 1 + n % 100, 'person' || n || '@nhs.example', 'Person ' || n, \
        CASE WHEN n % 50 = 0 THEN 'locked' ELSE 'active' END, $1 - n * 60000, 0 FROM s",
+    // Every account changed status after it was created, so the directory page's list of
+    // recent changes is full: its log (migration 0190) as the trigger would have written it.
+    "INSERT INTO account_status_changes (account_id, changed_at) \
+     SELECT id, status_changed_at FROM accounts ORDER BY status_changed_at, id",
     "INSERT INTO memberships (mailbox_id, account_id, role, created_at) \
      SELECT 1 + id % 500, id, CASE WHEN id % 10 = 0 THEN 'owner' ELSE 'member' END, 0 FROM accounts",
     "INSERT INTO messages (id, message_id, sha256, raw, size, from_address, subject, source, received_at) \

@@ -2,8 +2,8 @@
 -- disabling or re-enabling an account writes `status` and `status_changed_at`, and both were
 -- indexed: `accounts_organisation_status` (0150, for an organisation's counts) and
 -- `accounts_status_changed` (0001, for the directory page's recent changes and for retention).
--- So no status change could be a heap-only (HOT) update: each wrote a new entry in all eight
--- indexes of accounts, at national scale a random leaf of each, most of them written to the WAL
+-- So no status change could be a heap-only (HOT) update: each wrote a new entry in every
+-- index of accounts, at national scale a random leaf of each, most of them written to the WAL
 -- whole as the first change of that page after a checkpoint. `pg_waldump` of a full-size run
 -- put 6.2 of the 16.8 whole pages an unlock writes on this one update
 -- (https://www.postgresql.org/docs/15/storage-hot.html: an update is HOT only when no column
