@@ -351,6 +351,7 @@ impl Store {
             _ => cfg.url.clone(),
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let checkpoint_options = options.clone();
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(cfg.acquire_timeout);
@@ -399,7 +400,13 @@ impl Store {
         }
         let write_turn =
             (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        let checkpointer = file.then(|| Arc::new(wal::Checkpointer::start(pool.clone())));
+        let checkpointer = file.then(|| {
+            Arc::new(wal::Checkpointer::start(
+                pool.clone(),
+                checkpoint_options,
+                crate::cpu::background_cpus(),
+            ))
+        });
         Ok(Store {
             writer: writer.unwrap_or_else(|| pool.clone()),
             pool,
@@ -516,6 +523,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(checkpointer) = &self._checkpointer {
+            checkpointer.stop();
+        }
         self.writer.close().await;
         self.pool.close().await;
     }
