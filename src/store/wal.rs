@@ -111,7 +111,7 @@ async fn run(pool: AnyPool, options: AnyConnectOptions, cpus: Option<CpuSet>) {
 ///
 /// sqlx runs each SQLite connection on a thread of its own, made when the connection is
 /// opened, and a new thread starts on its maker's CPUs. So it is opened from a short-lived
-/// thread placed on `cpus` first. Measured (README, Performance, change 30): with the
+/// thread placed on `cpus` first. Measured (README, Performance, change 31): with the
 /// checkpoint on the requests' one CPU, a request that met a checkpoint's copying (10–15 ms,
 /// one each 100 ms under load) took 4.5–8 ms instead of 1.5.
 async fn connect_on(
