@@ -71,20 +71,15 @@ async fn run(pool: AnyPool, options: AnyConnectOptions, cpus: Option<CpuSet>) {
         if pool.is_closed() {
             return;
         }
-        let copied = match cpus {
-            Some(cpus) => {
-                if own.is_none() {
-                    own = connect_on(cpus, options.clone())
-                        .await
-                        .map_err(|e| tracing::warn!("SQLite checkpointer's connection: {e}"))
-                        .ok();
-                }
-                match own.as_mut() {
-                    Some(conn) => checkpoint(conn).await,
-                    // Not opened: the pool's, this time; opening is tried again next time.
-                    None => checkpoint(&pool).await,
-                }
-            }
+        if let (Some(cpus), None) = (cpus, &own) {
+            own = connect_on(cpus, options.clone())
+                .await
+                .map_err(|e| tracing::warn!("SQLite checkpointer's connection: {e}"))
+                .ok();
+        }
+        let copied = match own.as_mut() {
+            Some(conn) => checkpoint(conn).await,
+            // No CPUs of its own, or its connection not opened (tried again next time).
             None => checkpoint(&pool).await,
         };
         pause = match copied {
