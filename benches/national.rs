@@ -40,11 +40,13 @@
 //! `sqlite`) runs one backend only (default both). After the load the database's log is
 //! checkpointed (not timed; `BENCH_NATIONAL_SETTLE=0`: not). `BENCH_NATIONAL_KEEP=1` keeps the work
 //! directory (the CSV and `national.db`) and the PostgreSQL database afterwards and says
-//! where (`BENCH_NATIONAL_TIMES=DIR` writes each set's times, one per line in µs, in the
-//! order sent, to `DIR/BACKEND-SET.txt`: where in a set its slow requests fall),
-//! where, to look into a plan or a tail at full size without loading it again. `BENCH_PG_URL`
-//! as in `benches/apply.rs` (unset: SQLite only). `BENCH_POSTROOM_BIN`: the binary to run
-//! (default `target/release/postroom`).
+//! where, to look into a plan or a tail at full size without loading it again.
+//! `BENCH_NATIONAL_TIMES=DIR` writes each set's times, one per line in µs, in the order sent,
+//! to `DIR/BACKEND-SET.txt`: where in a set its slow requests fall. `BENCH_PG_URL` as in
+//! `benches/apply.rs` (unset: SQLite only). `BENCH_PG_PID`: the process id of that server's
+//! postmaster when it runs on this machine; its processes are then kept on the bench's CPU
+//! for the measures (`keep_server_beside_bench`; scripts/bench sets it for its throw-away
+//! cluster). `BENCH_POSTROOM_BIN`: the binary to run (default `target/release/postroom`).
 //!
 //! Targets are reported, met or not, never asserted. Prints tables and, last, one line of JSON.
 //! Without `--bench` (as `cargo test` runs bench targets) it does nothing and exits 0.
@@ -215,6 +217,72 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
 
 /// The CPUs the bench could run on before it kept its threads on one (see `main`).
 static START_CPUS: std::sync::OnceLock<rustix::thread::CpuSet> = std::sync::OnceLock::new();
+
+/// The CPU the bench keeps its threads on (see `main`), when it keeps them on one.
+static KEPT_CPU: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// `BENCH_PG_PID`: the process id of a PostgreSQL server on this machine (scripts/bench gives
+/// its throw-away cluster's postmaster unless `BENCH_PG_CPU=any`). Before the apply sets, that
+/// process and every process it started (the pool's backends, the WAL writer, the
+/// checkpointer…) are kept on the CPU the bench keeps its threads on; backends started later
+/// inherit the postmaster's CPUs. A request is about ten round trips to the server, and on
+/// this VM a round trip between processes on two virtual CPUs costs about 55 µs against 2.5
+/// µs on one (README, Performance, change 32). Which CPU they were kept on, or `None` when
+/// there is no such server or the bench's threads are not kept on one CPU.
+fn keep_server_beside_bench(backend: &str) -> Option<usize> {
+    let raw = std::env::var("BENCH_PG_PID").ok()?;
+    let postmaster: i32 = raw
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| die(format!("BENCH_PG_PID={raw}: expected a process id")));
+    let Some(&cpu) = KEPT_CPU.get() else {
+        eprintln!(
+            "national: {backend}: BENCH_PG_PID given, but the bench's threads are not kept on one CPU (BENCH_CPU=any): the server's processes stay where the kernel puts them"
+        );
+        return None;
+    };
+    let mut pids = vec![postmaster];
+    pids.extend(children_of(postmaster));
+    let mut one = rustix::thread::CpuSet::new();
+    one.set(cpu);
+    for pid in &pids {
+        let Some(p) = rustix::thread::Pid::from_raw(*pid) else {
+            continue;
+        };
+        // A backend may end between the listing and here; the postmaster may not.
+        if let Err(e) = rustix::thread::sched_setaffinity(Some(p), &one)
+            && *pid == postmaster
+        {
+            die(format!(
+                "BENCH_PG_PID={postmaster}: cannot keep it on CPU {cpu}: {e}"
+            ));
+        }
+    }
+    eprintln!(
+        "national: {backend}: the server's {} processes kept on CPU {cpu}, the bench's (BENCH_PG_CPU=any: not)",
+        pids.len()
+    );
+    Some(cpu)
+}
+
+/// The processes whose parent is `parent`, from `/proc/PID/stat` (its fourth field; the
+/// second, the command's name in parentheses, may itself hold spaces or parentheses).
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, after) = stat.rsplit_once(')')?;
+                    after.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
 
 /// Run `postroom ARGS` with this config, its stdout to `out`, polling its `VmHWM` every 10 ms
 /// until it exits (the high-water mark only grows, so the last reading is within 10 ms of the
@@ -1042,6 +1110,8 @@ struct Figures {
     /// PostgreSQL's own writing during each set (none on SQLite).
     apply_server: Option<ServerWork>,
     paced_server: Option<ServerWork>,
+    /// The CPU the server's processes were kept on, beside the bench's threads.
+    server_cpu: Option<usize>,
     /// What each set cost the machine per request.
     apply_cpu: Spent,
     paced_cpu: Spent,
@@ -1195,6 +1265,11 @@ async fn run_backend(
             String::new()
         }
     );
+    let server_cpu = if postgres {
+        keep_server_beside_bench(backend)
+    } else {
+        None
+    };
     let (warmup, _, _) =
         measure_apply(&store, &cfg, d, backend, &warm_pairs, None, "warm-up").await;
     eprintln!(
@@ -1292,6 +1367,7 @@ async fn run_backend(
         pace_ms: sizes.pace_ms,
         apply_server,
         paced_server,
+        server_cpu,
         apply_cpu,
         paced_cpu,
         resolve,
@@ -1521,6 +1597,17 @@ fn print_backend(f: &Figures) {
         format!("{:.1} s", f.load_s),
         String::new(),
     );
+    if f.apply_server.is_some() {
+        row(
+            b,
+            "the server's processes during the sets",
+            match f.server_cpu {
+                Some(cpu) => format!("on CPU {cpu}, the bench's"),
+                None => String::from("where the kernel puts them"),
+            },
+            String::from("(BENCH_PG_CPU)"),
+        );
+    }
     row(
         b,
         &format!("apply warm-up, p50 / max ({}, before the sets)", f.warmup.n),
@@ -1628,6 +1715,7 @@ fn json(f: &Figures) -> serde_json::Value {
         "apply_paced": {"pace_ms": f.pace_ms, "n": f.paced.n, "applied": f.paced_applied, "p50_ms": f.paced.p50, "p99_ms": f.paced.p99, "max_ms": f.paced.max},
         "apply_server": server_work_json(&f.apply_server),
         "apply_paced_server": server_work_json(&f.paced_server),
+        "server_cpu": f.server_cpu,
         "apply_cpu": spent_json(&f.apply_cpu),
         "apply_paced_cpu": spent_json(&f.paced_cpu),
         "resolve": {"n": f.resolve.n, "p50_ms": f.resolve.p50, "p99_ms": f.resolve.p99, "max_ms": f.resolve.max},
@@ -1739,7 +1827,10 @@ fn main() {
         let _ = START_CPUS.set(set);
     }
     match postroom::cpu::keep_threads(placement) {
-        Ok(Some(cpu)) => eprintln!("national: threads kept on CPU {cpu} (BENCH_CPU=any: not)"),
+        Ok(Some(cpu)) => {
+            let _ = KEPT_CPU.set(cpu);
+            eprintln!("national: threads kept on CPU {cpu} (BENCH_CPU=any: not)");
+        }
         Ok(None) => eprintln!("national: threads placed by the kernel (BENCH_CPU=any)"),
         Err(e) => die(e),
     }

@@ -158,6 +158,8 @@ fn the_national_bench_runs_at_a_tiny_size() {
     assert!(stdout.contains("page: queue"), "{stdout}");
     assert!(stderr.contains("audit verify: intact"), "{stderr}");
     assert_cpu_reported(&stdout, sqlite, last);
+    // No server to keep anywhere on SQLite.
+    assert!(sqlite["server_cpu"].is_null(), "{last}");
 }
 
 /// Each apply set says what it cost the machine per request: a row each, and numbers in the
@@ -188,14 +190,34 @@ fn assert_cpu_reported(stdout: &str, backend: &serde_json::Value, last: &str) {
 /// The same on PostgreSQL alone (`BENCH_NATIONAL_BACKENDS=postgres`, on the server the tests
 /// use): the load is checkpointed before the measures, and each apply set reports what the
 /// server wrote beside it (the log it wrote for the requests, at least).
+///
+/// `BENCH_PG_PID` names a stand-in for the server's postmaster: a shell with two children
+/// (the tests' own server is shared with the other tests, so it is not moved). The bench keeps
+/// it and its children on the CPU it keeps its own threads on, and says which.
 #[test]
 fn the_national_bench_runs_on_postgresql_alone_and_says_what_the_server_wrote() {
     let server = crate::common::testdb::require_pg_server();
+    let mut stand_in = Command::new("sh")
+        .args(["-c", "sleep 300 & sleep 300 & wait"])
+        .spawn()
+        .expect("start a stand-in process tree");
+    let pid = stand_in.id().to_string();
     let (stdout, stderr, v) = national_bench(&[
         ("BENCH_PG_URL", server.as_str()),
         ("BENCH_NATIONAL_BACKENDS", "postgres"),
         ("BENCH_NATIONAL_PACE_MS", "1"),
+        ("BENCH_PG_PID", pid.as_str()),
     ]);
+    let children = children_of(stand_in.id());
+    let placed: Vec<String> = std::iter::once(stand_in.id())
+        .chain(children.iter().copied())
+        .map(cpus_allowed)
+        .collect();
+    for c in &children {
+        let _ = Command::new("kill").arg(c.to_string()).status();
+    }
+    let _ = stand_in.kill();
+    let _ = stand_in.wait();
     let last = stdout.lines().last().unwrap_or_default();
     let n = &v["national"];
     assert!(n["sqlite"].is_null(), "SQLite was not asked for: {last}");
@@ -222,4 +244,44 @@ fn the_national_bench_runs_on_postgresql_alone_and_says_what_the_server_wrote() 
         "{stdout}"
     );
     assert_cpu_reported(&stdout, pg, last);
+    let cpu = pg["server_cpu"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("server_cpu: {last}"));
+    assert!(
+        stderr.contains(&format!("threads kept on CPU {cpu}")),
+        "{stderr}"
+    );
+    assert_eq!(children.len(), 2, "the stand-in's children: {children:?}");
+    assert_eq!(placed, vec![cpu.to_string(); 3], "{stderr}");
+    assert!(
+        stdout.contains(&format!("on CPU {cpu}, the bench's")),
+        "{stdout}"
+    );
+}
+
+/// The processes whose parent is `parent` (`/proc/PID/stat`'s fourth field).
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, after) = stat.rsplit_once(')')?;
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// A process's `Cpus_allowed_list`.
+fn cpus_allowed(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
 }
