@@ -59,6 +59,8 @@ mod testdb;
 mod cpu_meter;
 #[path = "support/national_directory.rs"]
 mod national_directory;
+#[path = "support/procs.rs"]
+mod procs;
 use cpu_meter::{Meter, Spent};
 
 use axum::body::Body;
@@ -231,7 +233,7 @@ static KEPT_CPU: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 /// there is no such server or the bench's threads are not kept on one CPU.
 fn keep_server_beside_bench(backend: &str) -> Option<usize> {
     let raw = std::env::var("BENCH_PG_PID").ok()?;
-    let postmaster: i32 = raw
+    let postmaster: u32 = raw
         .trim()
         .parse()
         .unwrap_or_else(|_| die(format!("BENCH_PG_PID={raw}: expected a process id")));
@@ -242,11 +244,14 @@ fn keep_server_beside_bench(backend: &str) -> Option<usize> {
         return None;
     };
     let mut pids = vec![postmaster];
-    pids.extend(children_of(postmaster));
+    pids.extend(procs::children_of(postmaster));
     let mut one = rustix::thread::CpuSet::new();
     one.set(cpu);
     for pid in &pids {
-        let Some(p) = rustix::thread::Pid::from_raw(*pid) else {
+        let Some(p) = i32::try_from(*pid)
+            .ok()
+            .and_then(rustix::thread::Pid::from_raw)
+        else {
             continue;
         };
         // A backend may end between the listing and here; the postmaster may not.
@@ -263,25 +268,6 @@ fn keep_server_beside_bench(backend: &str) -> Option<usize> {
         pids.len()
     );
     Some(cpu)
-}
-
-/// The processes whose parent is `parent`, from `/proc/PID/stat` (its fourth field; the
-/// second, the command's name in parentheses, may itself hold spaces or parentheses).
-fn children_of(parent: i32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let (_, after) = stat.rsplit_once(')')?;
-                    after.split_whitespace().nth(1)?.parse::<i32>().ok()
-                })
-                == Some(parent)
-        })
-        .collect()
 }
 
 /// Run `postroom ARGS` with this config, its stdout to `out`, polling its `VmHWM` every 10 ms

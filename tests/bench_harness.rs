@@ -10,6 +10,10 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+// Shared with the national bench, which lists the same processes to place them.
+#[path = "../benches/support/procs.rs"]
+mod procs;
+
 /// The newest `e2e-*` program next to this test's own (target/debug/deps).
 fn e2e_bench() -> PathBuf {
     bench_program("e2e")
@@ -208,7 +212,7 @@ fn the_national_bench_runs_on_postgresql_alone_and_says_what_the_server_wrote() 
         ("BENCH_NATIONAL_PACE_MS", "1"),
         ("BENCH_PG_PID", pid.as_str()),
     ]);
-    let children = children_of(stand_in.id());
+    let children = procs::children_of(stand_in.id());
     let placed: Vec<String> = std::iter::once(stand_in.id())
         .chain(children.iter().copied())
         .map(cpus_allowed)
@@ -257,23 +261,6 @@ fn the_national_bench_runs_on_postgresql_alone_and_says_what_the_server_wrote() 
         stdout.contains(&format!("on CPU {cpu}, the bench's")),
         "{stdout}"
     );
-}
-
-/// The processes whose parent is `parent` (`/proc/PID/stat`'s fourth field).
-fn children_of(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let (_, after) = stat.rsplit_once(')')?;
-                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(parent)
-        })
-        .collect()
 }
 
 /// A process's `Cpus_allowed_list`.
