@@ -475,6 +475,37 @@ fn directory_import_is_idempotent_and_export_round_trips() {
     lines.clear();
 }
 
+// On PostgreSQL an import sends each batch as one JSON text (src/store/directory_batch/): a
+// quote, a backslash or a letter outside ASCII must arrive as it was written, and be found
+// again by the next batch's look-ups.
+#[test]
+fn quotes_backslashes_and_accents_survive_an_import_and_are_found_again() {
+    let i = Instance::new("");
+    let org = r#""""O'Neill"" \ Sons, Practice""#;
+    let rows = [
+        format!("{org},zoe.site@nhs.example,,,,"),
+        format!(
+            r#"{org},zoe.site@nhs.example,zoe.darcy@nhs.example,"Zoë ""Jo"" D'Arcy \ Ünal",owner,active"#
+        ),
+        format!("{org},,emile+x@nhs.example,Émile 😀 Noël,,active"),
+    ];
+    let text = format!("{HEADER}{}\n", rows.join("\n"));
+    let first = import_csv(&i, "quoted.csv", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary_counts(&first), [3, 1, 1, 2, 0, 1, 0], "{first}");
+    let export = i.export();
+    assert!(export.contains(org), "{export}");
+    assert!(export.contains(r#""Zoë ""Jo"" D'Arcy \ Ünal""#), "{export}");
+    assert!(
+        export.contains("emile+x@nhs.example,Émile 😀 Noël"),
+        "{export}"
+    );
+    // The second time every row is found by its organisation's name and its addresses, so
+    // nothing is written again.
+    let again = import_csv(&i, "quoted.csv", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary_counts(&again), [3, 0, 0, 0, 0, 0, 0], "{again}");
+    assert_eq!(i.export(), export);
+}
+
 #[test]
 fn a_bad_csv_row_names_its_line_and_applies_nothing() {
     let i = Instance::new("");

@@ -13,7 +13,7 @@ use std::collections::hash_map::Entry;
 // importing the store.
 pub use crate::accounts::{Account, AccountStatus, Mailbox, MailboxSummary, Membership};
 
-fn mailbox_from_row(row: &sqlx::any::AnyRow) -> Result<Mailbox, StoreError> {
+pub(super) fn mailbox_from_row(row: &sqlx::any::AnyRow) -> Result<Mailbox, StoreError> {
     Ok(Mailbox {
         id: row.try_get("id")?,
         organisation_id: row.try_get("organisation_id")?,
