@@ -5,25 +5,26 @@
 //!
 //! The same statements in the form each backend runs fastest: on SQLite every value bound on
 //! its own ([`sqlite`]), on PostgreSQL the whole batch as one JSON parameter ([`postgres`]).
-//! Both return the same maps, so the import's checks (src/directory_csv.rs) do not know which
-//! ran; its tests run on both.
+//! A form only runs statements and returns their rows; this module reads them, so both give
+//! the import's checks (src/directory_csv.rs) the same maps, and its tests run on both.
 
 mod postgres;
 mod sqlite;
 
+use super::directory::{account_from_row, mailbox_from_row};
 use super::{Conn, StoreError, is_sqlite, now_ms};
 use crate::accounts::{Account, AccountStatus, Mailbox};
 use crate::name_keys::NameKeys;
 use crate::request::Role;
+use sqlx::Row;
+use sqlx::any::AnyRow;
 use std::collections::HashMap;
 
-/// What the look-ups of mailboxes select, in both forms (read by
-/// [`super::directory::mailbox_from_row`]).
+/// What the look-ups of mailboxes select (read by [`mailbox_from_row`]).
 const SELECT_MAILBOXES: &str = "SELECT m.id, m.organisation_id, o.name AS organisation, \
     m.address FROM mailboxes m JOIN organisations o ON o.id = m.organisation_id";
 
-/// What the look-ups of accounts select, in both forms (read by
-/// [`super::directory::account_from_row`]).
+/// What the look-ups of accounts select (read by [`account_from_row`]).
 const SELECT_ACCOUNTS: &str = "SELECT a.id, a.organisation_id, o.name AS organisation, \
     a.address, a.name, a.status FROM accounts a JOIN organisations o ON o.id = a.organisation_id";
 
@@ -43,17 +44,36 @@ pub async fn plan_for_indexed_bulk(conn: &mut Conn) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The rows of `select` whose `column` is one of `values`; `select` and `column` are this
+/// module's own text, never a caller's.
+async fn rows_among(
+    conn: &mut Conn,
+    select: &'static str,
+    column: &'static str,
+    values: &[&str],
+) -> Result<Vec<AnyRow>, StoreError> {
+    if is_sqlite(conn) {
+        sqlite::rows_among(conn, select, column, values).await
+    } else {
+        postgres::rows_among(conn, select, column, values).await
+    }
+}
+
+/// Rows of an id and a text column, as ids by that text.
+fn ids_by(rows: &[AnyRow], key: &str) -> Result<HashMap<String, i64>, StoreError> {
+    rows.iter()
+        .map(|row| Ok((row.try_get(key)?, row.try_get("id")?)))
+        .collect()
+}
+
 /// The ids of the organisations among `names`, by name; a name that is no organisation is
 /// absent.
 pub async fn organisations_named(
     conn: &mut Conn,
     names: &[&str],
 ) -> Result<HashMap<String, i64>, StoreError> {
-    if is_sqlite(conn) {
-        sqlite::organisations_named(conn, names).await
-    } else {
-        postgres::organisations_named(conn, names).await
-    }
+    let rows = rows_among(conn, "SELECT id, name FROM organisations", "name", names).await?;
+    ids_by(&rows, "name")
 }
 
 /// The mailboxes among `addresses`, by address.
@@ -61,11 +81,13 @@ pub async fn mailboxes_at(
     conn: &mut Conn,
     addresses: &[&str],
 ) -> Result<HashMap<String, Mailbox>, StoreError> {
-    if is_sqlite(conn) {
-        sqlite::mailboxes_at(conn, addresses).await
-    } else {
-        postgres::mailboxes_at(conn, addresses).await
-    }
+    let rows = rows_among(conn, SELECT_MAILBOXES, "m.address", addresses).await?;
+    rows.iter()
+        .map(|row| {
+            let m = mailbox_from_row(row)?;
+            Ok((m.address.clone(), m))
+        })
+        .collect()
 }
 
 /// The accounts among `addresses`, by address.
@@ -73,11 +95,13 @@ pub async fn accounts_at(
     conn: &mut Conn,
     addresses: &[&str],
 ) -> Result<HashMap<String, Account>, StoreError> {
-    if is_sqlite(conn) {
-        sqlite::accounts_at(conn, addresses).await
-    } else {
-        postgres::accounts_at(conn, addresses).await
-    }
+    let rows = rows_among(conn, SELECT_ACCOUNTS, "a.address", addresses).await?;
+    rows.iter()
+        .map(|row| {
+            let a = account_from_row(row)?;
+            Ok((a.address.clone(), a))
+        })
+        .collect()
 }
 
 /// The roles of the memberships of `accounts` in `mailboxes`, by (mailbox id, account id).
@@ -91,11 +115,17 @@ pub async fn memberships_among(
     if mailboxes.is_empty() || accounts.is_empty() {
         return Ok(HashMap::new());
     }
-    if is_sqlite(conn) {
-        sqlite::memberships_among(conn, mailboxes, accounts).await
+    let rows = if is_sqlite(conn) {
+        sqlite::memberships_among(conn, mailboxes, accounts).await?
     } else {
-        postgres::memberships_among(conn, mailboxes, accounts).await
-    }
+        postgres::memberships_among(conn, mailboxes, accounts).await?
+    };
+    rows.iter()
+        .map(|row| {
+            let key = (row.try_get("mailbox_id")?, row.try_get("account_id")?);
+            Ok((key, row.try_get("role")?))
+        })
+        .collect()
 }
 
 /// Insert organisations (none of which exists yet); their ids by name.
@@ -103,11 +133,13 @@ pub async fn insert_organisations(
     conn: &mut Conn,
     names: &[&str],
 ) -> Result<HashMap<String, i64>, StoreError> {
-    if is_sqlite(conn) {
-        sqlite::insert_organisations(conn, names).await
+    let now = now_ms();
+    let rows = if is_sqlite(conn) {
+        sqlite::insert_organisations(conn, names, now).await?
     } else {
-        postgres::insert_organisations(conn, names).await
-    }
+        postgres::insert_organisations(conn, names, now).await?
+    };
+    ids_by(&rows, "name")
 }
 
 /// Insert mailboxes (organisation id, address), none of which exists yet; ids by address.
@@ -115,11 +147,13 @@ pub async fn insert_mailboxes(
     conn: &mut Conn,
     mailboxes: &[(i64, &str)],
 ) -> Result<HashMap<String, i64>, StoreError> {
-    if is_sqlite(conn) {
-        sqlite::insert_mailboxes(conn, mailboxes).await
+    let now = now_ms();
+    let rows = if is_sqlite(conn) {
+        sqlite::insert_mailboxes(conn, mailboxes, now).await?
     } else {
-        postgres::insert_mailboxes(conn, mailboxes).await
-    }
+        postgres::insert_mailboxes(conn, mailboxes, now).await?
+    };
+    ids_by(&rows, "address")
 }
 
 /// An account an import makes: no job title, no password, nothing to change at sign-in.
@@ -136,11 +170,13 @@ pub async fn insert_accounts(
     conn: &mut Conn,
     accounts: &[ImportedAccount<'_>],
 ) -> Result<HashMap<String, i64>, StoreError> {
-    if is_sqlite(conn) {
-        sqlite::insert_accounts(conn, accounts).await
+    let now = now_ms();
+    let rows = if is_sqlite(conn) {
+        sqlite::insert_accounts(conn, accounts, now).await?
     } else {
-        postgres::insert_accounts(conn, accounts).await
-    }
+        postgres::insert_accounts(conn, accounts, now).await?
+    };
+    ids_by(&rows, "address")
 }
 
 /// Insert memberships (mailbox id, account id, role), none of which exists yet.
@@ -148,10 +184,11 @@ pub async fn insert_memberships(
     conn: &mut Conn,
     memberships: &[(i64, i64, Role)],
 ) -> Result<(), StoreError> {
+    let now = now_ms();
     if is_sqlite(conn) {
-        sqlite::insert_memberships(conn, memberships).await
+        sqlite::insert_memberships(conn, memberships, now).await
     } else {
-        postgres::insert_memberships(conn, memberships).await
+        postgres::insert_memberships(conn, memberships, now).await
     }
 }
 

@@ -2,15 +2,15 @@
 //! bound in order), no statement binding more than [`MAX_BINDS`] values (SQLite allows
 //! 32,766). sqlx asks SQLite the name of every parameter as it binds, and SQLite finds a name
 //! by walking the statement's list of names, so binding n numbered parameters (`$1`) would
-//! cost n² — most of an import's time at a few thousand values a statement.
+//! cost n² — most of an import's time at a few thousand values a statement. Each function
+//! returns the rows its statements gave; `directory_batch` reads them.
 
-use super::{ImportedAccount, SELECT_ACCOUNTS, SELECT_MAILBOXES};
-use crate::accounts::{Account, Mailbox};
+use super::ImportedAccount;
 use crate::name_keys::NameKeys;
 use crate::request::Role;
-use crate::store::{Conn, StoreError, now_ms};
-use sqlx::{AssertSqlSafe, Row};
-use std::collections::HashMap;
+use crate::store::{Conn, StoreError};
+use sqlx::AssertSqlSafe;
+use sqlx::any::AnyRow;
 
 /// The most values one statement binds, under SQLite's limit with room to spare.
 const MAX_BINDS: usize = 30_000;
@@ -25,79 +25,30 @@ fn tuples(rows: usize, width: usize) -> String {
     vec![format!("({})", marks(width)); rows].join(", ")
 }
 
-pub(super) async fn organisations_named(
+pub(super) async fn rows_among(
     conn: &mut Conn,
-    names: &[&str],
-) -> Result<HashMap<String, i64>, StoreError> {
-    let mut found = HashMap::new();
-    for chunk in names.chunks(MAX_BINDS) {
-        let sql = format!(
-            "SELECT id, name FROM organisations WHERE name IN ({})",
-            marks(chunk.len())
-        );
+    select: &'static str,
+    column: &'static str,
+    values: &[&str],
+) -> Result<Vec<AnyRow>, StoreError> {
+    let mut rows = Vec::new();
+    for chunk in values.chunks(MAX_BINDS) {
+        let sql = format!("{select} WHERE {column} IN ({})", marks(chunk.len()));
         let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-        for name in chunk {
-            q = q.bind(*name);
+        for v in chunk {
+            q = q.bind(*v);
         }
-        for row in q.fetch_all(&mut *conn).await? {
-            found.insert(row.try_get("name")?, row.try_get("id")?);
-        }
+        rows.extend(q.fetch_all(&mut *conn).await?);
     }
-    Ok(found)
-}
-
-pub(super) async fn mailboxes_at(
-    conn: &mut Conn,
-    addresses: &[&str],
-) -> Result<HashMap<String, Mailbox>, StoreError> {
-    let mut found = HashMap::new();
-    for chunk in addresses.chunks(MAX_BINDS) {
-        let sql = format!(
-            "{} WHERE m.address IN ({})",
-            SELECT_MAILBOXES,
-            marks(chunk.len())
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-        for a in chunk {
-            q = q.bind(*a);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            let m = crate::store::directory::mailbox_from_row(&row)?;
-            found.insert(m.address.clone(), m);
-        }
-    }
-    Ok(found)
-}
-
-pub(super) async fn accounts_at(
-    conn: &mut Conn,
-    addresses: &[&str],
-) -> Result<HashMap<String, Account>, StoreError> {
-    let mut found = HashMap::new();
-    for chunk in addresses.chunks(MAX_BINDS) {
-        let sql = format!(
-            "{} WHERE a.address IN ({})",
-            SELECT_ACCOUNTS,
-            marks(chunk.len())
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-        for a in chunk {
-            q = q.bind(*a);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            let a = crate::store::directory::account_from_row(&row)?;
-            found.insert(a.address.clone(), a);
-        }
-    }
-    Ok(found)
+    Ok(rows)
 }
 
 pub(super) async fn memberships_among(
     conn: &mut Conn,
     mailboxes: &[i64],
     accounts: &[i64],
-) -> Result<HashMap<(i64, i64), Role>, StoreError> {
-    let mut found = HashMap::new();
+) -> Result<Vec<AnyRow>, StoreError> {
+    let mut rows = Vec::new();
     for chunk in accounts.chunks(MAX_BINDS.saturating_sub(mailboxes.len()).max(1)) {
         let sql = format!(
             "SELECT mailbox_id, account_id, role FROM memberships \
@@ -112,22 +63,19 @@ pub(super) async fn memberships_among(
         for a in chunk {
             q = q.bind(*a);
         }
-        for row in q.fetch_all(&mut *conn).await? {
-            found.insert(
-                (row.try_get("mailbox_id")?, row.try_get("account_id")?),
-                row.try_get("role")?,
-            );
-        }
+        rows.extend(q.fetch_all(&mut *conn).await?);
     }
-    Ok(found)
+    Ok(rows)
 }
 
+/// RETURNING's order is not the VALUES' order on SQLite: each id comes back with its name or
+/// address, by which `directory_batch` maps it.
 pub(super) async fn insert_organisations(
     conn: &mut Conn,
     names: &[&str],
-) -> Result<HashMap<String, i64>, StoreError> {
-    let mut ids = HashMap::new();
-    let now = now_ms();
+    now: i64,
+) -> Result<Vec<AnyRow>, StoreError> {
+    let mut rows = Vec::new();
     for chunk in names.chunks(MAX_BINDS / 2) {
         let sql = format!(
             "INSERT INTO organisations (name, created_at) VALUES {} RETURNING id, name",
@@ -137,20 +85,17 @@ pub(super) async fn insert_organisations(
         for name in chunk {
             q = q.bind(*name).bind(now);
         }
-        // RETURNING's order is not the VALUES' order on SQLite: each id comes with its name.
-        for row in q.fetch_all(&mut *conn).await? {
-            ids.insert(row.try_get("name")?, row.try_get("id")?);
-        }
+        rows.extend(q.fetch_all(&mut *conn).await?);
     }
-    Ok(ids)
+    Ok(rows)
 }
 
 pub(super) async fn insert_mailboxes(
     conn: &mut Conn,
     mailboxes: &[(i64, &str)],
-) -> Result<HashMap<String, i64>, StoreError> {
-    let mut ids = HashMap::new();
-    let now = now_ms();
+    now: i64,
+) -> Result<Vec<AnyRow>, StoreError> {
+    let mut rows = Vec::new();
     for chunk in mailboxes.chunks(MAX_BINDS / 3) {
         let sql = format!(
             "INSERT INTO mailboxes (organisation_id, address, created_at) VALUES {} \
@@ -161,27 +106,25 @@ pub(super) async fn insert_mailboxes(
         for (organisation_id, address) in chunk {
             q = q.bind(*organisation_id).bind(*address).bind(now);
         }
-        for row in q.fetch_all(&mut *conn).await? {
-            ids.insert(row.try_get("address")?, row.try_get("id")?);
-        }
+        rows.extend(q.fetch_all(&mut *conn).await?);
     }
-    Ok(ids)
+    Ok(rows)
 }
 
 pub(super) async fn insert_accounts(
     conn: &mut Conn,
     accounts: &[ImportedAccount<'_>],
-) -> Result<HashMap<String, i64>, StoreError> {
-    const WIDTH: usize = 9;
-    let mut ids = HashMap::new();
-    let now = now_ms();
-    for chunk in accounts.chunks(MAX_BINDS / WIDTH) {
-        let one = "(?, ?, ?, NULL, ?, NULL, 0, ?, ?, ?, ?, ?)";
+    now: i64,
+) -> Result<Vec<AnyRow>, StoreError> {
+    // Nine bound values an account; job title and password none, nothing to change at sign-in.
+    const ONE: &str = "(?, ?, ?, NULL, ?, NULL, 0, ?, ?, ?, ?, ?)";
+    let mut rows = Vec::new();
+    for chunk in accounts.chunks(MAX_BINDS / 9) {
         let sql = format!(
             "INSERT INTO accounts (organisation_id, address, name, job_title, status, password_hash, \
              must_change, status_changed_at, created_at, name_key, first_key, initial_key) \
              VALUES {} RETURNING id, address",
-            vec![one; chunk.len()].join(", ")
+            vec![ONE; chunk.len()].join(", ")
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for a in chunk {
@@ -197,18 +140,16 @@ pub(super) async fn insert_accounts(
                 .bind(keys.first)
                 .bind(keys.initial);
         }
-        for row in q.fetch_all(&mut *conn).await? {
-            ids.insert(row.try_get("address")?, row.try_get("id")?);
-        }
+        rows.extend(q.fetch_all(&mut *conn).await?);
     }
-    Ok(ids)
+    Ok(rows)
 }
 
 pub(super) async fn insert_memberships(
     conn: &mut Conn,
     memberships: &[(i64, i64, Role)],
+    now: i64,
 ) -> Result<(), StoreError> {
-    let now = now_ms();
     for chunk in memberships.chunks(MAX_BINDS / 4) {
         let sql = format!(
             "INSERT INTO memberships (mailbox_id, account_id, role, created_at) VALUES {}",
