@@ -4,7 +4,7 @@
 
 /// The processes whose parent is `parent`, from `/proc/PID/stat` (its fourth field; the
 /// second, the command's name in parentheses, may itself hold spaces or parentheses, so the
-/// fields are counted from the last `)`). None when /proc cannot be read.
+/// fields are counted from the last `)`). Empty when /proc cannot be read.
 pub fn children_of(parent: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();

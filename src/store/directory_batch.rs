@@ -8,8 +8,12 @@
 //! A form only runs statements and returns their rows; this module reads them, so both give
 //! the import's checks (src/directory_csv.rs) the same maps, and its tests run on both.
 
+mod imported;
 mod postgres;
 mod sqlite;
+
+// Its own module, so that both forms take it from beside them rather than from this one.
+pub use imported::ImportedAccount;
 
 use super::directory::{account_from_row, mailbox_from_row};
 use super::{Conn, StoreError, is_sqlite, now_ms};
@@ -154,14 +158,6 @@ pub async fn insert_mailboxes(
         postgres::insert_mailboxes(conn, mailboxes, now).await?
     };
     ids_by(&rows, "address")
-}
-
-/// An account an import makes: no job title, no password, nothing to change at sign-in.
-pub struct ImportedAccount<'a> {
-    pub organisation_id: i64,
-    pub address: &'a str,
-    pub name: &'a str,
-    pub status: AccountStatus,
 }
 
 /// Insert accounts, none of which exists yet, with their name keys as

@@ -14,7 +14,7 @@
 //! index scan over its values, as it did the `IN (…)` list of placeholders, where a semi-join
 //! with a function it believes returns 100 rows could be planned any other way.
 
-use super::ImportedAccount;
+use super::imported::ImportedAccount;
 use crate::name_keys::NameKeys;
 use crate::request::Role;
 use crate::store::{Conn, StoreError};

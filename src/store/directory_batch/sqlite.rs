@@ -5,7 +5,7 @@
 //! cost n² — most of an import's time at a few thousand values a statement. Each function
 //! returns the rows its statements gave; `directory_batch` reads them.
 
-use super::ImportedAccount;
+use super::imported::ImportedAccount;
 use crate::name_keys::NameKeys;
 use crate::request::Role;
 use crate::store::{Conn, StoreError};
