@@ -31,12 +31,38 @@ pub fn is_unsafe(c: char) -> bool {
 
 /// The text without unsafe characters, runs of whitespace as one space, trimmed.
 pub fn clean(s: &str) -> String {
+    // Most text is clean already: one pass to see, and one copy. `directory import` cleans two
+    // values of each of millions of rows, and the three allocations below were a tenth of its
+    // CPU (README, Performance, change 34).
+    if is_clean(s) {
+        return s.to_owned();
+    }
     let kept: String = s
         .chars()
         .map(|c| if c.is_whitespace() { ' ' } else { c })
         .filter(|c| !is_unsafe(*c))
         .collect();
     kept.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether [`clean`] leaves the text as it is: no unsafe character, and no whitespace but
+/// single spaces between words.
+fn is_clean(s: &str) -> bool {
+    // At the start, a space would be leading.
+    let mut after_space = true;
+    for c in s.chars() {
+        if c == ' ' {
+            if after_space {
+                return false;
+            }
+            after_space = true;
+        } else if c.is_whitespace() || is_unsafe(c) {
+            return false;
+        } else {
+            after_space = false;
+        }
+    }
+    s.is_empty() || !after_space
 }
 
 /// Why a name (already [`clean`]ed) cannot be an account's name; `None` when it can.
