@@ -139,7 +139,7 @@ pub fn in_transaction(conn: &Conn) -> bool {
 pub async fn begin_on(conn: &mut Conn) -> Result<ConnTx<'_>, StoreError> {
     let sqlite = is_sqlite(conn);
     Ok(conn
-        .begin_with(if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" })
+        .begin_with(if sqlite { SQLITE_BEGIN } else { "BEGIN" })
         .await?)
 }
 
@@ -491,7 +491,7 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let turn = self.write_turn().await;
         let statement = match self.backend {
-            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Sqlite => SQLITE_BEGIN,
             Backend::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         };
         Ok(Tx {
@@ -530,6 +530,37 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+/// `sql` — one write run on its own (autocommit) — committed on SQLite without waiting for
+/// the disk: `PRAGMA synchronous = NORMAL` for that statement and FULL again after it, in the
+/// same round trip to SQLite's thread. PostgreSQL: `sql` as it is.
+///
+/// In WAL mode a commit under NORMAL is written to the log but not synced
+/// (<https://www.sqlite.org/pragma.html#pragma_synchronous>): a crash of postroom loses
+/// nothing (the kernel has the write), a power cut or a crash of the machine may lose it
+/// until the next synced commit or checkpoint — the log is written in order, so syncing it
+/// for a later commit or for the checkpointer (every 100 ms while writes come, [`wal`]) makes
+/// this one durable too. Only for bookkeeping whose loss means work done again, never work
+/// lost: the reply sender's claims and "sent" records (a reply sent a second time after a
+/// power cut, as after any crash between the server's 250 and the record). Those were most of
+/// the SQLite daemon's syncs: a sync per reply against one per group of up to fifty
+/// messages (README, Performance).
+///
+/// If `sql` fails, the trailing PRAGMA does not run and the connection is left at NORMAL:
+/// [`Store::begin`] and [`begin_on`] set FULL again with their `BEGIN`, so no transaction
+/// ever commits unsynced because of it.
+pub(crate) fn unsynced(conn: &Conn, sql: &str) -> String {
+    if is_sqlite(conn) {
+        format!("PRAGMA synchronous = NORMAL; {sql}; PRAGMA synchronous = FULL")
+    } else {
+        sql.to_owned()
+    }
+}
+
+/// SQLite's `BEGIN` for a write transaction: the write lock at once (`IMMEDIATE`), and every
+/// commit synced (FULL, sqlx's default, which [`unsynced`] may have left lowered after a
+/// failure). `sqlite3_exec` runs both in one round trip.
+const SQLITE_BEGIN: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
 
 /// `$first, $first+1, …` for `n` values: the placeholders of an `IN (…)` list or of one row
 /// of a multi-row `VALUES` (the values themselves are always bound, never written into the

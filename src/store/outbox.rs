@@ -28,7 +28,7 @@
 //! SMTP gives at-least-once delivery at best (RFC 5321 §4.5.4.1 on lost replies to the
 //! final "."), so a crash between the server's 250 and [`mark_sent_many`] can send it twice.
 
-use super::{Conn, StoreError, now_ms, placeholders};
+use super::{Conn, StoreError, now_ms, placeholders, unsynced};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 use std::time::Duration;
@@ -197,11 +197,15 @@ pub async fn claim_many(
         return Ok(Vec::new());
     }
     let db_now = db_now(conn);
-    let sql = format!(
-        "UPDATE outbox SET claimed_until = {db_now} + $2 WHERE id IN ({}) AND status = 'pending' \
-         AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= {db_now}) \
-         AND {NOT_HELD} RETURNING id",
-        placeholders(3, ids.len())
+    // Unsynced on SQLite: a claim lost to a power cut only lets the reply be sent again.
+    let sql = unsynced(
+        conn,
+        &format!(
+            "UPDATE outbox SET claimed_until = {db_now} + $2 WHERE id IN ({}) AND status = 'pending' \
+             AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= {db_now}) \
+             AND {NOT_HELD} RETURNING id",
+            placeholders(3, ids.len())
+        ),
     );
     let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
         .bind(now)
@@ -235,11 +239,16 @@ pub async fn mark_sent_many(conn: &mut Conn, ids: &[i64], now: i64) -> Result<()
     if ids.is_empty() {
         return Ok(());
     }
-    let sql = format!(
-        "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, claimed_until = NULL, \
-         body = CASE WHEN secret IS NULL OR secret = '' THEN body ELSE REPLACE(body, secret, $2) END, \
-         secret = NULL WHERE id IN ({})",
-        placeholders(3, ids.len())
+    // Unsynced on SQLite (`store::unsynced`): a record lost to a power cut sends the reply
+    // again, with its secret, which stays stored until a record lands.
+    let sql = unsynced(
+        conn,
+        &format!(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, claimed_until = NULL, \
+             body = CASE WHEN secret IS NULL OR secret = '' THEN body ELSE REPLACE(body, secret, $2) END, \
+             secret = NULL WHERE id IN ({})",
+            placeholders(3, ids.len())
+        ),
     );
     let mut q = sqlx::query(AssertSqlSafe(sql))
         .bind(now)
@@ -452,6 +461,66 @@ mod tests {
             claim_many(&mut c, &[id], now, lease).await.unwrap(),
             vec![id]
         );
+    }
+
+    /// `synchronous` on `c` now (SQLite: 1 NORMAL, 2 FULL).
+    async fn sync_level(c: &mut Conn) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn claims_and_sent_records_commit_unsynced_and_every_transaction_synced() {
+        let store = store().await;
+        let id = enqueue(&store, "c@x", Some("P4ss")).await;
+        let mut c = store.write().await.unwrap();
+        assert_eq!(sync_level(&mut c).await, 2, "sqlx opens SQLite with FULL");
+        // What `synchronous` was while each UPDATE of the outbox ran: a trigger of this
+        // connection alone (TEMP) writes it down.
+        for sql in [
+            "CREATE TEMP TABLE seen (level INTEGER)",
+            "CREATE TEMP TRIGGER seen_sync AFTER UPDATE ON outbox \
+             BEGIN INSERT INTO seen SELECT synchronous FROM pragma_synchronous; END",
+        ] {
+            sqlx::query(sql).execute(&mut *c).await.unwrap();
+        }
+        let now = now_ms();
+        let claimed = claim_many(&mut c, &[id], now, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(claimed, vec![id]);
+        mark_sent_many(&mut c, &[id], now).await.unwrap();
+        let seen: Vec<i64> = sqlx::query_scalar("SELECT level FROM seen")
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![1, 1],
+            "the claim and the record ran under NORMAL"
+        );
+        assert_eq!(sync_level(&mut c).await, 2, "and FULL is back after each");
+        assert_eq!(
+            list(&mut c, Some(OutboxStatus::Sent), 10, 0).await.unwrap()[0].id,
+            id
+        );
+
+        // A statement that fails leaves the connection at NORMAL…
+        let failing = crate::store::unsynced(&c, "UPDATE no_such_table SET x = 1");
+        assert!(
+            sqlx::query(sqlx::AssertSqlSafe(failing))
+                .execute(&mut *c)
+                .await
+                .is_err()
+        );
+        assert_eq!(sync_level(&mut c).await, 1);
+        drop(c);
+        // …and the next transaction on it (the pool has this one connection) is FULL again.
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(sync_level(&mut tx).await, 2);
+        tx.rollback().await.unwrap();
     }
 
     #[tokio::test]
