@@ -184,23 +184,51 @@ pub async fn append(conn: &mut Conn, at: i64, events: &[Append<'_>]) -> Result<(
     Ok(())
 }
 
-async fn append_in_tx(conn: &mut Conn, at: i64, events: &[Append<'_>]) -> Result<(), StoreError> {
-    // Takes the head row's lock until commit (see `take_head`): writers take turns.
-    let (count, head) = take_head(conn, at).await?;
-    let mut prev = match head {
-        Some(h) => from_hex(&h).ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "audit_head holds {h:?}, not a SHA-256 hash: run `postroom audit verify`"
-            ))
-        })?,
-        // The first chained event: it links to the events from before the chain.
-        None => genesis_of_unchained(conn).await?.digest(),
-    };
+std::thread_local! {
+    /// SQLite: the head this thread's last append left (event count ≥ 1, hash), so that the
+    /// next append can skip reading it. The pipeline's messages, the web page's actions and
+    /// LMTP deliveries all append from the daemon's one worker thread, so in service it is
+    /// almost always the database's head; it is only ever used through
+    /// [`audit_chain::insert_events_if_head`], which writes nothing unless the stored head
+    /// still is exactly this one (another process, connection or thread appended since, or
+    /// the transaction that wrote it rolled back: the head is then read as before). Two
+    /// databases can share it safely for the same reason: equal counts and hashes are equal
+    /// chains. A head of 0 events is never kept: what the first event links to depends on
+    /// the events from before the chain, which the head does not name.
+    ///
+    /// Why: reading the head was one round trip to SQLite's thread per message out of about
+    /// eight (README, Performance). PostgreSQL reads it as before: there the read takes the
+    /// row's lock that orders concurrent writers, and several instances append.
+    static LAST_HEAD: std::cell::RefCell<Option<(i64, String)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn last_head() -> Option<(i64, String)> {
+    LAST_HEAD.with(|h| h.borrow().clone())
+}
+
+fn remember_head(count: i64, hash: String) {
+    LAST_HEAD.with(|h| *h.borrow_mut() = Some((count, hash)));
+}
+
+/// Events hashed onto a head: each one's place, the hash it links to and its own (hex), and
+/// the head after them.
+struct Chained {
+    links: Vec<(i64, String, String)>,
+    count: i64,
+    head: String,
+}
+
+fn chain_onto(
+    count: i64,
+    mut prev: Hash,
+    at: i64,
+    events: &[Append<'_>],
+) -> Result<Chained, StoreError> {
     let first_seq = u64::try_from(count)
         .map_err(|_| StoreError::Invalid(format!("audit_head event_count is {count}")))?
         + 1;
-
-    let mut hashes = Vec::with_capacity(events.len());
+    let mut links = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         let seq = first_seq + i as u64;
         let h = event_hash(
@@ -217,28 +245,81 @@ async fn append_in_tx(conn: &mut Conn, at: i64, events: &[Append<'_>]) -> Result
                 message_id: e.message_id,
             },
         );
-        hashes.push((seq, to_hex(&prev), to_hex(&h)));
+        links.push((
+            i64::try_from(seq).unwrap_or(i64::MAX),
+            to_hex(&prev),
+            to_hex(&h),
+        ));
         prev = h;
     }
-    let new_count = count.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX));
-    let new_head = to_hex(&prev);
-    let rows: Vec<ChainedEvent<'_>> = events
-        .iter()
-        .zip(&hashes)
-        .map(|(e, (seq, prev_hex, hash_hex))| ChainedEvent {
-            actor: e.actor,
-            on_behalf_of: e.on_behalf_of,
-            action: e.action,
-            subject: e.subject,
-            detail: e.detail.as_str(),
-            request_id: e.request_id,
-            message_id: e.message_id,
-            seq: i64::try_from(*seq).unwrap_or(i64::MAX),
-            prev_hash: prev_hex.as_str(),
-            hash: hash_hex.as_str(),
-        })
-        .collect();
-    audit_chain::insert_events(conn, at, &rows, new_count, &new_head).await
+    Ok(Chained {
+        links,
+        count: count.saturating_add(i64::try_from(events.len()).unwrap_or(i64::MAX)),
+        head: to_hex(&prev),
+    })
+}
+
+impl Chained {
+    fn rows<'a>(&'a self, events: &'a [Append<'a>]) -> Vec<ChainedEvent<'a>> {
+        events
+            .iter()
+            .zip(&self.links)
+            .map(|(e, (seq, prev_hex, hash_hex))| ChainedEvent {
+                actor: e.actor,
+                on_behalf_of: e.on_behalf_of,
+                action: e.action,
+                subject: e.subject,
+                detail: e.detail.as_str(),
+                request_id: e.request_id,
+                message_id: e.message_id,
+                seq: *seq,
+                prev_hash: prev_hex.as_str(),
+                hash: hash_hex.as_str(),
+            })
+            .collect()
+    }
+}
+
+async fn append_in_tx(conn: &mut Conn, at: i64, events: &[Append<'_>]) -> Result<(), StoreError> {
+    let sqlite = store::is_sqlite(conn);
+    if sqlite {
+        // Onto the head this thread last left, if it still is the database's (`LAST_HEAD`).
+        if let Some((count, hash)) = last_head()
+            && let Some(prev) = from_hex(&hash)
+        {
+            let chained = chain_onto(count, prev, at, events)?;
+            let rows = chained.rows(events);
+            let to = (chained.count, chained.head.as_str());
+            if audit_chain::insert_events_if_head(conn, at, &rows, (count, &hash), to).await? {
+                remember_head(chained.count, chained.head);
+                return Ok(());
+            }
+        }
+    }
+    // Takes the head row's lock until commit (see `take_head`): writers take turns.
+    let (count, head) = take_head(conn, at).await?;
+    let prev = match head {
+        Some(h) => from_hex(&h).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "audit_head holds {h:?}, not a SHA-256 hash: run `postroom audit verify`"
+            ))
+        })?,
+        // The first chained event: it links to the events from before the chain.
+        None => genesis_of_unchained(conn).await?.digest(),
+    };
+    let chained = chain_onto(count, prev, at, events)?;
+    audit_chain::insert_events(
+        conn,
+        at,
+        &chained.rows(events),
+        chained.count,
+        &chained.head,
+    )
+    .await?;
+    if sqlite {
+        remember_head(chained.count, chained.head);
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -676,6 +757,97 @@ mod tests {
         c.add(1, &fields());
         assert_ne!(a.digest(), c.digest());
         assert_eq!(a.events, 2);
+    }
+
+    /// Append one event in a transaction of its own on `store`.
+    async fn append_one(store: &crate::store::Store, subject: &str) {
+        let mut tx = store.begin().await.unwrap();
+        let event = Append {
+            actor: "postroom",
+            on_behalf_of: None,
+            action: "test.event",
+            subject: Some(subject),
+            detail: "{}".into(),
+            request_id: None,
+            message_id: None,
+        };
+        append(&mut tx, crate::store::now_ms(), &[event])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Writes of the head so far, as the TEMP trigger of [`head_writes_counted`] counts them.
+    async fn head_writes(store: &crate::store::Store) -> i64 {
+        let mut c = store.write().await.unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM head_writes")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sqlite_appends_onto_the_head_it_left_and_reads_it_again_when_that_is_stale() {
+        let store = crate::store::Store::open(&crate::store::DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        {
+            // Every row write of the head, counted by a trigger of this (only) connection.
+            let mut c = store.write().await.unwrap();
+            for sql in [
+                "CREATE TEMP TABLE head_writes (n INTEGER)",
+                "CREATE TEMP TRIGGER head_writes_counted AFTER UPDATE ON audit_head \
+                 BEGIN INSERT INTO head_writes VALUES (1); END",
+            ] {
+                sqlx::query(sql).execute(&mut *c).await.unwrap();
+            }
+        }
+        // The first event: the head (0 events) is read and taken, then moved: two writes.
+        append_one(&store, "one@nhs.example").await;
+        assert_eq!(head_writes(&store).await, 2);
+        // The next onto the head this thread left: moved once, nothing read before.
+        append_one(&store, "two@nhs.example").await;
+        assert_eq!(head_writes(&store).await, 3);
+        // An append whose transaction is rolled back leaves this thread remembering a head
+        // the database never got (the TEMP table's row goes with it)…
+        let mut tx = store.begin().await.unwrap();
+        let lost = Append {
+            actor: "postroom",
+            on_behalf_of: None,
+            action: "test.event",
+            subject: Some("lost@nhs.example"),
+            detail: "{}".into(),
+            request_id: None,
+            message_id: None,
+        };
+        append(&mut tx, crate::store::now_ms(), &[lost])
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(head_writes(&store).await, 3);
+        // …so nothing is written onto it: the head is read again and the event follows the
+        // last one stored. (Other threads, connections and processes moving the head meet
+        // the same test: `tests/audit_chain.rs`, `concurrent_writers_make_one_chain`.)
+        append_one(&store, "three@nhs.example").await;
+        assert_eq!(head_writes(&store).await, 5);
+        let mut c = store.read().await.unwrap();
+        match verify(&mut c, &[]).await.unwrap() {
+            Verdict::Intact { events, .. } => assert_eq!(events, 3),
+            broken => panic!("{broken:?}"),
+        }
+        let order: Vec<String> =
+            sqlx::query_scalar("SELECT subject FROM audit_events ORDER BY seq")
+                .fetch_all(&mut *c)
+                .await
+                .unwrap();
+        assert_eq!(
+            order,
+            ["one", "two", "three"].map(|n| format!("{n}@nhs.example"))
+        );
     }
 
     #[test]

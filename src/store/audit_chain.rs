@@ -93,39 +93,27 @@ pub struct ChainedEvent<'a> {
     pub hash: &'a str,
 }
 
-/// Insert `events` (all at time `at`) in ONE statement and move the head to `new_count`
-/// events and `new_head`; in the transaction whose head [`take_head`] took.
-pub async fn insert_events(
-    conn: &mut Conn,
+/// The columns an insert of events names, in the order [`bind_events`] binds them.
+const INSERT_EVENTS: &str = "INSERT INTO audit_events (at, actor, on_behalf_of, action, \
+    subject, detail, request_id, message_id, seq, prev_hash, hash)";
+
+/// Values bound per event after the time (`$1`).
+const PER_EVENT: usize = 10;
+
+/// `($1, $2, …), ($1, $12, …)`: the rows of `n` events, the time first, then ten per event.
+fn event_rows(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("($1, {})", placeholders(2 + i * PER_EVENT, PER_EVENT)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `$1` the time, then each event's ten values, in [`INSERT_EVENTS`]'s order.
+fn bind_events<'q>(
+    sql: String,
     at: i64,
-    events: &[ChainedEvent<'_>],
-    new_count: i64,
-    new_head: &str,
-) -> Result<(), StoreError> {
-    // `$1` is the time, then ten per event, then the head's new count and hash.
-    const PER: usize = 10;
-    let rows: Vec<String> = (0..events.len())
-        .map(|i| format!("($1, {})", placeholders(2 + i * PER, PER)))
-        .collect();
-    let after = 2 + events.len() * PER;
-    let insert = format!(
-        "INSERT INTO audit_events (at, actor, on_behalf_of, action, subject, detail, request_id, message_id, seq, prev_hash, hash) \
-         VALUES {}",
-        rows.join(", ")
-    );
-    let set_head = format!(
-        "UPDATE audit_head SET event_count = ${after}, head_hash = ${} WHERE id = 1",
-        after + 1
-    );
-    // One round trip for both. PostgreSQL: a data-modifying WITH runs even unreferenced.
-    // SQLite: two statements in one query string, which sqlx runs in turn on its worker with
-    // the numbered parameters each names (a round trip to that thread per statement is what
-    // the pipeline's time goes on).
-    let sql = if is_sqlite(conn) {
-        format!("{insert}; {set_head}")
-    } else {
-        format!("WITH ins AS ({insert}) {set_head}")
-    };
+    events: &'q [ChainedEvent<'q>],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let mut q = sqlx::query(AssertSqlSafe(sql)).bind(at);
     for e in events {
         q = q
@@ -140,6 +128,82 @@ pub async fn insert_events(
             .bind(e.prev_hash)
             .bind(e.hash);
     }
-    q.bind(new_count).bind(new_head).execute(&mut *conn).await?;
+    q
+}
+
+/// SQLite: insert `events` (all at time `at`) and move the head from `from` (event count,
+/// hash) to `to`, both only if the head is still `from`, in one round trip: whether it was.
+/// In a write transaction the head cannot move between the check and the writes (SQLite has
+/// one writer), so either both are written or neither; `audit::chain` then takes the head the
+/// ordinary way ([`take_head`]). The head is stamped `at`, as [`take_head`] stamps it.
+pub async fn insert_events_if_head(
+    conn: &mut Conn,
+    at: i64,
+    events: &[ChainedEvent<'_>],
+    from: (i64, &str),
+    to: (i64, &str),
+) -> Result<bool, StoreError> {
+    let after = 2 + events.len() * PER_EVENT;
+    let (count, hash, new_count, new_hash) = (after, after + 1, after + 2, after + 3);
+    let still = format!("event_count = ${count} AND head_hash = ${hash}");
+    // The SELECT over VALUES keeps the insert's values bound, and its WHERE is the same test
+    // as the UPDATE's, made before either writes.
+    let sql = format!(
+        "{INSERT_EVENTS} SELECT * FROM (VALUES {rows}) \
+         WHERE EXISTS (SELECT 1 FROM audit_head WHERE id = 1 AND {still}); \
+         UPDATE audit_head SET event_count = ${new_count}, head_hash = ${new_hash}, updated_at = $1 \
+         WHERE id = 1 AND {still}",
+        rows = event_rows(events.len())
+    );
+    let written = bind_events(sql, at, events)
+        .bind(from.0)
+        .bind(from.1)
+        .bind(to.0)
+        .bind(to.1)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let all = u64::try_from(events.len())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    match written {
+        0 => Ok(false),
+        n if n == all => Ok(true),
+        n => Err(StoreError::Invalid(format!(
+            "appending {} audit events after a known head wrote {n} rows",
+            events.len()
+        ))),
+    }
+}
+
+/// Insert `events` (all at time `at`) in ONE statement and move the head to `new_count`
+/// events and `new_head`; in the transaction whose head [`take_head`] took.
+pub async fn insert_events(
+    conn: &mut Conn,
+    at: i64,
+    events: &[ChainedEvent<'_>],
+    new_count: i64,
+    new_head: &str,
+) -> Result<(), StoreError> {
+    let after = 2 + events.len() * PER_EVENT;
+    let insert = format!("{INSERT_EVENTS} VALUES {}", event_rows(events.len()));
+    let set_head = format!(
+        "UPDATE audit_head SET event_count = ${after}, head_hash = ${} WHERE id = 1",
+        after + 1
+    );
+    // One round trip for both. PostgreSQL: a data-modifying WITH runs even unreferenced.
+    // SQLite: two statements in one query string, which sqlx runs in turn on its worker with
+    // the numbered parameters each names (a round trip to that thread per statement is what
+    // the pipeline's time goes on).
+    let sql = if is_sqlite(conn) {
+        format!("{insert}; {set_head}")
+    } else {
+        format!("WITH ins AS ({insert}) {set_head}")
+    };
+    bind_events(sql, at, events)
+        .bind(new_count)
+        .bind(new_head)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
