@@ -9,8 +9,10 @@
 //!
 //! So each process that opens a SQLite file runs a checkpointer: a task that copies the log
 //! with a `PASSIVE` checkpoint, which never waits for a writer and never makes one wait — a
-//! commit only appends to the log (and syncs it, as before: `synchronous` is unchanged, so a
-//! committed transaction survives a power cut). The connections' own threshold is raised
+//! commit only appends to the log (and syncs it, as before, so a committed transaction
+//! survives a power cut; the reply sender's claims and records alone are not synced at once,
+//! [`super::unsynced`], and a checkpoint syncs them with the log before copying it). The
+//! connections' own threshold is raised
 //! ([`CONNECTION_SETTING`]) rather than switched off, so a log whose checkpointer is not
 //! running still stays bounded.
 
