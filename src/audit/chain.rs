@@ -759,10 +759,8 @@ mod tests {
         assert_eq!(a.events, 2);
     }
 
-    /// Append one event in a transaction of its own on `store`.
-    async fn append_one(store: &crate::store::Store, subject: &str) {
-        let mut tx = store.begin().await.unwrap();
-        let event = Append {
+    fn test_event(subject: &str) -> Append<'_> {
+        Append {
             actor: "postroom",
             on_behalf_of: None,
             action: "test.event",
@@ -770,14 +768,19 @@ mod tests {
             detail: "{}".into(),
             request_id: None,
             message_id: None,
-        };
-        append(&mut tx, crate::store::now_ms(), &[event])
+        }
+    }
+
+    /// Append one event in a transaction of its own on `store`.
+    async fn append_one(store: &crate::store::Store, subject: &str) {
+        let mut tx = store.begin().await.unwrap();
+        append(&mut tx, crate::store::now_ms(), &[test_event(subject)])
             .await
             .unwrap();
         tx.commit().await.unwrap();
     }
 
-    /// Writes of the head so far, as the TEMP trigger of [`head_writes_counted`] counts them.
+    /// Writes of the head so far, as the TEMP trigger `head_writes_counted` counts them.
     async fn head_writes(store: &crate::store::Store) -> i64 {
         let mut c = store.write().await.unwrap();
         sqlx::query_scalar("SELECT COUNT(*) FROM head_writes")
@@ -815,18 +818,13 @@ mod tests {
         // An append whose transaction is rolled back leaves this thread remembering a head
         // the database never got (the TEMP table's row goes with it)…
         let mut tx = store.begin().await.unwrap();
-        let lost = Append {
-            actor: "postroom",
-            on_behalf_of: None,
-            action: "test.event",
-            subject: Some("lost@nhs.example"),
-            detail: "{}".into(),
-            request_id: None,
-            message_id: None,
-        };
-        append(&mut tx, crate::store::now_ms(), &[lost])
-            .await
-            .unwrap();
+        append(
+            &mut tx,
+            crate::store::now_ms(),
+            &[test_event("lost@nhs.example")],
+        )
+        .await
+        .unwrap();
         tx.rollback().await.unwrap();
         assert_eq!(head_writes(&store).await, 3);
         // …so nothing is written onto it: the head is read again and the event follows the
