@@ -546,8 +546,9 @@ impl Store {
 /// the SQLite daemon's syncs: a sync per reply against one per group of up to fifty
 /// messages (README, Performance).
 ///
-/// If `sql` fails, the trailing PRAGMA does not run and the connection is left at NORMAL:
-/// [`Store::begin`] and [`begin_on`] set FULL again with their `BEGIN`, so no transaction
+/// If `sql` fails, its trailing PRAGMA does not run: pass the statement's result through
+/// [`synced_again`], which sets FULL again at once. Should that fail too (the connection is
+/// broken), [`Store::begin`] and [`begin_on`] set FULL with their `BEGIN`, so no transaction
 /// ever commits unsynced because of it.
 pub(crate) fn unsynced(conn: &Conn, sql: &str) -> String {
     if is_sqlite(conn) {
@@ -555,6 +556,24 @@ pub(crate) fn unsynced(conn: &Conn, sql: &str) -> String {
     } else {
         sql.to_owned()
     }
+}
+
+/// The result of an [`unsynced`] statement, with FULL set again on `conn` when it failed (its
+/// own trailing PRAGMA did not run), so that no later write on the connection commits
+/// unsynced either. The statement's error is returned as it was.
+pub(crate) async fn synced_again<T>(
+    conn: &mut Conn,
+    result: Result<T, sqlx::Error>,
+) -> Result<T, StoreError> {
+    if result.is_err()
+        && is_sqlite(conn)
+        && let Err(e) = sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+    {
+        tracing::warn!("setting synchronous = FULL again after a failed statement: {e}");
+    }
+    Ok(result?)
 }
 
 /// SQLite's `BEGIN` for a write transaction: the write lock at once (`IMMEDIATE`), and every

@@ -28,7 +28,7 @@
 //! SMTP gives at-least-once delivery at best (RFC 5321 §4.5.4.1 on lost replies to the
 //! final "."), so a crash between the server's 250 and [`mark_sent_many`] can send it twice.
 
-use super::{Conn, StoreError, now_ms, placeholders, unsynced};
+use super::{Conn, StoreError, now_ms, placeholders, synced_again, unsynced};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 use std::time::Duration;
@@ -213,7 +213,8 @@ pub async fn claim_many(
     for id in ids {
         q = q.bind(*id);
     }
-    Ok(q.fetch_all(&mut *conn).await?)
+    let claimed = q.fetch_all(&mut *conn).await;
+    synced_again(conn, claimed).await
 }
 
 /// Give claimed rows back unsent (the sender is stopping): due again at once for any sender.
@@ -256,7 +257,8 @@ pub async fn mark_sent_many(conn: &mut Conn, ids: &[i64], now: i64) -> Result<()
     for id in ids {
         q = q.bind(*id);
     }
-    q.execute(&mut *conn).await?;
+    let recorded = q.execute(&mut *conn).await;
+    synced_again(conn, recorded).await?;
     Ok(())
 }
 
@@ -507,17 +509,21 @@ mod tests {
             id
         );
 
-        // A statement that fails leaves the connection at NORMAL…
+        // A statement that fails skips its trailing PRAGMA; `synced_again` sets FULL at once…
         let failing = crate::store::unsynced(&c, "UPDATE no_such_table SET x = 1");
-        assert!(
-            sqlx::query(sqlx::AssertSqlSafe(failing))
-                .execute(&mut *c)
-                .await
-                .is_err()
-        );
+        let failed = sqlx::query(sqlx::AssertSqlSafe(failing.clone()))
+            .execute(&mut *c)
+            .await;
+        assert!(crate::store::synced_again(&mut c, failed).await.is_err());
+        assert_eq!(sync_level(&mut c).await, 2);
+        // …and should that not happen, the connection stays at NORMAL only until…
+        let failed = sqlx::query(sqlx::AssertSqlSafe(failing))
+            .execute(&mut *c)
+            .await;
+        assert!(failed.is_err());
         assert_eq!(sync_level(&mut c).await, 1);
         drop(c);
-        // …and the next transaction on it (the pool has this one connection) is FULL again.
+        // …the next transaction on it (the pool has this one connection), FULL again.
         let mut tx = store.begin().await.unwrap();
         assert_eq!(sync_level(&mut tx).await, 2);
         tx.rollback().await.unwrap();
