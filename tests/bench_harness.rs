@@ -272,3 +272,34 @@ fn cpus_allowed(pid: u32) -> String {
         .map(|v| v.trim().to_owned())
         .unwrap_or_default()
 }
+
+/// The hand-over bench (`benches/sqlite_hop.rs`) at a small size: both phases measured, the
+/// figures in its JSON line.
+#[test]
+fn the_sqlite_hop_bench_times_both_phases() {
+    let mut c = Command::new(bench_program("sqlite_hop"));
+    c.arg("--bench").env("BENCH_STATEMENTS", "3000");
+    let out = c.output().expect("run the sqlite_hop bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    let hop = &v["sqlite_hop"];
+    assert_eq!(hop["statements"], 3000, "{last}");
+    for phase in ["alone", "shared"] {
+        for figure in ["cpu_us", "wall_us", "switches"] {
+            let x = hop[phase][figure]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{phase}.{figure}: {last}"));
+            assert!(x.is_finite() && x >= 0.0, "{phase}.{figure}: {last}");
+        }
+        // Every statement waits for another thread's answer.
+        assert!(hop[phase]["wall_us"].as_f64() > Some(0.0), "{last}");
+        assert!(hop[phase]["switches"].as_f64() >= Some(1.0), "{last}");
+    }
+    assert!(
+        stdout.contains("the CPU shared with a busy process"),
+        "{stdout}"
+    );
+}
