@@ -9,7 +9,7 @@ use postroom::jobs::reply;
 use postroom::smtp;
 use postroom::store::journal::{self, NewOutboxItem};
 use postroom::store::outbox::{self, OutboxStatus};
-use postroom::store::{Store, now_ms};
+use postroom::store::{Backend, Store, now_ms};
 use sqlx::Row;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -757,4 +757,66 @@ async fn replies_go_out_over_implicit_tls() {
         ..smtps.clone()
     };
     assert!(smtp::check(&plain).await.is_err());
+}
+
+/// A database that refuses the "sent" records (a trigger here) stops the sending: of 40 due
+/// replies, no more go out than `reply::UNRECORDED_MAX`, the most a crash can send twice. Each
+/// stays pending, to be sent when its claim runs out.
+#[tokio::test]
+async fn a_database_that_refuses_the_records_stops_the_sending() {
+    init();
+    let _stack = MailStack::require();
+    let dumps = tempfile::tempdir().unwrap();
+    // smtp-sink writes as `nobody` when run as root.
+    std::fs::set_permissions(
+        dumps.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let sink = SmtpSink::start(&["-d", &format!("{}/%H%M%S.", dumps.path().display())]);
+    let db = db().await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(
+            enqueue(
+                &db.store,
+                "site@test.example",
+                &format!("r{i}"),
+                "body\n",
+                None,
+            )
+            .await
+            .id,
+        );
+    }
+    let refuse: &[&'static str] = match db.store.backend() {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER refuse_sent BEFORE UPDATE OF status ON outbox \
+             WHEN NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION refuse_sent() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            "CREATE TRIGGER refuse_sent BEFORE UPDATE ON outbox FOR EACH ROW \
+             WHEN (NEW.status = 'sent') EXECUTE FUNCTION refuse_sent()",
+        ],
+    };
+    {
+        let mut conn = db.store.write().await.unwrap();
+        for sql in refuse {
+            sqlx::query(*sql).execute(&mut *conn).await.unwrap();
+        }
+    }
+
+    let pass = reply::send_due(&db.store, &smtp_config(sink.port), &helpdesk()).await;
+    let error = pass.expect_err("the records were refused").to_string();
+    assert!(error.contains("refused by the test"), "{error}");
+    let delivered = std::fs::read_dir(dumps.path()).unwrap().count();
+    assert!(
+        (1..=reply::UNRECORDED_MAX).contains(&delivered),
+        "{delivered} replies went out with none recorded"
+    );
+    for id in ids {
+        assert_eq!(stored(&db.store, id).await.status, "pending");
+    }
 }

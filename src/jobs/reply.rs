@@ -4,7 +4,8 @@
 //!
 //! One pass ([`send_due`]): read the due rows, check the server once (connect, EHLO,
 //! STARTTLS/TLS, AUTH), then claim them a handful at a time, send them over up to
-//! [`SENDERS`] connections, and record the results as they come, several per statement. The
+//! [`SENDERS`] connections, and record the results as they come, several per statement (at
+//! most [`UNRECORDED_MAX`] sent and not yet recorded, what a crash can send twice). The
 //! database is touched only in single short statements between network steps, never in a
 //! transaction that waits on the server (see `store::outbox` for the claim that keeps several
 //! instances from sending one reply twice).
@@ -40,6 +41,16 @@ const CLAIM_CHUNK: usize = 2 * SENDERS;
 /// process's watcher wakes it, so with several instances this is how long a backlog queued by
 /// another instance waits for this one's senders to join in (one cheap query each time).
 const MAX_IDLE: Duration = Duration::from_secs(5);
+/// Replies sent (or being sent) and not yet recorded, at most: what a crash can make go out
+/// twice. A sender takes a place before it sends, and the recorder gives it back once the
+/// result is written; so senders go on sending while the recorder gathers results, and a
+/// recorder that cannot write stops the sending within this many.
+pub const UNRECORDED_MAX: usize = 4 * SENDERS;
+/// How long the recorder waits for more results after the first before it writes them
+/// (unless half of [`UNRECORDED_MAX`] came first): several replies in one statement, one
+/// commit of the outbox's pages. Each "sent" record on its own was a commit per reply, about
+/// 0.1 ms of SQLite's time each (README, Performance, change 37).
+const RECORD_LINGER: Duration = Duration::from_millis(20);
 /// Backoff after a database error in the worker loop.
 const DB_RETRY_INITIAL: Duration = Duration::from_secs(1);
 const DB_RETRY_MAX: Duration = Duration::from_secs(60);
@@ -124,22 +135,30 @@ async fn pass(
         )),
     });
 
-    // Senders and the recorder side by side: a sender hands its result over and waits until
-    // it is recorded before it sends the next reply (so no more replies than there are
-    // senders are ever sent and not yet recorded: what a crash can make go out twice); the
-    // recorder writes whatever results have gathered in one statement. On SQLite every write
-    // waits its turn behind the pipeline's transactions (`Store::begin`), so one wait shared
-    // by the senders instead of one each is what lets them keep up with a backlog.
+    // Senders and the recorder side by side: a sender takes a place among the
+    // UNRECORDED_MAX, sends, and hands its result over with the place; the recorder writes
+    // the results that gather in one statement and gives their places back. On SQLite every
+    // write waits its turn behind the pipeline's transactions (`Store::begin`), so one wait
+    // shared by the senders instead of one each is what lets them keep up with a backlog.
     let (results, gathered) = tokio::sync::mpsc::unbounded_channel::<Report>();
+    let unrecorded = Arc::new(tokio::sync::Semaphore::new(UNRECORDED_MAX));
     let sender = Sender {
         transport,
         cfg,
         helpdesk,
         stop,
         broken: &broken,
+        unrecorded: &unrecorded,
     };
     let sending = send_all(store, &sender, &rows, results);
-    let ((sent, skipped), recorded) = tokio::join!(sending, recorder(store, cfg, gathered));
+    let recording = async {
+        let recorded = recorder(store, cfg, gathered, RECORD_LINGER).await;
+        // Stopped, by an error or with every sender done: a sender about to send finds no
+        // place and sends nothing, and no more rows are claimed.
+        unrecorded.close();
+        recorded
+    };
+    let ((sent, skipped), recorded) = tokio::join!(sending, recording);
     let mut result = recorded?;
     sent?;
     result.skipped += skipped;
@@ -163,6 +182,9 @@ async fn send_all(
         while in_flight.len() < SENDERS {
             if let Some(row) = queue.pop_front() {
                 in_flight.push(send_and_report(sender, row, &results));
+            } else if sender.unrecorded.is_closed() {
+                // The recorder has stopped: nothing more is claimed.
+                break;
             } else if let Some(chunk) = chunks.next() {
                 match claim_chunk(store, sender.cfg, sender.stop, chunk).await {
                     Ok(claimed) => {
@@ -195,23 +217,30 @@ struct Sender<'a> {
     /// Set once the connection is known to be gone: the remaining rows are rescheduled
     /// instead of tried.
     broken: &'a Mutex<Option<String>>,
+    /// Places for results not yet recorded ([`UNRECORDED_MAX`]).
+    unrecorded: &'a Arc<tokio::sync::Semaphore>,
 }
 
-/// A sender's result, and how the recorder says it is written.
-type Report = (outbox::OutboxRow, Attempt, tokio::sync::oneshot::Sender<()>);
+/// A sender's result, with the place it holds until the recorder has written it.
+type Report = (
+    outbox::OutboxRow,
+    Attempt,
+    tokio::sync::OwnedSemaphorePermit,
+);
 
 async fn send_and_report(
     sender: &Sender<'_>,
     row: outbox::OutboxRow,
     results: &tokio::sync::mpsc::UnboundedSender<Report>,
 ) {
+    // No place: the recorder has stopped, on an error the pass returns. The row stays
+    // claimed and unsent, and is sent when its claim runs out.
+    let Ok(place) = sender.unrecorded.clone().acquire_owned().await else {
+        return;
+    };
     let attempt = attempt(sender, &row).await;
-    let (recorded, written) = tokio::sync::oneshot::channel();
-    // The recorder only stops early on an error, which the pass then returns; then neither
-    // the send nor the wait matters any more.
-    if results.send((row, attempt, recorded)).is_ok() {
-        let _ = written.await;
-    }
+    // Refused only once the recorder has stopped; the place goes with the report.
+    let _ = results.send((row, attempt, place));
 }
 
 /// Replies claimed in one statement (at most [`CLAIM_CHUNK`]). Claimed a few at a time
@@ -250,6 +279,7 @@ async fn attempt(sender: &Sender<'_>, row: &outbox::OutboxRow) -> Attempt {
         helpdesk,
         stop,
         broken,
+        unrecorded: _,
     } = *sender;
     if stop.is_some_and(CancellationToken::is_cancelled) {
         return Attempt::Released;
@@ -300,24 +330,26 @@ async fn attempt(sender: &Sender<'_>, row: &outbox::OutboxRow) -> Attempt {
     }
 }
 
-/// Write the senders' results as they come, several at a time.
+/// Results written by one statement, at most: half of [`UNRECORDED_MAX`], so that the other
+/// half keeps the senders going while the recorder writes.
+const BATCH_MAX: usize = UNRECORDED_MAX / 2;
+
+/// Write the senders' results as they come, several at a time ([`gather`]).
 async fn recorder(
     store: &Store,
     cfg: &SmtpConfig,
     mut gathered: tokio::sync::mpsc::UnboundedReceiver<Report>,
+    linger: Duration,
 ) -> Result<SendPass, SmtpError> {
     let mut result = SendPass::default();
     while let Some(first) = gathered.recv().await {
-        let mut batch = vec![first];
-        while let Ok(more) = gathered.try_recv() {
-            batch.push(more);
-        }
+        let batch = gather(first, &mut gathered, linger).await;
         let mut sent = Vec::new();
         let mut released = Vec::new();
         let mut failed = Vec::new();
-        let mut acks = Vec::with_capacity(batch.len());
-        for (row, attempt, ack) in batch {
-            acks.push(ack);
+        let mut places = Vec::with_capacity(batch.len());
+        for (row, attempt, place) in batch {
+            places.push(place);
             match attempt {
                 Attempt::Done => sent.push(row),
                 Attempt::Released => released.push(row.id),
@@ -333,11 +365,29 @@ async fn recorder(
         for (row, failure) in failed {
             record_failure(store, &row, failure, cfg, &mut result).await?;
         }
-        for ack in acks {
-            let _ = ack.send(());
-        }
+        // Written: the places are free for the next sends.
+        drop(places);
     }
     Ok(result)
+}
+
+/// The first result and those that come within `linger` after it, up to [`BATCH_MAX`]; fewer
+/// when every sender is done.
+async fn gather(
+    first: Report,
+    gathered: &mut tokio::sync::mpsc::UnboundedReceiver<Report>,
+    linger: Duration,
+) -> Vec<Report> {
+    let mut batch = vec![first];
+    let until = tokio::time::Instant::now() + linger;
+    while batch.len() < BATCH_MAX {
+        match tokio::time::timeout_at(until, gathered.recv()).await {
+            Ok(Some(more)) => batch.push(more),
+            // Every sender done, or waited long enough.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    batch
 }
 
 /// Record replies the server accepted, however long the database takes to come back: if
@@ -546,4 +596,125 @@ async fn worker_pass(
         Duration::ZERO
     };
     Ok(wait.clamp(floor, MAX_IDLE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Auth, Secret};
+    use crate::config_value::TlsMode;
+    use crate::store::journal::{NewOutboxItem, enqueue_reply};
+    use crate::store::{DatabaseConfig, outbox::OutboxStatus};
+    use std::collections::BTreeSet;
+
+    fn smtp() -> SmtpConfig {
+        SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: TlsMode::None,
+            username: None,
+            password: None::<Secret>,
+            auth: Auth::Password,
+            ca_file: None,
+            from: "helpdesk@nhs.example".into(),
+            timeout: Duration::from_secs(5),
+            retry_initial: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(3 * 86400),
+        }
+    }
+
+    /// A store with `n` replies queued, and their rows as a pass reads them.
+    async fn queued(n: usize) -> (Store, Vec<outbox::OutboxRow>) {
+        let store = Store::open(&DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..n {
+            enqueue_reply(
+                &mut tx,
+                &NewOutboxItem {
+                    request_id: None,
+                    to: "site@nhs.example",
+                    subject: "s",
+                    body: "b",
+                    message_id: &format!("r{i}@nhs.example"),
+                    in_reply_to: None,
+                    references: None,
+                    secret: None,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let rows = outbox::due(&mut store.read().await.unwrap(), store::now_ms(), 100)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), n);
+        (store, rows)
+    }
+
+    /// Results that come one after another within the linger are written by one statement
+    /// (one `sent_at`), and every place is given back.
+    #[tokio::test]
+    async fn results_within_the_linger_are_recorded_together() {
+        let (store, rows) = queued(5).await;
+        let places = Arc::new(tokio::sync::Semaphore::new(UNRECORDED_MAX));
+        let (results, gathered) = tokio::sync::mpsc::unbounded_channel::<Report>();
+        let feed = async {
+            for row in rows {
+                let place = places.clone().acquire_owned().await.unwrap();
+                results.send((row, Attempt::Done, place)).unwrap();
+                // Apart by more than a millisecond: results written as they came would get
+                // different `sent_at`s.
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            drop(results);
+        };
+        let cfg = smtp();
+        let (_, recorded) = tokio::join!(
+            feed,
+            recorder(&store, &cfg, gathered, Duration::from_secs(5))
+        );
+        assert_eq!(recorded.unwrap().sent, 5);
+        let sent = outbox::list(
+            &mut store.read().await.unwrap(),
+            Some(OutboxStatus::Sent),
+            100,
+            0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(sent.len(), 5);
+        let stamps: BTreeSet<Option<i64>> = sent.iter().map(|r| r.sent_at).collect();
+        assert_eq!(stamps.len(), 1, "{stamps:?}");
+        assert_eq!(places.available_permits(), UNRECORDED_MAX);
+    }
+
+    /// Results all there at once: at most half the places' worth per statement, the rest in
+    /// the next, so that the senders have places while the recorder writes.
+    #[tokio::test]
+    async fn a_batch_is_at_most_half_the_places() {
+        let (_store, rows) = queued(BATCH_MAX + 1).await;
+        let places = Arc::new(tokio::sync::Semaphore::new(UNRECORDED_MAX));
+        let (results, mut gathered) = tokio::sync::mpsc::unbounded_channel::<Report>();
+        for row in rows {
+            let place = places.clone().acquire_owned().await.unwrap();
+            results.send((row, Attempt::Done, place)).unwrap();
+        }
+        drop(results);
+        let linger = Duration::from_secs(5);
+        let first = gathered.recv().await.unwrap();
+        assert_eq!(gather(first, &mut gathered, linger).await.len(), BATCH_MAX);
+        let next = gathered.recv().await.unwrap();
+        // The senders are done: the last one is written at once, not after the linger.
+        let started = std::time::Instant::now();
+        assert_eq!(gather(next, &mut gathered, linger).await.len(), 1);
+        assert!(started.elapsed() < linger);
+    }
 }
