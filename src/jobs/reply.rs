@@ -601,28 +601,10 @@ async fn worker_pass(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Auth, Secret};
-    use crate::config_value::TlsMode;
+    use crate::smtp::tests::smtp;
     use crate::store::journal::{NewOutboxItem, enqueue_reply};
     use crate::store::{DatabaseConfig, outbox::OutboxStatus};
     use std::collections::BTreeSet;
-
-    fn smtp() -> SmtpConfig {
-        SmtpConfig {
-            host: "127.0.0.1".into(),
-            port: 25,
-            tls: TlsMode::None,
-            username: None,
-            password: None::<Secret>,
-            auth: Auth::Password,
-            ca_file: None,
-            from: "helpdesk@nhs.example".into(),
-            timeout: Duration::from_secs(5),
-            retry_initial: Duration::from_secs(30),
-            retry_max: Duration::from_secs(3600),
-            give_up_after: Duration::from_secs(3 * 86400),
-        }
-    }
 
     /// A store with `n` replies queued, and their rows as a pass reads them.
     async fn queued(n: usize) -> (Store, Vec<outbox::OutboxRow>) {

@@ -303,12 +303,13 @@ pub fn build_message(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Secret;
     use std::time::Duration;
 
-    fn smtp() -> SmtpConfig {
+    /// A plain-SMTP config for tests (also the reply sender's, `jobs/reply.rs`).
+    pub(crate) fn smtp() -> SmtpConfig {
         SmtpConfig {
             host: "127.0.0.1".into(),
             port: 25,
