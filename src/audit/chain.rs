@@ -791,13 +791,7 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_appends_onto_the_head_it_left_and_reads_it_again_when_that_is_stale() {
-        let store = crate::store::Store::open(&crate::store::DatabaseConfig {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: std::time::Duration::from_secs(5),
-        })
-        .await
-        .unwrap();
+        let store = crate::store::Store::in_memory().await;
         {
             // Every row write of the head, counted by a trigger of this (only) connection.
             let mut c = store.write().await.unwrap();

@@ -56,18 +56,10 @@ pub async fn save(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatabaseConfig;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn checkpoint_round_trip_and_update() {
-        let store = Store::open(&DatabaseConfig {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap();
+        let store = Store::in_memory().await;
         assert_eq!(load(&store, "hd@x.example", "INBOX").await.unwrap(), None);
         let c = Checkpoint {
             uidvalidity: u32::MAX,

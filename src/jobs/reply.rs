@@ -603,18 +603,12 @@ mod tests {
     use super::*;
     use crate::smtp::tests::smtp;
     use crate::store::journal::{NewOutboxItem, enqueue_reply};
-    use crate::store::{DatabaseConfig, outbox::OutboxStatus};
+    use crate::store::outbox::OutboxStatus;
     use std::collections::BTreeSet;
 
     /// A store with `n` replies queued, and their rows as a pass reads them.
     async fn queued(n: usize) -> (Store, Vec<outbox::OutboxRow>) {
-        let store = Store::open(&DatabaseConfig {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap();
+        let store = Store::in_memory().await;
         let mut tx = store.begin().await.unwrap();
         for i in 0..n {
             enqueue_reply(

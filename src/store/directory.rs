@@ -529,17 +529,10 @@ pub async fn for_each_export_row<E: From<StoreError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DatabaseConfig, Store};
-    use std::time::Duration;
+    use crate::store::Store;
 
     async fn plan(sql: &str, texts: usize, ints: usize) -> String {
-        let store = Store::open(&DatabaseConfig {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap();
+        let store = Store::in_memory().await;
         crate::store::sqlite_plan(&store, sql, texts, ints).await
     }
 

@@ -121,16 +121,9 @@ pub async fn find(store: &Store, inbox: &str) -> Result<Option<LeaseRow>, StoreE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::DatabaseConfig;
 
     async fn store() -> Store {
-        Store::open(&DatabaseConfig {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap()
+        Store::in_memory().await
     }
 
     #[tokio::test]

@@ -86,20 +86,13 @@ pub async fn candidates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DatabaseConfig, Store};
+    use crate::store::Store;
     use sqlx::Row;
-    use std::time::Duration;
 
     /// A waiting request's page lists these: index lookups, never a walk of every request.
     #[tokio::test]
     async fn the_page_reads_use_their_indexes() {
-        let store = Store::open(&DatabaseConfig {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap();
+        let store = Store::in_memory().await;
         let mut c = store.read().await.unwrap();
         let into = format!("{SELECT} WHERE g.into_request_id = $1 ORDER BY g.request_id");
         let of = format!("{SELECT} WHERE g.request_id = $1");

@@ -325,6 +325,19 @@ pub struct Store {
 }
 
 impl Store {
+    /// A migrated SQLite database in memory, for unit tests. One connection: each connection
+    /// to `sqlite::memory:` is a database of its own.
+    #[cfg(test)]
+    pub(crate) async fn in_memory() -> Store {
+        Store::open(&DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        })
+        .await
+        .expect("an in-memory store")
+    }
+
     /// Connect (creating a SQLite file when missing) and bring the schema up to date.
     pub async fn open(cfg: &DatabaseConfig) -> Result<Store, StoreError> {
         let store = Store::connect(cfg).await?;

@@ -393,18 +393,11 @@ pub(super) fn clip(error: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::DatabaseConfig;
     use crate::store::Store;
     use crate::store::journal::{NewOutboxItem, enqueue_reply};
 
     async fn store() -> Store {
-        Store::open(&DatabaseConfig {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap()
+        Store::in_memory().await
     }
 
     async fn enqueue(store: &Store, message_id: &str, secret: Option<&str>) -> i64 {

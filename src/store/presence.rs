@@ -102,21 +102,14 @@ pub async fn others(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DatabaseConfig, Store};
+    use crate::store::Store;
     use sqlx::Row;
-    use std::time::Duration;
 
     /// Every page view sweeps and reads presence: both stay index lookups however many
     /// requests and rows there are.
     #[tokio::test]
     async fn the_sweep_and_the_read_use_their_indexes() {
-        let store = Store::open(&DatabaseConfig {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap();
+        let store = Store::in_memory().await;
         let mut c = store.read().await.unwrap();
         for (sql, index) in [
             (SWEEP, "presence_expires"),

@@ -835,18 +835,10 @@ pub async fn ping(conn: &mut Conn) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::DatabaseConfig;
     use crate::store::Store;
-    use std::time::Duration;
 
     async fn store() -> Store {
-        Store::open(&DatabaseConfig {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap()
+        Store::in_memory().await
     }
 
     use crate::store::sqlite_plan as plan;
