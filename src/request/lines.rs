@@ -18,13 +18,37 @@ pub(crate) static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
-/// `Key: value`, `Key : value`, `Key<TAB>value`, `**Key:** value`, `- Key: value`.
+/// `Key: value`, `Key : value`, `Key<TAB>value`, `**Key:** value`, `- Key: value`. The key
+/// is at most [`MAX_KEY_CHARS`], checked after the match: written into the pattern as
+/// `{0,39}?`, the repetition copied its Unicode class 39 times, which made this the dearest
+/// regex to build (a fifth of the daemon's start) and, since the backtracker clears a bit per
+/// state and byte before each search, the dearest to run per line. The lazy `*?` tries the
+/// same keys in the same order (shortest first), so a key over the limit is a line the
+/// bounded pattern did not match either.
 static FIELD_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^\s*(?:[-•*]\s+)?[*_]*\s*(\p{L}[\p{L}\p{N} \x{a0}()/'.-]{0,39}?)\s*[*_]*\s*(?::|\t)\s*(.*)$",
+        r"^\s*(?:[-•*]\s+)?[*_]*\s*(\p{L}[\p{L}\p{N} \x{a0}()/'.-]*?)\s*[*_]*\s*(?::|\t)\s*(.*)$",
     )
     .expect("static regex")
 });
+
+/// The longest key a field line has, in characters.
+const MAX_KEY_CHARS: usize = 40;
+
+/// [`FIELD_LINE`]'s key and value in `line`, the key no longer than [`MAX_KEY_CHARS`]. Only a
+/// line with a colon or a tab can be one, and most lines of a message have neither: they
+/// are not searched.
+fn key_and_value(line: &str) -> Option<(&str, &str)> {
+    if !line.contains([':', '\t']) {
+        return None;
+    }
+    let caps = FIELD_LINE.captures(line)?;
+    let key = caps.get(1)?.as_str();
+    if key.chars().count() > MAX_KEY_CHARS {
+        return None;
+    }
+    Some((key, caps.get(2)?.as_str()))
+}
 
 /// A key as the tables match it: lower case, `-`/`_` as spaces, single spaces, without a
 /// trailing parenthesis (`Email (staff)`).
@@ -46,16 +70,11 @@ pub(crate) fn field_line(line: &str) -> Option<(String, Cow<'_, str>)> {
         let (key, value) = row.split_once('|')?;
         let key = key.trim().trim_end_matches(':');
         let value = value.trim().trim_end_matches('|').trim();
-        let caps = FIELD_LINE
-            .captures(&format!("{key}:"))?
-            .get(1)?
-            .as_str()
-            .to_string();
-        return Some((normalise_key(&caps), Cow::Owned(value.replace('|', " "))));
+        let cell = format!("{key}:");
+        let (key, _) = key_and_value(&cell)?;
+        return Some((normalise_key(key), Cow::Owned(value.replace('|', " "))));
     }
-    let caps = FIELD_LINE.captures(line)?;
-    let key = caps.get(1)?.as_str();
-    let value = caps.get(2)?.as_str();
+    let (key, value) = key_and_value(line)?;
     Some((normalise_key(key), Cow::Borrowed(value)))
 }
 
@@ -107,4 +126,113 @@ pub(crate) fn strip_subject_prefixes(subject: &str) -> &str {
         subject.get(prefix.end()..).unwrap_or_default()
     });
     rest.trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn field_lines_as_people_write_them() {
+        for (line, key, value) in [
+            ("Account: kim@care.example", "account", "kim@care.example"),
+            ("Account : kim", "account", "kim"),
+            ("Account\tkim", "account", "kim"),
+            // The value is raw here: `field_value` trims the emphasis.
+            (
+                "**Full name:** Zoë Ångström",
+                "full name",
+                "** Zoë Ångström",
+            ),
+            (
+                "- Email address : zoe@care.example",
+                "email address",
+                "zoe@care.example",
+            ),
+            ("• Prénom: Zoë", "prénom", "Zoë"),
+            (
+                "| Account: | kim@care.example |",
+                "account",
+                "kim@care.example",
+            ),
+            ("Full name | Kim Locked", "full name", "Kim Locked"),
+        ] {
+            let (k, v) = field_line(line).unwrap_or_else(|| panic!("{line:?} is a field line"));
+            assert_eq!((k.as_str(), v.as_ref()), (key, value), "{line:?}");
+        }
+        for line in [
+            "Kim is locked out, please unlock her account",
+            "",
+            "   ",
+            "12: not a key",
+            ": no key",
+        ] {
+            assert_eq!(field_line(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_is_at_most_forty_characters() {
+        let forty = format!("K{}", "é".repeat(39));
+        assert_eq!(forty.chars().count(), 40);
+        assert!(field_line(&format!("{forty}: x")).is_some());
+        assert_eq!(field_line(&format!("{forty}e: x")), None);
+        assert_eq!(field_line(&format!("| {forty}e | x |")), None);
+    }
+
+    /// The pattern as it was, its key bounded in the regex itself.
+    static BOUNDED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"^\s*(?:[-•*]\s+)?[*_]*\s*(\p{L}[\p{L}\p{N} \x{a0}()/'.-]{0,39}?)\s*[*_]*\s*(?::|\t)\s*(.*)$",
+        )
+        .expect("static regex")
+    });
+
+    /// What the generated lines are made of: letters, digits, spaces and every mark the
+    /// pattern names.
+    const CHARS: &[char] = &[
+        'a', 'Z', 'é', 'Ж', '7', ' ', ':', '\t', '*', '_', '-', '•', '.', '(', ')', '/', '\'',
+        '\u{a0}', '@', '|',
+    ];
+
+    /// What a key may hold after its first letter.
+    const KEY_CHARS: &[char] = &[
+        'a', 'Z', 'é', 'Ж', '7', ' ', '\u{a0}', '(', ')', '/', '\'', '.', '-',
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The key checked after the match reads every line as the bounded pattern did: the
+        /// same lines, the same key and value.
+        #[test]
+        fn the_key_limit_reads_as_the_bounded_pattern(
+            line in prop_oneof![
+                // Anything made of what a field line is made of.
+                proptest::collection::vec(proptest::sample::select(CHARS), 0..70)
+                    .prop_map(|cs| cs.into_iter().collect::<String>()),
+                // A key of about the limit's length, written as people do.
+                (
+                    proptest::sample::select(&["", " ", "- ", "• ", "**", "* "][..]),
+                    proptest::sample::select(&['K', 'é', 'Ж']),
+                    proptest::collection::vec(proptest::sample::select(KEY_CHARS), 30..48),
+                    proptest::sample::select(&["", " ", "**", " **"][..]),
+                    proptest::sample::select(&[":", "\t", " :", ""][..]),
+                    proptest::collection::vec(proptest::sample::select(CHARS), 0..12),
+                )
+                    .prop_map(|(lead, first, key, close, sep, value)| {
+                        let key: String = key.into_iter().collect();
+                        let value: String = value.into_iter().collect();
+                        format!("{lead}{first}{key}{close}{sep}{value}")
+                    }),
+            ]
+        ) {
+            let bounded = BOUNDED.captures(&line).map(|c| {
+                (c.get(1).map(|m| m.as_str()), c.get(2).map(|m| m.as_str()))
+            });
+            let now = key_and_value(&line).map(|(k, v)| (Some(k), Some(v)));
+            prop_assert_eq!(now, bounded, "{:?}", line);
+        }
+    }
 }
