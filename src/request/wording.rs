@@ -42,7 +42,15 @@ fn wording() -> Vec<(RequestKind, Strength, String)> {
 /// "a word" as "no space" say the same there, and keep the regex engine on its fast DFA path
 /// (Unicode `\b` and `\w` make it fall back to a slow one on the corpus's accented text).
 fn fast(pattern: &str) -> String {
-    pattern.replace(r"\b", r"(?-u:\b)").replace(r"\w", "[^ ]")
+    any_word(&pattern.replace(r"\b", r"(?-u:\b)"))
+}
+
+/// In text that is words between single spaces, "a word" (`\w+`) is "no space" (`[^ ]+`).
+/// Unicode's `\w` is hundreds of ranges, copied once per repetition (`(?:\w+ ){0,5}`), which
+/// makes a regex slow to build; `[^ ]` is a handful of states. (The one difference: a word
+/// holding a digit `\w` does not count, such as `²` or `½`, counts as a word.)
+pub(crate) fn any_word(pattern: &str) -> String {
+    pattern.replace(r"\w", "[^ ]")
 }
 
 /// Each phrase's own regex, built the first time [`ANY`] finds the phrase in a sentence: most
@@ -77,8 +85,7 @@ static WORDING: LazyLock<Vec<Wording>> = LazyLock::new(|| {
 /// All the phrases in one set: one scan of a sentence says which phrases occur in it, and only
 /// those are searched for their positions.
 static ANY: LazyLock<regex::RegexSet> = LazyLock::new(|| {
-    let all: Vec<String> = wording().into_iter().map(|(_, _, p)| fast(&p)).collect();
-    regex::RegexSet::new(&all).expect("static regex")
+    regex::RegexSet::new(WORDING.iter().map(|w| &w.pattern)).expect("static regex")
 });
 
 /// The role a phrase implies.
@@ -106,7 +113,7 @@ pub fn phrases(norm: &str) -> Vec<Phrase> {
     }
     let mut out: Vec<Phrase> = Vec::new();
     for w in present.iter().filter_map(|i| WORDING.get(i)) {
-        let (kind, strength) = (&w.kind, &w.strength);
+        let (kind, strength) = (w.kind, w.strength);
         let def = kind.def();
         for m in w.regex().find_iter(norm) {
             let text = m.as_str();
@@ -119,15 +126,15 @@ pub fn phrases(norm: &str) -> Vec<Phrase> {
                 None
             };
             let phrase = Phrase {
-                kind: *kind,
-                strength: *strength,
+                kind,
+                strength,
                 start: m.start(),
                 end: m.end(),
                 role,
             };
             if let Some(same) = out
                 .iter_mut()
-                .find(|p| p.kind == *kind && p.start < m.end() && m.start() < p.end)
+                .find(|p| p.kind == kind && p.start < m.end() && m.start() < p.end)
             {
                 // Keep the earliest start, the widest end, the stronger reading.
                 same.start = same.start.min(phrase.start);
